@@ -1,0 +1,230 @@
+import { CompactSign, compactVerify, errors as joseErrors } from 'jose';
+import type { CryptoKey, JWK, KeyObject } from 'jose';
+import { z } from 'zod';
+import { canonicalJson, fromHex, sha256, toHex, utf8 } from './encoding.js';
+
+/** The `prev_hash` of the first event: 32 zero bytes, as hex (ARCHITECTURE.md, "Audit chain"). */
+export const GENESIS_HASH = '0'.repeat(64);
+
+const hexHash = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hash in lowercase hex');
+const jsonObject = z.record(z.string(), z.unknown());
+
+/**
+ * One event of the audit chain as it is stored and exported (one JSON Lines row).
+ * `hash = SHA-256(prev_hash || JCS(event without hash))`.
+ *
+ * @example
+ * ```ts
+ * AuditEventSchema.parse(JSON.parse(line));
+ * ```
+ */
+export const AuditEventSchema = z.object({
+  seq: z.number().int().positive(),
+  id: z.string().min(1).max(128),
+  at: z.iso.datetime({ offset: true }),
+  type: z.string().min(1).max(64),
+  actor: z.string().max(256).nullable(),
+  subject: z.string().max(256).nullable(),
+  grant_id: z.string().max(128).nullable(),
+  txn: z.string().max(128).nullable(),
+  parent_id: z.string().max(128).nullable(),
+  data: jsonObject,
+  prev_hash: hexHash,
+  hash: hexHash,
+});
+
+/** A stored audit event. */
+export type AuditEvent = z.infer<typeof AuditEventSchema>;
+/** An audit event before its hash is computed. */
+export type UnhashedAuditEvent = Omit<AuditEvent, 'hash'>;
+
+/**
+ * Computes an event's hash: SHA-256 over the 32 raw bytes of `prev_hash` followed by the UTF-8
+ * of the RFC 8785 canonical JSON of the event without its `hash` member.
+ *
+ * @example
+ * ```ts
+ * const hash = await hashAuditEvent({ seq: 1, id: 'e1', at: '2026-11-24T09:00:00.000Z', type: 'grant.requested',
+ *   actor: 'agent:planner', subject: 'user:alice', grant_id: 'g1', txn: null, parent_id: null, data: {},
+ *   prev_hash: GENESIS_HASH });
+ * ```
+ */
+export async function hashAuditEvent(event: UnhashedAuditEvent): Promise<string> {
+  const { hash: _ignored, ...body } = event as UnhashedAuditEvent & { hash?: string };
+  const prev = fromHex(body.prev_hash);
+  const text = utf8(canonicalJson(body));
+  const input = new Uint8Array(prev.length + text.length);
+  input.set(prev, 0);
+  input.set(text, prev.length);
+  return toHex(await sha256(input));
+}
+
+/**
+ * Links a new event to the chain: gives it the next `seq`, the previous hash and its own hash.
+ *
+ * @example
+ * ```ts
+ * const first = await appendAuditEvent(null, { id: 'e1', at: new Date(0).toISOString(), type: 'admin.start',
+ *   actor: null, subject: null, grant_id: null, txn: null, parent_id: null, data: {} });
+ * const second = await appendAuditEvent(first, { ...draft, id: 'e2' });
+ * ```
+ */
+export async function appendAuditEvent(
+  previous: Pick<AuditEvent, 'seq' | 'hash'> | null,
+  draft: Omit<UnhashedAuditEvent, 'seq' | 'prev_hash'>,
+): Promise<AuditEvent> {
+  const unhashed: UnhashedAuditEvent = {
+    ...draft,
+    seq: previous ? previous.seq + 1 : 1,
+    prev_hash: previous ? previous.hash : GENESIS_HASH,
+  };
+  return { ...unhashed, hash: await hashAuditEvent(unhashed) };
+}
+
+/** Where a verification starts: the genesis, or a (verified) checkpoint. */
+export interface ChainAnchor {
+  /** The last sequence number covered by the anchor (0 for genesis). */
+  seq: number;
+  /** The hash of event `seq` (GENESIS_HASH for genesis). */
+  hash: string;
+}
+
+/** The outcome of a chain verification. */
+export type ChainVerification =
+  | { ok: true; count: number; lastSeq: number; lastHash: string }
+  | { ok: false; count: number; brokenSeq: number; reason: string };
+
+/**
+ * Verifies an audit chain incrementally, one event at a time, so that a large export can be
+ * streamed. It names the first broken sequence number: a gap or reordering, a `prev_hash` that
+ * does not link, or a `hash` that does not match the event's content (an edited row).
+ *
+ * @example
+ * ```ts
+ * const verifier = new AuditChainVerifier();
+ * for (const event of events) if (!(await verifier.push(event))) break;
+ * const result = verifier.result(); // { ok: true, count, lastSeq, lastHash } or { ok: false, brokenSeq, reason }
+ * ```
+ */
+export class AuditChainVerifier {
+  private lastSeq: number;
+  private lastHash: string;
+  private count = 0;
+  private failure: { brokenSeq: number; reason: string } | undefined;
+
+  constructor(anchor: ChainAnchor = { seq: 0, hash: GENESIS_HASH }) {
+    this.lastSeq = anchor.seq;
+    this.lastHash = anchor.hash;
+  }
+
+  /** Checks the next event; returns false once the chain is broken (later events are ignored). */
+  async push(input: unknown): Promise<boolean> {
+    if (this.failure) return false;
+    const expectedSeq = this.lastSeq + 1;
+    const parsed = AuditEventSchema.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.fail(expectedSeq, `event is malformed: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+    }
+    const event = parsed.data;
+    if (event.seq !== expectedSeq) return this.fail(expectedSeq, `expected seq ${expectedSeq}, found ${event.seq}`);
+    if (event.prev_hash !== this.lastHash) return this.fail(event.seq, 'prev_hash does not match the previous event');
+    if ((await hashAuditEvent(event)) !== event.hash) return this.fail(event.seq, 'hash does not match the event content');
+    this.lastSeq = event.seq;
+    this.lastHash = event.hash;
+    this.count++;
+    return true;
+  }
+
+  /** The verification so far. */
+  result(): ChainVerification {
+    if (this.failure) return { ok: false, count: this.count, ...this.failure };
+    return { ok: true, count: this.count, lastSeq: this.lastSeq, lastHash: this.lastHash };
+  }
+
+  private fail(brokenSeq: number, reason: string): false {
+    this.failure = { brokenSeq, reason };
+    return false;
+  }
+}
+
+/**
+ * Verifies a whole chain held in memory (see {@link AuditChainVerifier} for streams).
+ *
+ * @example
+ * ```ts
+ * const result = await verifyAuditChain(events);
+ * if (!result.ok) console.error(`audit chain broken at seq ${result.brokenSeq}: ${result.reason}`);
+ * ```
+ */
+export async function verifyAuditChain(events: Iterable<unknown>, anchor?: ChainAnchor): Promise<ChainVerification> {
+  const verifier = new AuditChainVerifier(anchor);
+  for (const event of events) if (!(await verifier.push(event))) break;
+  return verifier.result();
+}
+
+/** A signed statement that the chain up to `seq` ends in `hash`. */
+export const CheckpointSchema = z.strictObject({
+  seq: z.number().int().nonnegative(),
+  hash: hexHash,
+  at: z.iso.datetime({ offset: true }),
+});
+
+/** A checkpoint payload. */
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+
+/** JWS `typ` of a signed checkpoint. */
+export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jws';
+
+/**
+ * The exact bytes a checkpoint signature covers: the RFC 8785 canonical JSON of `{seq, hash, at}`.
+ *
+ * @example
+ * ```ts
+ * checkpointPayload({ seq: 10, hash: 'ab…', at: '2026-11-24T09:00:00.000Z' }); // '{"at":"…","hash":"ab…","seq":10}'
+ * ```
+ */
+export function checkpointPayload(checkpoint: Checkpoint): string {
+  return canonicalJson(CheckpointSchema.parse(checkpoint));
+}
+
+/**
+ * Signs a checkpoint as a compact JWS with the registry's key.
+ *
+ * @example
+ * ```ts
+ * const jws = await signCheckpoint({ seq, hash, at }, { privateKey, kid: 'reg-2026-11' });
+ * ```
+ */
+export async function signCheckpoint(
+  checkpoint: Checkpoint,
+  options: { privateKey: CryptoKey | KeyObject | JWK; kid: string; alg?: 'ES256' | 'EdDSA' },
+): Promise<string> {
+  return new CompactSign(utf8(checkpointPayload(checkpoint)))
+    .setProtectedHeader({ alg: options.alg ?? 'ES256', kid: options.kid, typ: CHECKPOINT_TYP })
+    .sign(options.privateKey);
+}
+
+/**
+ * Verifies a signed checkpoint with the registry's public key and returns its payload; throws
+ * a `TypeError` naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * const { seq, hash } = await verifyCheckpoint(jws, publicKey);
+ * ```
+ */
+export async function verifyCheckpoint(jws: string, publicKey: CryptoKey | KeyObject | JWK): Promise<Checkpoint> {
+  let verified;
+  try {
+    verified = await compactVerify(jws, publicKey, { algorithms: ['ES256', 'EdDSA'] });
+  } catch (error) {
+    if (error instanceof joseErrors.JOSEError) throw new TypeError(`checkpoint signature is invalid (${error.code})`);
+    throw error;
+  }
+  if (verified.protectedHeader.typ !== CHECKPOINT_TYP) throw new TypeError(`checkpoint typ must be ${CHECKPOINT_TYP}`);
+  const payload: unknown = JSON.parse(new TextDecoder().decode(verified.payload));
+  const checkpoint = CheckpointSchema.safeParse(payload);
+  if (!checkpoint.success) throw new TypeError('checkpoint payload is malformed');
+  return checkpoint.data;
+}

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  canonicalHash,
+  canonicalJson,
+  fromHex,
+  sha256,
+  sha256Base64url,
+  timingSafeEqual,
+  toHex,
+} from './encoding.js';
+
+function fromIeee754(hex: string): number {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setBigUint64(0, BigInt(`0x${hex}`));
+  return view.getFloat64(0);
+}
+
+describe('canonicalJson (RFC 8785)', () => {
+  it('serialises the RFC 8785 §3.2.2 sample exactly', () => {
+    // The input of RFC 8785 §3.2.2, parsed by JSON.parse as the RFC assumes.
+    const input = JSON.parse(
+      '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],' +
+        '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",' +
+        '"literals": [null, true, false]}',
+    ) as unknown;
+    expect(canonicalJson(input)).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],' +
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
+  });
+
+  it('sorts properties by UTF-16 code units as in RFC 8785 §3.2.3', () => {
+    const input = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
+    expect(canonicalJson(input)).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis",' +
+        '"\u20ac":"Euro Sign","\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
+    );
+  });
+
+  // RFC 8785 Appendix B: IEEE 754 values and their canonical text.
+  const appendixB: [string, string][] = [
+    ['0000000000000000', '0'],
+    ['8000000000000000', '0'],
+    ['0000000000000001', '5e-324'],
+    ['8000000000000001', '-5e-324'],
+    ['7fefffffffffffff', '1.7976931348623157e+308'],
+    ['ffefffffffffffff', '-1.7976931348623157e+308'],
+    ['4340000000000000', '9007199254740992'],
+    ['c340000000000000', '-9007199254740992'],
+    ['4430000000000000', '295147905179352830000'],
+    ['44b52d02c7e14af5', '9.999999999999997e+22'],
+    ['44b52d02c7e14af6', '1e+23'],
+    ['44b52d02c7e14af7', '1.0000000000000001e+23'],
+    ['444b1ae4d6e2ef4e', '999999999999999700000'],
+    ['444b1ae4d6e2ef4f', '999999999999999900000'],
+    ['444b1ae4d6e2ef50', '1e+21'],
+    ['3eb0c6f7a0b5ed8c', '9.999999999999997e-7'],
+    ['3eb0c6f7a0b5ed8d', '0.000001'],
+    ['41b3de4355555553', '333333333.3333332'],
+    ['41b3de4355555554', '333333333.33333325'],
+    ['41b3de4355555555', '333333333.3333333'],
+    ['41b3de4355555556', '333333333.3333334'],
+    ['41b3de4355555557', '333333333.33333343'],
+    ['becbf647612f3696', '-0.0000033333333333333333'],
+    ['43143ff3c1cb0959', '1424953923781206.2'],
+  ];
+  it.each(appendixB)('formats IEEE 754 %s as %s (Appendix B)', (hex, expected) => {
+    expect(canonicalJson(fromIeee754(hex))).toBe(expected);
+  });
+
+  it.each([
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['-Infinity', Number.NEGATIVE_INFINITY],
+  ])('rejects %s, which JSON cannot carry (RFC 8785 §3.2.2.3)', (_name, value) => {
+    expect(() => canonicalJson({ amount: value })).toThrow('$.amount is not a finite number');
+  });
+
+  it('rejects values with no JSON representation', () => {
+    expect(() => canonicalJson({ f: () => 1 })).toThrow('$.f has no JSON representation (function)');
+    expect(() => canonicalJson([1n])).toThrow('$[0] has no JSON representation (bigint)');
+    expect(() => canonicalJson(undefined)).toThrow('$ has no JSON representation (undefined)');
+  });
+
+  it('drops undefined members as JSON does', () => {
+    expect(canonicalJson({ b: undefined, a: 1 })).toBe('{"a":1}');
+  });
+});
+
+describe('hashing helpers', () => {
+  it('computes the FIPS 180-2 SHA-256 of "abc"', async () => {
+    expect(toHex(await sha256('abc'))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(toHex(await sha256(new TextEncoder().encode('abc')))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+  });
+
+  it('encodes SHA-256 as base64url without padding', async () => {
+    expect(await sha256Base64url('abc')).toBe('ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0');
+  });
+
+  it('hashes equal JSON values equally whatever their key order', async () => {
+    expect(await canonicalHash({ b: 1, a: { d: [1, 2], c: 'x' } })).toBe(await canonicalHash({ a: { c: 'x', d: [1, 2] }, b: 1 }));
+    expect(await canonicalHash({ a: 1 })).not.toBe(await canonicalHash({ a: 2 }));
+  });
+
+  it('round-trips hex and rejects what is not hex', () => {
+    expect(toHex(fromHex('00ff10Ab'))).toBe('00ff10ab');
+    expect(() => fromHex('abc')).toThrow('not a hex string');
+    expect(() => fromHex('zz')).toThrow('not a hex string');
+  });
+
+  it('compares strings for equality without early exit', () => {
+    expect(timingSafeEqual('abc', 'abc')).toBe(true);
+    expect(timingSafeEqual('abc', 'abd')).toBe(false);
+    expect(timingSafeEqual('abc', 'abcd')).toBe(false);
+    expect(timingSafeEqual('', '')).toBe(true);
+  });
+});

@@ -1,0 +1,120 @@
+import canonicalizeJson from 'canonicalize';
+import { base64url } from 'jose';
+
+const encoder = new TextEncoder();
+
+/**
+ * RFC 8785 JSON Canonicalization Scheme: the one byte-exact text of a JSON value (sorted keys,
+ * ECMAScript number formatting, minimal string escaping). Rejects values JSON cannot carry.
+ *
+ * @example
+ * ```ts
+ * canonicalJson({ b: 1, a: [true, null, 1e21] }); // '{"a":[true,null,1e+21],"b":1}'
+ * ```
+ */
+export function canonicalJson(value: unknown): string {
+  assertJsonValue(value, '$');
+  const text = canonicalizeJson(value);
+  if (text === undefined) throw new TypeError('value has no JSON representation');
+  return text;
+}
+
+function assertJsonValue(value: unknown, path: string): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      // RFC 8785 §3.2.2.3: NaN and Infinity are not JSON numbers.
+      if (!Number.isFinite(value)) throw new TypeError(`${path} is not a finite number`);
+      return;
+    case 'object':
+      if (value === null) return;
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => assertJsonValue(item, `${path}[${i}]`));
+        return;
+      }
+      for (const [key, item] of Object.entries(value)) {
+        if (item !== undefined) assertJsonValue(item, `${path}.${key}`);
+      }
+      return;
+    default:
+      throw new TypeError(`${path} has no JSON representation (${typeof value})`);
+  }
+}
+
+/** UTF-8 bytes of a string. */
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(text);
+}
+
+/**
+ * SHA-256 of bytes or of a UTF-8 string, with Web Crypto.
+ *
+ * @example
+ * ```ts
+ * toHex(await sha256('abc')); // 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+ * ```
+ */
+export async function sha256(data: Uint8Array | string): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = typeof data === 'string' ? utf8(data) : new Uint8Array(data);
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+/**
+ * base64url (no padding) of the SHA-256 of a string: the form used for `ath` (RFC 9449 §4.2),
+ * token hashes in logs and WebAuthn challenges.
+ *
+ * @example
+ * ```ts
+ * await sha256Base64url('abc'); // 'ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0'
+ * ```
+ */
+export async function sha256Base64url(data: Uint8Array | string): Promise<string> {
+  return base64url.encode(await sha256(data));
+}
+
+/**
+ * SHA-256 of the RFC 8785 canonical form of a JSON value, as lowercase hex.
+ *
+ * @example
+ * ```ts
+ * await canonicalHash({ b: 1, a: 2 }) === await canonicalHash({ a: 2, b: 1 }); // true
+ * ```
+ */
+export async function canonicalHash(value: unknown): Promise<string> {
+  return toHex(await sha256(canonicalJson(value)));
+}
+
+/** Lowercase hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  return out;
+}
+
+/** Bytes of a hex string; throws on odd length or a non-hex digit. */
+export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError('not a hex string');
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/**
+ * Compares two strings in time that depends only on their lengths, for secrets, hashes and
+ * thumbprints.
+ *
+ * @example
+ * ```ts
+ * timingSafeEqual('abc', 'abc'); // true
+ * ```
+ */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const x = utf8(a);
+  const y = utf8(b);
+  let diff = x.length ^ y.length;
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}

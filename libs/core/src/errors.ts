@@ -1,0 +1,213 @@
+/**
+ * OAuth error classes: one per protocol error code, each with its HTTP status.
+ *
+ * Codes come from RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 8693, RFC 9449 §7 and §8, plus the
+ * envelope codes of Writ's verifier. Every error has a stable string `code` that callers switch
+ * on, like `jose`'s errors; the message is for humans and may change.
+ *
+ * @example
+ * ```ts
+ * import { InvalidDpopProof, OAuthError } from '@writ/core';
+ * try {
+ *   throw new InvalidDpopProof('DPoP proof htm does not match the request method');
+ * } catch (e) {
+ *   if (e instanceof OAuthError) {
+ *     console.log(e.code, e.status, e.toJSON()); // invalid_dpop_proof 401 {...}
+ *   }
+ * }
+ * ```
+ */
+export abstract class OAuthError extends Error {
+  /** The protocol error code, for example `invalid_dpop_proof`. */
+  abstract readonly code: OAuthErrorCode;
+  /** The HTTP status an endpoint answers with. */
+  abstract readonly status: number;
+
+  constructor(
+    /** `error_description`: a short human-readable text, never a secret or a whole token. */
+    readonly description: string,
+    options?: { cause?: unknown },
+  ) {
+    super(description, options);
+    this.name = new.target.name;
+  }
+
+  /** The JSON body of the error response (RFC 6749 §5.2). */
+  toJSON(): { error: OAuthErrorCode; error_description: string } {
+    return { error: this.code, error_description: this.description };
+  }
+
+  /**
+   * The `WWW-Authenticate` header value a protected resource answers with (RFC 6750 §3,
+   * RFC 9449 §7.1), or `undefined` for errors that have none.
+   *
+   * @example
+   * ```ts
+   * new InvalidToken('token expired').wwwAuthenticate(); // 'DPoP error="invalid_token", error_description="token expired", algs="ES256 EdDSA"'
+   * ```
+   */
+  wwwAuthenticate(options: WwwAuthenticateOptions = {}): string | undefined {
+    return renderWwwAuthenticate(this, options);
+  }
+}
+
+/** Every error code Writ emits. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'invalid_target'
+  | 'invalid_authorization_details'
+  | 'access_denied'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'unsupported_token_type'
+  | 'rate_limited'
+  | 'outside_time_window'
+  | 'budget_exceeded'
+  | 'approval_required'
+  | 'revoked'
+  | 'temporarily_unavailable'
+  | 'server_error';
+
+function defineError<C extends OAuthErrorCode>(code: C, status: number) {
+  return class extends OAuthError {
+    readonly code: C = code;
+    readonly status: number = status;
+  };
+}
+
+/** RFC 6749 §5.2: the request is missing a parameter, or is otherwise malformed. HTTP 400. */
+export class InvalidRequest extends defineError('invalid_request', 400) {}
+/** RFC 6749 §5.2: client authentication failed. HTTP 401. */
+export class InvalidClient extends defineError('invalid_client', 401) {}
+/** RFC 6749 §5.2: the grant or subject token is invalid, expired, revoked or not this client's. HTTP 400. */
+export class InvalidGrant extends defineError('invalid_grant', 400) {}
+/** RFC 6749 §5.2: the client may not use this grant type or act as this actor. HTTP 400. */
+export class UnauthorizedClient extends defineError('unauthorized_client', 400) {}
+/** RFC 6749 §5.2: the grant type is not supported. HTTP 400. */
+export class UnsupportedGrantType extends defineError('unsupported_grant_type', 400) {}
+/** RFC 6749 §5.2: the requested scope is invalid or wider than granted. HTTP 400. */
+export class InvalidScope extends defineError('invalid_scope', 400) {}
+/** RFC 8693 §2.2.2: the requested audience or resource is not acceptable. HTTP 400. */
+export class InvalidTarget extends defineError('invalid_target', 400) {}
+/** RFC 9396 §5: the `authorization_details` are invalid or wider than allowed. HTTP 400. */
+export class InvalidAuthorizationDetails extends defineError('invalid_authorization_details', 400) {}
+/** RFC 6749 §4.1.2.1: the human (or policy) denied the request. HTTP 403. */
+export class AccessDenied extends defineError('access_denied', 403) {}
+/** RFC 9449 §7.1: the DPoP proof is missing or invalid. HTTP 401. */
+export class InvalidDpopProof extends defineError('invalid_dpop_proof', 401) {}
+/** RFC 9449 §8: the server requires a nonce in the DPoP proof. HTTP 401 at resources (400 at token endpoints). */
+export class UseDpopNonce extends defineError('use_dpop_nonce', 401) {
+  constructor(
+    description: string,
+    /** The nonce the client must put in its next proof (`DPoP-Nonce` header). */
+    readonly nonce: string,
+  ) {
+    super(description);
+  }
+}
+/** RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid. HTTP 401. */
+export class InvalidToken extends defineError('invalid_token', 401) {}
+/** RFC 6750 §3.1: the token does not cover this action or resource. HTTP 403. */
+export class InsufficientScope extends defineError('insufficient_scope', 403) {}
+/** RFC 8693 §2.2.2: the subject or actor token type is not supported. HTTP 400. */
+export class UnsupportedTokenType extends defineError('unsupported_token_type', 400) {}
+/** Envelope: the grant's rate limit is reached. HTTP 429. */
+export class RateLimited extends defineError('rate_limited', 429) {
+  constructor(
+    description: string,
+    /** Seconds until a request may succeed again (`Retry-After`). */
+    readonly retryAfter: number,
+  ) {
+    super(description);
+  }
+}
+/** Envelope: the request falls outside every allowed time window. HTTP 403. */
+export class OutsideTimeWindow extends defineError('outside_time_window', 403) {}
+/** Envelope: the amount is above the per-request maximum or the remaining budget. HTTP 403. */
+export class BudgetExceeded extends defineError('budget_exceeded', 403) {}
+/** Envelope: the amount is above the step-up threshold; a human must approve this exact request. HTTP 403. */
+export class ApprovalRequired extends defineError('approval_required', 403) {
+  constructor(
+    description: string,
+    /** The id of the step-up request the human is asked to approve. */
+    readonly stepUpId?: string,
+  ) {
+    super(description);
+  }
+}
+/** The grant, transaction, token or agent was revoked. HTTP 401. */
+export class Revoked extends defineError('revoked', 401) {}
+/** A dependency (for example Redis) is unreachable; the request is denied, never allowed. HTTP 503. */
+export class TemporarilyUnavailable extends defineError('temporarily_unavailable', 503) {}
+/** Anything unexpected. The description is fixed; details go to the log only. HTTP 500. */
+export class ServerError extends defineError('server_error', 500) {
+  constructor(options?: { cause?: unknown }) {
+    super('The server could not handle the request.', options);
+  }
+}
+
+/** Options for {@link renderWwwAuthenticate}. */
+export interface WwwAuthenticateOptions {
+  /** Authentication scheme: `DPoP` (default) or `Bearer`. */
+  scheme?: 'DPoP' | 'Bearer';
+  /** RFC 9449 §7.1 `algs` parameter: the proof algorithms accepted. */
+  algs?: readonly string[];
+  /** RFC 6750 §3 `scope` parameter, for `insufficient_scope`. */
+  scope?: string;
+}
+
+const RESOURCE_ERRORS: ReadonlySet<OAuthErrorCode> = new Set([
+  'invalid_request',
+  'invalid_token',
+  'insufficient_scope',
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
+  'revoked',
+]);
+
+/** RFC 7230 quoted-string: escape backslash and double quote, drop control characters. */
+function quote(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return `"${value.replace(/[\u0000-\u001f\u007f]/g, '').replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/**
+ * Renders the `WWW-Authenticate` challenge a protected resource sends with this error
+ * (RFC 6750 §3, RFC 9449 §7.1). Envelope and server errors have no challenge: they return
+ * `undefined`. `revoked` is sent as `invalid_token`, the code RFC 6750 clients understand.
+ *
+ * @example
+ * ```ts
+ * renderWwwAuthenticate(new InsufficientScope('no write on /hotels'), { scope: 'hotels:write' });
+ * // 'DPoP error="insufficient_scope", error_description="no write on /hotels", scope="hotels:write", algs="ES256 EdDSA"'
+ * ```
+ */
+export function renderWwwAuthenticate(error: OAuthError, options: WwwAuthenticateOptions = {}): string | undefined {
+  if (!RESOURCE_ERRORS.has(error.code)) return undefined;
+  const scheme = options.scheme ?? 'DPoP';
+  const code = error.code === 'revoked' ? 'invalid_token' : error.code;
+  const params = [`error=${quote(code)}`, `error_description=${quote(error.description)}`];
+  if (options.scope !== undefined) params.push(`scope=${quote(options.scope)}`);
+  if (scheme === 'DPoP') params.push(`algs=${quote((options.algs ?? ['ES256', 'EdDSA']).join(' '))}`);
+  return `${scheme} ${params.join(', ')}`;
+}
+
+/**
+ * Turns anything thrown into an {@link OAuthError}: protocol errors pass through, everything
+ * else becomes a `server_error` with a fixed text (the original stays in `cause`, for the log).
+ *
+ * @example
+ * ```ts
+ * toOAuthError(new TypeError('boom')).toJSON(); // { error: 'server_error', error_description: 'The server could not handle the request.' }
+ * ```
+ */
+export function toOAuthError(error: unknown): OAuthError {
+  return error instanceof OAuthError ? error : new ServerError({ cause: error });
+}

@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './encoding.js';
+export * from './clock.js';
+export * from './capabilities.js';
+export * from './envelope.js';
+export * from './audit.js';
