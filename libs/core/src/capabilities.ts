@@ -242,7 +242,14 @@ export const AuthorizationDetailSchema = z.strictObject({
     .optional(),
 });
 
-/** A capability (RFC 9396 authorization details object). */
+/**
+ * A capability (RFC 9396 authorization details object), as {@link AuthorizationDetailSchema} outputs it.
+ *
+ * @example
+ * ```ts
+ * const capability: AuthorizationDetail = { type: 'payment', locations: ['https://pay.example'], actions: ['transact'] };
+ * ```
+ */
 export type AuthorizationDetail = z.infer<typeof AuthorizationDetailSchema>;
 
 /**
@@ -255,15 +262,27 @@ export type AuthorizationDetail = z.infer<typeof AuthorizationDetailSchema>;
  */
 export const AuthorizationDetailsSchema = z.array(AuthorizationDetailSchema).min(1).max(32);
 
-/** An `authorization_details` array. */
+/**
+ * An `authorization_details` array, as {@link AuthorizationDetailsSchema} outputs it.
+ *
+ * @example
+ * ```ts
+ * const details: AuthorizationDetails = AuthorizationDetailsSchema.parse(body.authorization_details);
+ * ```
+ */
 export type AuthorizationDetails = z.infer<typeof AuthorizationDetailsSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Subset (narrowing)
 // ---------------------------------------------------------------------------------------------
 
-function sortedKeys(record: Readonly<Record<string, number>> | undefined): string[] {
-  return record === undefined ? [] : Object.keys(record).sort();
+/** Limits as `[name, max]` pairs sorted by name, so messages and descriptions are stable. */
+function sortedLimits(limits: Readonly<Record<string, number>> | undefined): [string, number][] {
+  return Object.entries(limits ?? {}).sort(([a], [b]) => byCodeUnit(a, b));
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -288,8 +307,7 @@ function wideningsOf(parent: AuthorizationDetail, child: AuthorizationDetail): s
     const relation = identifierCovers(child.identifier, parent.identifier) ? 'is wider than' : 'is not within';
     widenings.push(`identifier ${shown} ${relation} '${parent.identifier ?? ''}'`);
   }
-  for (const name of sortedKeys(parent.limits)) {
-    const max = parent.limits?.[name] as number;
+  for (const [name, max] of sortedLimits(parent.limits)) {
     // Own properties only: a limit called `constructor` must not be found on Object.prototype.
     const value = child.limits !== undefined && Object.hasOwn(child.limits, name) ? child.limits[name] : undefined;
     if (value === undefined) widenings.push(`limit ${name} is dropped`);
@@ -336,20 +354,14 @@ export function capabilityCovers(parent: AuthorizationDetail, child: Authorizati
  */
 export function detailsSubsetViolation(child: AuthorizationDetails, parent: AuthorizationDetails): string | null {
   for (const [index, capability] of child.entries()) {
-    let closest: string[] | undefined;
-    for (const candidate of parent) {
-      if (candidate.type !== capability.type) continue;
-      const widenings = wideningsOf(candidate, capability);
-      if (widenings.length === 0) {
-        closest = widenings;
-        break;
-      }
-      if (closest === undefined || widenings.length < closest.length) closest = widenings;
-    }
     const prefix = `capability ${index} (${capability.type})`;
-    if (closest === undefined) return `${prefix}: type '${capability.type}' is not in the parent`;
-    const [first] = closest;
-    if (first !== undefined) return `${prefix}: ${first}`;
+    const candidates = parent.filter((p) => p.type === capability.type);
+    if (candidates.length === 0) return `${prefix}: type '${capability.type}' is not in the parent`;
+    const widenings = candidates.map((candidate) => wideningsOf(candidate, capability));
+    // Fewest widenings first (the sort is stable, so ties keep parent order); an empty list
+    // sorts first and means some parent capability covers this one.
+    const reason = widenings.sort((a, b) => a.length - b.length)[0]?.[0];
+    if (reason !== undefined) return `${prefix}: ${reason}`;
   }
   return null;
 }
@@ -392,7 +404,14 @@ export function assertDetailsSubset(child: AuthorizationDetails, parent: Authori
 // Request matching (the verifier)
 // ---------------------------------------------------------------------------------------------
 
-/** What a service provider asks the verifier about: one action, at one URL, maybe on one resource. */
+/**
+ * What a service provider asks the verifier about: one action, at one URL, maybe on one resource.
+ *
+ * @example
+ * ```ts
+ * const request: CapabilityRequest = { url: 'https://flights.example/api/bookings/42', action: 'write', resource: 'bookings/42' };
+ * ```
+ */
 export interface CapabilityRequest {
   /** The absolute request URL; query and fragment are ignored. */
   readonly url: string;
@@ -486,10 +505,6 @@ const ACTION_VERBS: ReadonlyMap<string, readonly string[]> = new Map([
 ]);
 const KNOWN_ACTIONS = [...ACTION_VERBS.keys()];
 
-function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** "a", "a and b", "a, b and c". */
 function joinList(items: readonly string[]): string {
   if (items.length <= 1) return items.join('');
@@ -527,8 +542,8 @@ export function describeCapability(capability: AuthorizationDetail): string {
   const verbs = [...new Set([...known.flatMap((a) => ACTION_VERBS.get(a) ?? []), ...others])];
   const sentence = joinList(verbs);
   const places = joinList([...new Set(capability.locations.map(describeLocation))].sort(byCodeUnit));
-  const resource = capability.identifier === undefined ? 'every resource' : `resource ${capability.identifier}`;
-  const limits = sortedKeys(capability.limits).map((name) => `${name} at most ${capability.limits?.[name]}`);
+  const resource = capability.identifier === undefined ? 'all resources' : `resource ${capability.identifier}`;
+  const limits = sortedLimits(capability.limits).map(([name, max]) => `${name} at most ${max}`);
   const tail = limits.length === 0 ? '' : ` — ${limits.join(', ')}`;
   return `${sentence.charAt(0).toUpperCase()}${sentence.slice(1)} ${capability.type} on ${places}, ${resource}${tail}`;
 }
@@ -539,7 +554,7 @@ export function describeCapability(capability: AuthorizationDetail): string {
  * @example
  * ```ts
  * describeCapabilities([{ type: 'payment', locations: ['https://pay.example/eur'], actions: ['transact'] }]);
- * // ['Make payments payment on pay.example/eur, every resource']
+ * // ['Make payments payment on pay.example/eur, all resources']
  * ```
  */
 export function describeCapabilities(details: AuthorizationDetails): string[] {

@@ -4,3 +4,5 @@ export * from './clock.js';
 export * from './capabilities.js';
 export * from './envelope.js';
 export * from './audit.js';
+export * from './dpop.js';
+export * from './txn-token.js';
