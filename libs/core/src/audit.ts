@@ -3,7 +3,14 @@ import type { CryptoKey, JWK, KeyObject } from 'jose';
 import { z } from 'zod';
 import { canonicalJson, fromHex, sha256, toHex, utf8 } from './encoding.js';
 
-/** The `prev_hash` of the first event: 32 zero bytes, as hex (ARCHITECTURE.md, "Audit chain"). */
+/**
+ * The `prev_hash` of the first event: 32 zero bytes, as hex (ARCHITECTURE.md, "Audit chain").
+ *
+ * @example
+ * ```ts
+ * events[0].prev_hash === GENESIS_HASH; // true for an intact chain
+ * ```
+ */
 export const GENESIS_HASH = '0'.repeat(64);
 
 const hexHash = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hash in lowercase hex');
@@ -33,9 +40,23 @@ export const AuditEventSchema = z.object({
   hash: hexHash,
 });
 
-/** A stored audit event. */
+/**
+ * A stored audit event.
+ *
+ * @example
+ * ```ts
+ * const event: AuditEvent = AuditEventSchema.parse(row);
+ * ```
+ */
 export type AuditEvent = z.infer<typeof AuditEventSchema>;
-/** An audit event before its hash is computed. */
+/**
+ * An audit event before its hash is computed.
+ *
+ * @example
+ * ```ts
+ * const { hash, ...unhashed } = event; await hashAuditEvent(unhashed);
+ * ```
+ */
 export type UnhashedAuditEvent = Omit<AuditEvent, 'hash'>;
 
 /**
@@ -81,7 +102,14 @@ export async function appendAuditEvent(
   return { ...unhashed, hash: await hashAuditEvent(unhashed) };
 }
 
-/** Where a verification starts: the genesis, or a (verified) checkpoint. */
+/**
+ * Where a verification starts: the genesis, or a (verified) checkpoint.
+ *
+ * @example
+ * ```ts
+ * const anchor: ChainAnchor = { seq: checkpoint.seq, hash: checkpoint.hash };
+ * ```
+ */
 export interface ChainAnchor {
   /** The last sequence number covered by the anchor (0 for genesis). */
   seq: number;
@@ -89,7 +117,15 @@ export interface ChainAnchor {
   hash: string;
 }
 
-/** The outcome of a chain verification. */
+/**
+ * The outcome of a chain verification.
+ *
+ * @example
+ * ```ts
+ * const result: ChainVerification = await verifyAuditChain(events);
+ * if (!result.ok) console.log(result.brokenSeq, result.reason);
+ * ```
+ */
 export type ChainVerification =
   | { ok: true; count: number; lastSeq: number; lastHash: string }
   | { ok: false; count: number; brokenSeq: number; reason: string };
@@ -163,17 +199,38 @@ export async function verifyAuditChain(events: Iterable<unknown>, anchor?: Chain
   return verifier.result();
 }
 
-/** A signed statement that the chain up to `seq` ends in `hash`. */
+/**
+ * A signed statement that the chain up to `seq` ends in `hash`.
+ *
+ * @example
+ * ```ts
+ * CheckpointSchema.parse({ seq: 10, hash: head.hash, at: new Date().toISOString() });
+ * ```
+ */
 export const CheckpointSchema = z.strictObject({
   seq: z.number().int().nonnegative(),
   hash: hexHash,
   at: z.iso.datetime({ offset: true }),
 });
 
-/** A checkpoint payload. */
+/**
+ * A checkpoint payload.
+ *
+ * @example
+ * ```ts
+ * const checkpoint: Checkpoint = { seq: 10, hash: head.hash, at: '2026-11-24T09:00:00.000Z' };
+ * ```
+ */
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 
-/** JWS `typ` of a signed checkpoint. */
+/**
+ * JWS `typ` of a signed checkpoint.
+ *
+ * @example
+ * ```ts
+ * decodeProtectedHeader(jws).typ === CHECKPOINT_TYP; // true
+ * ```
+ */
 export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jws';
 
 /**

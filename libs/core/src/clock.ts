@@ -11,10 +11,24 @@ export interface Clock {
   now(): number;
 }
 
-/** The real clock. */
+/**
+ * The real clock.
+ *
+ * @example
+ * ```ts
+ * await createDpopProof({ ...options, clock: systemClock });
+ * ```
+ */
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Whole seconds since the Unix epoch, as JWT `iat`/`exp` use (RFC 7519 §2 NumericDate). */
+/**
+ * Whole seconds since the Unix epoch, as JWT `iat`/`exp` use (RFC 7519 §2 NumericDate).
+ *
+ * @example
+ * ```ts
+ * epochSeconds({ now: () => 1_700_000_000_999 }); // 1700000000
+ * ```
+ */
 export function epochSeconds(clock: Clock): number {
   return Math.floor(clock.now() / 1000);
 }

@@ -43,7 +43,14 @@ function assertJsonValue(value: unknown, path: string): void {
   }
 }
 
-/** UTF-8 bytes of a string. */
+/**
+ * UTF-8 bytes of a string.
+ *
+ * @example
+ * ```ts
+ * utf8('€'); // Uint8Array [226, 130, 172]
+ * ```
+ */
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text);
 }
@@ -86,14 +93,28 @@ export async function canonicalHash(value: unknown): Promise<string> {
   return toHex(await sha256(canonicalJson(value)));
 }
 
-/** Lowercase hex of bytes. */
+/**
+ * Lowercase hex of bytes.
+ *
+ * @example
+ * ```ts
+ * toHex(new Uint8Array([0, 255])); // '00ff'
+ * ```
+ */
 export function toHex(bytes: Uint8Array): string {
   let out = '';
   for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
   return out;
 }
 
-/** Bytes of a hex string; throws on odd length or a non-hex digit. */
+/**
+ * Bytes of a hex string; throws on odd length or a non-hex digit.
+ *
+ * @example
+ * ```ts
+ * fromHex('00ff'); // Uint8Array [0, 255]
+ * ```
+ */
 export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError('not a hex string');
   const out = new Uint8Array(hex.length / 2);

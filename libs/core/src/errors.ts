@@ -51,7 +51,14 @@ export abstract class OAuthError extends Error {
   }
 }
 
-/** Every error code Writ emits. */
+/**
+ * Every error code Writ emits.
+ *
+ * @example
+ * ```ts
+ * const code: OAuthErrorCode = 'invalid_dpop_proof';
+ * ```
+ */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
@@ -82,27 +89,104 @@ function defineError<C extends OAuthErrorCode>(code: C, status: number) {
   };
 }
 
-/** RFC 6749 §5.2: the request is missing a parameter, or is otherwise malformed. HTTP 400. */
+/**
+ * RFC 6749 §5.2: the request is missing a parameter, or is otherwise malformed. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidRequest('grant_type is missing');
+ * ```
+ */
 export class InvalidRequest extends defineError('invalid_request', 400) {}
-/** RFC 6749 §5.2: client authentication failed. HTTP 401. */
+/**
+ * RFC 6749 §5.2: client authentication failed. HTTP 401.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidClient('client assertion jti was already used');
+ * ```
+ */
 export class InvalidClient extends defineError('invalid_client', 401) {}
-/** RFC 6749 §5.2: the grant or subject token is invalid, expired, revoked or not this client's. HTTP 400. */
+/**
+ * RFC 6749 §5.2: the grant or subject token is invalid, expired, revoked or not this client's. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidGrant('grant is revoked');
+ * ```
+ */
 export class InvalidGrant extends defineError('invalid_grant', 400) {}
-/** RFC 6749 §5.2: the client may not use this grant type or act as this actor. HTTP 400. */
+/**
+ * RFC 6749 §5.2: the client may not use this grant type or act as this actor. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new UnauthorizedClient('agent is not allowed to act in this grant');
+ * ```
+ */
 export class UnauthorizedClient extends defineError('unauthorized_client', 400) {}
-/** RFC 6749 §5.2: the grant type is not supported. HTTP 400. */
+/**
+ * RFC 6749 §5.2: the grant type is not supported. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new UnsupportedGrantType('only token exchange is supported');
+ * ```
+ */
 export class UnsupportedGrantType extends defineError('unsupported_grant_type', 400) {}
-/** RFC 6749 §5.2: the requested scope is invalid or wider than granted. HTTP 400. */
+/**
+ * RFC 6749 §5.2: the requested scope is invalid or wider than granted. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidScope('scope is wider than the grant');
+ * ```
+ */
 export class InvalidScope extends defineError('invalid_scope', 400) {}
-/** RFC 8693 §2.2.2: the requested audience or resource is not acceptable. HTTP 400. */
+/**
+ * RFC 8693 §2.2.2: the requested audience or resource is not acceptable. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidTarget('audience is not this trust domain');
+ * ```
+ */
 export class InvalidTarget extends defineError('invalid_target', 400) {}
-/** RFC 9396 §5: the `authorization_details` are invalid or wider than allowed. HTTP 400. */
+/**
+ * RFC 9396 §5: the `authorization_details` are invalid or wider than allowed. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidAuthorizationDetails("capability 0 (flight_booking): action 'delete' is not in the parent");
+ * ```
+ */
 export class InvalidAuthorizationDetails extends defineError('invalid_authorization_details', 400) {}
-/** RFC 6749 §4.1.2.1: the human (or policy) denied the request. HTTP 403. */
+/**
+ * RFC 6749 §4.1.2.1: the human (or policy) denied the request. HTTP 403.
+ *
+ * @example
+ * ```ts
+ * throw new AccessDenied('the human denied the request');
+ * ```
+ */
 export class AccessDenied extends defineError('access_denied', 403) {}
-/** RFC 9449 §7.1: the DPoP proof is missing or invalid. HTTP 401. */
+/**
+ * RFC 9449 §7.1: the DPoP proof is missing or invalid. HTTP 401.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidDpopProof('DPoP proof htm does not match the request method');
+ * ```
+ */
 export class InvalidDpopProof extends defineError('invalid_dpop_proof', 401) {}
-/** RFC 9449 §8: the server requires a nonce in the DPoP proof. HTTP 401 at resources (400 at token endpoints). */
+/**
+ * RFC 9449 §8: the server requires a nonce in the DPoP proof. HTTP 401 at resources (400 at token endpoints).
+ *
+ * @example
+ * ```ts
+ * throw new UseDpopNonce('DPoP proof nonce is required', currentNonce);
+ * ```
+ */
 export class UseDpopNonce extends defineError('use_dpop_nonce', 401) {
   constructor(
     description: string,
@@ -112,13 +196,41 @@ export class UseDpopNonce extends defineError('use_dpop_nonce', 401) {
     super(description);
   }
 }
-/** RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid. HTTP 401. */
+/**
+ * RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid. HTTP 401.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidToken('token expired');
+ * ```
+ */
 export class InvalidToken extends defineError('invalid_token', 401) {}
-/** RFC 6750 §3.1: the token does not cover this action or resource. HTTP 403. */
+/**
+ * RFC 6750 §3.1: the token does not cover this action or resource. HTTP 403.
+ *
+ * @example
+ * ```ts
+ * throw new InsufficientScope("no capability allows 'write' at https://hotels.example/rooms");
+ * ```
+ */
 export class InsufficientScope extends defineError('insufficient_scope', 403) {}
-/** RFC 8693 §2.2.2: the subject or actor token type is not supported. HTTP 400. */
+/**
+ * RFC 8693 §2.2.2: the subject or actor token type is not supported. HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new UnsupportedTokenType('subject_token_type must be txn_token or self_signed');
+ * ```
+ */
 export class UnsupportedTokenType extends defineError('unsupported_token_type', 400) {}
-/** Envelope: the grant's rate limit is reached. HTTP 429. */
+/**
+ * Envelope: the grant's rate limit is reached. HTTP 429.
+ *
+ * @example
+ * ```ts
+ * throw new RateLimited('60 requests per minute reached', 12);
+ * ```
+ */
 export class RateLimited extends defineError('rate_limited', 429) {
   constructor(
     description: string,
@@ -128,11 +240,32 @@ export class RateLimited extends defineError('rate_limited', 429) {
     super(description);
   }
 }
-/** Envelope: the request falls outside every allowed time window. HTTP 403. */
+/**
+ * Envelope: the request falls outside every allowed time window. HTTP 403.
+ *
+ * @example
+ * ```ts
+ * throw new OutsideTimeWindow('outside Monday to Friday, 09:00-18:00 (Europe/Paris)');
+ * ```
+ */
 export class OutsideTimeWindow extends defineError('outside_time_window', 403) {}
-/** Envelope: the amount is above the per-request maximum or the remaining budget. HTTP 403. */
+/**
+ * Envelope: the amount is above the per-request maximum or the remaining budget. HTTP 403.
+ *
+ * @example
+ * ```ts
+ * throw new BudgetExceeded('amount exceeds the remaining budget');
+ * ```
+ */
 export class BudgetExceeded extends defineError('budget_exceeded', 403) {}
-/** Envelope: the amount is above the step-up threshold; a human must approve this exact request. HTTP 403. */
+/**
+ * Envelope: the amount is above the step-up threshold; a human must approve this exact request. HTTP 403.
+ *
+ * @example
+ * ```ts
+ * throw new ApprovalRequired('payment above 150 EUR needs your approval', 'su_42');
+ * ```
+ */
 export class ApprovalRequired extends defineError('approval_required', 403) {
   constructor(
     description: string,
@@ -142,18 +275,46 @@ export class ApprovalRequired extends defineError('approval_required', 403) {
     super(description);
   }
 }
-/** The grant, transaction, token or agent was revoked. HTTP 401. */
+/**
+ * The grant, transaction, token or agent was revoked. HTTP 401.
+ *
+ * @example
+ * ```ts
+ * throw new Revoked('grant was revoked');
+ * ```
+ */
 export class Revoked extends defineError('revoked', 401) {}
-/** A dependency (for example Redis) is unreachable; the request is denied, never allowed. HTTP 503. */
+/**
+ * A dependency (for example Redis) is unreachable; the request is denied, never allowed. HTTP 503.
+ *
+ * @example
+ * ```ts
+ * throw new TemporarilyUnavailable('verifier store is unreachable');
+ * ```
+ */
 export class TemporarilyUnavailable extends defineError('temporarily_unavailable', 503) {}
-/** Anything unexpected. The description is fixed; details go to the log only. HTTP 500. */
+/**
+ * Anything unexpected. The description is fixed; details go to the log only. HTTP 500.
+ *
+ * @example
+ * ```ts
+ * throw new ServerError({ cause: unexpected });
+ * ```
+ */
 export class ServerError extends defineError('server_error', 500) {
   constructor(options?: { cause?: unknown }) {
     super('The server could not handle the request.', options);
   }
 }
 
-/** Options for {@link renderWwwAuthenticate}. */
+/**
+ * Options for {@link renderWwwAuthenticate}.
+ *
+ * @example
+ * ```ts
+ * const options: WwwAuthenticateOptions = { scheme: 'DPoP', algs: ['ES256'] };
+ * ```
+ */
 export interface WwwAuthenticateOptions {
   /** Authentication scheme: `DPoP` (default) or `Bearer`. */
   scheme?: 'DPoP' | 'Bearer';
