@@ -1,0 +1,64 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const postgresUrl = z
+  .string()
+  .url()
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
+
+const schema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  WRIT_DATA_DIR: z.string().min(1).default('.data'),
+  WRIT_ISSUER: z
+    .string()
+    .url()
+    .refine((v) => !v.endsWith('/'), 'must not end with /')
+    .default('http://127.0.0.1:4000'),
+  WRIT_TRUST_DOMAIN: z.string().min(1).default('writ.local'),
+  REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
+  REGISTRY_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300),
+  WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100),
+});
+
+/** The registry's validated configuration. */
+export interface RegistryConfig {
+  /** `undefined`: embedded PGlite under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  issuer: string;
+  trustDomain: string;
+  host: string;
+  port: number;
+  tokenTtlSeconds: number;
+  checkpointEvery: number;
+}
+
+/** A configuration value is wrong: start-up stops with this message. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Reads and validates the environment once, at start-up; a bad value stops start-up with a
+ * message naming every variable that is wrong.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): RegistryConfig {
+  const blankToUndefined = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === '' ? undefined : v]));
+  const parsed = schema.safeParse(blankToUndefined);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  return {
+    databaseUrl: c.DATABASE_URL,
+    dataDir: resolve(c.WRIT_DATA_DIR),
+    issuer: c.WRIT_ISSUER,
+    trustDomain: c.WRIT_TRUST_DOMAIN,
+    host: c.REGISTRY_HOST,
+    port: c.REGISTRY_PORT,
+    tokenTtlSeconds: c.WRIT_TOKEN_TTL_S,
+    checkpointEvery: c.WRIT_CHECKPOINT_EVERY,
+  };
+}

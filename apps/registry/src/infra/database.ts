@@ -1,0 +1,41 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { PGliteDriver } from 'typeorm-pglite';
+import { migrations } from '../../../../migrations/index.js';
+import { AuditCheckpointEntity, AuditEventEntity } from '../modules/audit/audit.entity.js';
+
+export const entities = [AuditEventEntity, AuditCheckpointEntity];
+
+/** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
+export type DatabaseTarget = { url: string } | { pgliteDir: string | 'memory' };
+
+/**
+ * Builds the TypeORM data source: `pg` against a real PostgreSQL when a URL is given, embedded
+ * PGlite otherwise. The same migrations run on both, at start-up.
+ */
+export function createDataSource(target: DatabaseTarget): DataSource {
+  const common = { type: 'postgres' as const, entities, migrations, migrationsRun: false, synchronize: false, logging: false };
+  if ('url' in target) {
+    return new DataSource({ ...common, url: target.url, extra: { max: 10 } });
+  }
+  let dataDir: string | undefined;
+  if (target.pgliteDir !== 'memory') {
+    mkdirSync(target.pgliteDir, { recursive: true });
+    dataDir = join(target.pgliteDir, 'pglite');
+  }
+  return new DataSource({
+    ...common,
+    driver: new PGliteDriver(dataDir ? { dataDir } : {}).driver,
+    // gen_random_uuid is built in; PGlite has no uuid-ossp extension.
+    uuidExtension: 'pgcrypto',
+  });
+}
+
+/** Opens the data source and applies pending migrations in one transaction each. */
+export async function openDatabase(target: DatabaseTarget): Promise<DataSource> {
+  const dataSource = createDataSource(target);
+  await dataSource.initialize();
+  await dataSource.runMigrations({ transaction: 'each' });
+  return dataSource;
+}

@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock, verifyAuditChain } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { storages, type TestDatabase } from './support/databases.js';
+
+describe.each(storages)('audit chain on $name', ({ create }) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let audit: AuditService;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    testDb = await create();
+    const ds = await openDatabase(testDb.target);
+    db = new Database(ds, 'pgliteDir' in testDb.target);
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-'));
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    audit = new AuditService(db, keys, systemClock, 10);
+  });
+
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('keeps one unbroken chain under a 50-append concurrent burst', async () => {
+    const appended = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => audit.append({ type: 'token.issued', actor: `agent:${i % 5}`, grant_id: 'g_1', data: { i } })),
+    );
+    const seqs = appended.map((e) => e.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    const result = await audit.verify();
+    expect(result.chain).toMatchObject({ ok: true, count: 50, lastSeq: 50 });
+    // Every 10th event was checkpointed, and each checkpoint verifies against the chain.
+    expect(result.checkpoints).toEqual({ verified: 5, failed: [] });
+  });
+
+  it('appends an event id only once (idempotent ingestion)', async () => {
+    const first = await audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
+    const again = await audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
+    expect(again).toEqual(first);
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 51 });
+  });
+
+  it('exports a chain that verifies offline', async () => {
+    const events = [];
+    for await (const e of audit.export()) events.push(JSON.parse(JSON.stringify(e)) as unknown);
+    expect(await verifyAuditChain(events)).toMatchObject({ ok: true, count: 51, lastSeq: 51 });
+  });
+
+  it('names the sequence number of a row edited directly in the database', async () => {
+    await db.dataSource.query(`UPDATE audit_events SET data = '{"i": 999}'::jsonb WHERE seq = 17`);
+    const result = await audit.verify();
+    expect(result.chain).toEqual({ ok: false, count: 16, brokenSeq: 17, reason: 'hash does not match the event content' });
+    // The checkpoint at seq 20 lies after the break and no longer matches what is recomputed.
+    expect(result.checkpoints.failed).toContainEqual({ seq: 20, reason: 'chain hash at this seq differs from the signed checkpoint' });
+  });
+});

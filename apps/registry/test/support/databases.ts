@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { DatabaseTarget } from '../../src/infra/database.js';
+
+/** A database for one test file, dropped afterwards. */
+export interface TestDatabase {
+  name: string;
+  target: DatabaseTarget;
+  /** Runs raw SQL outside the application (to tamper with rows, for instance). */
+  drop(): Promise<void>;
+}
+
+/**
+ * The storages every integration test runs on: embedded PGlite always, and the real PostgreSQL
+ * when DATABASE_URL is set (CI sets it), each test file in a database of its own.
+ */
+export const storages: { name: string; create: () => Promise<TestDatabase> }[] = [
+  { name: 'embedded PGlite', create: async () => ({ name: 'pglite', target: { pgliteDir: 'memory' }, drop: async () => {} }) },
+  ...(process.env.DATABASE_URL
+    ? [{ name: 'PostgreSQL', create: () => createPostgresDatabase(process.env.DATABASE_URL!) }]
+    : []),
+];
+
+async function createPostgresDatabase(adminUrl: string): Promise<TestDatabase> {
+  const name = `writ_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    target: { url: url.toString() },
+    drop: async () => {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import swc from 'unplugin-swc';
+import { defineProject } from 'vitest/config';
+
+// NestJS and TypeORM need decorator metadata, which esbuild does not emit: SWC compiles here.
+export default defineProject({
+  plugins: [swc.vite({ jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })],
+  test: {
+    name: 'registry',
+    root: import.meta.dirname,
+    include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
+    environment: 'node',
+    setupFiles: ['reflect-metadata'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
