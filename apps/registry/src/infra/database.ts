@@ -8,7 +8,7 @@ import { AuditCheckpointEntity, AuditEventEntity } from '../modules/audit/audit.
 export const entities = [AuditEventEntity, AuditCheckpointEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
-export type DatabaseTarget = { url: string } | { pgliteDir: string | 'memory' };
+export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };
 
 /**
  * Builds the TypeORM data source: `pg` against a real PostgreSQL when a URL is given, embedded

@@ -15,7 +15,7 @@ export interface TestDatabase {
  * when DATABASE_URL is set (CI sets it), each test file in a database of its own.
  */
 export const storages: { name: string; create: () => Promise<TestDatabase> }[] = [
-  { name: 'embedded PGlite', create: async () => ({ name: 'pglite', target: { pgliteDir: 'memory' }, drop: async () => {} }) },
+  { name: 'embedded PGlite', create: () => Promise.resolve({ name: 'pglite', target: { pgliteDir: 'memory' }, drop: () => Promise.resolve() }) },
   ...(process.env.DATABASE_URL
     ? [{ name: 'PostgreSQL', create: () => createPostgresDatabase(process.env.DATABASE_URL!) }]
     : []),

@@ -9,6 +9,7 @@ import {
   verifyCheckpoint,
 } from '@writ/core';
 import type { EntityManager } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { Database } from '../../infra/database.service.js';
 import { SerialLock } from '../../infra/serial-lock.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -79,7 +80,8 @@ export class AuditService {
       parent_id: draft.parent_id ?? null,
       data: draft.data ?? {},
     });
-    await events.insert(event);
+    // TypeORM's deep-partial type cannot express `unknown` JSON values; the row is exactly the event.
+    await events.insert(event as QueryDeepPartialEntity<AuditEventEntity>);
     if (event.seq % this.checkpointEvery === 0) await this.checkpointIn(manager, event);
     return event;
   }

@@ -1,0 +1,29 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { OAuthError, toOAuthError } from '@writ/core';
+import type { FastifyReply } from 'fastify';
+
+/**
+ * Turns every error into `{error, error_description}` with `Cache-Control: no-store`
+ * (RFC 6749 §5.2). Protocol errors keep their code and status; framework HTTP errors (404, 413,
+ * ...) keep their status; anything else is a `500 server_error` with a fixed text, and the detail
+ * goes only to the log.
+ */
+@Catch()
+export class OAuthExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      void reply.status(status).send({ error: status === 404 ? 'not_found' : 'invalid_request', error_description: exception.message });
+      return;
+    }
+    const error = toOAuthError(exception);
+    if (!(exception instanceof OAuthError)) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    const challenge = error.wwwAuthenticate();
+    if (challenge) void reply.header('www-authenticate', challenge);
+    void reply.status(error.status).send(error.toJSON());
+  }
+}

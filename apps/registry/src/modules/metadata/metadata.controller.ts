@@ -1,0 +1,36 @@
+import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { DPOP_ALGS } from '@writ/core';
+import type { RegistryConfig } from '../../config/config.js';
+import { CONFIG } from '../../tokens.js';
+import { KeyStore } from '../keys/key-store.js';
+
+@Controller('.well-known')
+export class MetadataController {
+  constructor(
+    @Inject(CONFIG) private readonly config: RegistryConfig,
+    @Inject(KeyStore) private readonly keys: KeyStore,
+  ) {}
+
+  /** RFC 8414 §3: the authorization server metadata; endpoints are listed as they are built. */
+  @Get('oauth-authorization-server')
+  @Header('cache-control', 'public, max-age=300')
+  metadata(): Record<string, unknown> {
+    const issuer = this.config.issuer;
+    return {
+      issuer,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      token_endpoint_auth_methods_supported: ['private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: [...DPOP_ALGS],
+      dpop_signing_alg_values_supported: [...DPOP_ALGS],
+      trust_domain: this.config.trustDomain,
+    };
+  }
+
+  /** RFC 7517 §5: the public signing keys, retired ones included until their tokens expire. */
+  @Get('jwks.json')
+  @Header('cache-control', 'public, max-age=60')
+  @Header('content-type', 'application/jwk-set+json')
+  jwks(): Promise<{ keys: unknown[] }> {
+    return this.keys.jwks();
+  }
+}

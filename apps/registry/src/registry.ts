@@ -1,0 +1,33 @@
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { systemClock, type Clock } from '@writ/core';
+import { AppModule } from './app.module.js';
+import type { RegistryConfig } from './config/config.js';
+import { type DatabaseTarget, openDatabase } from './infra/database.js';
+import { Database } from './infra/database.service.js';
+import { OAuthExceptionFilter } from './http/oauth-exception.filter.js';
+import { KeyStore } from './modules/keys/key-store.js';
+
+/** Opens storage and keys (applying migrations, creating the first key), then builds the app. */
+export async function createRegistry(
+  config: RegistryConfig,
+  options: { clock?: Clock; logger?: false; database?: DatabaseTarget } = {},
+): Promise<{ app: NestFastifyApplication; db: Database; keys: KeyStore }> {
+  const clock = options.clock ?? systemClock;
+  const target: DatabaseTarget = options.database ?? (config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
+  const db = new Database(await openDatabase(target), 'pgliteDir' in target);
+  // A retired key is served for one token life plus the accepted clock skew.
+  const keys = new KeyStore(config.dataDir, clock, config.tokenTtlSeconds + 30);
+  await keys.init();
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.register({ config, clock, db, keys }),
+    // RFC 6749 endpoints take small form bodies: 64 KiB is ample and bounds abuse.
+    new FastifyAdapter({ bodyLimit: 64 * 1024, trustProxy: false }),
+    { logger: options.logger ?? ['error', 'warn', 'log'], bufferLogs: false },
+  );
+  app.useGlobalFilters(new OAuthExceptionFilter());
+  app.enableShutdownHooks();
+  // Close the database after Nest has stopped serving.
+  app.getHttpAdapter().getInstance().addHook('onClose', async () => db.close());
+  return { app, db, keys };
+}

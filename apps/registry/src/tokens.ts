@@ -1,0 +1,3 @@
+/** Injection tokens for values that are not classes. */
+export const CONFIG = Symbol('RegistryConfig');
+export const CLOCK = Symbol('Clock');

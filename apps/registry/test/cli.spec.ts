@@ -1,0 +1,87 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { systemClock } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '../../..');
+
+/** Runs the registry CLI as a user would (`npm run registry -- ...`), without npm's own output. */
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', '@swc-node/register/esm-register', 'apps/registry/src/cli.ts', ...args],
+      { cwd: root, env: { ...process.env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', DATABASE_URL: '', ...env } },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('registry CLI on embedded storage', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-cli-'));
+    env = { WRIT_DATA_DIR: dataDir, WRIT_CHECKPOINT_EVERY: '4' };
+    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    const audit = new AuditService(db, keys, systemClock, 4);
+    for (let i = 0; i < 9; i++) await audit.append({ type: 'grant.requested', grant_id: `g_${i}`, data: { i } });
+    await db.close();
+  }, 60_000);
+
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('verifies the chain in the database, with its checkpoints', async () => {
+    const { code, stdout } = await cli(['audit', 'verify'], env);
+    expect(stdout).toContain('chain intact: 9 events, head seq 9');
+    expect(stdout).toContain('checkpoints: 2 verified, 0 failed');
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('exports JSON Lines that verify offline, and names the seq of an edited line', async () => {
+    const file = join(dataDir, 'chain.jsonl');
+    const exported = await cli(['audit', 'export', '--out', file], env);
+    expect(exported.stdout).toContain(`exported 9 events to ${file}`);
+    expect((await cli(['audit', 'verify', '--file', file], env)).stdout).toContain('chain intact: 9 events');
+
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    lines[5] = lines[5]!.replace('"grant.requested"', '"grant.approved"');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { code, stdout } = await cli(['audit', 'verify', '--file', file], env);
+    expect(stdout.trim()).toBe('chain BROKEN at seq 6: hash does not match the event content (5 events verified before it)');
+    expect(code).toBe(1);
+  }, 60_000);
+
+  it('rotates the signing key', async () => {
+    const { code, stdout } = await cli(['keys', 'rotate'], env);
+    expect(stdout).toMatch(/^signing key rotated: active \S+; \S+ stays in JWKS for 330 s/);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('refuses an unknown command with the usage and status 2', async () => {
+    const { code, stderr } = await cli(['audit', 'delete'], env);
+    expect(stderr).toContain('unknown command: audit delete');
+    expect(stderr).toContain('Usage: npm run registry -- <command>');
+    expect(code).toBe(2);
+  }, 60_000);
+
+  it('stops with a clear message on bad configuration', async () => {
+    const { code, stderr } = await cli(['audit', 'verify'], { ...env, DATABASE_URL: 'mysql://nope' });
+    expect(stderr.trim()).toBe('Invalid configuration:\n  DATABASE_URL: must be a postgres:// or postgresql:// URL');
+    expect(code).toBe(1);
+  }, 60_000);
+});

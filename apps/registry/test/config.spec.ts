@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config/config.js';
+
+describe('registry configuration', () => {
+  it('runs on embedded storage with defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ databaseUrl: undefined, issuer: 'http://127.0.0.1:4000', port: 4000, tokenTtlSeconds: 300 });
+    expect(config.dataDir).toMatch(/\.data$/);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '' }).databaseUrl).toBeUndefined();
+  });
+
+  it('stops start-up naming every bad variable', () => {
+    const attempt = () => loadConfig({ DATABASE_URL: 'mysql://x', REGISTRY_PORT: '99999', WRIT_ISSUER: 'https://writ.example/' });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      'Invalid configuration:\n  DATABASE_URL: must be a postgres:// or postgresql:// URL\n  WRIT_ISSUER: must not end with /\n  REGISTRY_PORT: Too big: expected number to be <=65535',
+    );
+  });
+
+  it('refuses a token lifetime outside 10 s to 1 h', () => {
+    expect(() => loadConfig({ WRIT_TOKEN_TTL_S: '5' })).toThrow('WRIT_TOKEN_TTL_S: Too small: expected number to be >=10');
+  });
+});
