@@ -7,7 +7,7 @@ export default defineConfig({
     reporters: ['default', './tools/vitest-summary-reporter.ts'],
     coverage: {
       provider: 'v8',
-      include: ['libs/core/src/**/*.ts'],
+      include: ['libs/core/src/**/*.ts', 'apps/registry/src/**/*.ts'],
       exclude: ['**/*.spec.ts', '**/index.ts'],
       reporter: ['text', 'text-summary'],
       thresholds: { 'libs/core/src/**/*.ts': { lines: 90 } },

@@ -1,9 +1,17 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { Clock } from '@writ/core';
 import type { RegistryConfig } from './config/config.js';
+import { AgentAuthGuard } from './http/agent-auth.guard.js';
+import { AgentsController } from './modules/agents/agents.controller.js';
+import { AgentsService } from './modules/agents/agents.service.js';
+import { ClientAuthService } from './modules/agents/client-auth.service.js';
 import { AuditController } from './modules/audit/audit.controller.js';
 import { AuditService } from './modules/audit/audit.service.js';
 import { KeyStore } from './modules/keys/key-store.js';
+import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
+import { GrantsController } from './modules/grants/grants.controller.js';
+import { GrantsService } from './modules/grants/grants.service.js';
+import { ServicesService } from './modules/services/services.service.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { CLOCK, CONFIG } from './tokens.js';
 import { Database } from './infra/database.service.js';
@@ -21,7 +29,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -31,6 +39,24 @@ export class AppModule {
           provide: AuditService,
           useFactory: () => new AuditService(infra.db, infra.keys, infra.clock, infra.config.checkpointEvery),
         },
+        {
+          provide: AgentsService,
+          inject: [AuditService],
+          useFactory: (audit: AuditService) => new AgentsService(infra.db, audit, infra.clock),
+        },
+        { provide: ClientAuthService, useFactory: () => new ClientAuthService(infra.db, infra.config.issuer) },
+        AgentAuthGuard,
+        {
+          provide: ServicesService,
+          inject: [AuditService],
+          useFactory: (audit: AuditService) => new ServicesService(infra.db, audit, infra.clock),
+        },
+        {
+          provide: GrantsService,
+          inject: [AuditService, ServicesService],
+          useFactory: (audit: AuditService, services: ServicesService) => new GrantsService(infra.db, audit, services, infra.clock),
+        },
+        { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],
     };
   }

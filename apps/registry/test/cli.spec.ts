@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { systemClock } from '@writ/core';
+import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
+import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 
@@ -83,5 +85,47 @@ describe('registry CLI on embedded storage', () => {
     const { code, stderr } = await cli(['audit', 'verify'], { ...env, DATABASE_URL: 'mysql://nope' });
     expect(stderr.trim()).toBe('Invalid configuration:\n  DATABASE_URL: must be a postgres:// or postgresql:// URL');
     expect(code).toBe(1);
+  }, 60_000);
+
+  /** Set by the mint-token test, disabled by the next one. */
+  let clientId: string;
+
+  it('mints a one-time initial access token with which one agent registers', async () => {
+    const minted = await cli(['agents', 'mint-token', '--owner', 'user:alice', '--ttl', '120'], env);
+    expect(minted.code).toBe(0);
+    const match = /^initial access token for user:alice \(single use, not shown again\): ([A-Za-z0-9_-]{43})\nexpires at (\S+)\n$/.exec(minted.stdout);
+    expect(match).not.toBeNull();
+    const [, token, expiresAt] = match!;
+    expect(Math.abs(Date.parse(expiresAt!) - (Date.now() + 120_000))).toBeLessThan(15_000);
+
+    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    try {
+      const keys = new KeyStore(dataDir, systemClock, 330);
+      await keys.init();
+      const agents = new AgentsService(db, new AuditService(db, keys, systemClock, 4), systemClock);
+      const metadata = { client_name: 'CLI agent', jwks: { keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] } };
+      clientId = (await agents.register(token, metadata)).client_id;
+      expect(await agents.find(clientId)).toMatchObject({ owner: 'user:alice', status: 'active' });
+      await expect(agents.register(token, metadata)).rejects.toThrow('initial access token was already used');
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+
+  it('disables an agent once, refuses an unknown one, and the chain still verifies', async () => {
+    expect(await cli(['agents', 'disable', clientId], env)).toMatchObject({ code: 0, stdout: `agent ${clientId} disabled\n` });
+    expect(await cli(['agents', 'disable', clientId], env)).toMatchObject({ code: 0, stdout: `agent ${clientId} was already disabled\n` });
+    expect(await cli(['agents', 'disable', 'agt_nobody'], env)).toMatchObject({ code: 1, stderr: 'agents disable: unknown agent agt_nobody\n' });
+    const verified = await cli(['audit', 'verify'], env);
+    expect(verified.stdout).toMatch(/^chain intact: \d+ events/);
+    expect(verified.code).toBe(0);
+  }, 60_000);
+
+  it('refuses mint-token without an owner or with a ttl out of range, with status 2', async () => {
+    expect(await cli(['agents', 'mint-token'], env)).toMatchObject({ code: 2, stderr: 'agents mint-token needs --owner <sub>\n' });
+    expect(await cli(['agents', 'mint-token', '--owner', 'user:alice', '--ttl', '0'], env)).toMatchObject({
+      code: 2,
+      stderr: '--ttl must be a whole number of seconds from 1 to 86400\n',
+    });
   }, 60_000);
 });

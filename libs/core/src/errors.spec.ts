@@ -6,6 +6,7 @@ import {
   InsufficientScope,
   InvalidAuthorizationDetails,
   InvalidClient,
+  InvalidClientMetadata,
   InvalidDpopProof,
   InvalidGrant,
   InvalidRequest,
@@ -30,6 +31,7 @@ describe('OAuth error classes', () => {
   it.each([
     [new InvalidRequest('x'), 'invalid_request', 400],
     [new InvalidClient('x'), 'invalid_client', 401],
+    [new InvalidClientMetadata('x'), 'invalid_client_metadata', 400],
     [new InvalidGrant('x'), 'invalid_grant', 400],
     [new UnauthorizedClient('x'), 'unauthorized_client', 400],
     [new UnsupportedGrantType('x'), 'unsupported_grant_type', 400],

@@ -1,9 +1,9 @@
 /**
  * OAuth error classes: one per protocol error code, each with its HTTP status.
  *
- * Codes come from RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 8693, RFC 9449 §7 and §8, plus the
- * envelope codes of Writ's verifier. Every error has a stable string `code` that callers switch
- * on, like `jose`'s errors; the message is for humans and may change.
+ * Codes come from RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 7591 §3.2.2, RFC 8693,
+ * RFC 9449 §7 and §8, plus the envelope codes of Writ's verifier. Every error has a stable string
+ * `code` that callers switch on, like `jose`'s errors; the message is for humans and may change.
  *
  * @example
  * ```ts
@@ -62,6 +62,7 @@ export abstract class OAuthError extends Error {
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
+  | 'invalid_client_metadata'
   | 'invalid_grant'
   | 'unauthorized_client'
   | 'unsupported_grant_type'
@@ -107,6 +108,16 @@ export class InvalidRequest extends defineError('invalid_request', 400) {}
  * ```
  */
 export class InvalidClient extends defineError('invalid_client', 401) {}
+/**
+ * RFC 7591 §3.2.2: a client metadata value in a registration request is invalid (a private or
+ * symmetric key in `jwks`, an unsupported `token_endpoint_auth_method`, ...). HTTP 400.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidClientMetadata('jwks key contains private key material');
+ * ```
+ */
+export class InvalidClientMetadata extends defineError('invalid_client_metadata', 400) {}
 /**
  * RFC 6749 §5.2: the grant or subject token is invalid, expired, revoked or not this client's. HTTP 400.
  *

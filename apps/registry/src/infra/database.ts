@@ -3,9 +3,14 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../../../migrations/index.js';
+import { AgentEntity } from '../modules/agents/agent.entity.js';
+import { ClientAssertionJtiEntity } from '../modules/agents/client-assertion-jti.entity.js';
+import { InitialAccessTokenEntity } from '../modules/agents/initial-access-token.entity.js';
 import { AuditCheckpointEntity, AuditEventEntity } from '../modules/audit/audit.entity.js';
+import { GrantEntity } from '../modules/grants/grant.entity.js';
+import { ServiceEntity } from '../modules/services/service.entity.js';
 
-export const entities = [AuditEventEntity, AuditCheckpointEntity];
+export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
 export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };

@@ -19,6 +19,7 @@ export class MetadataController {
     return {
       issuer,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
+      registration_endpoint: `${issuer}/oauth/register`,
       token_endpoint_auth_methods_supported: ['private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: [...DPOP_ALGS],
       dpop_signing_alg_values_supported: [...DPOP_ALGS],

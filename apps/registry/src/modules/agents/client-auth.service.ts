@@ -1,0 +1,130 @@
+import { InvalidClient } from '@writ/core';
+import { compactVerify, decodeJwt, errors, importJWK, type JWK } from 'jose';
+import type { Database } from '../../infra/database.service.js';
+import { AgentEntity } from './agent.entity.js';
+
+/** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
+export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** An assertion is a few hundred characters; this bounds the work an attacker can make us do. */
+const MAX_ASSERTION_LENGTH = 8192;
+/** An assertion is good for a single call: it may live at most this long. */
+export const MAX_ASSERTION_LIFETIME_S = 300;
+/** Tolerated clock difference for `iat` and `nbf` in the future. */
+const CLOCK_SKEW_S = 5;
+const MAX_JTI_LENGTH = 256;
+/** Expired `jti` rows deleted per authentication: bounded work, and the table never grows without limit. */
+const SWEEP_BATCH = 100;
+/** RFC 7515 §7.1: a compact JWS is three base64url parts. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** What an agent presents to authenticate (RFC 7523 §2.2, RFC 6749 §2.3). */
+export interface ClientAssertionParams {
+  client_id?: string | undefined;
+  client_assertion_type?: string | undefined;
+  client_assertion?: string | undefined;
+}
+
+/**
+ * RFC 7523 §2.2 and §3 client authentication with `private_key_jwt`: the agent signs a short
+ * JWT with its registered key; `iss` = `sub` = client_id, `aud` = this issuer, `exp` soon, `jti`
+ * used once. Fails with {@link InvalidClient} (401) and a precise description.
+ */
+export class ClientAuthService {
+  constructor(
+    private readonly db: Database,
+    /** `config.issuer`: the only accepted audience. */
+    private readonly issuer: string,
+  ) {}
+
+  /** Authenticates the call and returns the active agent; `now` is in milliseconds since the epoch. */
+  async authenticate(params: ClientAssertionParams, now: number): Promise<AgentEntity> {
+    const assertion = params.client_assertion;
+    if (assertion === undefined || assertion === '') throw new InvalidClient('client assertion is missing');
+    if (params.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) {
+      throw new InvalidClient(`client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
+    }
+    if (assertion.length > MAX_ASSERTION_LENGTH || !COMPACT_JWS.test(assertion)) {
+      throw new InvalidClient('client assertion is not a compact JWS');
+    }
+    // Read before the signature is checked, to find the key; trusted once it verifies (same bytes).
+    let claims: Record<string, unknown>;
+    try {
+      claims = decodeJwt(assertion);
+    } catch {
+      throw new InvalidClient('client assertion payload is not a JWT claims set');
+    }
+
+    // RFC 7523 §3 (1), (2): iss and sub are the client_id; RFC 7521 §4.2: and equal the client_id parameter.
+    const { iss, sub } = claims;
+    if (typeof iss !== 'string' || iss !== sub || (params.client_id !== undefined && params.client_id !== iss)) {
+      throw new InvalidClient('client assertion iss and sub must equal client_id');
+    }
+    const agent = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: iss });
+    if (!agent) throw new InvalidClient('unknown client');
+
+    // RFC 7523 §3 (9): signed with the registered key. Checked before the status, so a caller
+    // without the key learns nothing about the agent.
+    await verifySignature(assertion, agent.jwks.keys[0]!);
+    if (agent.status !== 'active') throw new InvalidClient('client is disabled');
+
+    // RFC 7523 §3 (3): the audience identifies this authorization server: its issuer, exactly.
+    const { aud } = claims;
+    if (!(aud === this.issuer || (Array.isArray(aud) && aud.includes(this.issuer)))) {
+      throw new InvalidClient('client assertion audience is not this issuer');
+    }
+    // RFC 7523 §3 (4): exp is required and in the future.
+    const nowS = Math.floor(now / 1000);
+    const { exp, iat, nbf, jti } = claims;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new InvalidClient('client assertion exp claim is required');
+    if (exp <= nowS) throw new InvalidClient('client assertion is expired');
+    if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) throw new InvalidClient('client assertion iat claim must be a number');
+    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new InvalidClient('client assertion nbf claim must be a number');
+    if (iat !== undefined && iat > nowS + CLOCK_SKEW_S) throw new InvalidClient('client assertion iat is in the future');
+    if (nbf !== undefined && nbf > nowS + CLOCK_SKEW_S) throw new InvalidClient('client assertion is not yet valid');
+    // RFC 7523 §3 (4): the server may reject a JWT with an unreasonably far expiry.
+    if (exp - nowS > MAX_ASSERTION_LIFETIME_S || (iat !== undefined && exp - iat > MAX_ASSERTION_LIFETIME_S)) {
+      throw new InvalidClient('client assertion lifetime is too long');
+    }
+    // RFC 7523 §3 (7): the jti is used once; it is kept until the assertion expires.
+    if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
+      throw new InvalidClient(`client assertion jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
+    }
+    if (!(await this.rememberJti(agent.client_id, jti, exp, now))) throw new InvalidClient('client assertion jti was already used');
+    return agent;
+  }
+
+  /** Records the jti; false if it was already recorded and has not expired. Sweeps a few expired rows. */
+  private rememberJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
+    return this.db.transaction(async (manager) => {
+      // SKIP LOCKED: concurrent sweeps take different rows instead of waiting or deadlocking.
+      await manager.query(
+        `DELETE FROM client_assertion_jtis WHERE (client_id, jti) IN (
+           SELECT client_id, jti FROM client_assertion_jtis WHERE expires_at <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+        [new Date(now)],
+      );
+      // A duplicate neither aborts the transaction nor inserts; a concurrent insert of the same
+      // jti waits for the first to commit, then sees the conflict. A row left over from an
+      // expired assertion (not yet swept) is taken over.
+      const inserted: unknown[] = await manager.query(
+        `INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE client_assertion_jtis.expires_at <= $4
+         RETURNING jti`,
+        [clientId, jti, new Date(exp * 1000), new Date(now)],
+      );
+      return inserted.length === 1;
+    });
+  }
+}
+
+/** Verifies the JWS with the agent's key, accepting only that key's algorithm. */
+async function verifySignature(assertion: string, jwk: JWK): Promise<void> {
+  const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
+  const key = await importJWK(jwk, alg);
+  try {
+    await compactVerify(assertion, key, { algorithms: [alg] });
+  } catch (error) {
+    if (error instanceof errors.JOSEAlgNotAllowed) throw new InvalidClient(`client assertion alg must be ${alg}, the registered key's algorithm`);
+    throw new InvalidClient('client assertion signature is invalid');
+  }
+}

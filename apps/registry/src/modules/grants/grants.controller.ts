@@ -1,0 +1,89 @@
+import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { InvalidRequest } from '@writ/core';
+import type { FastifyReply } from 'fastify';
+import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
+import type { GrantEntity } from './grant.entity.js';
+import { GrantsService } from './grants.service.js';
+
+/** The longest long-poll an agent may ask for, in seconds. */
+export const MAX_WAIT_S = 60;
+
+/** A grant as its agent sees it. */
+export function grantView(grant: GrantEntity) {
+  return {
+    grant_id: grant.id,
+    status: grant.status,
+    version: grant.version,
+    service_id: grant.service_id,
+    authorization_details: grant.authorization_details,
+    envelope: grant.envelope,
+    purpose: grant.purpose,
+    duration_s: grant.duration_s,
+    delegation: grant.delegation,
+    requested_at: grant.requested_at.toISOString(),
+    decided_at: grant.decided_at?.toISOString() ?? null,
+    expires_at: grant.expires_at.toISOString(),
+    revoked_at: grant.revoked_at?.toISOString() ?? null,
+  };
+}
+
+function parseWait(wait: string | undefined): number {
+  if (wait === undefined || wait === '') return 0;
+  if (!/^\d{1,2}$/.test(wait) || Number(wait) > MAX_WAIT_S) throw new InvalidRequest(`wait must be a whole number of seconds from 0 to ${MAX_WAIT_S}`);
+  return Number(wait);
+}
+
+/**
+ * The body without the client-authentication parameters the guard has already consumed
+ * (RFC 6749 §2.3 lets them travel in the body), so the strict request schema sees only the request.
+ */
+function withoutClientAuth(body: unknown): unknown {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const { client_assertion: _a, client_assertion_type: _t, client_id: _c, ...rest } = body as Record<string, unknown>;
+  return rest;
+}
+
+/** Agents request grants and read (or long-poll) their own; deciding is the approval flow's. */
+@Controller('grants')
+@UseGuards(AgentAuthGuard)
+export class GrantsController {
+  constructor(@Inject(GrantsService) private readonly grants: GrantsService) {}
+
+  @Post()
+  @HttpCode(201)
+  @Header('cache-control', 'no-store')
+  async request(@CurrentAgent() agent: AuthenticatedAgent, @Body() body: unknown): Promise<{ grant_id: string; status: string; expires_at: string }> {
+    const grant = await this.grants.request(agent.clientId, agent.owner, withoutClientAuth(body));
+    return { grant_id: grant.id, status: grant.status, expires_at: grant.expires_at.toISOString() };
+  }
+
+  /**
+   * `?wait=N` (≤ 60 s) holds the answer until the grant leaves pending or N seconds pass. Another
+   * agent's grant answers 404, exactly like an unknown id, so ids cannot be probed.
+   */
+  @Get(':id')
+  @Header('cache-control', 'no-store')
+  async get(
+    @CurrentAgent() agent: AuthenticatedAgent,
+    @Param('id') id: string,
+    @Query('wait') wait: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<ReturnType<typeof grantView>> {
+    const seconds = parseWait(wait);
+    let grant: GrantEntity | null;
+    if (seconds === 0) {
+      grant = await this.grants.getForAgent(id, agent.clientId);
+    } else {
+      // Stop waiting when the client goes away.
+      const gone = new AbortController();
+      reply.raw.once('close', () => gone.abort(new Error('client closed the connection')));
+      grant = await this.grants.waitForDecision(id, agent.clientId, seconds * 1000, gone.signal).catch((error: unknown) => {
+        // Nobody is listening any more: answer quietly rather than log a server error.
+        if (gone.signal.aborted) return null;
+        throw error;
+      });
+    }
+    if (!grant) throw new NotFoundException('grant not found');
+    return grantView(grant);
+  }
+}

@@ -1,0 +1,394 @@
+import {
+  assertNarrows,
+  type AuthorizationDetails,
+  AuthorizationDetailsSchema,
+  type Clock,
+  detailsSubsetViolation,
+  type Envelope,
+  EnvelopeSchema,
+  InvalidAuthorizationDetails,
+  InvalidGrant,
+  InvalidRequest,
+  locationCovers,
+  randomId,
+} from '@writ/core';
+import type { EntityManager } from 'typeorm';
+import { z } from 'zod';
+import type { Database } from '../../infra/database.service.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { ServiceEntity } from '../services/service.entity.js';
+import type { ServicesService } from '../services/services.service.js';
+import { describeIssue } from '../validation.js';
+import { type Delegation, GrantEntity, type GrantStatus } from './grant.entity.js';
+
+export const MIN_DURATION_S = 60;
+export const MAX_DURATION_S = 30 * 24 * 3600;
+
+const durationSchema = z
+  .number()
+  .int('duration_s must be a whole number of seconds')
+  .min(MIN_DURATION_S, `duration_s must be at least ${MIN_DURATION_S}`)
+  .max(MAX_DURATION_S, `duration_s must be at most ${MAX_DURATION_S} (30 days)`);
+
+/** The body of `POST /grants`. Strict: an unknown field is refused, never ignored. */
+export const GrantRequestSchema = z.strictObject({
+  /** The service's id (`svc_...`) or its URI. */
+  service: z.string().min(1).max(2048),
+  authorization_details: AuthorizationDetailsSchema,
+  envelope: EnvelopeSchema,
+  purpose: z.string().trim().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters'),
+  duration_s: durationSchema,
+  delegation: z
+    .strictObject({
+      max_depth: z.number().int().min(0).max(8),
+      allowed_agents: z.array(z.string().min(1).max(256)).min(1).max(64).optional(),
+    })
+    .optional(),
+});
+
+export type GrantRequest = z.infer<typeof GrantRequestSchema>;
+
+/** What the human may narrow before approving: each value a subset of the request's. */
+export const GrantNarrowingSchema = z.strictObject({
+  authorization_details: AuthorizationDetailsSchema.optional(),
+  envelope: EnvelopeSchema.optional(),
+  duration_s: durationSchema.optional(),
+});
+
+export type GrantNarrowing = z.infer<typeof GrantNarrowingSchema>;
+
+export interface GrantsOptions {
+  /** Pending requests one agent may have at a time (ARCHITECTURE.md: pending-grant flood limit). */
+  pendingLimit?: number;
+  /** How long a request waits for a decision before it expires. */
+  pendingTtlMs?: number;
+}
+
+/** Two-key advisory lock space (separate from the audit chain's one-key lock): one per agent. */
+const GRANT_REQUEST_LOCK_CLASS = 0x5772_4772; // "WrGr"
+
+/** An expiry sweep handles at most this many grants per transaction. */
+const EXPIRY_BATCH = 500;
+
+/** No delegation onwards unless the request asks for it. */
+const NO_DELEGATION: Delegation = { max_depth: 0 };
+
+function isDue(grant: GrantEntity, now: number): boolean {
+  return (grant.status === 'pending' || grant.status === 'approved') && grant.expires_at.getTime() <= now;
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidRequest('request body must be a JSON object');
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const { path, text } = describeIssue(parsed.error, body);
+  // RFC 9396 §5: a malformed authorization_details is invalid_authorization_details.
+  throw path[0] === 'authorization_details' ? new InvalidAuthorizationDetails(text) : new InvalidRequest(text);
+}
+
+/** The first capability the service does not offer, as a sentence, or null. */
+function catalogueViolation(details: AuthorizationDetails, service: ServiceEntity): string | null {
+  for (const [index, capability] of details.entries()) {
+    const prefix = `capability ${index} (${capability.type})`;
+    const entry = service.catalogue.find((e) => e.type === capability.type);
+    if (!entry) return `${prefix}: type '${capability.type}' is not offered by ${service.uri}`;
+    const action = capability.actions.find((a) => !entry.actions.includes(a));
+    if (action !== undefined) return `${prefix}: action '${action}' is not offered by ${service.uri}`;
+    const location = capability.locations.find((l) => !locationCovers(service.uri, l));
+    if (location !== undefined) return `${prefix}: location '${location}' is not under ${service.uri}`;
+  }
+  return null;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+type Waiter = () => void;
+
+/**
+ * Grants: an agent's request for capabilities at one service, and its life
+ * (pending → approved | denied | expired; approved → revoked | expired; pending → revoked).
+ * Every transition bumps `version` and appends its audit event in the same transaction.
+ */
+export class GrantsService {
+  private readonly pendingLimit: number;
+  private readonly pendingTtlMs: number;
+  /** Waiters per grant id, woken after a commit that takes the grant out of pending. */
+  private readonly waiters = new Map<string, Set<Waiter>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly services: ServicesService,
+    private readonly clock: Clock,
+    options: GrantsOptions = {},
+  ) {
+    this.pendingLimit = options.pendingLimit ?? 10;
+    this.pendingTtlMs = options.pendingTtlMs ?? 15 * 60_000;
+  }
+
+  /**
+   * Records an agent's request. `owner` is the agent's human, read from the agent by the caller.
+   *
+   * @throws InvalidRequest on a malformed body, an unknown service, or too many pending requests.
+   * @throws InvalidAuthorizationDetails when a capability is malformed or not in the service's catalogue.
+   */
+  async request(agentId: string, owner: string, body: unknown): Promise<GrantEntity> {
+    const input = parse(GrantRequestSchema, body);
+    const service = await this.services.find(input.service);
+    if (!service) throw new InvalidRequest(`unknown service '${input.service}'`);
+    const violation = catalogueViolation(input.authorization_details, service);
+    if (violation !== null) throw new InvalidAuthorizationDetails(violation);
+    const now = this.clock.now();
+    return this.db.transaction(async (manager) => {
+      // Serialise one agent's requests, so two concurrent ones cannot both pass the count.
+      await manager.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [GRANT_REQUEST_LOCK_CLASS, agentId]);
+      const repo = manager.getRepository(GrantEntity);
+      const pending = await repo
+        .createQueryBuilder('g')
+        .where('g.agent_id = :agentId AND g.status = :status AND g.expires_at > :now', { agentId, status: 'pending', now: new Date(now) })
+        .getCount();
+      if (pending >= this.pendingLimit) throw new InvalidRequest(`too many pending grant requests (limit ${this.pendingLimit})`);
+      const grant = repo.create({
+        id: `grt_${randomId()}`,
+        agent_id: agentId,
+        owner,
+        service_id: service.id,
+        authorization_details: input.authorization_details,
+        envelope: input.envelope,
+        purpose: input.purpose,
+        duration_s: input.duration_s,
+        status: 'pending',
+        version: 1,
+        delegation: input.delegation ?? NO_DELEGATION,
+        requested_at: new Date(now),
+        decided_at: null,
+        expires_at: new Date(now + this.pendingTtlMs),
+        revoked_at: null,
+      });
+      await repo.insert(grant);
+      await this.audit.append(
+        {
+          type: 'grant.requested',
+          actor: agentId,
+          subject: owner,
+          grant_id: grant.id,
+          data: {
+            service_id: service.id,
+            authorization_details: grant.authorization_details,
+            envelope: grant.envelope,
+            purpose: grant.purpose,
+            duration_s: grant.duration_s,
+            delegation: grant.delegation,
+          },
+        },
+        manager,
+      );
+      return grant;
+    });
+  }
+
+  /**
+   * The grant, with expiry applied first: a grant past `expires_at` is never returned as pending
+   * or approved (it is flipped to expired, with its audit event, before it is returned).
+   */
+  async get(grantId: string): Promise<GrantEntity | null> {
+    const grant = await this.db.dataSource.getRepository(GrantEntity).findOneBy({ id: grantId });
+    if (!grant || !isDue(grant, this.clock.now())) return grant;
+    return this.expireOne(grantId);
+  }
+
+  /** The grant if it is this agent's; another agent's grant is indistinguishable from none. */
+  async getForAgent(grantId: string, agentId: string): Promise<GrantEntity | null> {
+    const grant = await this.get(grantId);
+    return grant?.agent_id === agentId ? grant : null;
+  }
+
+  /**
+   * The owner approves a pending grant, possibly narrowed first; the approved grant runs for its
+   * (possibly shortened) duration from now. Called by the approval flow once the passkey
+   * assertion is verified; there is no unauthenticated route to it.
+   *
+   * @throws InvalidGrant if the grant is not the owner's, or no longer pending.
+   * @throws InvalidAuthorizationDetails if a narrowed value is wider than the request.
+   * @throws InvalidRequest if a narrowed duration is longer than requested.
+   */
+  async approve(grantId: string, byOwner: string, narrowed: GrantNarrowing = {}): Promise<GrantEntity> {
+    // Parsed again: the narrowing comes from a human's form, and a wider value must never slip through.
+    const narrowing = parse(GrantNarrowingSchema, narrowed);
+    return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
+      const details = narrowing.authorization_details ?? grant.authorization_details;
+      const envelope: Envelope = narrowing.envelope ?? grant.envelope;
+      const duration = narrowing.duration_s ?? grant.duration_s;
+      const violation = detailsSubsetViolation(details, grant.authorization_details);
+      if (violation !== null) throw new InvalidAuthorizationDetails(violation);
+      assertNarrows(envelope, grant.envelope);
+      if (duration > grant.duration_s) throw new InvalidRequest(`duration_s ${duration} is longer than the requested ${grant.duration_s}`);
+      const isNarrowed = !sameJson(details, grant.authorization_details) || !sameJson(envelope, grant.envelope) || duration !== grant.duration_s;
+      Object.assign(grant, {
+        authorization_details: details,
+        envelope,
+        duration_s: duration,
+        status: 'approved',
+        decided_at: new Date(now),
+        expires_at: new Date(now + duration * 1000),
+      });
+      await this.save(manager, grant, {
+        type: 'grant.approved',
+        actor: byOwner,
+        data: isNarrowed
+          ? { narrowed: true, authorization_details: details, envelope, duration_s: duration, expires_at: grant.expires_at.toISOString() }
+          : { narrowed: false, expires_at: grant.expires_at.toISOString() },
+      });
+    });
+  }
+
+  /** The owner denies a pending grant. @throws InvalidGrant if not the owner's or not pending. */
+  async deny(grantId: string, byOwner: string): Promise<GrantEntity> {
+    return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
+      Object.assign(grant, { status: 'denied', decided_at: new Date(now) });
+      await this.save(manager, grant, { type: 'grant.denied', actor: byOwner, data: {} });
+    });
+  }
+
+  /** The owner revokes an approved (or still pending) grant. @throws InvalidGrant otherwise. */
+  async revoke(grantId: string, byOwner: string): Promise<GrantEntity> {
+    return this.transition(grantId, byOwner, ['approved', 'pending'], async (grant, manager, now) => {
+      const from = grant.status;
+      Object.assign(grant, { status: 'revoked', revoked_at: new Date(now), decided_at: grant.decided_at ?? new Date(now) });
+      await this.save(manager, grant, { type: 'grant.revoked', actor: byOwner, data: { from } });
+    });
+  }
+
+  /**
+   * Flips every pending or approved grant whose `expires_at` is at or before `now` to expired,
+   * each with its `grant.expired` event. Run on a timer by {@link GrantExpiryTimer}; returns how many.
+   */
+  async expireDue(now = this.clock.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const expired = await this.db.transaction(async (manager) => {
+        const due = await manager
+          .getRepository(GrantEntity)
+          .createQueryBuilder('g')
+          .setLock('pessimistic_write')
+          .setOnLocked('skip_locked')
+          .where('g.status IN (:...live) AND g.expires_at <= :now', { live: ['pending', 'approved'], now: new Date(now) })
+          .orderBy('g.expires_at', 'ASC')
+          .take(EXPIRY_BATCH)
+          .getMany();
+        for (const grant of due) await this.expireIn(manager, grant);
+        return due;
+      });
+      for (const grant of expired) this.notify(grant.id);
+      total += expired.length;
+      if (expired.length < EXPIRY_BATCH) return total;
+    }
+  }
+
+  /**
+   * Resolves with the grant as soon as it leaves pending, or after `timeoutMs` with its state
+   * then (re-read, so expiry is applied). No polling: a waiter is woken by an in-process
+   * notification sent after the deciding transaction commits. With several registry processes
+   * on one PostgreSQL, a decision made in another process is seen at the timeout re-read (a
+   * PostgreSQL LISTEN/NOTIFY relay would wake it sooner; not needed for one process).
+   * Returns null if the grant is not this agent's. Rejects with `signal.reason` when aborted.
+   */
+  async waitForDecision(grantId: string, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<GrantEntity | null> {
+    signal?.throwIfAborted();
+    let wake!: Waiter;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    this.subscribe(grantId, wake);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      // Subscribed before the first read, so a decision committed in between is not missed.
+      const grant = await this.getForAgent(grantId, agentId);
+      if (!grant || grant.status !== 'pending') return grant;
+      signal?.throwIfAborted();
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeoutMs))));
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal?.reason as Error);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+      await Promise.race([woken, timedOut, aborted]);
+      return await this.getForAgent(grantId, agentId);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      this.unsubscribe(grantId, wake);
+    }
+  }
+
+  /** Runs one transition under a row lock, applying a due expiry first (which then wins). */
+  private async transition(
+    grantId: string,
+    byOwner: string,
+    from: readonly GrantStatus[],
+    apply: (grant: GrantEntity, manager: EntityManager, now: number) => Promise<void>,
+  ): Promise<GrantEntity> {
+    const now = this.clock.now();
+    const outcome = await this.db.transaction(async (manager) => {
+      const grant = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
+      // Another human's grant answers as an unknown one, so grant ids are not probeable.
+      if (!grant || grant.owner !== byOwner) throw new InvalidGrant('grant not found');
+      // A due expiry is committed, and then the transition is refused.
+      if (isDue(grant, now)) {
+        await this.expireIn(manager, grant);
+        return { grant, expired: true };
+      }
+      if (!from.includes(grant.status)) throw new InvalidGrant(`grant is ${grant.status}, not ${from.join(' or ')}`);
+      await apply(grant, manager, now);
+      return { grant, expired: false };
+    });
+    this.notify(grantId);
+    if (outcome.expired) throw new InvalidGrant(`grant is expired, not ${from.join(' or ')}`);
+    return outcome.grant;
+  }
+
+  /** Expires one grant if it is still due (lazy expiry on read). */
+  private async expireOne(grantId: string): Promise<GrantEntity | null> {
+    const now = this.clock.now();
+    const grant = await this.db.transaction(async (manager) => {
+      const row = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
+      if (row && isDue(row, now)) await this.expireIn(manager, row);
+      return row;
+    });
+    this.notify(grantId);
+    return grant;
+  }
+
+  private async expireIn(manager: EntityManager, grant: GrantEntity): Promise<void> {
+    const from = grant.status;
+    grant.status = 'expired';
+    await this.save(manager, grant, { type: 'grant.expired', actor: 'registry', data: { from, expires_at: grant.expires_at.toISOString() } });
+  }
+
+  /** Bumps the version, writes the row and appends the event, in the caller's transaction. */
+  private async save(manager: EntityManager, grant: GrantEntity, event: { type: string; actor: string; data: Record<string, unknown> }): Promise<void> {
+    grant.version += 1;
+    await manager.getRepository(GrantEntity).save(grant);
+    await this.audit.append(
+      { type: event.type, actor: event.actor, subject: grant.owner, grant_id: grant.id, data: { ...event.data, status: grant.status, version: grant.version } },
+      manager,
+    );
+  }
+
+  private subscribe(grantId: string, waiter: Waiter): void {
+    let set = this.waiters.get(grantId);
+    if (!set) this.waiters.set(grantId, (set = new Set()));
+    set.add(waiter);
+  }
+
+  private unsubscribe(grantId: string, waiter: Waiter): void {
+    const set = this.waiters.get(grantId);
+    set?.delete(waiter);
+    if (set?.size === 0) this.waiters.delete(grantId);
+  }
+
+  /** Wakes this grant's waiters; they re-read the committed row themselves. */
+  private notify(grantId: string): void {
+    for (const wake of this.waiters.get(grantId) ?? []) wake();
+  }
+}

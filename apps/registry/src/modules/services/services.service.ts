@@ -1,0 +1,90 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthorizationDetailSchema, type Clock, InvalidRequest, normaliseLocation, randomId } from '@writ/core';
+import { z } from 'zod';
+import type { Database } from '../../infra/database.service.js';
+import type { AuditService } from '../audit/audit.service.js';
+import { describeIssue } from '../validation.js';
+import { ServiceEntity } from './service.entity.js';
+
+/** What an operator registers: the same token rules as the capabilities agents will request. */
+export const ServiceRegistrationSchema = z.strictObject({
+  uri: z.string().min(1).max(2048),
+  display_name: z.string().trim().min(1).max(200),
+  catalogue: z
+    .array(z.strictObject({ type: AuthorizationDetailSchema.shape.type, actions: AuthorizationDetailSchema.shape.actions }))
+    .min(1)
+    .max(64)
+    .refine((entries) => new Set(entries.map((e) => e.type)).size === entries.length, 'each type is listed once'),
+});
+
+export type ServiceRegistration = z.infer<typeof ServiceRegistrationSchema>;
+
+/** SHA-256 of a credential, hex: what is stored and compared. */
+function credentialHash(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/** Compared against when the service is unknown, so timing does not reveal which ids exist. */
+const UNKNOWN_SERVICE_HASH = credentialHash(randomBytes(32).toString('base64url'));
+
+/** Service providers: their URI, name, catalogue of capability types, and verifier-call credential. */
+export class ServicesService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Registers a service and returns its credential: 256 random bits, base64url, shown this once
+   * (only its SHA-256 is stored). Appends `service.registered` in the same transaction.
+   *
+   * @throws InvalidRequest on a malformed body, a non-http(s) URI or a URI already registered.
+   */
+  async register(body: unknown, actor = 'operator'): Promise<{ service: ServiceEntity; credential: string }> {
+    const parsed = ServiceRegistrationSchema.safeParse(body);
+    if (!parsed.success) throw new InvalidRequest(describeIssue(parsed.error, body).text);
+    const uri = normaliseLocation(parsed.data.uri);
+    if (uri === undefined) throw new InvalidRequest('uri must be an absolute http(s) URI');
+    const credential = randomBytes(32).toString('base64url');
+    const service = await this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(ServiceEntity);
+      if (await repo.existsBy({ uri })) throw new InvalidRequest(`a service is already registered at ${uri}`);
+      const row = repo.create({
+        id: `svc_${randomId()}`,
+        uri,
+        display_name: parsed.data.display_name,
+        catalogue: parsed.data.catalogue,
+        credential_hash: credentialHash(credential).toString('hex'),
+        created_at: new Date(this.clock.now()),
+      });
+      await repo.insert(row);
+      await this.audit.append(
+        {
+          type: 'service.registered',
+          actor,
+          subject: row.id,
+          data: { service_id: row.id, uri, display_name: row.display_name, catalogue: row.catalogue },
+        },
+        manager,
+      );
+      return row;
+    });
+    return { service, credential };
+  }
+
+  /** The service with this id, or registered at this URI (compared after normalisation). */
+  async find(idOrUri: string): Promise<ServiceEntity | null> {
+    const repo = this.db.dataSource.getRepository(ServiceEntity);
+    if (idOrUri.startsWith('svc_')) return repo.findOneBy({ id: idOrUri });
+    const uri = normaliseLocation(idOrUri);
+    return uri === undefined ? null : repo.findOneBy({ uri });
+  }
+
+  /** Whether `secret` is this service's credential; constant-time, and as slow for unknown ids. */
+  async verifyCredential(serviceId: string, secret: string): Promise<boolean> {
+    const service = await this.db.dataSource.getRepository(ServiceEntity).findOneBy({ id: serviceId });
+    const expected = service ? Buffer.from(service.credential_hash.trim(), 'hex') : UNKNOWN_SERVICE_HASH;
+    return timingSafeEqual(credentialHash(secret), expected) && service !== null;
+  }
+}

@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { systemClock } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { ServicesService } from '../src/modules/services/services.service.js';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '../../..');
+
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', '@swc-node/register/esm-register', 'apps/registry/src/cli.ts', ...args],
+      { cwd: root, env: { ...process.env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', DATABASE_URL: '', ...env } },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('services register (CLI, embedded storage)', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-services-cli-'));
+    env = { WRIT_DATA_DIR: dataDir };
+  });
+
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('registers a service, prints its credential once, and the credential verifies', async () => {
+    const catalogue = JSON.stringify([{ type: 'flight_booking', actions: ['read', 'book'] }]);
+    const { code, stdout } = await cli(['services', 'register', '--uri', 'https://Flights.example/', '--name', 'Flights', '--catalogue', catalogue], env);
+    expect(code).toBe(0);
+    const id = /service registered: (svc_\S+) at https:\/\/flights\.example\//.exec(stdout)?.[1];
+    const credential = /not shown again\): (\S+)/.exec(stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(credential).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    try {
+      const keys = new KeyStore(dataDir, systemClock, 330);
+      await keys.init();
+      const audit = new AuditService(db, keys, systemClock, 100);
+      expect(await new ServicesService(db, audit, systemClock).verifyCredential(id!, credential!)).toBe(true);
+      const events = await db.dataSource.query<{ type: string; actor: string }[]>('SELECT type, actor FROM audit_events');
+      expect(events).toEqual([{ type: 'service.registered', actor: 'cli' }]);
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+
+  it('refuses a catalogue that is not JSON, and a catalogue entry with an unknown field', async () => {
+    const bad = await cli(['services', 'register', '--uri', 'https://a.example', '--name', 'A', '--catalogue', '[{'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--catalogue is not JSON');
+    const extra = await cli(['services', 'register', '--uri', 'https://a.example', '--name', 'A', '--catalogue', '[{"type":"t","actions":["a"],"x":1}]'], env);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain("services register: unknown field 'x' in catalogue[0]");
+  }, 60_000);
+});
