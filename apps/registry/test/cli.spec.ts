@@ -1,34 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { systemClock } from '@writ/core';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
-
-const run = promisify(execFile);
-const root = resolve(import.meta.dirname, '../../..');
-
-/** Runs the registry CLI as a user would (`npm run registry -- ...`), without npm's own output. */
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ['--import', '@swc-node/register/esm-register', 'apps/registry/src/cli.ts', ...args],
-      { cwd: root, env: { ...process.env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', DATABASE_URL: '', ...env } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('registry CLI on embedded storage', () => {
   let dataDir: string;
