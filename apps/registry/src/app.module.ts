@@ -13,6 +13,8 @@ import { GrantsController } from './modules/grants/grants.controller.js';
 import { GrantsService } from './modules/grants/grants.service.js';
 import { ServicesService } from './modules/services/services.service.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
+import { TokensController } from './modules/tokens/tokens.controller.js';
+import { TokensService } from './modules/tokens/tokens.service.js';
 import { CLOCK, CONFIG } from './tokens.js';
 import { Database } from './infra/database.service.js';
 
@@ -29,7 +31,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -55,6 +57,12 @@ export class AppModule {
           provide: GrantsService,
           inject: [AuditService, ServicesService],
           useFactory: (audit: AuditService, services: ServicesService) => new GrantsService(infra.db, audit, services, infra.clock),
+        },
+        {
+          provide: TokensService,
+          inject: [AuditService, ClientAuthService, GrantsService],
+          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService) =>
+            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config),
         },
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],

@@ -9,8 +9,9 @@ import { InitialAccessTokenEntity } from '../modules/agents/initial-access-token
 import { AuditCheckpointEntity, AuditEventEntity } from '../modules/audit/audit.entity.js';
 import { GrantEntity } from '../modules/grants/grant.entity.js';
 import { ServiceEntity } from '../modules/services/service.entity.js';
+import { DpopProofJtiEntity } from '../modules/tokens/dpop-proof-jti.entity.js';
 
-export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity];
+export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
 export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
-import { DPOP_ALGS } from '@writ/core';
+import { DPOP_ALGS, TOKEN_EXCHANGE_GRANT } from '@writ/core';
 import type { RegistryConfig } from '../../config/config.js';
 import { CONFIG } from '../../tokens.js';
 import { KeyStore } from '../keys/key-store.js';
@@ -20,6 +20,8 @@ export class MetadataController {
       issuer,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
       registration_endpoint: `${issuer}/oauth/register`,
+      token_endpoint: `${issuer}/oauth/token`,
+      grant_types_supported: [TOKEN_EXCHANGE_GRANT],
       token_endpoint_auth_methods_supported: ['private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: [...DPOP_ALGS],
       dpop_signing_alg_values_supported: [...DPOP_ALGS],

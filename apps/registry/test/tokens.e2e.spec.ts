@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import {
+  createDpopProof,
+  jwkThumbprint,
+  SELF_SIGNED_TOKEN_TYPE,
+  systemClock,
+  TOKEN_EXCHANGE_GRANT,
+  tokenHash,
+  TXN_TOKEN_TYPE,
+  verifyTxnToken,
+} from '@writ/core';
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/config.js';
+import { AgentsService } from '../src/modules/agents/agents.service.js';
+import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { GrantsService } from '../src/modules/grants/grants.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { ServicesService } from '../src/modules/services/services.service.js';
+import { createRegistry } from '../src/registry.js';
+import type { Database } from '../src/infra/database.service.js';
+import { storages, type TestDatabase } from './support/databases.js';
+
+const ISSUER = 'https://registry.writ.test';
+const TOKEN_URL = `${ISSUER}/oauth/token`;
+
+const grantRequest = {
+  service: 'https://flights.example',
+  authorization_details: [{ type: 'flight_booking', locations: ['https://flights.example/api'], actions: ['read'] }],
+  envelope: { max_uses: 10 },
+  purpose: 'Check my bookings',
+  duration_s: 600,
+};
+
+interface Agent {
+  clientId: string;
+  owner: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+describe.each(storages)('root token issuance on $name', ({ create }) => {
+  let app: NestFastifyApplication;
+  let db: Database;
+  let testDb: TestDatabase;
+  let dataDir: string;
+  let grants: GrantsService;
+  let alice: Agent;
+  let bob: Agent;
+
+  async function enrol(owner: string): Promise<Agent> {
+    const agents = app.get(AgentsService);
+    const { token } = await agents.mintInitialAccessToken(owner);
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [publicJwk] } });
+    return { clientId, owner, privateKey, publicJwk };
+  }
+
+  /** A JWT from `signer` with iss = sub = `agent`, aud = issuer, single-use jti. */
+  function selfSigned(agent: Agent, signer: CryptoKey = agent.privateKey): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer(agent.clientId)
+      .setSubject(agent.clientId)
+      .setAudience(ISSUER)
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .setJti(randomUUID())
+      .sign(signer);
+  }
+
+  function proof(agent: Agent, htu = TOKEN_URL): Promise<string> {
+    return createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu, clock: systemClock });
+  }
+
+  async function approvedGrant(agent: Agent): Promise<string> {
+    const grant = await grants.request(agent.clientId, agent.owner, grantRequest);
+    await grants.approve(grant.id, agent.owner);
+    return grant.id;
+  }
+
+  interface Exchange {
+    params?: Record<string, string>;
+    requestDetails?: object;
+    dpop?: string | null;
+    assertion?: string;
+    subjectToken?: string;
+  }
+
+  async function exchange(agent: Agent, grantId: string, options: Exchange = {}) {
+    const form = new URLSearchParams({
+      grant_type: TOKEN_EXCHANGE_GRANT,
+      requested_token_type: TXN_TOKEN_TYPE,
+      subject_token_type: SELF_SIGNED_TOKEN_TYPE,
+      subject_token: options.subjectToken ?? (await selfSigned(agent)),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: options.assertion ?? (await selfSigned(agent)),
+      request_details: JSON.stringify(options.requestDetails ?? { grant_id: grantId }),
+      ...options.params,
+    });
+    const dpop = options.dpop === undefined ? await proof(agent) : options.dpop;
+    return app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(dpop === null ? {} : { dpop }) },
+      payload: form.toString(),
+    });
+  }
+
+  beforeAll(async () => {
+    testDb = await create();
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-tokens-http-'));
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
+    ({ app, db } = await createRegistry(config, { logger: false, database: testDb.target }));
+    await app.init();
+    await app.getHttpAdapter().getInstance().ready();
+    grants = app.get(GrantsService);
+    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
+    alice = await enrol('alice');
+    bob = await enrol('bob');
+  });
+
+  afterAll(async () => {
+    await app.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('issues a DPoP-bound root token for an approved grant, recorded in the audit chain before the answer', async () => {
+    const grantId = await approvedGrant(alice);
+    const res = await exchange(alice, grantId);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const body = res.json<{ access_token: string; token_type: string; issued_token_type: string; expires_in: number }>();
+    expect(body).toMatchObject({ token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: 300 });
+
+    const jwk = (await app.get(KeyStore).jwks()).keys[0]!;
+    const claims = await verifyTxnToken(body.access_token, { key: (await importJWK(jwk, 'ES256')) as CryptoKey, issuer: ISSUER, audience: 'writ.test', clock: systemClock });
+    expect(claims).toMatchObject({
+      sub: 'alice',
+      scope: expect.any(String) as string,
+      req_wl: alice.clientId,
+      act: { sub: alice.clientId },
+      cnf: { jkt: await jwkThumbprint(alice.publicJwk) },
+      tctx: { grant_id: grantId, depth: 0, purpose: 'Check my bookings', authorization_details: grantRequest.authorization_details, envelope: grantRequest.envelope },
+    });
+    expect(claims.tctx.parent).toBeUndefined();
+
+    const event = await db.dataSource.getRepository(AuditEventEntity).findOneBy({ type: 'token.issued', txn: claims.txn });
+    expect(event).toMatchObject({ grant_id: grantId, actor: alice.clientId, subject: 'alice' });
+    expect(event!.data).toEqual({ jti: claims.jti, token_hash: await tokenHash(body.access_token), jkt: claims.cnf.jkt, exp: claims.exp, scope: claims.scope });
+    expect((await app.get(AuditService).verify()).chain.ok).toBe(true);
+  });
+
+  it('lists the token endpoint in the metadata', async () => {
+    const res = await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
+    expect(res.json()).toMatchObject({ token_endpoint: TOKEN_URL, grant_types_supported: [TOKEN_EXCHANGE_GRANT] });
+  });
+
+  describe('refuses', () => {
+    let grantId: string;
+    beforeAll(async () => {
+      grantId = await approvedGrant(alice);
+    });
+
+    function expectError(res: Awaited<ReturnType<typeof exchange>>, status: number, error: string, description: string): void {
+      expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
+    }
+
+    it('another grant_type', async () => {
+      expectError(await exchange(alice, grantId, { params: { grant_type: 'client_credentials' } }), 400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
+    });
+
+    it('a repeated parameter', async () => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await proof(alice) },
+        payload: `grant_type=${encodeURIComponent(TOKEN_EXCHANGE_GRANT)}&grant_type=x`,
+      });
+      expectError(res, 400, 'invalid_request', 'parameter grant_type is repeated');
+    });
+
+    it('a missing DPoP proof', async () => {
+      expectError(await exchange(alice, grantId, { dpop: null }), 401, 'invalid_dpop_proof', 'DPoP proof is missing');
+    });
+
+    it('a replayed DPoP proof', async () => {
+      const dpop = await proof(alice);
+      expect((await exchange(alice, grantId, { dpop })).statusCode).toBe(200);
+      expectError(await exchange(alice, grantId, { dpop }), 401, 'invalid_dpop_proof', 'DPoP proof jti was already used');
+    });
+
+    it('a DPoP proof for another URL', async () => {
+      expectError(await exchange(alice, grantId, { dpop: await proof(alice, `${ISSUER}/grants`) }), 401, 'invalid_dpop_proof', 'DPoP proof htu does not match the request URI');
+    });
+
+    it('a client assertion signed by another key', async () => {
+      const assertion = await selfSigned(alice, bob.privateKey);
+      expectError(await exchange(alice, grantId, { assertion }), 401, 'invalid_client', 'client assertion signature is invalid');
+    });
+
+    it('a subject token signed by another key', async () => {
+      const subjectToken = await selfSigned(alice, bob.privateKey);
+      expectError(await exchange(alice, grantId, { subjectToken }), 400, 'invalid_grant', 'subject token signature is invalid');
+    });
+
+    it('a pending, a denied and a revoked grant', async () => {
+      const pending = await grants.request(alice.clientId, 'alice', grantRequest);
+      expectError(await exchange(alice, pending.id), 400, 'invalid_grant', 'grant is pending');
+      await grants.deny(pending.id, 'alice');
+      expectError(await exchange(alice, pending.id), 400, 'invalid_grant', 'grant is denied');
+      const revoked = await approvedGrant(alice);
+      await grants.revoke(revoked, 'alice');
+      expectError(await exchange(alice, revoked), 400, 'invalid_grant', 'grant is revoked');
+    });
+
+    it("another agent's grant exactly like an unknown one", async () => {
+      expectError(await exchange(bob, grantId), 400, 'invalid_grant', 'grant not found');
+      expectError(await exchange(alice, 'grt_doesnotexist'), 400, 'invalid_grant', 'grant not found');
+    });
+
+    it('a request wider than the grant', async () => {
+      const wider = [{ ...grantRequest.authorization_details[0]!, actions: ['read', 'book'] }];
+      const res = await exchange(alice, grantId, { requestDetails: { grant_id: grantId, authorization_details: wider } });
+      expectError(res, 400, 'invalid_authorization_details', "capability 0 (flight_booking): action 'book' is not in the parent");
+    });
+  });
+});
