@@ -9,7 +9,7 @@ const FORM = 'application/x-www-form-urlencoded';
 export class TokensController {
   constructor(@Inject(TokensService) private readonly tokens: TokensService) {}
 
-  /** RFC 8693 §2.1 token exchange at the RFC 6749 §3.2 token endpoint: a root Txn-Token. */
+  /** RFC 8693 §2.1 token exchange at the RFC 6749 §3.2 token endpoint: a root Txn-Token, or a delegated one. */
   @Post('token')
   @HttpCode(200)
   @Header('cache-control', 'no-store')

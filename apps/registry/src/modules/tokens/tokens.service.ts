@@ -11,6 +11,9 @@ import {
   InvalidDpopProof,
   InvalidGrant,
   InvalidRequest,
+  InvalidToken,
+  JWT_TOKEN_TYPE,
+  delegateAct,
   scopeOf,
   SELF_SIGNED_TOKEN_TYPE,
   sha256Base64url,
@@ -22,13 +25,14 @@ import {
   UnsupportedGrantType,
   UnsupportedTokenType,
   verifyDpopProof,
+  verifyTxnToken,
 } from '@writ/core';
-import { errors, importJWK, type JWK, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { ClientAuthService } from '../agents/client-auth.service.js';
-import type { AgentEntity } from '../agents/agent.entity.js';
+import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
@@ -56,6 +60,15 @@ const CLOCK_SKEW_S = 5;
 /** DPoP proofs older than this are refused by verifyDpopProof, so a jti is kept this long (plus skew). */
 const DPOP_MAX_AGE_S = 300;
 const SWEEP_BATCH = 100;
+const MAX_JTI_LENGTH = 256;
+/** Actor token jtis share the client assertion jti table under this key prefix. */
+const ACTOR_TOKEN_JTI_PREFIX = 'actor_token:';
+
+/** What a delegation asks for: a subset of the parent token's context (the grant is the parent's). */
+const DelegationDetailsSchema = z.strictObject({
+  authorization_details: AuthorizationDetailsSchema.optional(),
+  envelope: EnvelopeSchema.optional(),
+});
 
 const RequestDetailsSchema = z.strictObject({
   grant_id: z.string().min(1).max(256),
@@ -87,7 +100,7 @@ export class TokensService {
     if (p.grant_type !== TOKEN_EXCHANGE_GRANT) throw new UnsupportedGrantType(`grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
     if (p.requested_token_type !== TXN_TOKEN_TYPE) throw new InvalidRequest(`requested_token_type must be ${TXN_TOKEN_TYPE}`);
     if (p.subject_token === undefined || p.subject_token === '') throw new InvalidRequest('subject_token is required');
-    if (p.subject_token_type === TXN_TOKEN_TYPE) throw new InvalidRequest('delegation is not implemented yet');
+    if (p.subject_token_type === TXN_TOKEN_TYPE) return this.delegate(request);
     if (p.subject_token_type !== SELF_SIGNED_TOKEN_TYPE) throw new UnsupportedTokenType(`subject_token_type must be ${SELF_SIGNED_TOKEN_TYPE}`);
     const details = parseRequestDetails(p.request_details);
 
@@ -168,6 +181,195 @@ export class TokensService {
     return { access_token: token, token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: exp - iat };
   }
 
+  /**
+   * A hop (ARCHITECTURE.md "Delegating to the next agent"): the holder of a Txn-Token hands a
+   * narrower child token to another registered agent, which consented with its actor token. The
+   * child keeps txn, sub, aud and iss, is bound to the new actor's registered key, and never
+   * outlives its parent or the grant. The `token.delegated` event is committed before the answer.
+   */
+  private async delegate(request: TokenRequest): Promise<TokenResponse> {
+    const p = request.params;
+    const subjectToken = p.subject_token!;
+    if (p.actor_token === undefined || p.actor_token === '') throw new InvalidRequest('actor_token is required for delegation');
+    if (p.actor_token_type !== JWT_TOKEN_TYPE) throw new UnsupportedTokenType(`actor_token_type must be ${JWT_TOKEN_TYPE}`);
+    const details = parseDelegationDetails(p.request_details);
+
+    // 1. The client: it must hold the subject token.
+    const now = this.clock.now();
+    const holder = await this.clientAuth.authenticate(
+      { client_id: p.client_id, client_assertion_type: p.client_assertion_type, client_assertion: p.client_assertion },
+      now,
+    );
+
+    // 2. The parent token, issued by this registry.
+    const parent = await this.verifyParentToken(subjectToken);
+    if (parent.act.sub !== holder.client_id) throw new InvalidGrant('only the holder of the subject token can delegate');
+
+    // 3. Proof of possession of the parent token's key; the proof is single-use.
+    if (request.dpop === undefined || request.dpop === '') throw new InvalidDpopProof('DPoP proof is missing');
+    const proof = await verifyDpopProof(request.dpop, {
+      htm: 'POST',
+      htu: `${this.config.issuer}/oauth/token`,
+      accessToken: subjectToken,
+      expectedJkt: parent.cnf.jkt,
+      clock: this.clock,
+      maxAgeSeconds: DPOP_MAX_AGE_S,
+    });
+    if (!(await this.rememberProofJti(proof.jkt, proof.jti, proof.iat, now))) throw new InvalidDpopProof('DPoP proof jti was already used');
+
+    // 4. The new actor's consent, signed with its registered key.
+    const actor = await this.verifyActorToken(p.actor_token, now);
+
+    // 5. The grant still stands, and its delegation policy allows this hop.
+    const grant = await this.grants.get(parent.tctx.grant_id);
+    if (!grant) throw new InvalidGrant('grant not found');
+    if (grant.status !== 'approved') throw new InvalidGrant(`grant is ${grant.status}`);
+    const depth = parent.tctx.depth + 1;
+    if (depth > grant.delegation.max_depth) throw new InvalidGrant('delegation depth limit reached');
+    if (grant.delegation.allowed_agents !== undefined && !grant.delegation.allowed_agents.includes(actor.client_id)) {
+      throw new InvalidGrant("actor is not allowed by the grant's delegation policy");
+    }
+
+    // 6. The child's capabilities and envelope: no wider than the parent's.
+    const authorizationDetails = details.authorization_details ?? parent.tctx.authorization_details;
+    const violation = detailsSubsetViolation(authorizationDetails, parent.tctx.authorization_details);
+    if (violation !== null) throw new InvalidAuthorizationDetails(violation);
+    const envelope = details.envelope ?? parent.tctx.envelope;
+    assertNarrows(envelope, parent.tctx.envelope);
+
+    // 7. The child token.
+    const iat = Math.floor(now / 1000);
+    const exp = Math.min(iat + this.config.tokenTtlSeconds, parent.exp, Math.floor(grant.expires_at.getTime() / 1000));
+    if (exp <= iat) throw new InvalidGrant('subject token is expired');
+    const claims: TxnTokenClaims = {
+      iss: parent.iss,
+      aud: parent.aud,
+      iat,
+      exp,
+      jti: `trt_${randomUUID()}`,
+      txn: parent.txn,
+      sub: parent.sub,
+      scope: scopeOf(authorizationDetails),
+      req_wl: holder.client_id,
+      act: delegateAct(parent.act, actor.client_id),
+      cnf: { jkt: actor.jkt },
+      tctx: {
+        grant_id: parent.tctx.grant_id,
+        authorization_details: authorizationDetails,
+        envelope,
+        purpose: parent.tctx.purpose,
+        approval: parent.tctx.approval,
+        parent: parent.jti,
+        depth,
+      },
+      rctx: { ...(request.ip !== undefined && isIP(request.ip) !== 0 ? { req_ip: request.ip } : {}), authn: 'private_key_jwt' },
+    };
+    const key = await this.keys.active();
+    const token = await signTxnToken(claims, { privateKey: key.privateKey, kid: key.kid });
+
+    // 8. Recorded (and committed), linked to the parent's event, before it is handed out.
+    const hash = await tokenHash(token);
+    await this.db.transaction(async (manager) => {
+      const rows: { id: string }[] = await manager.query(
+        `SELECT id FROM audit_events WHERE type IN ('token.issued', 'token.delegated') AND txn = $1 AND data->>'jti' = $2 ORDER BY seq LIMIT 1`,
+        [parent.txn, parent.jti],
+      );
+      await this.audit.append(
+        {
+          type: 'token.delegated',
+          grant_id: grant.id,
+          txn: claims.txn,
+          parent_id: rows[0]?.id ?? null,
+          actor: holder.client_id,
+          subject: parent.sub,
+          data: { jti: claims.jti, parent_jti: parent.jti, actor: actor.client_id, token_hash: hash, jkt: actor.jkt, exp, scope: claims.scope },
+        },
+        manager,
+      );
+    });
+    return { access_token: token, token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: exp - iat };
+  }
+
+  /** Verifies a Txn-Token this registry issued, as the subject token of a delegation. */
+  private async verifyParentToken(token: string): Promise<TxnTokenClaims> {
+    try {
+      return await verifyTxnToken(token, {
+        key: createLocalJWKSet(await this.keys.jwks()),
+        issuer: this.config.issuer,
+        audience: this.config.trustDomain,
+        clock: this.clock,
+        maxSkewSeconds: CLOCK_SKEW_S,
+      });
+    } catch (error) {
+      if (!(error instanceof InvalidToken)) throw error;
+      if (error.message === 'token expired') throw new InvalidGrant('subject token is expired');
+      throw new InvalidGrant(`subject ${error.message}`);
+    }
+  }
+
+  /** Verifies the actor token: iss = sub = a registered, active agent, aud = issuer, short-lived, single-use, signed by that agent's key. */
+  private async verifyActorToken(token: string, now: number): Promise<AgentEntity> {
+    let unverified: Record<string, unknown>;
+    try {
+      unverified = decodeJwt(token);
+    } catch {
+      throw new InvalidGrant('actor token is not a valid JWT');
+    }
+    const { iss, sub } = unverified;
+    if (typeof iss !== 'string' || iss === '' || iss !== sub) throw new InvalidGrant('actor token iss and sub must be the actor client_id');
+    const actor = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: iss });
+    if (!actor) throw new InvalidGrant('actor is not a registered agent');
+
+    const jwk: JWK = actor.jwks.keys[0]!;
+    const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, await importJWK(jwk, alg), {
+        algorithms: [alg],
+        issuer: actor.client_id,
+        subject: actor.client_id,
+        audience: this.config.issuer,
+        requiredClaims: ['exp'],
+        currentDate: new Date(now),
+        clockTolerance: CLOCK_SKEW_S,
+      }));
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) throw new InvalidGrant('actor token is expired');
+      if (error instanceof errors.JWTClaimValidationFailed) throw new InvalidGrant(`actor token ${error.claim} claim is invalid`);
+      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidGrant('actor token signature is invalid');
+      throw new InvalidGrant('actor token is not a valid JWT');
+    }
+    if (actor.status !== 'active') throw new InvalidGrant('actor is disabled');
+    const nowS = Math.floor(now / 1000);
+    const exp = payload.exp as number;
+    const iat = payload.iat;
+    if (exp - nowS > MAX_SUBJECT_TOKEN_LIFETIME_S || (typeof iat === 'number' && exp - iat > MAX_SUBJECT_TOKEN_LIFETIME_S)) {
+      throw new InvalidGrant('actor token lifetime is too long');
+    }
+    const { jti } = payload;
+    if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
+      throw new InvalidGrant(`actor token jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
+    }
+    if (!(await this.rememberActorJti(actor.client_id, jti, exp, now))) throw new InvalidGrant('actor token jti was already used');
+    return actor;
+  }
+
+  /**
+   * Records an actor token jti in the client assertion jti table, under a key prefix of its own so
+   * it never collides with a client assertion's; false if it was already recorded and has not expired.
+   */
+  private rememberActorJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
+    return this.db.transaction(async (manager) => {
+      const inserted: unknown[] = await manager.query(
+        `INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE client_assertion_jtis.expires_at <= $4
+         RETURNING jti`,
+        [`${ACTOR_TOKEN_JTI_PREFIX}${clientId}`, jti, new Date((exp + CLOCK_SKEW_S) * 1000), new Date(now)],
+      );
+      return inserted.length === 1;
+    });
+  }
+
   /** Verifies the self-signed subject token: iss = sub = client_id, aud = issuer, short-lived, signed by the agent's key. */
   private async verifySubjectToken(token: string, agent: AgentEntity, now: number): Promise<void> {
     const jwk: JWK = agent.jwks.keys[0]!;
@@ -215,6 +417,23 @@ export class TokensService {
       return inserted.length === 1;
     });
   }
+}
+
+function parseDelegationDetails(raw: string | undefined): z.infer<typeof DelegationDetailsSchema> {
+  if (raw === undefined || raw === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new InvalidRequest('request_details is not JSON');
+  }
+  const parsed = DelegationDetailsSchema.safeParse(value);
+  if (!parsed.success) {
+    const { path, text } = describeIssue(parsed.error, value);
+    if (path[0] === 'authorization_details') throw new InvalidAuthorizationDetails(`request_details.${text}`);
+    throw new InvalidRequest(`request_details: ${text}`);
+  }
+  return parsed.data;
 }
 
 function parseRequestDetails(raw: string | undefined): z.infer<typeof RequestDetailsSchema> {
