@@ -158,6 +158,16 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
     expect((await app.get(AuditService).verify()).chain.ok).toBe(true);
   });
 
+  it('keeps one unbroken audit chain under a 50-request concurrent burst of issuances', async () => {
+    const grantId = await approvedGrant(alice);
+    const before = await db.dataSource.getRepository(AuditEventEntity).countBy({ type: 'token.issued' });
+    const responses = await Promise.all(Array.from({ length: 50 }, () => exchange(alice, grantId)));
+    expect(responses.map((r) => r.statusCode)).toEqual(Array.from({ length: 50 }, () => 200));
+    expect(await db.dataSource.getRepository(AuditEventEntity).countBy({ type: 'token.issued' })).toBe(before + 50);
+    const { chain } = await app.get(AuditService).verify();
+    expect(chain.ok).toBe(true);
+  });
+
   it('lists the token endpoint in the metadata', async () => {
     const res = await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
     expect(res.json()).toMatchObject({ token_endpoint: TOKEN_URL, grant_types_supported: [TOKEN_EXCHANGE_GRANT] });
