@@ -15,6 +15,9 @@ import { ServicesService } from './modules/services/services.service.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
 import { TokensService } from './modules/tokens/tokens.service.js';
+import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './modules/revocations/revocation-bus.js';
+import { RevocationsController } from './modules/revocations/revocations.controller.js';
+import { RevocationsService } from './modules/revocations/revocations.service.js';
 import { CLOCK, CONFIG } from './tokens.js';
 import { Database } from './infra/database.service.js';
 
@@ -31,7 +34,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -58,11 +61,19 @@ export class AppModule {
           inject: [AuditService, ServicesService],
           useFactory: (audit: AuditService, services: ServicesService) => new GrantsService(infra.db, audit, services, infra.clock),
         },
+        // In-process only for now; the Redis implementation of RevocationBus plugs in here.
+        { provide: REVOCATION_BUS, useFactory: (): RevocationBus => new InProcessRevocationBus() },
+        {
+          provide: RevocationsService,
+          inject: [AuditService, ClientAuthService, GrantsService, REVOCATION_BUS],
+          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, bus: RevocationBus) =>
+            new RevocationsService(infra.db, audit, clientAuth, grants, infra.keys, bus, infra.clock, infra.config),
+        },
         {
           provide: TokensService,
-          inject: [AuditService, ClientAuthService, GrantsService],
-          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService) =>
-            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config),
+          inject: [AuditService, ClientAuthService, GrantsService, RevocationsService],
+          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, revocations: RevocationsService) =>
+            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config, revocations),
         },
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],

@@ -10,8 +10,9 @@ import { AuditCheckpointEntity, AuditEventEntity } from '../modules/audit/audit.
 import { GrantEntity } from '../modules/grants/grant.entity.js';
 import { ServiceEntity } from '../modules/services/service.entity.js';
 import { DpopProofJtiEntity } from '../modules/tokens/dpop-proof-jti.entity.js';
+import { RevocationEntity } from '../modules/revocations/revocation.entity.js';
 
-export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity];
+export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
 export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };

@@ -37,6 +37,7 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
 import type { GrantsService } from '../grants/grants.service.js';
+import type { RevocationsService } from '../revocations/revocations.service.js';
 import { describeIssue } from '../validation.js';
 
 /** RFC 8693 §2.2.1 / RFC 9449 §5: what a successful token exchange answers. */
@@ -91,6 +92,7 @@ export class TokensService {
     private readonly keys: KeyStore,
     private readonly clock: Clock,
     private readonly config: RegistryConfig,
+    private readonly revocations?: RevocationsService,
   ) {}
 
   async exchange(request: TokenRequest): Promise<TokenResponse> {
@@ -204,6 +206,8 @@ export class TokensService {
     // 2. The parent token, issued by this registry.
     const parent = await this.verifyParentToken(subjectToken);
     if (parent.act.sub !== holder.client_id) throw new InvalidGrant('only the holder of the subject token can delegate');
+    // ARCHITECTURE.md "Revocation": the parent's jti, txn, grant or any actor in its chain.
+    if (this.revocations && (await this.revocations.isRevoked(parent))) throw new InvalidGrant('subject token is revoked');
 
     // 3. Proof of possession of the parent token's key; the proof is single-use.
     if (request.dpop === undefined || request.dpop === '') throw new InvalidDpopProof('DPoP proof is missing');

@@ -1,0 +1,165 @@
+import { actChain, type Clock, InvalidToken, TXN_TOKEN_TYPE, type TxnTokenClaims, verifyTxnToken } from '@writ/core';
+import { createLocalJWKSet } from 'jose';
+import type { RegistryConfig } from '../../config/config.js';
+import type { Database } from '../../infra/database.service.js';
+import type { ClientAssertionParams, ClientAuthService } from '../agents/client-auth.service.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { GrantsService } from '../grants/grants.service.js';
+import type { KeyStore } from '../keys/key-store.js';
+import type { RevocationBus } from './revocation-bus.js';
+import type { RevocationKind } from './revocation.entity.js';
+
+const CLOCK_SKEW_S = 5;
+
+/** RFC 7662 §2.2: what introspection answers for a token that is active. */
+export interface ActiveIntrospection {
+  active: true;
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  jti: string;
+  txn: string;
+  scope: string;
+  client_id: string;
+  cnf: { jkt: string };
+  act: TxnTokenClaims['act'];
+  token_type: typeof TXN_TOKEN_TYPE;
+  grant_id: string;
+}
+
+export type Introspection = ActiveIntrospection | { active: false };
+
+/**
+ * Records revocations (ARCHITECTURE.md "Revocation"): durably, with a `revocation.<kind>` audit event
+ * in the same transaction, then announced on the {@link RevocationBus} once committed.
+ */
+export class RevocationsService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly clientAuth: ClientAuthService,
+    private readonly grants: GrantsService,
+    private readonly keys: KeyStore,
+    private readonly bus: RevocationBus,
+    private readonly clock: Clock,
+    private readonly config: RegistryConfig,
+  ) {}
+
+  /**
+   * Revokes a grant, a transaction (its whole token tree), a token (by jti) or an agent (every token
+   * it appears in). `expiresAt` is when nothing it could affect is alive any more; by default, the
+   * longest a token issued now could live.
+   */
+  async revoke(kind: RevocationKind, value: string, by: string | null, reason: string | null = null, expiresAt?: Date): Promise<void> {
+    const now = this.clock.now();
+    const until = expiresAt ?? (await this.defaultExpiry(kind, value, now));
+    await this.db.transaction(async (manager) => {
+      await manager.query(
+        `INSERT INTO revocations (kind, value, revoked_at, expires_at, reason) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`,
+        [kind, value, new Date(now), until, reason],
+      );
+      await this.audit.append(
+        {
+          type: `revocation.${kind}`,
+          actor: by,
+          ...(kind === 'grant' ? { grant_id: value } : {}),
+          ...(kind === 'txn' ? { txn: value } : {}),
+          data: { kind, value, reason, expires_at: until.toISOString() },
+        },
+        manager,
+      );
+    });
+    // Only once the write is committed.
+    this.bus.publish({ kind, value, expiresAt: until });
+  }
+
+  /** Whether any of the token's jti, txn, grant or actors is revoked. */
+  async isRevoked(claims: Pick<TxnTokenClaims, 'jti' | 'txn' | 'act' | 'tctx'>): Promise<boolean> {
+    const pairs: [RevocationKind, string][] = [
+      ['token', claims.jti],
+      ['txn', claims.txn],
+      ['grant', claims.tctx.grant_id],
+      ...actChain(claims.act).map((sub): [RevocationKind, string] => ['agent', sub]),
+    ];
+    const kinds = pairs.map(([k]) => k);
+    const values = pairs.map(([, v]) => v);
+    const rows: unknown[] = await this.db.dataSource.query(
+      `SELECT 1 FROM revocations r JOIN unnest($1::text[], $2::text[]) AS t(kind, value) ON r.kind = t.kind AND r.value = t.value LIMIT 1`,
+      [kinds, values],
+    );
+    return rows.length > 0;
+  }
+
+  /** RFC 7009 §2.1: the client revokes a token it holds or requested; anything else is silently ignored (§2.2). */
+  async revokeToken(params: Record<string, string>): Promise<void> {
+    const client = await this.authenticate(params);
+    const claims = await this.verify(params.token);
+    if (!claims) return;
+    if (claims.act.sub !== client.client_id && claims.req_wl !== client.client_id) return;
+    await this.revoke('token', claims.jti, client.client_id, 'revoked by client', new Date((claims.exp + CLOCK_SKEW_S) * 1000));
+  }
+
+  /** RFC 7662 §2: whether the token is active, and if so its claims. */
+  async introspect(params: Record<string, string>): Promise<Introspection> {
+    await this.authenticate(params);
+    const claims = await this.verify(params.token);
+    if (!claims) return { active: false };
+    if (await this.isRevoked(claims)) return { active: false };
+    const grant = await this.grants.get(claims.tctx.grant_id);
+    if (grant?.status !== 'approved') return { active: false };
+    return {
+      active: true,
+      iss: claims.iss,
+      sub: claims.sub,
+      aud: claims.aud,
+      exp: claims.exp,
+      iat: claims.iat,
+      jti: claims.jti,
+      txn: claims.txn,
+      scope: claims.scope,
+      client_id: claims.req_wl,
+      cnf: claims.cnf,
+      act: claims.act,
+      token_type: TXN_TOKEN_TYPE,
+      grant_id: claims.tctx.grant_id,
+    };
+  }
+
+  private authenticate(params: Record<string, string>) {
+    const assertion: ClientAssertionParams = {
+      client_id: params.client_id,
+      client_assertion_type: params.client_assertion_type,
+      client_assertion: params.client_assertion,
+    };
+    return this.clientAuth.authenticate(assertion, this.clock.now());
+  }
+
+  /** A Txn-Token this registry issued, still within its lifetime; null for anything else. */
+  private async verify(token: string | undefined): Promise<TxnTokenClaims | null> {
+    if (token === undefined || token === '') return null;
+    try {
+      return await verifyTxnToken(token, {
+        key: createLocalJWKSet(await this.keys.jwks()),
+        issuer: this.config.issuer,
+        audience: this.config.trustDomain,
+        clock: this.clock,
+        maxSkewSeconds: CLOCK_SKEW_S,
+      });
+    } catch (error) {
+      if (error instanceof InvalidToken) return null;
+      throw error;
+    }
+  }
+
+  private async defaultExpiry(kind: RevocationKind, value: string, now: number): Promise<Date> {
+    const tokenLifetime = new Date(now + (this.config.tokenTtlSeconds + CLOCK_SKEW_S) * 1000);
+    if (kind === 'grant') {
+      const grant = await this.grants.get(value);
+      if (grant && grant.expires_at < tokenLifetime) return grant.expires_at;
+    }
+    return tokenLifetime;
+  }
+}

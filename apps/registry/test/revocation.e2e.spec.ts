@@ -1,0 +1,345 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import {
+  type Clock,
+  createDpopProof,
+  JWT_TOKEN_TYPE,
+  jwkThumbprint,
+  SELF_SIGNED_TOKEN_TYPE,
+  TOKEN_EXCHANGE_GRANT,
+  TXN_TOKEN_TYPE,
+  type TxnTokenClaims,
+  verifyTxnToken,
+} from '@writ/core';
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/config.js';
+import { AgentsService } from '../src/modules/agents/agents.service.js';
+import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { GrantsService } from '../src/modules/grants/grants.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { ServicesService } from '../src/modules/services/services.service.js';
+import { REVOCATION_BUS, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
+import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
+import { createRegistry } from '../src/registry.js';
+import type { Database } from '../src/infra/database.service.js';
+import { storages, type TestDatabase } from './support/databases.js';
+
+const ISSUER = 'https://registry.writ.test';
+const TOKEN_URL = `${ISSUER}/oauth/token`;
+
+const capability = {
+  type: 'flight_booking',
+  locations: ['https://flights.example/api'],
+  actions: ['read', 'book'],
+  limits: { max_passengers: 2 },
+};
+
+const grantRequest = {
+  service: 'https://flights.example',
+  authorization_details: [capability],
+  envelope: { max_uses: 10 },
+  purpose: 'Book my trip',
+  duration_s: 3600,
+  delegation: { max_depth: 2 },
+};
+
+interface Agent {
+  clientId: string;
+  owner: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+type Response = Awaited<ReturnType<NestFastifyApplication['inject']>>;
+
+describe.each(storages)('revocation on $name', ({ create }) => {
+  let app: NestFastifyApplication;
+  let db: Database;
+  let testDb: TestDatabase;
+  let dataDir: string;
+  let grants: GrantsService;
+  let offsetMs = 0;
+  const clock: Clock = { now: () => Date.now() + offsetMs };
+  let alice: Agent;
+  let bob: Agent;
+  let carol: Agent;
+  let dave: Agent;
+
+  async function enrol(owner: string): Promise<Agent> {
+    const agents = app.get(AgentsService);
+    const { token } = await agents.mintInitialAccessToken(owner);
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [publicJwk] } });
+    return { clientId, owner, privateKey, publicJwk };
+  }
+
+  /** A JWT from `signer` with iss = sub = `clientId`, aud = issuer, single-use jti, on the test clock. */
+  function selfSigned(clientId: string, signer: CryptoKey, jti: string = randomUUID()): Promise<string> {
+    const iat = Math.floor(clock.now() / 1000);
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(ISSUER)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + 60)
+      .setJti(jti)
+      .sign(signer);
+  }
+
+  function proof(agent: Agent, accessToken?: string): Promise<string> {
+    return createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu: TOKEN_URL, clock, ...(accessToken ? { accessToken } : {}) });
+  }
+
+  function post(form: Record<string, string>, dpop: string): Promise<Response> {
+    return app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop },
+      payload: new URLSearchParams(form).toString(),
+    });
+  }
+
+  async function approvedGrant(agent: Agent, overrides: object = {}): Promise<string> {
+    const grant = await grants.request(agent.clientId, agent.owner, { ...grantRequest, ...overrides });
+    await grants.approve(grant.id, agent.owner);
+    return grant.id;
+  }
+
+  async function rootToken(agent: Agent, grantId: string): Promise<string> {
+    const res = await post(
+      {
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        requested_token_type: TXN_TOKEN_TYPE,
+        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
+        subject_token: await selfSigned(agent.clientId, agent.privateKey),
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
+        request_details: JSON.stringify({ grant_id: grantId }),
+      },
+      await proof(agent),
+    );
+    expect(res.statusCode).toBe(200);
+    return res.json<{ access_token: string }>().access_token;
+  }
+
+  interface Delegation {
+    requestDetails?: object;
+    actorToken?: string;
+    dpop?: string;
+  }
+
+  /** `holder` hands `parent` to `actor`. */
+  async function delegate(holder: Agent, parent: string, actor: Agent, options: Delegation = {}): Promise<Response> {
+    return post(
+      {
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        requested_token_type: TXN_TOKEN_TYPE,
+        subject_token_type: TXN_TOKEN_TYPE,
+        subject_token: parent,
+        actor_token_type: JWT_TOKEN_TYPE,
+        actor_token: options.actorToken ?? (await selfSigned(actor.clientId, actor.privateKey)),
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await selfSigned(holder.clientId, holder.privateKey),
+        ...(options.requestDetails ? { request_details: JSON.stringify(options.requestDetails) } : {}),
+      },
+      options.dpop ?? (await proof(holder, parent)),
+    );
+  }
+
+  async function verify(token: string): Promise<TxnTokenClaims> {
+    const jwk = (await app.get(KeyStore).jwks()).keys[0]!;
+    return verifyTxnToken(token, { key: (await importJWK(jwk, 'ES256')) as CryptoKey, issuer: ISSUER, audience: 'writ.test', clock });
+  }
+
+  function expectError(res: Response, status: number, error: string, description: string): void {
+    expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
+  }
+
+  let revocations: RevocationsService;
+  const published: RevocationEvent[] = [];
+
+  /** A form post to /oauth/revoke or /oauth/introspect, authenticated as `client` unless it is null. */
+  async function oauth(path: 'revoke' | 'introspect', client: Agent | null, form: Record<string, string>): Promise<Response> {
+    const auth: Record<string, string> = client
+      ? { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await selfSigned(client.clientId, client.privateKey) }
+      : {};
+    return app.inject({
+      method: 'POST',
+      url: `/oauth/${path}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ ...form, ...auth }).toString(),
+    });
+  }
+
+  async function introspect(token: string, client: Agent = alice): Promise<Record<string, unknown>> {
+    const res = await oauth('introspect', client, { token });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    return res.json<Record<string, unknown>>();
+  }
+
+  async function child(holder: Agent, parent: string, actor: Agent): Promise<string> {
+    const res = await delegate(holder, parent, actor);
+    expect(res.statusCode).toBe(200);
+    return res.json<{ access_token: string }>().access_token;
+  }
+
+  beforeAll(async () => {
+    testDb = await create();
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-revocation-'));
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
+    ({ app, db } = await createRegistry(config, { logger: false, database: testDb.target, clock }));
+    await app.init();
+    await app.getHttpAdapter().getInstance().ready();
+    grants = app.get(GrantsService);
+    revocations = app.get(RevocationsService);
+    app.get<symbol, RevocationBus>(REVOCATION_BUS).subscribe((event) => published.push(event));
+    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
+    alice = await enrol('alice');
+    bob = await enrol('bob');
+    carol = await enrol('carol');
+    dave = await enrol('dave');
+  });
+
+  afterEach(() => {
+    offsetMs = 0;
+  });
+
+  afterAll(async () => {
+    await app.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('advertises the revocation and introspection endpoints', async () => {
+    const res = await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
+    expect(res.json()).toMatchObject({ revocation_endpoint: `${ISSUER}/oauth/revoke`, introspection_endpoint: `${ISSUER}/oauth/introspect` });
+  });
+
+  it('introspects an active root token', async () => {
+    const grantId = await approvedGrant(alice);
+    const token = await rootToken(alice, grantId);
+    const claims = await verify(token);
+    const body = await introspect(token);
+    expect(body).toMatchObject({
+      active: true,
+      iss: ISSUER,
+      sub: 'alice',
+      aud: 'writ.test',
+      exp: claims.exp,
+      iat: claims.iat,
+      jti: claims.jti,
+      txn: claims.txn,
+      scope: claims.scope,
+      client_id: alice.clientId,
+      cnf: { jkt: await jwkThumbprint(alice.publicJwk) },
+      act: { sub: alice.clientId },
+      token_type: TXN_TOKEN_TYPE,
+      grant_id: grantId,
+    });
+  });
+
+  it('introspects garbage, a foreign token and an expired token as inactive', async () => {
+    expect(await introspect('not-a-token')).toEqual({ active: false });
+    expect(await introspect(await selfSigned(alice.clientId, alice.privateKey))).toEqual({ active: false });
+    const token = await rootToken(alice, await approvedGrant(alice));
+    offsetMs = 3_600_000;
+    expect(await introspect(token)).toEqual({ active: false });
+  });
+
+  it('revokes a token through RFC 7009 and announces it once committed', async () => {
+    const token = await rootToken(alice, await approvedGrant(alice));
+    const { jti } = await verify(token);
+    const res = await oauth('revoke', alice, { token, token_type_hint: 'access_token' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(await introspect(token)).toEqual({ active: false });
+    expect(published).toContainEqual(expect.objectContaining({ kind: 'token', value: jti }));
+    const rows: unknown[] = await db.dataSource.query(`SELECT 1 FROM revocations WHERE kind = 'token' AND value = $1`, [jti]);
+    expect(rows).toHaveLength(1);
+    const event = await db.dataSource.getRepository(AuditEventEntity).findOneByOrFail({ type: 'revocation.token', actor: alice.clientId });
+    expect(event.data).toMatchObject({ kind: 'token', value: jti });
+  });
+
+  it('answers 200 without effect for an unknown token or a client that neither holds nor requested it', async () => {
+    expect((await oauth('revoke', alice, { token: 'garbage' })).statusCode).toBe(200);
+    const token = await rootToken(alice, await approvedGrant(alice));
+    expect((await oauth('revoke', dave, { token })).statusCode).toBe(200);
+    expect(await introspect(token)).toMatchObject({ active: true });
+  });
+
+  it('a revoked grant deactivates the root and its children, and refuses further delegation', async () => {
+    const grantId = await approvedGrant(alice);
+    const root = await rootToken(alice, grantId);
+    const bobs = await child(alice, root, bob);
+    expect(await introspect(bobs)).toMatchObject({ active: true, act: { sub: bob.clientId, act: { sub: alice.clientId } } });
+    await revocations.revoke('grant', grantId, 'alice', 'owner revoked');
+    expect(published).toContainEqual(expect.objectContaining({ kind: 'grant', value: grantId }));
+    expect(await introspect(root)).toEqual({ active: false });
+    expect(await introspect(bobs)).toEqual({ active: false });
+    expectError(await delegate(alice, root, carol), 400, 'invalid_grant', 'subject token is revoked');
+  });
+
+  it('a grant no longer approved deactivates its tokens', async () => {
+    const grantId = await approvedGrant(alice);
+    const root = await rootToken(alice, grantId);
+    await grants.revoke(grantId, 'alice');
+    expect(await introspect(root)).toEqual({ active: false });
+  });
+
+  it('a revoked txn deactivates the whole tree', async () => {
+    const root = await rootToken(alice, await approvedGrant(alice));
+    const bobs = await child(alice, root, bob);
+    const carols = await child(bob, bobs, carol);
+    expect(await introspect(carols)).toMatchObject({ active: true });
+    await revocations.revoke('txn', (await verify(root)).txn, 'alice', 'stop');
+    for (const token of [root, bobs, carols]) expect(await introspect(token)).toEqual({ active: false });
+    expectError(await delegate(alice, root, dave), 400, 'invalid_grant', 'subject token is revoked');
+  });
+
+  it('a revoked agent in the middle of the chain deactivates what it handed on, not its parent', async () => {
+    const erin = await enrol('erin');
+    const root = await rootToken(alice, await approvedGrant(alice));
+    const erins = await child(alice, root, erin);
+    const carols = await child(erin, erins, carol);
+    await revocations.revoke('agent', erin.clientId, 'erin', 'compromised');
+    expect(await introspect(carols)).toEqual({ active: false });
+    expect(await introspect(erins)).toEqual({ active: false });
+    expect(await introspect(root)).toMatchObject({ active: true });
+    expectError(await delegate(carol, carols, dave), 400, 'invalid_grant', 'subject token is revoked');
+  });
+
+  it('records an audit event per revocation, and the chain still verifies', async () => {
+    const events = db.dataSource.getRepository(AuditEventEntity);
+    for (const type of ['revocation.token', 'revocation.grant', 'revocation.txn', 'revocation.agent']) {
+      expect(await events.countBy({ type })).toBeGreaterThan(0);
+    }
+    expect((await app.get(AuditService).verify()).chain.ok).toBe(true);
+  });
+
+  it('refuses an unauthenticated client with 401 invalid_client', async () => {
+    const token = await rootToken(alice, await approvedGrant(alice));
+    for (const path of ['revoke', 'introspect'] as const) {
+      const res = await oauth(path, null, { token });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ error: 'invalid_client' });
+    }
+    const { privateKey } = await generateKeyPair('ES256');
+    const forged = await app.inject({
+      method: 'POST',
+      url: '/oauth/introspect',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await selfSigned(alice.clientId, privateKey) }).toString(),
+    });
+    expect(forged.statusCode).toBe(401);
+    expect(forged.json()).toMatchObject({ error: 'invalid_client' });
+    expect(await introspect(token)).toMatchObject({ active: true });
+  });
+});
