@@ -1,8 +1,6 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post } from '@nestjs/common';
-import { InvalidRequest } from '@writ/core';
+import { formParams } from '../../http/form-params.js';
 import { type Introspection, RevocationsService } from './revocations.service.js';
-
-const FORM = 'application/x-www-form-urlencoded';
 
 @Controller('oauth')
 export class RevocationsController {
@@ -25,16 +23,4 @@ export class RevocationsController {
   introspect(@Headers('content-type') contentType: string | undefined, @Body() body: unknown): Promise<Introspection> {
     return this.revocations.introspect(formParams(contentType, body));
   }
-}
-
-/** The form parameters; a parameter sent more than once is an error. */
-function formParams(contentType: string | undefined, body: unknown): Record<string, string> {
-  if (contentType?.split(';')[0]?.trim().toLowerCase() !== FORM) throw new InvalidRequest(`the request body must be ${FORM}`);
-  const params: Record<string, string> = {};
-  if (body === null || typeof body !== 'object') return params;
-  for (const [name, value] of Object.entries(body)) {
-    if (typeof value !== 'string') throw new InvalidRequest(`parameter ${name} is repeated`);
-    params[name] = value;
-  }
-  return params;
 }

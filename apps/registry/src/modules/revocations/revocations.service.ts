@@ -1,5 +1,5 @@
-import { actChain, type Clock, InvalidToken, TXN_TOKEN_TYPE, type TxnTokenClaims, verifyTxnToken } from '@writ/core';
-import { createLocalJWKSet } from 'jose';
+import { actChain, type Clock, InvalidToken, TXN_TOKEN_TYPE, type TxnTokenClaims } from '@writ/core';
+import { CLOCK_SKEW_S, verifyIssuedTxnToken } from '../tokens/issued-tokens.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { ClientAssertionParams, ClientAuthService } from '../agents/client-auth.service.js';
@@ -9,7 +9,6 @@ import type { KeyStore } from '../keys/key-store.js';
 import type { RevocationBus } from './revocation-bus.js';
 import type { RevocationKind } from './revocation.entity.js';
 
-const CLOCK_SKEW_S = 5;
 
 /** RFC 7662 §2.2: what introspection answers for a token that is active. */
 export interface ActiveIntrospection {
@@ -141,13 +140,7 @@ export class RevocationsService {
   private async verify(token: string | undefined): Promise<TxnTokenClaims | null> {
     if (token === undefined || token === '') return null;
     try {
-      return await verifyTxnToken(token, {
-        key: createLocalJWKSet(await this.keys.jwks()),
-        issuer: this.config.issuer,
-        audience: this.config.trustDomain,
-        clock: this.clock,
-        maxSkewSeconds: CLOCK_SKEW_S,
-      });
+      return await verifyIssuedTxnToken(token, this.keys, this.config, this.clock);
     } catch (error) {
       if (error instanceof InvalidToken) return null;
       throw error;

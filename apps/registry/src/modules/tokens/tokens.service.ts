@@ -25,9 +25,9 @@ import {
   UnsupportedGrantType,
   UnsupportedTokenType,
   verifyDpopProof,
-  verifyTxnToken,
 } from '@writ/core';
-import { createLocalJWKSet, decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
+import { decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
+import { CLOCK_SKEW_S, verifyIssuedTxnToken } from './issued-tokens.js';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
@@ -57,7 +57,6 @@ export interface TokenRequest {
 
 /** The self-signed subject token is a proof of the moment: it may live at most this long. */
 const MAX_SUBJECT_TOKEN_LIFETIME_S = 300;
-const CLOCK_SKEW_S = 5;
 /** DPoP proofs older than this are refused by verifyDpopProof, so a jti is kept this long (plus skew). */
 const DPOP_MAX_AGE_S = 300;
 const SWEEP_BATCH = 100;
@@ -297,13 +296,7 @@ export class TokensService {
   /** Verifies a Txn-Token this registry issued, as the subject token of a delegation. */
   private async verifyParentToken(token: string): Promise<TxnTokenClaims> {
     try {
-      return await verifyTxnToken(token, {
-        key: createLocalJWKSet(await this.keys.jwks()),
-        issuer: this.config.issuer,
-        audience: this.config.trustDomain,
-        clock: this.clock,
-        maxSkewSeconds: CLOCK_SKEW_S,
-      });
+      return await verifyIssuedTxnToken(token, this.keys, this.config, this.clock);
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error;
       if (error.message === 'token expired') throw new InvalidGrant('subject token is expired');
