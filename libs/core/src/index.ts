@@ -6,3 +6,4 @@ export * from './envelope.js';
 export * from './audit.js';
 export * from './dpop.js';
 export * from './txn-token.js';
+export * from './store-keys.js';

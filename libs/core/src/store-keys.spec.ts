@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { grantHashTag, REVOCATION_KINDS, revocationChannel, revocationKey } from './store-keys.js';
+
+/** The part of a key Redis Cluster hashes: between the first `{` and the next `}`, if non-empty. */
+function hashedPart(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+describe('store keys', () => {
+  it('names a revocation key under the grant hash tag, after the prefix', () => {
+    expect(revocationKey('writ:', 'grt_abc', 'token', 'jti-1')).toBe('writ:{g:grt_abc}:revoked:token:jti-1');
+    expect(grantHashTag('grt_abc')).toBe('{g:grt_abc}');
+  });
+
+  it('puts every revocation key of one grant in the same cluster slot, whatever the value holds', () => {
+    const keys = REVOCATION_KINDS.map((kind) => revocationKey('p:', 'grt_1', kind, 'v{x}:y'));
+    expect(new Set(keys.map(hashedPart))).toEqual(new Set(['g:grt_1']));
+  });
+
+  it('refuses a grant id that would break the hash tag', () => {
+    for (const id of ['', 'grt_}x', 'grt_{x']) expect(() => grantHashTag(id)).toThrow(TypeError);
+  });
+
+  it('announces on one channel per prefix', () => {
+    expect(revocationChannel('writ:')).toBe('writ:revocations');
+    expect(revocationChannel('test-42:')).toBe('test-42:revocations');
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * Names of the keys and channels shared by the registry (which writes them) and the verifier
+ * (which reads them in one Lua script per decision). Every key a decision touches carries the
+ * grant's hash tag, so on Redis Cluster they all live in one slot and one script may touch them
+ * (Redis Cluster specification, "Hash tags": only the part between the first `{` and the next `}`
+ * is hashed).
+ */
+
+/**
+ * What a revocation names: a grant, a transaction (its whole token tree), one token (by `jti`) or
+ * an agent (by `client_id`, in every token where it acts).
+ *
+ * @example
+ * ```ts
+ * const kind: RevocationKind = 'txn';
+ * ```
+ */
+export type RevocationKind = 'grant' | 'txn' | 'token' | 'agent';
+
+/**
+ * Every {@link RevocationKind}, in the order a verifier checks them.
+ *
+ * @example
+ * ```ts
+ * REVOCATION_KINDS.includes('agent'); // true
+ * ```
+ */
+export const REVOCATION_KINDS: readonly RevocationKind[] = ['grant', 'txn', 'token', 'agent'];
+
+/**
+ * The hash tag that puts every key of one grant in one Redis Cluster slot.
+ *
+ * @example
+ * ```ts
+ * grantHashTag('grt_abc'); // '{g:grt_abc}'
+ * ```
+ */
+export function grantHashTag(grantId: string): string {
+  // A brace inside the id would end the tag early and scatter the grant's keys over slots.
+  if (grantId === '' || /[{}]/.test(grantId)) throw new TypeError('grant id must be non-empty and contain no { or }');
+  return `{g:${grantId}}`;
+}
+
+/**
+ * The key whose existence means "revoked" for one decision on this grant; it expires when nothing
+ * it could affect is alive any more. `prefix` must hold no `{` or `}`, or it would become the hash tag.
+ *
+ * @example
+ * ```ts
+ * revocationKey('writ:', 'grt_abc', 'token', 'jti-1'); // 'writ:{g:grt_abc}:revoked:token:jti-1'
+ * ```
+ */
+export function revocationKey(prefix: string, grantId: string, kind: RevocationKind, value: string): string {
+  return `${prefix}${grantHashTag(grantId)}:revoked:${kind}:${value}`;
+}
+
+/**
+ * The pub/sub channel on which every revocation is announced, so verifiers drop cached state.
+ *
+ * @example
+ * ```ts
+ * revocationChannel('writ:'); // 'writ:revocations'
+ * ```
+ */
+export function revocationChannel(prefix: string): string {
+  return `${prefix}revocations`;
+}
