@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, verifyAuditChain } from '@writ/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
@@ -62,5 +62,60 @@ describe.each(storages)('audit chain on $name', ({ create }) => {
     expect(result.chain).toEqual({ ok: false, count: 16, brokenSeq: 17, reason: 'hash does not match the event content' });
     // The checkpoint at seq 20 lies after the break and no longer matches what is recomputed.
     expect(result.checkpoints.failed).toContainEqual({ seq: 20, reason: 'chain hash at this seq differs from the signed checkpoint' });
+  });
+});
+
+describe.each(storages)('audit group commit on $name', ({ create }) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let audit: AuditService;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    testDb = await create();
+    db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-group-'));
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    audit = new AuditService(db, keys, systemClock, 1000);
+  });
+
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('commits a 200-append burst in a few transactions, in arrival order', async () => {
+    const transactions = vi.spyOn(db, 'transaction');
+    const appended = await Promise.all(Array.from({ length: 200 }, (_, i) => audit.append({ type: 'token.issued', data: { i } })));
+    // The first append starts a transaction alone; the 199 queued meanwhile share the next one.
+    expect(transactions).toHaveBeenCalledTimes(2);
+    transactions.mockRestore();
+    expect(appended.map((e) => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(appended.map((e) => e.data.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
+  });
+
+  it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
+    const [before, bad, after] = await Promise.allSettled([
+      audit.append({ type: 'admin.note', data: { n: 1 } }),
+      audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
+      audit.append({ type: 'admin.note', data: { n: 3 } }),
+    ]);
+    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 201 } });
+    expect(bad.status).toBe('rejected');
+    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 202, data: { n: 3 } } });
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 202 });
+  });
+
+  it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
+    const [a, b] = await Promise.all([
+      audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
+      audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
+      audit.append({ type: 'admin.note' }),
+    ]);
+    expect(b).toEqual(a);
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 204 });
   });
 });

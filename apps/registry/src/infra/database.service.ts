@@ -17,6 +17,16 @@ export class Database {
     return this.embedded ? this.embeddedLock.run(run) : run();
   }
 
+  /**
+   * Runs one statement on its own (autocommit): one round trip, no BEGIN/COMMIT. On embedded
+   * storage it waits for any open transaction, since PGlite's one session would otherwise run
+   * the statement inside that transaction.
+   */
+  query<T = unknown>(sql: string, parameters: unknown[] = []): Promise<T> {
+    const run = (): Promise<T> => this.dataSource.query<T>(sql, parameters);
+    return this.embedded ? this.embeddedLock.run(run) : run();
+  }
+
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }

@@ -1,6 +1,7 @@
 import { InvalidClient } from '@writ/core';
 import { compactVerify, decodeJwt, errors, importJWK, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
+import { JtiStore } from '../../infra/jti-store.js';
 import { AgentEntity } from './agent.entity.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
@@ -13,8 +14,6 @@ export const MAX_ASSERTION_LIFETIME_S = 300;
 /** Tolerated clock difference for `iat` and `nbf` in the future. */
 const CLOCK_SKEW_S = 5;
 const MAX_JTI_LENGTH = 256;
-/** Expired `jti` rows deleted per authentication: bounded work, and the table never grows without limit. */
-const SWEEP_BATCH = 100;
 /** RFC 7515 §7.1: a compact JWS is three base64url parts. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -31,11 +30,15 @@ export interface ClientAssertionParams {
  * used once. Fails with {@link InvalidClient} (401) and a precise description.
  */
 export class ClientAuthService {
+  private readonly jtis: JtiStore;
+
   constructor(
     private readonly db: Database,
     /** `config.issuer`: the only accepted audience. */
     private readonly issuer: string,
-  ) {}
+  ) {
+    this.jtis = new JtiStore(db, { table: 'client_assertion_jtis', key: 'client_id' });
+  }
 
   /** Authenticates the call and returns the active agent; `now` is in milliseconds since the epoch. */
   async authenticate(params: ClientAssertionParams, now: number): Promise<AgentEntity> {
@@ -94,26 +97,9 @@ export class ClientAuthService {
     return agent;
   }
 
-  /** Records the jti; false if it was already recorded and has not expired. Sweeps a few expired rows. */
+  /** Records the jti until the assertion expires; false if it was already recorded and has not expired. */
   private rememberJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
-    return this.db.transaction(async (manager) => {
-      // SKIP LOCKED: concurrent sweeps take different rows instead of waiting or deadlocking.
-      await manager.query(
-        `DELETE FROM client_assertion_jtis WHERE (client_id, jti) IN (
-           SELECT client_id, jti FROM client_assertion_jtis WHERE expires_at <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
-        [new Date(now)],
-      );
-      // A duplicate neither aborts the transaction nor inserts; a concurrent insert of the same
-      // jti waits for the first to commit, then sees the conflict. A row left over from an
-      // expired assertion (not yet swept) is taken over.
-      const inserted: unknown[] = await manager.query(
-        `INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
-         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE client_assertion_jtis.expires_at <= $4
-         RETURNING jti`,
-        [clientId, jti, new Date(exp * 1000), new Date(now)],
-      );
-      return inserted.length === 1;
-    });
+    return this.jtis.remember(clientId, jti, new Date(exp * 1000), now);
   }
 }
 

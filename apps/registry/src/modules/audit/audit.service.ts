@@ -8,7 +8,7 @@ import {
   signCheckpoint,
   verifyCheckpoint,
 } from '@writ/core';
-import type { EntityManager } from 'typeorm';
+import { type EntityManager, In } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { Database } from '../../infra/database.service.js';
 import { SerialLock } from '../../infra/serial-lock.js';
@@ -39,14 +39,30 @@ export interface AuditVerification {
   checkpoints: { verified: number; failed: { seq: number; reason: string }[] };
 }
 
+/** At most this many queued events go into one group commit (bounds one transaction's size). */
+const MAX_GROUP = 256;
+
+interface Pending {
+  draft: AuditDraft;
+  resolve: (event: AuditEvent) => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * The one append path of the audit chain. Appends are serialised twice: an in-process lock
  * (so a process does not queue pool connections on the database lock) and a transaction-scoped
  * PostgreSQL advisory lock (so several registry processes never fork the chain). The event is
  * committed before `append` resolves: callers answer only after that.
+ *
+ * Appends that do not share a caller's transaction are group-committed (ADR 0007): while one
+ * transaction is writing, new events queue; the next transaction appends all of them, in arrival
+ * order, under one lock and one commit. Nothing waits on a timer, so a lone event is written at
+ * once, and a burst costs one commit per group instead of one per event.
  */
 export class AuditService {
   private readonly appendLock = new SerialLock();
+  private queue: Pending[] = [];
+  private flushing = false;
 
   constructor(
     private readonly db: Database,
@@ -55,35 +71,95 @@ export class AuditService {
     private readonly checkpointEvery: number,
   ) {}
 
-  /** Appends one event (or returns the existing one with the same id) and commits it. */
+  /**
+   * Appends one event (or returns the existing one with the same id) and resolves once it is
+   * committed. With `manager`, the event joins the caller's transaction and commits with it.
+   */
   append(draft: AuditDraft, manager?: EntityManager): Promise<AuditEvent> {
-    if (manager) return this.appendIn(manager, draft);
-    return this.appendLock.run(() => this.db.transaction((m) => this.appendIn(m, draft)));
+    if (manager) {
+      return this.appendIn(manager, [draft]).then(([outcome]) => {
+        if (outcome instanceof Error) throw outcome;
+        return outcome!;
+      });
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ draft, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
   }
 
-  private async appendIn(manager: EntityManager, draft: AuditDraft): Promise<AuditEvent> {
+  /** Writes queued events group by group until the queue is empty; each group is one transaction. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, MAX_GROUP);
+        try {
+          const outcomes = await this.appendLock.run(() => this.db.transaction((m) => this.appendIn(m, group.map((p) => p.draft))));
+          group.forEach((p, i) => {
+            const outcome = outcomes[i]!;
+            if (outcome instanceof Error) p.reject(outcome);
+            else p.resolve(outcome);
+          });
+        } catch (error) {
+          // Nothing of the group was committed: every caller learns it, none answers as if it were.
+          for (const p of group) p.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /**
+   * Appends `drafts` in order after the current head, inside `manager`'s transaction. A draft that
+   * cannot be hashed (its data is not JSON) yields its error and is skipped; the others go on.
+   */
+  private async appendIn(manager: EntityManager, drafts: AuditDraft[]): Promise<(AuditEvent | Error)[]> {
     await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
     const events = manager.getRepository(AuditEventEntity);
-    if (draft.id) {
-      const existing = await events.findOneBy({ id: draft.id });
-      if (existing) return toEvent(existing);
+    // Idempotency: a draft whose id is already in the chain (or earlier in this group) is not appended again.
+    const known = new Map<string, AuditEvent>();
+    const ids = drafts.flatMap((d) => (d.id ? [d.id] : []));
+    if (ids.length > 0) {
+      for (const row of await events.findBy({ id: In(ids) })) known.set(row.id, toEvent(row));
     }
-    const [head] = await events.find({ order: { seq: 'DESC' }, take: 1, select: { seq: true, hash: true } });
-    const event = await appendAuditEvent(head ?? null, {
-      id: draft.id ?? `evt_${randomUUID()}`,
-      at: new Date(this.clock.now()).toISOString(),
-      type: draft.type,
-      actor: draft.actor ?? null,
-      subject: draft.subject ?? null,
-      grant_id: draft.grant_id ?? null,
-      txn: draft.txn ?? null,
-      parent_id: draft.parent_id ?? null,
-      data: draft.data ?? {},
-    });
-    // TypeORM's deep-partial type cannot express `unknown` JSON values; the row is exactly the event.
-    await events.insert(event as QueryDeepPartialEntity<AuditEventEntity>);
-    if (event.seq % this.checkpointEvery === 0) await this.checkpointIn(manager, event);
-    return event;
+    const [headRow] = await events.find({ order: { seq: 'DESC' }, take: 1, select: { seq: true, hash: true } });
+    let head: Pick<AuditEvent, 'seq' | 'hash'> | null = headRow ? { seq: headRow.seq, hash: headRow.hash.trim() } : null;
+    const at = new Date(this.clock.now()).toISOString();
+    const appended: AuditEvent[] = [];
+    const result: (AuditEvent | Error)[] = [];
+    for (const draft of drafts) {
+      const existing = draft.id ? known.get(draft.id) : undefined;
+      if (existing) {
+        result.push(existing);
+        continue;
+      }
+      const event = await appendAuditEvent(head, {
+        id: draft.id ?? `evt_${randomUUID()}`,
+        at,
+        type: draft.type,
+        actor: draft.actor ?? null,
+        subject: draft.subject ?? null,
+        grant_id: draft.grant_id ?? null,
+        txn: draft.txn ?? null,
+        parent_id: draft.parent_id ?? null,
+        data: draft.data ?? {},
+      }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+      if (event instanceof Error) {
+        result.push(event);
+        continue;
+      }
+      known.set(event.id, event);
+      appended.push(event);
+      result.push(event);
+      head = event;
+    }
+    if (appended.length === 0) return result;
+    // TypeORM's deep-partial type cannot express `unknown` JSON values; the rows are exactly the events.
+    await events.insert(appended as QueryDeepPartialEntity<AuditEventEntity>[]);
+    for (const event of appended) if (event.seq % this.checkpointEvery === 0) await this.checkpointIn(manager, event);
+    return result;
   }
 
   /** Signs a checkpoint of the current head now (also called on a timer). */

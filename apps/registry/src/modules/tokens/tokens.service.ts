@@ -31,6 +31,7 @@ import { CLOCK_SKEW_S, verifyIssuedTxnToken } from './issued-tokens.js';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
+import { JtiStore } from '../../infra/jti-store.js';
 import type { ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -59,18 +60,17 @@ export interface TokenRequest {
 const MAX_SUBJECT_TOKEN_LIFETIME_S = 300;
 /** DPoP proofs older than this are refused by verifyDpopProof, so a jti is kept this long (plus skew). */
 const DPOP_MAX_AGE_S = 300;
-const SWEEP_BATCH = 100;
 const MAX_JTI_LENGTH = 256;
 /** Actor token jtis share the client assertion jti table under this key prefix. */
 const ACTOR_TOKEN_JTI_PREFIX = 'actor_token:';
 
 /** What a delegation asks for: a subset of the parent token's context (the grant is the parent's). */
-const DelegationDetailsSchema = z.strictObject({
+export const DelegationDetailsSchema = z.strictObject({
   authorization_details: AuthorizationDetailsSchema.optional(),
   envelope: EnvelopeSchema.optional(),
 });
 
-const RequestDetailsSchema = z.strictObject({
+export const RequestDetailsSchema = z.strictObject({
   grant_id: z.string().min(1).max(256),
   authorization_details: AuthorizationDetailsSchema.optional(),
   envelope: EnvelopeSchema.optional(),
@@ -83,6 +83,9 @@ const RequestDetailsSchema = z.strictObject({
  * before the token is returned.
  */
 export class TokensService {
+  private readonly proofJtis: JtiStore;
+  private readonly assertionJtis: JtiStore;
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
@@ -92,7 +95,12 @@ export class TokensService {
     private readonly clock: Clock,
     private readonly config: RegistryConfig,
     private readonly revocations?: RevocationsService,
-  ) {}
+    /** RFC 9449 §8: accepts a proof's server nonce; absent when `WRIT_DPOP_NONCE` is off. */
+    private readonly dpopNonce?: (nonce: string) => boolean,
+  ) {
+    this.proofJtis = new JtiStore(db, { table: 'dpop_proof_jtis', key: 'jkt' });
+    this.assertionJtis = new JtiStore(db, { table: 'client_assertion_jtis', key: 'client_id' });
+  }
 
   async exchange(request: TokenRequest): Promise<TokenResponse> {
     const p = request.params;
@@ -117,6 +125,7 @@ export class TokensService {
     const proof = await verifyDpopProof(request.dpop, {
       htm: 'POST',
       htu: `${this.config.issuer}/oauth/token`,
+      nonce: this.dpopNonce,
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
@@ -166,19 +175,14 @@ export class TokensService {
 
     // 7. Recorded (and committed) before it is handed out.
     const hash = await tokenHash(token);
-    await this.db.transaction((manager) =>
-      this.audit.append(
-        {
-          type: 'token.issued',
-          grant_id: grant.id,
-          txn: claims.txn,
-          actor: agent.client_id,
-          subject: grant.owner,
-          data: { jti: claims.jti, token_hash: hash, jkt: proof.jkt, exp, scope: claims.scope },
-        },
-        manager,
-      ),
-    );
+    await this.audit.append({
+      type: 'token.issued',
+      grant_id: grant.id,
+      txn: claims.txn,
+      actor: agent.client_id,
+      subject: grant.owner,
+      data: { jti: claims.jti, token_hash: hash, jkt: proof.jkt, exp, scope: claims.scope },
+    });
     return { access_token: token, token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: exp - iat };
   }
 
@@ -215,6 +219,7 @@ export class TokensService {
       htu: `${this.config.issuer}/oauth/token`,
       accessToken: subjectToken,
       expectedJkt: parent.cnf.jkt,
+      nonce: this.dpopNonce,
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
@@ -272,23 +277,19 @@ export class TokensService {
 
     // 8. Recorded (and committed), linked to the parent's event, before it is handed out.
     const hash = await tokenHash(token);
-    await this.db.transaction(async (manager) => {
-      const rows: { id: string }[] = await manager.query(
-        `SELECT id FROM audit_events WHERE type IN ('token.issued', 'token.delegated') AND txn = $1 AND data->>'jti' = $2 ORDER BY seq LIMIT 1`,
-        [parent.txn, parent.jti],
-      );
-      await this.audit.append(
-        {
-          type: 'token.delegated',
-          grant_id: grant.id,
-          txn: claims.txn,
-          parent_id: rows[0]?.id ?? null,
-          actor: holder.client_id,
-          subject: parent.sub,
-          data: { jti: claims.jti, parent_jti: parent.jti, actor: actor.client_id, token_hash: hash, jkt: actor.jkt, exp, scope: claims.scope },
-        },
-        manager,
-      );
+    // The parent's event was committed before the parent was handed out, so it is there to link to.
+    const rows = await this.db.query<{ id: string }[]>(
+      `SELECT id FROM audit_events WHERE type IN ('token.issued', 'token.delegated') AND txn = $1 AND data->>'jti' = $2 ORDER BY seq LIMIT 1`,
+      [parent.txn, parent.jti],
+    );
+    await this.audit.append({
+      type: 'token.delegated',
+      grant_id: grant.id,
+      txn: claims.txn,
+      parent_id: rows[0]?.id ?? null,
+      actor: holder.client_id,
+      subject: parent.sub,
+      data: { jti: claims.jti, parent_jti: parent.jti, actor: actor.client_id, token_hash: hash, jkt: actor.jkt, exp, scope: claims.scope },
     });
     return { access_token: token, token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: exp - iat };
   }
@@ -356,15 +357,7 @@ export class TokensService {
    * it never collides with a client assertion's; false if it was already recorded and has not expired.
    */
   private rememberActorJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
-    return this.db.transaction(async (manager) => {
-      const inserted: unknown[] = await manager.query(
-        `INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
-         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE client_assertion_jtis.expires_at <= $4
-         RETURNING jti`,
-        [`${ACTOR_TOKEN_JTI_PREFIX}${clientId}`, jti, new Date((exp + CLOCK_SKEW_S) * 1000), new Date(now)],
-      );
-      return inserted.length === 1;
-    });
+    return this.assertionJtis.remember(`${ACTOR_TOKEN_JTI_PREFIX}${clientId}`, jti, new Date((exp + CLOCK_SKEW_S) * 1000), now);
   }
 
   /** Verifies the self-signed subject token: iss = sub = client_id, aud = issuer, short-lived, signed by the agent's key. */
@@ -398,21 +391,7 @@ export class TokensService {
 
   /** Records the proof jti; false if it was already recorded and is still within its acceptance window. */
   private rememberProofJti(jkt: string, jti: string, iat: number, now: number): Promise<boolean> {
-    const expiresAt = new Date((iat + DPOP_MAX_AGE_S + CLOCK_SKEW_S) * 1000);
-    return this.db.transaction(async (manager) => {
-      await manager.query(
-        `DELETE FROM dpop_proof_jtis WHERE (jkt, jti) IN (
-           SELECT jkt, jti FROM dpop_proof_jtis WHERE expires_at <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
-        [new Date(now)],
-      );
-      const inserted: unknown[] = await manager.query(
-        `INSERT INTO dpop_proof_jtis (jkt, jti, expires_at) VALUES ($1, $2, $3)
-         ON CONFLICT (jkt, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proof_jtis.expires_at <= $4
-         RETURNING jti`,
-        [jkt, jti, expiresAt, new Date(now)],
-      );
-      return inserted.length === 1;
-    });
+    return this.proofJtis.remember(jkt, jti, new Date((iat + DPOP_MAX_AGE_S + CLOCK_SKEW_S) * 1000), now);
   }
 }
 
