@@ -15,12 +15,11 @@ import { ServicesService } from './modules/services/services.service.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
 import { TokensService } from './modules/tokens/tokens.service.js';
-import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
+import type { DpopNonces } from './modules/tokens/dpop-nonce.js';
 import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './modules/revocations/revocation-bus.js';
-import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
 import { RevocationsController } from './modules/revocations/revocations.controller.js';
 import { RevocationsService } from './modules/revocations/revocations.service.js';
-import { CLOCK, CONFIG } from './tokens.js';
+import { CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
 import { Database } from './infra/database.service.js';
 
 /** What the registry runs on: opened before Nest starts, so a bad database or key stops start-up early. */
@@ -29,6 +28,8 @@ export interface RegistryInfra {
   clock: Clock;
   db: Database;
   keys: KeyStore;
+  /** Present when `WRIT_DPOP_NONCE` is `required`. */
+  dpopNonces?: DpopNonces;
 }
 
 @Module({})
@@ -42,6 +43,7 @@ export class AppModule {
         { provide: CLOCK, useValue: infra.clock },
         { provide: Database, useValue: infra.db },
         { provide: KeyStore, useValue: infra.keys },
+        { provide: DPOP_NONCES, useValue: infra.dpopNonces ?? null },
         {
           provide: AuditService,
           useFactory: () => new AuditService(infra.db, infra.keys, infra.clock, infra.config.checkpointEvery),
@@ -58,36 +60,24 @@ export class AppModule {
           inject: [AuditService],
           useFactory: (audit: AuditService) => new ServicesService(infra.db, audit, infra.clock),
         },
-        // Through Redis to every verifier when REDIS_URL is set; in this process only otherwise.
-        {
-          provide: REVOCATION_BUS,
-          useFactory: (): RevocationBus =>
-            infra.config.redisUrl
-              ? new RedisRevocationBus({ url: infra.config.redisUrl, prefix: infra.config.redisPrefix, clock: infra.clock })
-              : new InProcessRevocationBus(),
-        },
-        {
-          provide: RevocationRecorder,
-          inject: [AuditService, REVOCATION_BUS],
-          useFactory: (audit: AuditService, bus: RevocationBus) => new RevocationRecorder(infra.db, audit, bus, infra.clock, infra.config),
-        },
         {
           provide: GrantsService,
-          inject: [AuditService, ServicesService, RevocationRecorder],
-          useFactory: (audit: AuditService, services: ServicesService, recorder: RevocationRecorder) =>
-            new GrantsService(infra.db, audit, services, infra.clock, { recordRevocation: recorder.recordGrant }),
+          inject: [AuditService, ServicesService],
+          useFactory: (audit: AuditService, services: ServicesService) => new GrantsService(infra.db, audit, services, infra.clock),
         },
+        // In-process only for now; the Redis implementation of RevocationBus plugs in here.
+        { provide: REVOCATION_BUS, useFactory: (): RevocationBus => new InProcessRevocationBus() },
         {
           provide: RevocationsService,
-          inject: [ClientAuthService, GrantsService, RevocationRecorder],
-          useFactory: (clientAuth: ClientAuthService, grants: GrantsService, recorder: RevocationRecorder) =>
-            new RevocationsService(infra.db, clientAuth, grants, infra.keys, recorder, infra.clock, infra.config),
+          inject: [AuditService, ClientAuthService, GrantsService, REVOCATION_BUS],
+          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, bus: RevocationBus) =>
+            new RevocationsService(infra.db, audit, clientAuth, grants, infra.keys, bus, infra.clock, infra.config),
         },
         {
           provide: TokensService,
           inject: [AuditService, ClientAuthService, GrantsService, RevocationsService],
           useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, revocations: RevocationsService) =>
-            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config, revocations),
+            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config, revocations, infra.dpopNonces?.accepts),
         },
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],

@@ -7,6 +7,7 @@ import { type DatabaseTarget, openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { OAuthExceptionFilter } from './http/oauth-exception.filter.js';
 import { KeyStore } from './modules/keys/key-store.js';
+import { DpopNonces } from './modules/tokens/dpop-nonce.js';
 
 /** Opens storage and keys (applying migrations, creating the first key), then builds the app. */
 export async function createRegistry(
@@ -19,8 +20,9 @@ export async function createRegistry(
   // A retired key is served for one token life plus the accepted clock skew.
   const keys = new KeyStore(config.dataDir, clock, config.tokenTtlSeconds + 30);
   await keys.init();
+  const dpopNonces = config.dpopNonce === 'required' ? DpopNonces.open(config.dataDir, clock) : undefined;
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.register({ config, clock, db, keys }),
+    AppModule.register({ config, clock, db, keys, dpopNonces }),
     // RFC 6749 endpoints take small form bodies: 64 KiB is ample and bounds abuse.
     new FastifyAdapter({ bodyLimit: 64 * 1024, trustProxy: false }),
     { logger: options.logger ?? ['error', 'warn', 'log'], bufferLogs: false },

@@ -1,3 +1,5 @@
 /** Injection tokens for values that are not classes. */
 export const CONFIG = Symbol('RegistryConfig');
 export const CLOCK = Symbol('Clock');
+/** The token endpoint's `DpopNonces`, or `null` when `WRIT_DPOP_NONCE` is off. */
+export const DPOP_NONCES = Symbol('DpopNonces');

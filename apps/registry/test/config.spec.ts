@@ -24,20 +24,15 @@ describe('registry configuration', () => {
     expect(() => loadConfig({ WRIT_TOKEN_TTL_S: '5' })).toThrow('WRIT_TOKEN_TTL_S: Too small: expected number to be >=10');
   });
 
-  it('announces revocations in process unless REDIS_URL is set, under the writ: prefix by default', () => {
-    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, redisPrefix: 'writ:' });
-    expect(loadConfig({ REDIS_URL: '', WRIT_REDIS_PREFIX: '' })).toMatchObject({ redisUrl: undefined, redisPrefix: 'writ:' });
-    expect(loadConfig({ REDIS_URL: 'rediss://cache.example:6380/2', WRIT_REDIS_PREFIX: 'prod:' })).toMatchObject({
-      redisUrl: 'rediss://cache.example:6380/2',
-      redisPrefix: 'prod:',
-    });
+  it('leaves DPoP nonces off unless WRIT_DPOP_NONCE is required', () => {
+    expect(loadConfig({}).dpopNonce).toBe('off');
+    expect(loadConfig({ WRIT_DPOP_NONCE: 'off' }).dpopNonce).toBe('off');
+    expect(loadConfig({ WRIT_DPOP_NONCE: 'required' }).dpopNonce).toBe('required');
   });
 
-  it('refuses a REDIS_URL that is not redis:// and a prefix that would become the hash tag', () => {
-    const attempt = () => loadConfig({ REDIS_URL: 'http://cache.example', WRIT_REDIS_PREFIX: '{writ}:' });
+  it('refuses a WRIT_DPOP_NONCE other than off or required', () => {
+    const attempt = () => loadConfig({ WRIT_DPOP_NONCE: 'yes' });
     expect(attempt).toThrow(ConfigError);
-    expect(attempt).toThrow(
-      'Invalid configuration:\n  REDIS_URL: must be a redis:// or rediss:// URL\n  WRIT_REDIS_PREFIX: must not contain {, } or spaces',
-    );
+    expect(attempt).toThrow('Invalid configuration:\n  WRIT_DPOP_NONCE: Invalid option: expected one of "off"|"required"');
   });
 });

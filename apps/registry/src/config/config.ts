@@ -6,16 +6,8 @@ const postgresUrl = z
   .url()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
 
-const redisUrl = z
-  .string()
-  .url()
-  .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
-
 const schema = z.object({
   DATABASE_URL: postgresUrl.optional(),
-  REDIS_URL: redisUrl.optional(),
-  // A brace would make the prefix the Redis Cluster hash tag instead of the grant's.
-  WRIT_REDIS_PREFIX: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'must not contain {, } or spaces').default('writ:'),
   WRIT_DATA_DIR: z.string().min(1).default('.data'),
   WRIT_ISSUER: z
     .string()
@@ -27,16 +19,13 @@ const schema = z.object({
   REGISTRY_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300),
   WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100),
+  WRIT_DPOP_NONCE: z.enum(['off', 'required']).default('off'),
 });
 
 /** The registry's validated configuration. */
 export interface RegistryConfig {
   /** `undefined`: embedded PGlite under `dataDir`. */
   databaseUrl: string | undefined;
-  /** `undefined`: revocations are announced in this process only. */
-  redisUrl: string | undefined;
-  /** Put before every Redis key and channel name, so several deployments can share one Redis. */
-  redisPrefix: string;
   dataDir: string;
   issuer: string;
   trustDomain: string;
@@ -44,6 +33,8 @@ export interface RegistryConfig {
   port: number;
   tokenTtlSeconds: number;
   checkpointEvery: number;
+  /** RFC 9449 §8: `required` makes the token endpoint demand a server-issued nonce in every DPoP proof. */
+  dpopNonce: 'off' | 'required';
 }
 
 /** A configuration value is wrong: start-up stops with this message. */
@@ -65,8 +56,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = parsed.data;
   return {
     databaseUrl: c.DATABASE_URL,
-    redisUrl: c.REDIS_URL,
-    redisPrefix: c.WRIT_REDIS_PREFIX,
     dataDir: resolve(c.WRIT_DATA_DIR),
     issuer: c.WRIT_ISSUER,
     trustDomain: c.WRIT_TRUST_DOMAIN,
@@ -74,5 +63,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: c.REGISTRY_PORT,
     tokenTtlSeconds: c.WRIT_TOKEN_TTL_S,
     checkpointEvery: c.WRIT_CHECKPOINT_EVERY,
+    dpopNonce: c.WRIT_DPOP_NONCE,
   };
 }

@@ -1,12 +1,12 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import { OAuthError, toOAuthError } from '@writ/core';
+import { OAuthError, toOAuthError, UseDpopNonce } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 
 /**
  * Turns every error into `{error, error_description}` with `Cache-Control: no-store`
- * (RFC 6749 §5.2). Protocol errors keep their code and status; framework HTTP errors (404, 413,
- * ...) keep their status; anything else is a `500 server_error` with a fixed text, and the detail
- * goes only to the log.
+ * (RFC 6749 §5.2), plus `DPoP-Nonce` for `use_dpop_nonce` (RFC 9449 §8). Protocol errors keep
+ * their code and status; framework HTTP errors (404, 413, ...) keep their status; anything else is
+ * a `500 server_error` with a fixed text, and the detail goes only to the log.
  */
 @Catch()
 export class OAuthExceptionFilter implements ExceptionFilter {
@@ -24,6 +24,8 @@ export class OAuthExceptionFilter implements ExceptionFilter {
     if (!(exception instanceof OAuthError)) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     const challenge = error.wwwAuthenticate();
     if (challenge) void reply.header('www-authenticate', challenge);
+    // RFC 9449 §8, §9: use_dpop_nonce hands the client the nonce to put in its next proof.
+    if (exception instanceof UseDpopNonce && exception.nonce !== '') void reply.header('dpop-nonce', exception.nonce);
     void reply.status(error.status).send(error.toJSON());
   }
 }

@@ -1,26 +1,40 @@
-import { Body, Controller, Header, Headers, HttpCode, Inject, Post, Req } from '@nestjs/common';
-import { InvalidRequest } from '@writ/core';
-import type { FastifyRequest } from 'fastify';
+import { Body, Controller, Header, Headers, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { InvalidRequest, UseDpopNonce } from '@writ/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { formParams } from '../../http/form-params.js';
+import { DPOP_NONCES } from '../../tokens.js';
+import { type DpopNonces, UseDpopNonceAtTokenEndpoint } from './dpop-nonce.js';
 import { TokensService, type TokenResponse } from './tokens.service.js';
 
 @Controller('oauth')
 export class TokensController {
-  constructor(@Inject(TokensService) private readonly tokens: TokensService) {}
+  constructor(
+    @Inject(TokensService) private readonly tokens: TokensService,
+    @Inject(DPOP_NONCES) private readonly nonces: DpopNonces | null,
+  ) {}
 
   /** RFC 8693 §2.1 token exchange at the RFC 6749 §3.2 token endpoint: a root Txn-Token, or a delegated one. */
   @Post('token')
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')
-  token(
+  async token(
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
     @Headers('content-type') contentType: string | undefined,
     @Headers('dpop') dpop: string | string[] | undefined,
     @Body() body: unknown,
   ): Promise<TokenResponse> {
+    // RFC 9449 §8.2: a fresh nonce on every answer, success or error, so the client keeps a current one.
+    const nonce = this.nonces?.issue();
+    if (nonce !== undefined) void reply.header('dpop-nonce', nonce);
     const params = formParams(contentType, body);
     if (Array.isArray(dpop)) throw new InvalidRequest('more than one DPoP header');
-    return this.tokens.exchange({ params, dpop, ip: request.ip });
+    try {
+      return await this.tokens.exchange({ params, dpop, ip: request.ip });
+    } catch (error) {
+      if (error instanceof UseDpopNonce && nonce !== undefined) throw new UseDpopNonceAtTokenEndpoint(error.description, nonce);
+      throw error;
+    }
   }
 }
