@@ -1,4 +1,4 @@
-import { SignJWT, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, errors, importJWK, type JWK } from 'jose';
+import { SignJWT, base64url, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, errors, importJWK, type JWK } from 'jose';
 import { epochSeconds, randomId, type Clock } from './clock.js';
 import { sha256Base64url, timingSafeEqual } from './encoding.js';
 import { InvalidDpopProof, InvalidRequest, UseDpopNonce } from './errors.js';
@@ -184,7 +184,26 @@ export interface VerifyDpopProofOptions {
   futureSkewSeconds?: number;
   /** Accepted algorithms, a subset of {@link DPOP_ALGS}. Default: all of them. */
   algorithms?: readonly DpopAlg[];
+  /** A native signature check to use instead of Web Crypto; every other check is unchanged. */
+  verifySignature?: JwsSignatureVerifier;
 }
+
+/**
+ * Checks one JWS signature: `signature` over the ASCII `signingInput` (`header.payload`) with the
+ * public key `jwk` (public members only) for `alg`. Returns false when the signature does not
+ * verify; throws when `jwk` is not a usable public key. Lets a server plug in a faster native
+ * implementation (Node's `crypto.verify` is about twice as fast as Web Crypto) while every other
+ * check stays here.
+ *
+ * @example
+ * ```ts
+ * import { createPublicKey, verify } from 'node:crypto';
+ * const nodeVerifier: JwsSignatureVerifier = (alg, jwk, input, signature) =>
+ *   verify(alg === 'ES256' ? 'sha256' : null, input, { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, signature);
+ * await verifyDpopProof(proof, { htm: 'POST', htu, clock: systemClock, verifySignature: nodeVerifier });
+ * ```
+ */
+export type JwsSignatureVerifier = (alg: DpopAlg, jwk: JWK, signingInput: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>;
 
 /**
  * What a valid proof establishes.
@@ -280,8 +299,16 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
   // RFC 9449 §4.3 (6): the signature verifies with the key in the jwk header. The token hash
   // needs no trust in the proof, so it is computed meanwhile.
   const expectedAth = options.accessToken === undefined ? undefined : sha256Base64url(options.accessToken);
-  const { key, jkt } = await importProofKey(publicJwk, alg);
-  const payloadBytes = await verifySignature(proof, key, alg);
+  let jkt: string;
+  let payloadBytes: Uint8Array;
+  if (options.verifySignature === undefined) {
+    const imported = await importProofKey(publicJwk, alg);
+    jkt = imported.jkt;
+    payloadBytes = await verifySignature(proof, imported.key, alg);
+  } else {
+    jkt = await cachedThumbprint(publicJwk);
+    payloadBytes = await verifyWith(options.verifySignature, proof, publicJwk, alg);
+  }
   let claims: unknown;
   try {
     claims = JSON.parse(utf8Strict.decode(payloadBytes));
@@ -369,6 +396,42 @@ async function verifySignature(proof: string, key: CryptoKey, alg: DpopAlg): Pro
     if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidDpopProof('DPoP proof signature is invalid');
     throw new InvalidDpopProof('DPoP proof is not a valid JWS');
   }
+}
+
+/** Thumbprints by public members, for the native path (which caches its own imported keys). */
+const thumbprintCache = new Map<string, string>();
+
+async function cachedThumbprint(jwk: JWK): Promise<string> {
+  const id = JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y]);
+  const cached = thumbprintCache.get(id);
+  if (cached !== undefined) return cached;
+  const jkt = await jwkThumbprint(jwk);
+  thumbprintCache.set(id, jkt);
+  if (thumbprintCache.size > KEY_CACHE_SIZE) thumbprintCache.delete(thumbprintCache.keys().next().value as string);
+  return jkt;
+}
+
+const ascii = new TextEncoder();
+
+/** The same outcomes as {@link verifySignature}, with a caller's signature check. */
+async function verifyWith(verifier: JwsSignatureVerifier, proof: string, jwk: JWK, alg: DpopAlg): Promise<Uint8Array> {
+  const [header, payload, signature] = proof.split('.') as [string, string, string];
+  let payloadBytes: Uint8Array;
+  let signatureBytes: Uint8Array;
+  try {
+    payloadBytes = base64url.decode(payload);
+    signatureBytes = base64url.decode(signature);
+  } catch {
+    throw new InvalidDpopProof('DPoP proof is not a valid JWS');
+  }
+  let valid: boolean;
+  try {
+    valid = await verifier(alg, jwk, ascii.encode(`${header}.${payload}`), signatureBytes);
+  } catch {
+    throw new InvalidDpopProof('DPoP proof jwk is not a valid public key');
+  }
+  if (!valid) throw new InvalidDpopProof('DPoP proof signature is invalid');
+  return payloadBytes;
 }
 
 function checkNonce(claim: unknown, required: string | ((nonce: string) => boolean)): void {

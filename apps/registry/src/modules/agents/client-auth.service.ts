@@ -1,7 +1,8 @@
 import { InvalidClient } from '@writ/core';
-import { compactVerify, decodeJwt, errors, importJWK, type JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore } from '../../infra/jti-store.js';
+import { algOf, JwsError, verifyJws } from '../../infra/node-jws.js';
 import { AgentEntity } from './agent.entity.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
@@ -68,7 +69,7 @@ export class ClientAuthService {
 
     // RFC 7523 §3 (9): signed with the registered key. Checked before the status, so a caller
     // without the key learns nothing about the agent.
-    await verifySignature(assertion, agent.jwks.keys[0]!);
+    verifySignature(assertion, agent.jwks.keys[0]!);
     if (agent.status !== 'active') throw new InvalidClient('client is disabled');
 
     // RFC 7523 §3 (3): the audience identifies this authorization server: its issuer, exactly.
@@ -104,13 +105,11 @@ export class ClientAuthService {
 }
 
 /** Verifies the JWS with the agent's key, accepting only that key's algorithm. */
-async function verifySignature(assertion: string, jwk: JWK): Promise<void> {
-  const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
-  const key = await importJWK(jwk, alg);
+function verifySignature(assertion: string, jwk: JWK): void {
   try {
-    await compactVerify(assertion, key, { algorithms: [alg] });
+    verifyJws(assertion, jwk);
   } catch (error) {
-    if (error instanceof errors.JOSEAlgNotAllowed) throw new InvalidClient(`client assertion alg must be ${alg}, the registered key's algorithm`);
+    if (error instanceof JwsError && error.reason === 'alg') throw new InvalidClient(`client assertion alg must be ${algOf(jwk)}, the registered key's algorithm`);
     throw new InvalidClient('client assertion signature is invalid');
   }
 }

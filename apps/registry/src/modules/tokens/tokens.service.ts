@@ -26,12 +26,14 @@ import {
   UnsupportedTokenType,
   verifyDpopProof,
 } from '@writ/core';
-import { decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
+import { decodeJwt } from 'jose';
 import { CLOCK_SKEW_S, verifyIssuedTxnToken } from './issued-tokens.js';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore } from '../../infra/jti-store.js';
+import { nodeSignatureVerifier } from '../../infra/node-jws.js';
+import { verifySelfSignedJwt } from './self-signed-jwt.js';
 import type { ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -56,8 +58,6 @@ export interface TokenRequest {
   ip: string | undefined;
 }
 
-/** The self-signed subject token is a proof of the moment: it may live at most this long. */
-const MAX_SUBJECT_TOKEN_LIFETIME_S = 300;
 /** DPoP proofs older than this are refused by verifyDpopProof, so a jti is kept this long (plus skew). */
 const DPOP_MAX_AGE_S = 300;
 const MAX_JTI_LENGTH = 256;
@@ -126,13 +126,14 @@ export class TokensService {
       htm: 'POST',
       htu: `${this.config.issuer}/oauth/token`,
       nonce: this.dpopNonce,
+      verifySignature: nodeSignatureVerifier,
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
     if (!(await this.rememberProofJti(proof.jkt, proof.jti, proof.iat, now))) throw new InvalidDpopProof('DPoP proof jti was already used');
 
     // 4. The subject token: the agent's own statement, signed with its registered key.
-    await this.verifySubjectToken(p.subject_token, agent, now);
+    this.verifySubjectToken(p.subject_token, agent, now);
 
     // 5. The grant, and the subset of it this transaction needs.
     const grant = await this.grants.getForAgent(details.grant_id, agent.client_id);
@@ -220,6 +221,7 @@ export class TokensService {
       accessToken: subjectToken,
       expectedJkt: parent.cnf.jkt,
       nonce: this.dpopNonce,
+      verifySignature: nodeSignatureVerifier,
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
@@ -317,38 +319,13 @@ export class TokensService {
     if (typeof iss !== 'string' || iss === '' || iss !== sub) throw new InvalidGrant('actor token iss and sub must be the actor client_id');
     const actor = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: iss });
     if (!actor) throw new InvalidGrant('actor is not a registered agent');
-
-    const jwk: JWK = actor.jwks.keys[0]!;
-    const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
-    let payload: Record<string, unknown>;
-    try {
-      ({ payload } = await jwtVerify(token, await importJWK(jwk, alg), {
-        algorithms: [alg],
-        issuer: actor.client_id,
-        subject: actor.client_id,
-        audience: this.config.issuer,
-        requiredClaims: ['exp'],
-        currentDate: new Date(now),
-        clockTolerance: CLOCK_SKEW_S,
-      }));
-    } catch (error) {
-      if (error instanceof errors.JWTExpired) throw new InvalidGrant('actor token is expired');
-      if (error instanceof errors.JWTClaimValidationFailed) throw new InvalidGrant(`actor token ${error.claim} claim is invalid`);
-      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidGrant('actor token signature is invalid');
-      throw new InvalidGrant('actor token is not a valid JWT');
-    }
+    const payload = verifySelfSignedJwt(token, actor.jwks.keys[0]!, { clientId: actor.client_id, audience: this.config.issuer, now, label: 'actor token' });
     if (actor.status !== 'active') throw new InvalidGrant('actor is disabled');
-    const nowS = Math.floor(now / 1000);
-    const exp = payload.exp as number;
-    const iat = payload.iat;
-    if (exp - nowS > MAX_SUBJECT_TOKEN_LIFETIME_S || (typeof iat === 'number' && exp - iat > MAX_SUBJECT_TOKEN_LIFETIME_S)) {
-      throw new InvalidGrant('actor token lifetime is too long');
-    }
     const { jti } = payload;
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
       throw new InvalidGrant(`actor token jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
     }
-    if (!(await this.rememberActorJti(actor.client_id, jti, exp, now))) throw new InvalidGrant('actor token jti was already used');
+    if (!(await this.rememberActorJti(actor.client_id, jti, payload.exp as number, now))) throw new InvalidGrant('actor token jti was already used');
     return actor;
   }
 
@@ -361,32 +338,8 @@ export class TokensService {
   }
 
   /** Verifies the self-signed subject token: iss = sub = client_id, aud = issuer, short-lived, signed by the agent's key. */
-  private async verifySubjectToken(token: string, agent: AgentEntity, now: number): Promise<void> {
-    const jwk: JWK = agent.jwks.keys[0]!;
-    const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
-    let payload: Record<string, unknown>;
-    try {
-      ({ payload } = await jwtVerify(token, await importJWK(jwk, alg), {
-        algorithms: [alg],
-        issuer: agent.client_id,
-        subject: agent.client_id,
-        audience: this.config.issuer,
-        requiredClaims: ['exp'],
-        currentDate: new Date(now),
-        clockTolerance: CLOCK_SKEW_S,
-      }));
-    } catch (error) {
-      if (error instanceof errors.JWTExpired) throw new InvalidGrant('subject token is expired');
-      if (error instanceof errors.JWTClaimValidationFailed) throw new InvalidGrant(`subject token ${error.claim} claim is invalid`);
-      if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidGrant('subject token signature is invalid');
-      throw new InvalidGrant('subject token is not a valid JWT');
-    }
-    const nowS = Math.floor(now / 1000);
-    const exp = payload.exp as number;
-    const iat = payload.iat;
-    if (exp - nowS > MAX_SUBJECT_TOKEN_LIFETIME_S || (typeof iat === 'number' && exp - iat > MAX_SUBJECT_TOKEN_LIFETIME_S)) {
-      throw new InvalidGrant('subject token lifetime is too long');
-    }
+  private verifySubjectToken(token: string, agent: AgentEntity, now: number): void {
+    verifySelfSignedJwt(token, agent.jwks.keys[0]!, { clientId: agent.client_id, audience: this.config.issuer, now, label: 'subject token' });
   }
 
   /** Records the proof jti; false if it was already recorded and is still within its acceptance window. */
