@@ -16,7 +16,9 @@ import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
 import { TokensService } from './modules/tokens/tokens.service.js';
 import type { DpopNonces } from './modules/tokens/dpop-nonce.js';
+import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './modules/revocations/revocation-bus.js';
+import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
 import { RevocationsController } from './modules/revocations/revocations.controller.js';
 import { RevocationsService } from './modules/revocations/revocations.service.js';
 import { CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
@@ -60,18 +62,30 @@ export class AppModule {
           inject: [AuditService],
           useFactory: (audit: AuditService) => new ServicesService(infra.db, audit, infra.clock),
         },
+        // Through Redis to every verifier when REDIS_URL is set; in this process only otherwise.
+        {
+          provide: REVOCATION_BUS,
+          useFactory: (): RevocationBus =>
+            infra.config.redisUrl
+              ? new RedisRevocationBus({ url: infra.config.redisUrl, prefix: infra.config.redisPrefix, clock: infra.clock })
+              : new InProcessRevocationBus(),
+        },
+        {
+          provide: RevocationRecorder,
+          inject: [AuditService, REVOCATION_BUS],
+          useFactory: (audit: AuditService, bus: RevocationBus) => new RevocationRecorder(infra.db, audit, bus, infra.clock, infra.config),
+        },
         {
           provide: GrantsService,
-          inject: [AuditService, ServicesService],
-          useFactory: (audit: AuditService, services: ServicesService) => new GrantsService(infra.db, audit, services, infra.clock),
+          inject: [AuditService, ServicesService, RevocationRecorder],
+          useFactory: (audit: AuditService, services: ServicesService, recorder: RevocationRecorder) =>
+            new GrantsService(infra.db, audit, services, infra.clock, { recordRevocation: recorder.recordGrant }),
         },
-        // In-process only for now; the Redis implementation of RevocationBus plugs in here.
-        { provide: REVOCATION_BUS, useFactory: (): RevocationBus => new InProcessRevocationBus() },
         {
           provide: RevocationsService,
-          inject: [AuditService, ClientAuthService, GrantsService, REVOCATION_BUS],
-          useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, bus: RevocationBus) =>
-            new RevocationsService(infra.db, audit, clientAuth, grants, infra.keys, bus, infra.clock, infra.config),
+          inject: [ClientAuthService, GrantsService, RevocationRecorder],
+          useFactory: (clientAuth: ClientAuthService, grants: GrantsService, recorder: RevocationRecorder) =>
+            new RevocationsService(infra.db, clientAuth, grants, infra.keys, recorder, infra.clock, infra.config),
         },
         {
           provide: TokensService,

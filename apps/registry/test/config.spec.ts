@@ -35,4 +35,21 @@ describe('registry configuration', () => {
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow('Invalid configuration:\n  WRIT_DPOP_NONCE: Invalid option: expected one of "off"|"required"');
   });
+
+  it('announces revocations in process unless REDIS_URL is set, under the writ: prefix by default', () => {
+    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, redisPrefix: 'writ:' });
+    expect(loadConfig({ REDIS_URL: '', WRIT_REDIS_PREFIX: '' })).toMatchObject({ redisUrl: undefined, redisPrefix: 'writ:' });
+    expect(loadConfig({ REDIS_URL: 'rediss://cache.example:6380/2', WRIT_REDIS_PREFIX: 'prod:' })).toMatchObject({
+      redisUrl: 'rediss://cache.example:6380/2',
+      redisPrefix: 'prod:',
+    });
+  });
+
+  it('refuses a REDIS_URL that is not redis:// and a prefix that would become the hash tag', () => {
+    const attempt = () => loadConfig({ REDIS_URL: 'http://cache.example', WRIT_REDIS_PREFIX: '{writ}:' });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      'Invalid configuration:\n  REDIS_URL: must be a redis:// or rediss:// URL\n  WRIT_REDIS_PREFIX: must not contain {, } or spaces',
+    );
+  });
 });

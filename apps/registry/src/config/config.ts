@@ -6,8 +6,16 @@ const postgresUrl = z
   .url()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
 
+const redisUrl = z
+  .string()
+  .url()
+  .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
+
 const schema = z.object({
   DATABASE_URL: postgresUrl.optional(),
+  REDIS_URL: redisUrl.optional(),
+  // A brace would make the prefix the Redis Cluster hash tag instead of the grant's.
+  WRIT_REDIS_PREFIX: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'must not contain {, } or spaces').default('writ:'),
   WRIT_DATA_DIR: z.string().min(1).default('.data'),
   WRIT_ISSUER: z
     .string()
@@ -26,6 +34,10 @@ const schema = z.object({
 export interface RegistryConfig {
   /** `undefined`: embedded PGlite under `dataDir`. */
   databaseUrl: string | undefined;
+  /** `undefined`: revocations are announced in this process only. */
+  redisUrl: string | undefined;
+  /** Put before every Redis key and channel name, so several deployments can share one Redis. */
+  redisPrefix: string;
   dataDir: string;
   issuer: string;
   trustDomain: string;
@@ -56,6 +68,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = parsed.data;
   return {
     databaseUrl: c.DATABASE_URL,
+    redisUrl: c.REDIS_URL,
+    redisPrefix: c.WRIT_REDIS_PREFIX,
     dataDir: resolve(c.WRIT_DATA_DIR),
     issuer: c.WRIT_ISSUER,
     trustDomain: c.WRIT_TRUST_DOMAIN,

@@ -57,11 +57,38 @@ export const GrantNarrowingSchema = z.strictObject({
 
 export type GrantNarrowing = z.infer<typeof GrantNarrowingSchema>;
 
+/** A grant's revocation, handed to the {@link GrantRevocationRecorder} inside the revoking transaction. */
+export interface GrantRevocation {
+  grantId: string;
+  /** The grant row (after its status change), or null for an id no grant has. */
+  grant: GrantEntity | null;
+  by: string | null;
+  reason: string | null;
+  now: number;
+  /** Until when the revocation matters, when the caller says; otherwise the recorder decides. */
+  expiresAt: Date | undefined;
+  /** The status change, when the grant was live; null when its status stays as it was. */
+  transition: { from: GrantStatus; status: GrantStatus; version: number } | null;
+}
+
+/**
+ * Writes a grant's revocation durably (the `revocations` row and its one audit event) with the
+ * revoking transaction's manager, and returns what to run once that transaction commits (the
+ * announcement). Provided by the revocations module, which itself depends on GrantsService: a
+ * narrow callback instead of the service keeps the dependency one-way.
+ */
+export type GrantRevocationRecorder = (manager: EntityManager, revocation: GrantRevocation) => Promise<() => void>;
+
 export interface GrantsOptions {
   /** Pending requests one agent may have at a time (ARCHITECTURE.md: pending-grant flood limit). */
   pendingLimit?: number;
   /** How long a request waits for a decision before it expires. */
   pendingTtlMs?: number;
+  /**
+   * Records and announces revocations (the app always sets it). Without it, a revocation is only
+   * the grant's status change, audited as `grant.revoked`.
+   */
+  recordRevocation?: GrantRevocationRecorder;
 }
 
 /** Two-key advisory lock space (separate from the audit chain's one-key lock): one per agent. */
@@ -69,6 +96,9 @@ const GRANT_REQUEST_LOCK_CLASS = 0x5772_4772; // "WrGr"
 
 /** An expiry sweep handles at most this many grants per transaction. */
 const EXPIRY_BATCH = 500;
+
+/** The statuses a grant can be used or decided in, and so revoked from. */
+const LIVE: readonly GrantStatus[] = ['approved', 'pending'];
 
 /** No delegation onwards unless the request asks for it. */
 const NO_DELEGATION: Delegation = { max_depth: 0 };
@@ -114,6 +144,7 @@ type Waiter = () => void;
 export class GrantsService {
   private readonly pendingLimit: number;
   private readonly pendingTtlMs: number;
+  private readonly recordRevocation: GrantRevocationRecorder | undefined;
   /** Waiters per grant id, woken after a commit that takes the grant out of pending. */
   private readonly waiters = new Map<string, Set<Waiter>>();
 
@@ -126,6 +157,7 @@ export class GrantsService {
   ) {
     this.pendingLimit = options.pendingLimit ?? 10;
     this.pendingTtlMs = options.pendingTtlMs ?? 15 * 60_000;
+    this.recordRevocation = options.recordRevocation;
   }
 
   /**
@@ -252,13 +284,38 @@ export class GrantsService {
     });
   }
 
-  /** The owner revokes an approved (or still pending) grant. @throws InvalidGrant otherwise. */
-  async revoke(grantId: string, byOwner: string): Promise<GrantEntity> {
-    return this.transition(grantId, byOwner, ['approved', 'pending'], async (grant, manager, now) => {
-      const from = grant.status;
-      Object.assign(grant, { status: 'revoked', revoked_at: new Date(now), decided_at: grant.decided_at ?? new Date(now) });
-      await this.save(manager, grant, { type: 'grant.revoked', actor: byOwner, data: { from } });
+  /**
+   * The owner revokes an approved (or still pending) grant: its status changes, the revocation is
+   * recorded (row and one audit event, in the same transaction) and announced once committed.
+   * @throws InvalidGrant otherwise.
+   */
+  async revoke(grantId: string, byOwner: string, reason: string | null = null): Promise<GrantEntity> {
+    let announce: (() => void) | undefined;
+    const grant = await this.transition(grantId, byOwner, LIVE, async (grant, manager, now) => {
+      announce = await this.revokeIn(manager, grant, byOwner, reason, now, undefined);
     });
+    announce?.();
+    return grant;
+  }
+
+  /**
+   * Revokes a grant for a caller that has already decided `by` may (RevocationsService.revoke):
+   * no owner check. A live grant becomes revoked; a grant in any other state, or an unknown id,
+   * keeps its state, yet the revocation is still recorded and announced, so every verifier drops
+   * whatever it cached. Needs the revocation recorder.
+   */
+  async revokeRecorded(grantId: string, by: string | null, reason: string | null, expiresAt?: Date): Promise<void> {
+    const record = this.recordRevocation;
+    if (!record) throw new Error('GrantsService was built without a revocation recorder');
+    const now = this.clock.now();
+    const announce = await this.db.transaction(async (manager) => {
+      const grant = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
+      if (grant && isDue(grant, now)) await this.expireIn(manager, grant);
+      if (grant && LIVE.includes(grant.status)) return this.revokeIn(manager, grant, by, reason, now, expiresAt);
+      return record(manager, { grantId, grant, by, reason, now, expiresAt, transition: null });
+    });
+    this.notify(grantId);
+    announce();
   }
 
   /**
@@ -359,6 +416,26 @@ export class GrantsService {
     return grant;
   }
 
+  /** A live grant becomes revoked, with exactly one audit event; returns the announcement to make after commit. */
+  private async revokeIn(
+    manager: EntityManager,
+    grant: GrantEntity,
+    by: string | null,
+    reason: string | null,
+    now: number,
+    expiresAt: Date | undefined,
+  ): Promise<() => void> {
+    const from = grant.status;
+    Object.assign(grant, { status: 'revoked', revoked_at: new Date(now), decided_at: grant.decided_at ?? new Date(now) });
+    if (!this.recordRevocation) {
+      await this.save(manager, grant, { type: 'grant.revoked', actor: by, data: { from } });
+      return () => undefined;
+    }
+    await this.write(manager, grant);
+    // The revocation's event carries the status change: one event, not grant.revoked and revocation.grant.
+    return this.recordRevocation(manager, { grantId: grant.id, grant, by, reason, now, expiresAt, transition: { from, status: grant.status, version: grant.version } });
+  }
+
   private async expireIn(manager: EntityManager, grant: GrantEntity): Promise<void> {
     const from = grant.status;
     grant.status = 'expired';
@@ -366,13 +443,18 @@ export class GrantsService {
   }
 
   /** Bumps the version, writes the row and appends the event, in the caller's transaction. */
-  private async save(manager: EntityManager, grant: GrantEntity, event: { type: string; actor: string; data: Record<string, unknown> }): Promise<void> {
-    grant.version += 1;
-    await manager.getRepository(GrantEntity).save(grant);
+  private async save(manager: EntityManager, grant: GrantEntity, event: { type: string; actor: string | null; data: Record<string, unknown> }): Promise<void> {
+    await this.write(manager, grant);
     await this.audit.append(
       { type: event.type, actor: event.actor, subject: grant.owner, grant_id: grant.id, data: { ...event.data, status: grant.status, version: grant.version } },
       manager,
     );
+  }
+
+  /** Bumps the version and writes the row, in the caller's transaction. */
+  private async write(manager: EntityManager, grant: GrantEntity): Promise<void> {
+    grant.version += 1;
+    await manager.getRepository(GrantEntity).save(grant);
   }
 
   private subscribe(grantId: string, waiter: Waiter): void {

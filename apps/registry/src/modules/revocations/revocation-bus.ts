@@ -5,6 +5,12 @@ import type { RevocationKind } from './revocation.entity.js';
 export interface RevocationEvent {
   kind: RevocationKind;
   value: string;
+  /**
+   * Every grant the revocation can affect (the grant itself; the grant of a txn or token; every
+   * grant an agent requested or acts in): store keys live under each grant's hash tag.
+   */
+  grantIds: string[];
+  /** When nothing it could affect is alive any more. */
   expiresAt: Date;
 }
 
@@ -12,13 +18,15 @@ export type RevocationListener = (event: RevocationEvent) => void;
 
 /**
  * Announces committed revocations to whoever caches token state. Events are published only after
- * the durable write commits. A Redis implementation (cross-process publication) plugs in here,
- * behind this same interface, provided under {@link REVOCATION_BUS} in app.module.
+ * the durable write commits. Provided under {@link REVOCATION_BUS} in app.module: in process, or
+ * through Redis (`RedisRevocationBus`) when `REDIS_URL` is set.
  */
 export interface RevocationBus {
+  /** Never throws: an implementation that can fail keeps the event and retries it. */
   publish(event: RevocationEvent): void;
   /** Returns a function that removes the listener. */
   subscribe(listener: RevocationListener): () => void;
+  close(): Promise<void>;
 }
 
 export const REVOCATION_BUS = Symbol('RevocationBus');
@@ -34,5 +42,10 @@ export class InProcessRevocationBus implements RevocationBus {
   subscribe(listener: RevocationListener): () => void {
     this.emitter.on('revocation', listener);
     return () => this.emitter.off('revocation', listener);
+  }
+
+  close(): Promise<void> {
+    this.emitter.removeAllListeners();
+    return Promise.resolve();
   }
 }

@@ -3,12 +3,10 @@ import { CLOCK_SKEW_S, verifyIssuedTxnToken } from '../tokens/issued-tokens.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { ClientAssertionParams, ClientAuthService } from '../agents/client-auth.service.js';
-import type { AuditService } from '../audit/audit.service.js';
 import type { GrantsService } from '../grants/grants.service.js';
 import type { KeyStore } from '../keys/key-store.js';
-import type { RevocationBus } from './revocation-bus.js';
 import type { RevocationKind } from './revocation.entity.js';
-
+import type { RevocationRecord, RevocationRecorder } from './revocation-recorder.js';
 
 /** RFC 7662 §2.2: what introspection answers for a token that is active. */
 export interface ActiveIntrospection {
@@ -31,48 +29,30 @@ export interface ActiveIntrospection {
 export type Introspection = ActiveIntrospection | { active: false };
 
 /**
- * Records revocations (ARCHITECTURE.md "Revocation"): durably, with a `revocation.<kind>` audit event
- * in the same transaction, then announced on the {@link RevocationBus} once committed.
+ * Records revocations (ARCHITECTURE.md "Revocation"): durably, with one `revocation.<kind>` audit
+ * event in the same transaction, then announced on the revocation bus once committed (both through
+ * the {@link RevocationRecorder}).
  */
 export class RevocationsService {
   constructor(
     private readonly db: Database,
-    private readonly audit: AuditService,
     private readonly clientAuth: ClientAuthService,
     private readonly grants: GrantsService,
     private readonly keys: KeyStore,
-    private readonly bus: RevocationBus,
+    private readonly recorder: RevocationRecorder,
     private readonly clock: Clock,
     private readonly config: RegistryConfig,
   ) {}
 
   /**
-   * Revokes a grant, a transaction (its whole token tree), a token (by jti) or an agent (every token
-   * it appears in). `expiresAt` is when nothing it could affect is alive any more; by default, the
-   * longest a token issued now could live.
+   * Revokes a grant (which also ends it, see GrantsService.revokeRecorded), a transaction (its whole
+   * token tree), a token (by jti) or an agent (every token it appears in). `expiresAt` is when nothing
+   * it could affect is alive any more; by default, the longest a token issued now could live (for a
+   * grant, no later than the grant's own end).
    */
   async revoke(kind: RevocationKind, value: string, by: string | null, reason: string | null = null, expiresAt?: Date): Promise<void> {
-    const now = this.clock.now();
-    const until = expiresAt ?? (await this.defaultExpiry(kind, value, now));
-    await this.db.transaction(async (manager) => {
-      await manager.query(
-        `INSERT INTO revocations (kind, value, revoked_at, expires_at, reason) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`,
-        [kind, value, new Date(now), until, reason],
-      );
-      await this.audit.append(
-        {
-          type: `revocation.${kind}`,
-          actor: by,
-          ...(kind === 'grant' ? { grant_id: value } : {}),
-          ...(kind === 'txn' ? { txn: value } : {}),
-          data: { kind, value, reason, expires_at: until.toISOString() },
-        },
-        manager,
-      );
-    });
-    // Only once the write is committed.
-    this.bus.publish({ kind, value, expiresAt: until });
+    if (kind === 'grant') return this.grants.revokeRecorded(value, by, reason, expiresAt);
+    await this.record({ kind, value, by, reason, ...(expiresAt ? { expiresAt } : {}) });
   }
 
   /** Whether any of the token's jti, txn, grant or actors is revoked. */
@@ -98,7 +78,14 @@ export class RevocationsService {
     const claims = await this.verify(params.token);
     if (!claims) return;
     if (claims.act.sub !== client.client_id && claims.req_wl !== client.client_id) return;
-    await this.revoke('token', claims.jti, client.client_id, 'revoked by client', new Date((claims.exp + CLOCK_SKEW_S) * 1000));
+    await this.record({
+      kind: 'token',
+      value: claims.jti,
+      by: client.client_id,
+      reason: 'revoked by client',
+      expiresAt: new Date((claims.exp + CLOCK_SKEW_S) * 1000),
+      grantIds: [claims.tctx.grant_id],
+    });
   }
 
   /** RFC 7662 §2: whether the token is active, and if so its claims. */
@@ -127,6 +114,12 @@ export class RevocationsService {
     };
   }
 
+  /** Writes the row and its event in one transaction; announces only once committed. */
+  private async record(record: RevocationRecord): Promise<void> {
+    const event = await this.db.transaction((manager) => this.recorder.record(manager, record));
+    this.recorder.announce(event);
+  }
+
   private authenticate(params: Record<string, string>) {
     const assertion: ClientAssertionParams = {
       client_id: params.client_id,
@@ -145,14 +138,5 @@ export class RevocationsService {
       if (error instanceof InvalidToken) return null;
       throw error;
     }
-  }
-
-  private async defaultExpiry(kind: RevocationKind, value: string, now: number): Promise<Date> {
-    const tokenLifetime = new Date(now + (this.config.tokenTtlSeconds + CLOCK_SKEW_S) * 1000);
-    if (kind === 'grant') {
-      const grant = await this.grants.get(value);
-      if (grant && grant.expires_at < tokenLifetime) return grant.expires_at;
-    }
-    return tokenLifetime;
   }
 }
