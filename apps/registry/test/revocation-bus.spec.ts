@@ -16,7 +16,9 @@ import { KeyStore } from '../src/modules/keys/key-store.js';
 import { RedisRevocationBus } from '../src/modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
+import { REVOCATION_BUS } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
+import { createRegistry } from '../src/registry.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { storages, type TestDatabase } from './support/databases.js';
 
@@ -283,6 +285,39 @@ describe.skipIf(!REDIS_URL)('Redis revocation bus', () => {
     } finally {
       await s.close();
       await testDb.drop();
+    }
+  });
+
+  it('is what the app publishes through when REDIS_URL is set, re-publishing at start-up and closing with the app', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'writ-revocation-app-'));
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, REDIS_URL, WRIT_REDIS_PREFIX: prefix });
+    const target = { pgliteDir: join(dataDir, 'db') };
+    const start = async () => {
+      const { app } = await createRegistry(config, { logger: false, database: target });
+      await app.init();
+      return app;
+    };
+    try {
+      let app = await start();
+      const bus = app.get<symbol, RevocationBus>(REVOCATION_BUS);
+      expect(bus).toBeInstanceOf(RedisRevocationBus);
+      await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
+      const grants = app.get(GrantsService);
+      const { id } = await grants.request('agent-app', 'alice', grantBody);
+      await grants.approve(id, 'alice');
+      await grants.revoke(id, 'alice');
+      expect(await (bus as RedisRevocationBus).drained(5_000)).toBe(true);
+      const key = revocationKey(prefix, id, 'grant', id);
+      expect(await redis.exists(key)).toBe(1);
+      await app.close();
+      // Redis lost it; the next start-up puts it back from the revocations table.
+      await redis.del(key);
+      app = await start();
+      expect(await (app.get<symbol, RevocationBus>(REVOCATION_BUS) as RedisRevocationBus).drained(5_000)).toBe(true);
+      expect(await redis.exists(key)).toBe(1);
+      await app.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
