@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { Clock } from '@writ/core';
 import type { RegistryConfig } from './config/config.js';
 import { AgentAuthGuard } from './http/agent-auth.guard.js';
+import { OpenApiController, OpenApiDocument } from './http/openapi.js';
 import { AgentsController } from './modules/agents/agents.controller.js';
 import { AgentsService } from './modules/agents/agents.service.js';
 import { ClientAuthService } from './modules/agents/client-auth.service.js';
@@ -39,7 +40,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -57,6 +58,7 @@ export class AppModule {
         },
         { provide: ClientAuthService, useFactory: () => new ClientAuthService(infra.db, infra.config.issuer) },
         AgentAuthGuard,
+        OpenApiDocument,
         {
           provide: ServicesService,
           inject: [AuditService],

@@ -6,6 +6,7 @@ import type { RegistryConfig } from './config/config.js';
 import { type DatabaseTarget, openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { OAuthExceptionFilter } from './http/oauth-exception.filter.js';
+import { OpenApiDocument } from './http/openapi.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { DpopNonces } from './modules/tokens/dpop-nonce.js';
 
@@ -28,6 +29,7 @@ export async function createRegistry(
     { logger: options.logger ?? ['error', 'warn', 'log'], bufferLogs: false },
   );
   app.useGlobalFilters(new OAuthExceptionFilter());
+  app.get(OpenApiDocument).describe(app);
   app.enableShutdownHooks();
   // Close the database after Nest has stopped serving.
   app.getHttpAdapter().getInstance().addHook('onClose', async () => db.close());

@@ -1,6 +1,9 @@
 import { Body, Controller, Get, Header, Headers, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
-import { AgentsService, type RegisteredClient } from './agents.service.js';
+import { ClientAssertionFormSchema } from '../../http/oauth-forms.js';
+import { ApiFormBody, ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { AgentsService, type RegisteredClient, RegistrationSchema } from './agents.service.js';
 
 /** The token in `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive). */
 function bearerToken(authorization: string | undefined): string | undefined {
@@ -21,6 +24,11 @@ export class AgentsController {
 
   /** RFC 7591 §3.1: dynamic registration, with the initial access token a human minted. */
   @Post('oauth/register')
+  @ApiOperation({ summary: 'RFC 7591 dynamic client registration of an agent' })
+  @ApiBearerAuth(SECURITY.initialAccessToken)
+  @ApiJsonBody(RegistrationSchema)
+  @ApiResponse({ status: 201, description: 'The RFC 7591 §3.2.1 client information response' })
+  @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
   register(@Headers('authorization') authorization: string | undefined, @Body() metadata: unknown): Promise<RegisteredClient> {
@@ -29,6 +37,10 @@ export class AgentsController {
 
   /** Who the calling agent is, checking its client authentication (GET or POST, like OIDC userinfo). */
   @Get('agents/me')
+  @ApiOperation({ summary: 'The calling agent, after checking its client authentication' })
+  @ApiSecurity(SECURITY.privateKeyJwt)
+  @ApiResponse({ status: 200, description: 'The agent client_id, owner and key thumbprint' })
+  @ApiOAuthErrors(400, 401)
   @UseGuards(AgentAuthGuard)
   @Header('cache-control', 'no-store')
   me(@CurrentAgent() agent: AuthenticatedAgent): AgentSelf {
@@ -37,6 +49,11 @@ export class AgentsController {
 
   /** The same, with the assertion in a form or JSON body. */
   @Post('agents/me')
+  @ApiOperation({ summary: 'The calling agent, with the client assertion in the body' })
+  @ApiSecurity(SECURITY.privateKeyJwt)
+  @ApiFormBody(ClientAssertionFormSchema, 'application/json')
+  @ApiResponse({ status: 200, description: 'The agent client_id, owner and key thumbprint' })
+  @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @UseGuards(AgentAuthGuard)
   @Header('cache-control', 'no-store')

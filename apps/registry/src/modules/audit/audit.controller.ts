@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { ApiOperation } from '@nestjs/swagger';
 import { AuditService, type AuditVerification } from './audit.service.js';
 
 @Controller('audit')
@@ -10,6 +11,7 @@ export class AuditController {
    * reveals whether the log is intact, not what it holds.
    */
   @Get('verify')
+  @ApiOperation({ summary: 'Verify the audit chain and its signed checkpoints' })
   @Header('cache-control', 'no-store')
   verify(): Promise<AuditVerification> {
     return this.audit.verify();

@@ -1,9 +1,11 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
 import { InvalidRequest } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
+import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { GrantEntity } from './grant.entity.js';
-import { GrantsService } from './grants.service.js';
+import { GrantRequestSchema, GrantsService } from './grants.service.js';
 
 /** The longest long-poll an agent may ask for, in seconds. */
 export const MAX_WAIT_S = 60;
@@ -46,10 +48,15 @@ function withoutClientAuth(body: unknown): unknown {
 /** Agents request grants and read (or long-poll) their own; deciding is the approval flow's. */
 @Controller('grants')
 @UseGuards(AgentAuthGuard)
+@ApiSecurity(SECURITY.privateKeyJwt)
 export class GrantsController {
   constructor(@Inject(GrantsService) private readonly grants: GrantsService) {}
 
   @Post()
+  @ApiOperation({ summary: 'Request a grant; it waits for the human approval' })
+  @ApiJsonBody(GrantRequestSchema, 'The client assertion may also travel in this body (RFC 6749 §2.3) instead of the Authorization header.')
+  @ApiResponse({ status: 201, description: 'The pending grant: grant_id, status, expires_at' })
+  @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
   async request(@CurrentAgent() agent: AuthenticatedAgent, @Body() body: unknown): Promise<{ grant_id: string; status: string; expires_at: string }> {
@@ -62,6 +69,10 @@ export class GrantsController {
    * agent's grant answers 404, exactly like an unknown id, so ids cannot be probed.
    */
   @Get(':id')
+  @ApiOperation({ summary: "Read one of the agent's grants, optionally long-polling for its decision" })
+  @ApiQuery({ name: 'wait', required: false, description: 'Seconds to wait for a decision', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S } })
+  @ApiResponse({ status: 200, description: 'The grant as its agent sees it' })
+  @ApiOAuthErrors(400, 401, 404)
   @Header('cache-control', 'no-store')
   async get(
     @CurrentAgent() agent: AuthenticatedAgent,

@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { ApiOperation } from '@nestjs/swagger';
 import { DPOP_ALGS, TOKEN_EXCHANGE_GRANT } from '@writ/core';
 import type { RegistryConfig } from '../../config/config.js';
 import { CONFIG } from '../../tokens.js';
@@ -13,6 +14,7 @@ export class MetadataController {
 
   /** RFC 8414 §3: the authorization server metadata; endpoints are listed as they are built. */
   @Get('oauth-authorization-server')
+  @ApiOperation({ summary: 'RFC 8414 authorization server metadata' })
   @Header('cache-control', 'public, max-age=300')
   metadata(): Record<string, unknown> {
     const issuer = this.config.issuer;
@@ -35,6 +37,7 @@ export class MetadataController {
 
   /** RFC 7517 §5: the public signing keys, retired ones included until their tokens expire. */
   @Get('jwks.json')
+  @ApiOperation({ summary: 'RFC 7517 public signing keys of the registry' })
   @Header('cache-control', 'public, max-age=60')
   @Header('content-type', 'application/jwk-set+json')
   jwks(): Promise<{ keys: unknown[] }> {

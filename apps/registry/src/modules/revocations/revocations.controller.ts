@@ -1,5 +1,8 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post } from '@nestjs/common';
+import { ApiOperation, ApiResponse } from '@nestjs/swagger';
 import { formParams } from '../../http/form-params.js';
+import { TokenFormSchema } from '../../http/oauth-forms.js';
+import { ApiFormBody, ApiOAuthErrors } from '../../http/openapi.js';
 import { type Introspection, RevocationsService } from './revocations.service.js';
 
 @Controller('oauth')
@@ -8,6 +11,10 @@ export class RevocationsController {
 
   /** RFC 7009 §2.1: token revocation; 200 whether or not the token was valid (§2.2). */
   @Post('revoke')
+  @ApiOperation({ summary: 'RFC 7009 token revocation', description: 'The client authenticates with private_key_jwt in the form (RFC 7523 §2.2).' })
+  @ApiFormBody(TokenFormSchema)
+  @ApiResponse({ status: 200, description: 'Revoked, or nothing to revoke (RFC 7009 §2.2)', schema: { type: 'object', additionalProperties: false } })
+  @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async revoke(@Headers('content-type') contentType: string | undefined, @Body() body: unknown): Promise<Record<string, never>> {
@@ -17,6 +24,10 @@ export class RevocationsController {
 
   /** RFC 7662 §2.1: token introspection. */
   @Post('introspect')
+  @ApiOperation({ summary: 'RFC 7662 token introspection', description: 'The client authenticates with private_key_jwt in the form (RFC 7523 §2.2).' })
+  @ApiFormBody(TokenFormSchema)
+  @ApiResponse({ status: 200, description: '{active: false}, or active with the token claims (RFC 7662 §2.2)', schema: { type: 'object', required: ['active'], properties: { active: { type: 'boolean' } } } })
+  @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')

@@ -1,7 +1,10 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { ApiOperation, ApiSecurity } from '@nestjs/swagger';
 import { InvalidRequest, UseDpopNonce } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { formParams } from '../../http/form-params.js';
+import { TokenExchangeFormSchema, TokenResponseSchema } from '../../http/oauth-forms.js';
+import { ApiFormBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { DPOP_NONCES } from '../../tokens.js';
 import { type DpopNonces, UseDpopNonceAtTokenEndpoint } from './dpop-nonce.js';
 import { TokensService, type TokenResponse } from './tokens.service.js';
@@ -15,6 +18,11 @@ export class TokensController {
 
   /** RFC 8693 §2.1 token exchange at the RFC 6749 §3.2 token endpoint: a root Txn-Token, or a delegated one. */
   @Post('token')
+  @ApiOperation({ summary: 'RFC 8693 token exchange: a root or delegated DPoP-bound Txn-Token', description: 'The client authenticates with private_key_jwt in the form (RFC 7523 §2.2).' })
+  @ApiSecurity(SECURITY.dpop)
+  @ApiFormBody(TokenExchangeFormSchema)
+  @ApiJsonResponse(200, 'The issued Txn-Token', TokenResponseSchema)
+  @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   @Header('pragma', 'no-cache')

@@ -1,0 +1,132 @@
+import { applyDecorators, Controller, Get, Header, Inject, Injectable, type INestApplication } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiOperation, ApiResponse, DocumentBuilder, type OpenAPIObject, type SchemaObject, SwaggerModule } from '@nestjs/swagger';
+import { z } from 'zod';
+import type { RegistryConfig } from '../config/config.js';
+import { CONFIG } from '../tokens.js';
+
+/** The names under `components.securitySchemes`. */
+export const SECURITY = {
+  /** RFC 7523 client assertion in `Authorization: private_key_jwt <assertion>` (ADR 0005). */
+  privateKeyJwt: 'private_key_jwt',
+  /** RFC 9449 §4: the `DPoP` proof header. */
+  dpop: 'DPoP',
+  /** RFC 7591 §3: the initial access token a human minted. */
+  initialAccessToken: 'initial_access_token',
+} as const;
+
+/** RFC 6749 §5.2: every error the registry answers. */
+export const OAuthErrorSchema = z.object({
+  error: z.string().describe('An RFC 6749 §5.2 (or RFC 9449, RFC 7591) error code.'),
+  error_description: z.string().optional(),
+});
+
+/**
+ * The JSON Schema (2020-12, which OpenAPI 3.1 schema objects are) of what a zod schema accepts,
+ * so the document says what validation checks and cannot drift from it.
+ *
+ * @example
+ * ```ts
+ * jsonSchemaOf(z.object({ token: z.string() })); // { type: 'object', properties: { token: { type: 'string' } }, ... }
+ * ```
+ */
+export function jsonSchemaOf(schema: z.ZodType): SchemaObject {
+  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+  // @nestjs/swagger types its SchemaObject after OpenAPI 3.0 (boolean exclusiveMinimum); the document is 3.1.
+  return json as SchemaObject;
+}
+
+/** A JSON request body described by a zod schema. */
+export function ApiJsonBody(schema: z.ZodType, description?: string): MethodDecorator {
+  return applyDecorators(ApiConsumes('application/json'), ApiBody({ schema: jsonSchemaOf(schema), required: true, ...(description ? { description } : {}) }));
+}
+
+/** An RFC 6749 §3.2 form body (`application/x-www-form-urlencoded`), and any other media type the route also takes. */
+export function ApiFormBody(schema: z.ZodType, ...alsoAccepts: string[]): MethodDecorator {
+  return applyDecorators(ApiConsumes('application/x-www-form-urlencoded', ...alsoAccepts), ApiBody({ schema: jsonSchemaOf(schema), required: true }));
+}
+
+/** A successful JSON answer described by a zod schema. */
+export function ApiJsonResponse(status: number, description: string, schema: z.ZodType): MethodDecorator {
+  return applyDecorators(ApiResponse({ status, description, schema: jsonSchemaOf(schema) }));
+}
+
+const ERROR_DESCRIPTIONS = {
+  400: 'invalid_request or another RFC 6749 §5.2 error',
+  401: 'invalid_client, invalid_token or invalid_dpop_proof',
+  403: 'the caller may not do this',
+  404: 'not_found',
+} as const;
+
+/** The `{error, error_description}` answers a route may give (RFC 6749 §5.2). */
+export function ApiOAuthErrors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[]): MethodDecorator {
+  return applyDecorators(
+    ...statuses.map((status) => ApiResponse({ status, description: ERROR_DESCRIPTIONS[status], schema: jsonSchemaOf(OAuthErrorSchema) })),
+    ApiResponse({ status: 500, description: 'server_error: the detail goes only to the log', schema: jsonSchemaOf(OAuthErrorSchema) }),
+  );
+}
+
+/** The OpenAPI 3.1 document of the routes the app registered, with their decorators and zod schemas. */
+export function buildOpenApiDocument(app: INestApplication, config: RegistryConfig): OpenAPIObject {
+  const base = new DocumentBuilder()
+    .setOpenAPIVersion('3.1.0')
+    .setTitle('Writ registry')
+    .setDescription('Registers agents, records grants and issues DPoP-bound transaction tokens (RFC 8693, RFC 9449).')
+    .setVersion('0.1.0')
+    .addServer(config.issuer)
+    .addSecurity(SECURITY.privateKeyJwt, {
+      type: 'http',
+      scheme: 'private_key_jwt',
+      description:
+        'RFC 7523 client assertion: a JWT signed with the agent registered key (iss = sub = client_id, aud = issuer, exp, jti). ' +
+        'Sent as `Authorization: private_key_jwt <assertion>`, or as the RFC 6749 §2.3 body parameters ' +
+        '`client_assertion_type` and `client_assertion`, as the OAuth endpoints require.',
+    })
+    .addSecurity(SECURITY.dpop, {
+      type: 'apiKey',
+      in: 'header',
+      name: 'DPoP',
+      description: 'RFC 9449 §4: a DPoP proof JWT for this request (htm, htu), single use.',
+    })
+    .addSecurity(SECURITY.initialAccessToken, {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'RFC 7591 §3: an initial access token minted by a human with the registry CLI.',
+    })
+    .build();
+  return SwaggerModule.createDocument(app, base, { autoTagControllers: true });
+}
+
+/** The document, built on first request once the app's routes exist. */
+@Injectable()
+export class OpenApiDocument {
+  private app: INestApplication | undefined;
+  private document: OpenAPIObject | undefined;
+
+  constructor(@Inject(CONFIG) private readonly config: RegistryConfig) {}
+
+  /** Called by createRegistry: the document describes this application. */
+  describe(app: INestApplication): void {
+    this.app = app;
+    this.document = undefined;
+  }
+
+  get(): OpenAPIObject {
+    if (!this.app) throw new Error('OpenApiDocument.describe was not called');
+    this.document ??= buildOpenApiDocument(this.app, this.config);
+    return this.document;
+  }
+}
+
+@Controller()
+export class OpenApiController {
+  constructor(@Inject(OpenApiDocument) private readonly document: OpenApiDocument) {}
+
+  /** The OpenAPI 3.1 description of this registry, generated from its routes and zod schemas. */
+  @Get('openapi.json')
+  @Header('cache-control', 'public, max-age=300')
+  @ApiOperation({ summary: 'This document: the OpenAPI 3.1 description of the registry' })
+  @ApiResponse({ status: 200, description: 'An OpenAPI 3.1 document', schema: { type: 'object' } })
+  openapi(): OpenAPIObject {
+    return this.document.get();
+  }
+}
