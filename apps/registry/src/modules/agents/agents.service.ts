@@ -28,7 +28,7 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as con
  * RFC 7591 §2 metadata Writ uses. Unknown fields are dropped, not refused (RFC 7591 §2: the
  * server ignores metadata it does not understand).
  */
-const RegistrationSchema = z.object({
+export const RegistrationSchema = z.object({
   client_name: z.string().trim().min(1).max(200),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
   token_endpoint_auth_method: z.unknown().optional(),
