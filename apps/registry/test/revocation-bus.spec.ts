@@ -249,6 +249,12 @@ describe.skipIf(!REDIS_URL)('Redis revocation bus', () => {
     expect(await redis.exists(revocationKey(prefix, 'grt_k2', 'token', 'jti-expired'))).toBe(0);
   });
 
+  it('drops a grant id that cannot name a key instead of holding the queue back', async () => {
+    bus.publish(event('token', 'jti-poison', ['grt_ok', 'grt_}bad']));
+    expect(await bus.drained(5_000)).toBe(true);
+    expect(await redis.exists(revocationKey(prefix, 'grt_ok', 'token', 'jti-poison'))).toBe(1);
+  });
+
   it('announces each revocation on the channel to every subscribed bus', async () => {
     const listener = newBus();
     const seen: RevocationEvent[] = [];

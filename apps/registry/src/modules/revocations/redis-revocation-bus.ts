@@ -1,5 +1,5 @@
 import { Logger, type LoggerService, type OnApplicationShutdown } from '@nestjs/common';
-import { type Clock, REVOCATION_KINDS, revocationChannel, revocationKey, systemClock } from '@writ/core';
+import { type Clock, grantHashTag, REVOCATION_KINDS, revocationChannel, revocationKey, systemClock } from '@writ/core';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { RevocationBus, RevocationEvent, RevocationListener } from './revocation-bus.js';
@@ -77,6 +77,12 @@ export class RedisRevocationBus implements RevocationBus, OnApplicationShutdown 
 
   publish(event: RevocationEvent): void {
     const id = `${event.kind}:${event.value}`;
+    // A grant id that cannot name a key would fail every retry and hold the whole queue back.
+    const unusable = event.grantIds.filter((grantId) => !isKeyable(grantId));
+    if (unusable.length > 0) {
+      this.logger.error(`revocation ${id}: no key for grant id(s) ${unusable.join(', ')}`);
+      event = { ...event, grantIds: event.grantIds.filter(isKeyable) };
+    }
     const queued = this.queue.get(id);
     this.queue.set(id, queued ? merge(queued, event) : event);
     if (this.closed) {
@@ -236,6 +242,15 @@ function merge(a: RevocationEvent, b: RevocationEvent): RevocationEvent {
     grantIds: [...new Set([...a.grantIds, ...b.grantIds])],
     expiresAt: a.expiresAt > b.expiresAt ? a.expiresAt : b.expiresAt,
   };
+}
+
+function isKeyable(grantId: string): boolean {
+  try {
+    grantHashTag(grantId);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function describe(error: unknown): string {
