@@ -1,166 +1,23 @@
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import {
-  type Clock,
-  createDpopProof,
-  JWT_TOKEN_TYPE,
-  jwkThumbprint,
-  SELF_SIGNED_TOKEN_TYPE,
-  TOKEN_EXCHANGE_GRANT,
-  TXN_TOKEN_TYPE,
-  type TxnTokenClaims,
-  verifyTxnToken,
-} from '@writ/core';
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { jwkThumbprint, TXN_TOKEN_TYPE } from '@writ/core';
+import { generateKeyPair } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/config.js';
-import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
-import { GrantsService } from '../src/modules/grants/grants.service.js';
-import { KeyStore } from '../src/modules/keys/key-store.js';
-import { ServicesService } from '../src/modules/services/services.service.js';
+import type { GrantsService } from '../src/modules/grants/grants.service.js';
 import { REVOCATION_BUS, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
-import { createRegistry } from '../src/registry.js';
 import type { Database } from '../src/infra/database.service.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { storages } from './support/databases.js';
+import { type Agent, createTokenFixture, ISSUER, type Response } from './support/token-fixture.js';
 
-const ISSUER = 'https://registry.writ.test';
-const TOKEN_URL = `${ISSUER}/oauth/token`;
-
-const capability = {
-  type: 'flight_booking',
-  locations: ['https://flights.example/api'],
-  actions: ['read', 'book'],
-  limits: { max_passengers: 2 },
-};
-
-const grantRequest = {
-  service: 'https://flights.example',
-  authorization_details: [capability],
-  envelope: { max_uses: 10 },
-  purpose: 'Book my trip',
-  duration_s: 3600,
-  delegation: { max_depth: 2 },
-};
-
-interface Agent {
-  clientId: string;
-  owner: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-
-type Response = Awaited<ReturnType<NestFastifyApplication['inject']>>;
-
-describe.each(storages)('revocation on $name', ({ create }) => {
+describe.each(storages)('revocation on $name', (storage) => {
+  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-revocation-', owners: ['alice', 'bob', 'carol', 'dave'] });
+  const { approvedGrant, delegate, enrol, expectError, rootToken, selfSigned, verify } = fx;
   let app: NestFastifyApplication;
   let db: Database;
-  let testDb: TestDatabase;
-  let dataDir: string;
   let grants: GrantsService;
-  let offsetMs = 0;
-  const clock: Clock = { now: () => Date.now() + offsetMs };
-  let alice: Agent;
-  let bob: Agent;
-  let carol: Agent;
-  let dave: Agent;
-
-  async function enrol(owner: string): Promise<Agent> {
-    const agents = app.get(AgentsService);
-    const { token } = await agents.mintInitialAccessToken(owner);
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [publicJwk] } });
-    return { clientId, owner, privateKey, publicJwk };
-  }
-
-  /** A JWT from `signer` with iss = sub = `clientId`, aud = issuer, single-use jti, on the test clock. */
-  function selfSigned(clientId: string, signer: CryptoKey, jti: string = randomUUID()): Promise<string> {
-    const iat = Math.floor(clock.now() / 1000);
-    return new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256' })
-      .setIssuer(clientId)
-      .setSubject(clientId)
-      .setAudience(ISSUER)
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + 60)
-      .setJti(jti)
-      .sign(signer);
-  }
-
-  function proof(agent: Agent, accessToken?: string): Promise<string> {
-    return createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu: TOKEN_URL, clock, ...(accessToken ? { accessToken } : {}) });
-  }
-
-  function post(form: Record<string, string>, dpop: string): Promise<Response> {
-    return app.inject({
-      method: 'POST',
-      url: '/oauth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop },
-      payload: new URLSearchParams(form).toString(),
-    });
-  }
-
-  async function approvedGrant(agent: Agent, overrides: object = {}): Promise<string> {
-    const grant = await grants.request(agent.clientId, agent.owner, { ...grantRequest, ...overrides });
-    await grants.approve(grant.id, agent.owner);
-    return grant.id;
-  }
-
-  async function rootToken(agent: Agent, grantId: string): Promise<string> {
-    const res = await post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent.clientId, agent.privateKey),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
-        request_details: JSON.stringify({ grant_id: grantId }),
-      },
-      await proof(agent),
-    );
-    expect(res.statusCode).toBe(200);
-    return res.json<{ access_token: string }>().access_token;
-  }
-
-  interface Delegation {
-    requestDetails?: object;
-    actorToken?: string;
-    dpop?: string;
-  }
-
-  /** `holder` hands `parent` to `actor`. */
-  async function delegate(holder: Agent, parent: string, actor: Agent, options: Delegation = {}): Promise<Response> {
-    return post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: TXN_TOKEN_TYPE,
-        subject_token: parent,
-        actor_token_type: JWT_TOKEN_TYPE,
-        actor_token: options.actorToken ?? (await selfSigned(actor.clientId, actor.privateKey)),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(holder.clientId, holder.privateKey),
-        ...(options.requestDetails ? { request_details: JSON.stringify(options.requestDetails) } : {}),
-      },
-      options.dpop ?? (await proof(holder, parent)),
-    );
-  }
-
-  async function verify(token: string): Promise<TxnTokenClaims> {
-    const jwk = (await app.get(KeyStore).jwks()).keys[0]!;
-    return verifyTxnToken(token, { key: (await importJWK(jwk, 'ES256')) as CryptoKey, issuer: ISSUER, audience: 'writ.test', clock });
-  }
-
-  function expectError(res: Response, status: number, error: string, description: string): void {
-    expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
-  }
+  let alice: Agent, bob: Agent, carol: Agent, dave: Agent;
 
   let revocations: RevocationsService;
   const published: RevocationEvent[] = [];
@@ -192,30 +49,17 @@ describe.each(storages)('revocation on $name', ({ create }) => {
   }
 
   beforeAll(async () => {
-    testDb = await create();
-    dataDir = mkdtempSync(join(tmpdir(), 'writ-revocation-'));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
-    ({ app, db } = await createRegistry(config, { logger: false, database: testDb.target, clock }));
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
-    grants = app.get(GrantsService);
+    ({ app, db, grants, agents: { alice, bob, carol, dave } } = await fx.start());
     revocations = app.get(RevocationsService);
     app.get<symbol, RevocationBus>(REVOCATION_BUS).subscribe((event) => published.push(event));
-    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
-    alice = await enrol('alice');
-    bob = await enrol('bob');
-    carol = await enrol('carol');
-    dave = await enrol('dave');
   });
 
   afterEach(() => {
-    offsetMs = 0;
+    fx.setClockOffset(0);
   });
 
   afterAll(async () => {
-    await app.close();
-    await testDb.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await fx.close();
   });
 
   it('advertises the revocation and introspection endpoints', async () => {
@@ -250,7 +94,7 @@ describe.each(storages)('revocation on $name', ({ create }) => {
     expect(await introspect('not-a-token')).toEqual({ active: false });
     expect(await introspect(await selfSigned(alice.clientId, alice.privateKey))).toEqual({ active: false });
     const token = await rootToken(alice, await approvedGrant(alice));
-    offsetMs = 3_600_000;
+    fx.setClockOffset(3_600_000);
     expect(await introspect(token)).toEqual({ active: false });
   });
 

@@ -1,33 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import {
-  createDpopProof,
-  jwkThumbprint,
-  SELF_SIGNED_TOKEN_TYPE,
-  systemClock,
-  TOKEN_EXCHANGE_GRANT,
-  tokenHash,
-  TXN_TOKEN_TYPE,
-  verifyTxnToken,
-} from '@writ/core';
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { jwkThumbprint, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenHash, TXN_TOKEN_TYPE } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/config.js';
-import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
-import { GrantsService } from '../src/modules/grants/grants.service.js';
-import { KeyStore } from '../src/modules/keys/key-store.js';
-import { ServicesService } from '../src/modules/services/services.service.js';
-import { createRegistry } from '../src/registry.js';
+import type { GrantsService } from '../src/modules/grants/grants.service.js';
 import type { Database } from '../src/infra/database.service.js';
-import { storages, type TestDatabase } from './support/databases.js';
-
-const ISSUER = 'https://registry.writ.test';
-const TOKEN_URL = `${ISSUER}/oauth/token`;
+import { storages } from './support/databases.js';
+import { type Agent, createTokenFixture, ISSUER, TOKEN_URL } from './support/token-fixture.js';
 
 const grantRequest = {
   service: 'https://flights.example',
@@ -37,53 +16,14 @@ const grantRequest = {
   duration_s: 600,
 };
 
-interface Agent {
-  clientId: string;
-  owner: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-
-describe.each(storages)('root token issuance on $name', ({ create }) => {
+describe.each(storages)('root token issuance on $name', (storage) => {
+  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-tokens-http-', owners: ['alice', 'bob'], grantRequest });
+  const { approvedGrant, expectError, proof, selfSigned, verify } = fx;
   let app: NestFastifyApplication;
   let db: Database;
-  let testDb: TestDatabase;
-  let dataDir: string;
   let grants: GrantsService;
   let alice: Agent;
   let bob: Agent;
-
-  async function enrol(owner: string): Promise<Agent> {
-    const agents = app.get(AgentsService);
-    const { token } = await agents.mintInitialAccessToken(owner);
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [publicJwk] } });
-    return { clientId, owner, privateKey, publicJwk };
-  }
-
-  /** A JWT from `signer` with iss = sub = `agent`, aud = issuer, single-use jti. */
-  function selfSigned(agent: Agent, signer: CryptoKey = agent.privateKey): Promise<string> {
-    return new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256' })
-      .setIssuer(agent.clientId)
-      .setSubject(agent.clientId)
-      .setAudience(ISSUER)
-      .setIssuedAt()
-      .setExpirationTime('60s')
-      .setJti(randomUUID())
-      .sign(signer);
-  }
-
-  function proof(agent: Agent, htu = TOKEN_URL): Promise<string> {
-    return createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu, clock: systemClock });
-  }
-
-  async function approvedGrant(agent: Agent): Promise<string> {
-    const grant = await grants.request(agent.clientId, agent.owner, grantRequest);
-    await grants.approve(grant.id, agent.owner);
-    return grant.id;
-  }
 
   interface Exchange {
     params?: Record<string, string>;
@@ -98,9 +38,9 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
       grant_type: TOKEN_EXCHANGE_GRANT,
       requested_token_type: TXN_TOKEN_TYPE,
       subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-      subject_token: options.subjectToken ?? (await selfSigned(agent)),
+      subject_token: options.subjectToken ?? (await selfSigned(agent.clientId, agent.privateKey)),
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: options.assertion ?? (await selfSigned(agent)),
+      client_assertion: options.assertion ?? (await selfSigned(agent.clientId, agent.privateKey)),
       request_details: JSON.stringify(options.requestDetails ?? { grant_id: grantId }),
       ...options.params,
     });
@@ -114,22 +54,11 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
   }
 
   beforeAll(async () => {
-    testDb = await create();
-    dataDir = mkdtempSync(join(tmpdir(), 'writ-tokens-http-'));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
-    ({ app, db } = await createRegistry(config, { logger: false, database: testDb.target }));
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
-    grants = app.get(GrantsService);
-    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
-    alice = await enrol('alice');
-    bob = await enrol('bob');
+    ({ app, db, grants, agents: { alice, bob } } = await fx.start());
   });
 
   afterAll(async () => {
-    await app.close();
-    await testDb.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await fx.close();
   });
 
   it('issues a DPoP-bound root token for an approved grant, recorded in the audit chain before the answer', async () => {
@@ -140,8 +69,7 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
     const body = res.json<{ access_token: string; token_type: string; issued_token_type: string; expires_in: number }>();
     expect(body).toMatchObject({ token_type: 'DPoP', issued_token_type: TXN_TOKEN_TYPE, expires_in: 300 });
 
-    const jwk = (await app.get(KeyStore).jwks()).keys[0]!;
-    const claims = await verifyTxnToken(body.access_token, { key: (await importJWK(jwk, 'ES256')) as CryptoKey, issuer: ISSUER, audience: 'writ.test', clock: systemClock });
+    const claims = await verify(body.access_token);
     expect(claims).toMatchObject({
       sub: 'alice',
       scope: expect.any(String) as string,
@@ -179,10 +107,6 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
       grantId = await approvedGrant(alice);
     });
 
-    function expectError(res: Awaited<ReturnType<typeof exchange>>, status: number, error: string, description: string): void {
-      expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
-    }
-
     it('another grant_type', async () => {
       expectError(await exchange(alice, grantId, { params: { grant_type: 'client_credentials' } }), 400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
     });
@@ -208,16 +132,16 @@ describe.each(storages)('root token issuance on $name', ({ create }) => {
     });
 
     it('a DPoP proof for another URL', async () => {
-      expectError(await exchange(alice, grantId, { dpop: await proof(alice, `${ISSUER}/grants`) }), 401, 'invalid_dpop_proof', 'DPoP proof htu does not match the request URI');
+      expectError(await exchange(alice, grantId, { dpop: await proof(alice, undefined, `${ISSUER}/grants`) }), 401, 'invalid_dpop_proof', 'DPoP proof htu does not match the request URI');
     });
 
     it('a client assertion signed by another key', async () => {
-      const assertion = await selfSigned(alice, bob.privateKey);
+      const assertion = await selfSigned(alice.clientId, bob.privateKey);
       expectError(await exchange(alice, grantId, { assertion }), 401, 'invalid_client', 'client assertion signature is invalid');
     });
 
     it('a subject token signed by another key', async () => {
-      const subjectToken = await selfSigned(alice, bob.privateKey);
+      const subjectToken = await selfSigned(alice.clientId, bob.privateKey);
       expectError(await exchange(alice, grantId, { subjectToken }), 400, 'invalid_grant', 'subject token signature is invalid');
     });
 
