@@ -31,9 +31,21 @@ export function createDataSource(target: DatabaseTarget): DataSource {
     mkdirSync(target.pgliteDir, { recursive: true });
     dataDir = join(target.pgliteDir, 'pglite');
   }
+  const { Pool } = new PGliteDriver(dataDir ? { dataDir } : {}).driver;
   return new DataSource({
     ...common,
-    driver: new PGliteDriver(dataDir ? { dataDir } : {}).driver,
+    // typeorm-pglite's pool hands itself out as every connection, so the 'error' listener TypeORM
+    // adds per open query runner (and removes on release) all land on this one emitter, with no pool
+    // `max` to cap them: 1 + the queries in flight, not a leak. 100 is twice the largest burst the
+    // tests drive (50 requests), so a leak that keeps adding listeners still warns.
+    driver: {
+      Pool: class extends Pool {
+        constructor() {
+          super();
+          this.setMaxListeners(100);
+        }
+      },
+    },
     // gen_random_uuid is built in; PGlite has no uuid-ossp extension.
     uuidExtension: 'pgcrypto',
   });
