@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type JsonWebKey } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, KeyObject, sign } from 'node:crypto';
 import { base64url, createLocalJWKSet, decodeProtectedHeader, errors, exportSPKI, type JWTVerifyGetKey } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { b64, expectOAuthError, fixedClock, flipChar, makeKey, replacePart, signCompact, T0, T0_S, type TestKey } from '../test/fixtures.js';
@@ -136,6 +136,17 @@ describe('signTxnToken', () => {
   it('signs with typ txntoken+jwt, alg and kid', async () => {
     const token = await signTxnToken(claims(), { privateKey: registry.privateKey, kid: KID });
     expect(decodeProtectedHeader(token)).toEqual({ typ: 'txntoken+jwt', alg: 'ES256', kid: KID });
+  });
+
+  it('signs with a native signer that verifies like the Web Crypto path', async () => {
+    const nodeKey = KeyObject.from(registry.privateKey);
+    const token = await signTxnToken(claims(), { sign: (input) => sign('sha256', input, { key: nodeKey, dsaEncoding: 'ieee-p1363' }), kid: KID });
+    expect(decodeProtectedHeader(token)).toEqual({ typ: 'txntoken+jwt', alg: 'ES256', kid: KID });
+    await expect(verify(token)).resolves.toEqual(claims());
+  });
+
+  it('refuses to sign with neither a key nor a signer', async () => {
+    await expect(signTxnToken(claims(), { kid: KID })).rejects.toThrow(new TypeError('signTxnToken needs a privateKey or a sign function'));
   });
 
   it('refuses invalid claims, naming the first bad one', async () => {

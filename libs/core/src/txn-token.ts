@@ -1,4 +1,4 @@
-import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose';
+import { SignJWT, base64url, decodeProtectedHeader, errors, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { AuthorizationDetailsSchema } from './capabilities.js';
 import { epochSeconds, type Clock } from './clock.js';
@@ -225,8 +225,13 @@ export type TxnTokenClaims = z.infer<typeof TxnTokenClaimsSchema>;
  * ```
  */
 export interface SignTxnTokenOptions {
-  /** The registry's current signing key. */
-  privateKey: CryptoKey;
+  /** The registry's current signing key (Web Crypto). Not needed when `sign` is given. */
+  privateKey?: CryptoKey;
+  /**
+   * A native signer to use instead of Web Crypto: returns the JWS signature (for ES256, the 64-byte
+   * R || S form of RFC 7518 §3.4) over the ASCII signing input `header.payload`.
+   */
+  sign?: (signingInput: Uint8Array) => Uint8Array | Promise<Uint8Array>;
   /** Its `kid`, as published in the JWKS. */
   kid: string;
   /** Default `ES256`. */
@@ -248,7 +253,13 @@ export async function signTxnToken(claims: TxnTokenClaims, options: SignTxnToken
   const alg = options.alg ?? 'ES256';
   // draft-ietf-oauth-transaction-tokens-10 "JWT Header": typ txntoken+jwt; kid for key rotation.
   // The input is signed as given, so an issuer's extra claims survive.
-  return new SignJWT(claims).setProtectedHeader({ typ: TXN_TOKEN_TYP, alg, kid: options.kid }).sign(options.privateKey);
+  const header = { typ: TXN_TOKEN_TYP, alg, kid: options.kid };
+  if (options.sign !== undefined) {
+    const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+    return `${input}.${base64url.encode(await options.sign(new TextEncoder().encode(input)))}`;
+  }
+  if (options.privateKey === undefined) throw new TypeError('signTxnToken needs a privateKey or a sign function');
+  return new SignJWT(claims).setProtectedHeader(header).sign(options.privateKey);
 }
 
 /**

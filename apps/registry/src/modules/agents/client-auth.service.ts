@@ -3,7 +3,7 @@ import { decodeJwt, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore } from '../../infra/jti-store.js';
 import { algOf, JwsError, verifyJws } from '../../infra/node-jws.js';
-import { AgentEntity } from './agent.entity.js';
+import type { AgentEntity } from './agent.entity.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -64,7 +64,8 @@ export class ClientAuthService {
     if (typeof iss !== 'string' || iss !== sub || (params.client_id !== undefined && params.client_id !== iss)) {
       throw new InvalidClient('client assertion iss and sub must equal client_id');
     }
-    const agent = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: iss });
+    // One plain statement: client authentication is on every agent call.
+    const [agent] = await this.db.query<AgentEntity[]>('SELECT * FROM agents WHERE client_id = $1', [iss]);
     if (!agent) throw new InvalidClient('unknown client');
 
     // RFC 7523 §3 (9): signed with the registered key. Checked before the status, so a caller

@@ -226,8 +226,9 @@ export class GrantsService {
    * or approved (it is flipped to expired, with its audit event, before it is returned).
    */
   async get(grantId: string): Promise<GrantEntity | null> {
-    const grant = await this.db.dataSource.getRepository(GrantEntity).findOneBy({ id: grantId });
-    if (!grant || !isDue(grant, this.clock.now())) return grant;
+    // One plain statement: this lookup is on every token request.
+    const [grant] = await this.db.query<GrantEntity[]>('SELECT * FROM grants WHERE id = $1', [grantId]);
+    if (!grant || !isDue(grant, this.clock.now())) return grant ?? null;
     return this.expireOne(grantId);
   }
 

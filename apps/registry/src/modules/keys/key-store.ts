@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, type JsonWebKey, randomUUID, sign } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
@@ -27,6 +27,8 @@ export interface ActiveKey {
   alg: 'ES256';
   privateKey: CryptoKey;
   publicJwk: JWK;
+  /** ES256 over `input` with node:crypto (R || S, RFC 7518 §3.4): the fast path for token signing. */
+  sign: (input: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -122,8 +124,14 @@ export class KeyStore {
       alg: current.alg,
       privateKey: (await importJWK(current.privateJwk, current.alg)) as CryptoKey,
       publicJwk: current.publicJwk,
+      sign: signerFor(current.privateJwk),
     };
     this.cache = { mtimeMs, keys: content.keys, active };
     return this.cache;
   }
+}
+
+function signerFor(privateJwk: JWK): (input: Uint8Array) => Uint8Array {
+  const key = createPrivateKey({ key: privateJwk as JsonWebKey, format: 'jwk' });
+  return (input) => sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
 }

@@ -172,7 +172,7 @@ export class TokensService {
       rctx: { ...(request.ip !== undefined && isIP(request.ip) !== 0 ? { req_ip: request.ip } : {}), authn: 'private_key_jwt' },
     };
     const key = await this.keys.active();
-    const token = await signTxnToken(claims, { privateKey: key.privateKey, kid: key.kid });
+    const token = await signTxnToken(claims, { sign: key.sign, kid: key.kid });
 
     // 7. Recorded (and committed) before it is handed out.
     const hash = await tokenHash(token);
@@ -275,7 +275,7 @@ export class TokensService {
       rctx: { ...(request.ip !== undefined && isIP(request.ip) !== 0 ? { req_ip: request.ip } : {}), authn: 'private_key_jwt' },
     };
     const key = await this.keys.active();
-    const token = await signTxnToken(claims, { privateKey: key.privateKey, kid: key.kid });
+    const token = await signTxnToken(claims, { sign: key.sign, kid: key.kid });
 
     // 8. Recorded (and committed), linked to the parent's event, before it is handed out.
     const hash = await tokenHash(token);
