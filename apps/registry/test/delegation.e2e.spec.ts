@@ -178,7 +178,8 @@ describe.each(storages)('delegation on $name', (storage) => {
       const revokedGrant = await approvedGrant(alice);
       const token = await rootToken(alice, revokedGrant);
       await grants.revoke(revokedGrant, 'alice');
-      expectError(await delegate(alice, token, bob), 400, 'invalid_grant', 'grant is revoked');
+      // Revoking a grant records a revocation that kills every token derived from it (ADR 0008).
+      expectError(await delegate(alice, token, bob), 400, 'invalid_grant', 'subject token is revoked');
     });
 
     it('an expired parent', async () => {
