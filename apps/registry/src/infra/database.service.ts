@@ -1,4 +1,6 @@
+import type { Pool } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 import { SerialLock } from './serial-lock.js';
 
 /** The open data source and the one way to run a write transaction on it. */
@@ -23,8 +25,10 @@ export class Database {
    * the statement inside that transaction.
    */
   query<T = unknown>(sql: string, parameters: unknown[] = []): Promise<T> {
-    const run = (): Promise<T> => this.dataSource.query<T>(sql, parameters);
-    return this.embedded ? this.embeddedLock.run(run) : run();
+    if (this.embedded) return this.embeddedLock.run(() => this.dataSource.query<T>(sql, parameters));
+    // Straight to node-postgres' pool: no TypeORM query runner to build and release per statement.
+    const pool = (this.dataSource.driver as PostgresDriver).master as Pool;
+    return pool.query(sql, parameters).then((result) => result.rows as T);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import type { DpopAlg, JwsSignatureVerifier } from '@writ/core';
 import type { JWK } from 'jose';
 
@@ -84,4 +84,12 @@ export function verifyJws(token: string, jwk: JWK): { header: Record<string, unk
   } catch {
     throw new JwsError('malformed');
   }
+}
+
+/**
+ * base64url SHA-256 of a string, synchronously: the same value as libs/core's `sha256Base64url`
+ * and `tokenHash`, without a Web Crypto round trip through the thread pool.
+ */
+export function sha256Base64urlSync(data: string): string {
+  return createHash('sha256').update(data).digest('base64url');
 }

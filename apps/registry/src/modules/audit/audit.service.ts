@@ -9,7 +9,6 @@ import {
   verifyCheckpoint,
 } from '@writ/core';
 import { type EntityManager, In } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import type { Database } from '../../infra/database.service.js';
 import { SerialLock } from '../../infra/serial-lock.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -124,8 +123,8 @@ export class AuditService {
     if (ids.length > 0) {
       for (const row of await events.findBy({ id: In(ids) })) known.set(row.id, toEvent(row));
     }
-    const [headRow] = await events.find({ order: { seq: 'DESC' }, take: 1, select: { seq: true, hash: true } });
-    let head: Pick<AuditEvent, 'seq' | 'hash'> | null = headRow ? { seq: headRow.seq, hash: headRow.hash.trim() } : null;
+    const [headRow] = await manager.query<{ seq: string | number; hash: string }[]>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+    let head: Pick<AuditEvent, 'seq' | 'hash'> | null = headRow ? { seq: Number(headRow.seq), hash: headRow.hash.trim() } : null;
     const at = new Date(this.clock.now()).toISOString();
     const appended: AuditEvent[] = [];
     const result: (AuditEvent | Error)[] = [];
@@ -156,8 +155,14 @@ export class AuditService {
       head = event;
     }
     if (appended.length === 0) return result;
-    // TypeORM's deep-partial type cannot express `unknown` JSON values; the rows are exactly the events.
-    await events.insert(appended as QueryDeepPartialEntity<AuditEventEntity>[]);
+    // The whole group in one statement with one parameter, whatever its size.
+    await manager.query(
+      `INSERT INTO audit_events (seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash)
+       SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash
+       FROM jsonb_to_recordset($1::jsonb) AS e(seq bigint, id text, at text, type text, actor text, subject text,
+         grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`,
+      [JSON.stringify(appended)],
+    );
     for (const event of appended) if (event.seq % this.checkpointEvery === 0) await this.checkpointIn(manager, event);
     return result;
   }

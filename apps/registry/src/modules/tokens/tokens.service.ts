@@ -16,10 +16,8 @@ import {
   delegateAct,
   scopeOf,
   SELF_SIGNED_TOKEN_TYPE,
-  sha256Base64url,
   signTxnToken,
   TOKEN_EXCHANGE_GRANT,
-  tokenHash,
   TXN_TOKEN_TYPE,
   type TxnTokenClaims,
   UnsupportedGrantType,
@@ -32,7 +30,7 @@ import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore } from '../../infra/jti-store.js';
-import { nodeSignatureVerifier } from '../../infra/node-jws.js';
+import { nodeSignatureVerifier, sha256Base64urlSync } from '../../infra/node-jws.js';
 import { verifySelfSignedJwt } from './self-signed-jwt.js';
 import type { ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
@@ -166,7 +164,7 @@ export class TokensService {
         authorization_details: authorizationDetails,
         envelope,
         purpose: grant.purpose,
-        approval: await approvalHash(grant),
+        approval: approvalHash(grant),
         depth: 0,
       },
       rctx: { ...(request.ip !== undefined && isIP(request.ip) !== 0 ? { req_ip: request.ip } : {}), authn: 'private_key_jwt' },
@@ -175,7 +173,7 @@ export class TokensService {
     const token = await signTxnToken(claims, { sign: key.sign, kid: key.kid });
 
     // 7. Recorded (and committed) before it is handed out.
-    const hash = await tokenHash(token);
+    const hash = sha256Base64urlSync(token);
     await this.audit.append({
       type: 'token.issued',
       grant_id: grant.id,
@@ -278,7 +276,7 @@ export class TokensService {
     const token = await signTxnToken(claims, { sign: key.sign, kid: key.kid });
 
     // 8. Recorded (and committed), linked to the parent's event, before it is handed out.
-    const hash = await tokenHash(token);
+    const hash = sha256Base64urlSync(token);
     // The parent's event was committed before the parent was handed out, so it is there to link to.
     const rows = await this.db.query<{ id: string }[]>(
       `SELECT id FROM audit_events WHERE type IN ('token.issued', 'token.delegated') AND txn = $1 AND data->>'jti' = $2 ORDER BY seq LIMIT 1`,
@@ -386,8 +384,8 @@ function parseRequestDetails(raw: string | undefined): z.infer<typeof RequestDet
  * What the human approved, as a hash. The grant has no stored approval receipt yet, so this is the
  * hash of the approved document's fields; it will be replaced by the receipt hash in the approval issue.
  */
-function approvalHash(grant: GrantEntity): Promise<string> {
-  return sha256Base64url(
+function approvalHash(grant: GrantEntity): string {
+  return sha256Base64urlSync(
     canonicalJson({ grant_id: grant.id, version: grant.version, authorization_details: grant.authorization_details, envelope: grant.envelope }),
   );
 }
