@@ -5,6 +5,14 @@ const SWEEP_EVERY = 256;
 const SWEEP_AFTER_MS = 30_000;
 const SWEEP_BATCH = 1000;
 
+/** A single-use identifier to record in `store`, checked together with others by {@link JtiStore.rememberTogether}. */
+export interface PendingJti {
+  store: JtiStore;
+  key: string;
+  jti: string;
+  expiresAt: Date;
+}
+
 /** The single-use identifier tables: client assertion (and actor token) jtis, DPoP proof jtis. */
 type JtiTable = { table: 'client_assertion_jtis'; key: 'client_id' } | { table: 'dpop_proof_jtis'; key: 'jkt' };
 
@@ -29,15 +37,31 @@ export class JtiStore {
 
   /** Records `jti` under `key` until `expiresAt`; false if it is already recorded and not expired. */
   async remember(key: string, jti: string, expiresAt: Date, now: number): Promise<boolean> {
-    if (++this.insertions % SWEEP_EVERY === 0 || now - this.lastSweepMs >= SWEEP_AFTER_MS) await this.sweep(now);
-    const { table, key: column } = this.target;
-    const inserted = await this.db.query<unknown[]>(
-      `INSERT INTO ${table} (${column}, jti, expires_at) VALUES ($1, $2, $3)
-       ON CONFLICT (${column}, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE ${table}.expires_at <= $4
-       RETURNING jti`,
-      [key, jti, expiresAt, new Date(now)],
-    );
-    return inserted.length === 1;
+    const [fresh] = await JtiStore.rememberTogether([{ store: this, key, jti, expiresAt }], now);
+    return fresh!;
+  }
+
+  /**
+   * Records several single-use identifiers (say, a client assertion's and a DPoP proof's) in one
+   * statement, one round trip; for each, whether it was fresh. All are recorded even when one is
+   * a replay: each was presented, and each is single-use.
+   */
+  static async rememberTogether(entries: PendingJti[], now: number): Promise<boolean[]> {
+    const db = entries[0]!.store.db;
+    for (const store of new Set(entries.map((e) => e.store))) {
+      if (++store.insertions % SWEEP_EVERY === 0 || now - store.lastSweepMs >= SWEEP_AFTER_MS) await store.sweep(now);
+    }
+    const parameters: unknown[] = [new Date(now)];
+    const inserts = entries.map(({ store, key, jti, expiresAt }, i) => {
+      const { table, key: column } = store.target;
+      parameters.push(key, jti, expiresAt);
+      const p = 2 + i * 3;
+      return `i${i} AS (INSERT INTO ${table} (${column}, jti, expires_at) VALUES ($${p}, $${p + 1}, $${p + 2})
+        ON CONFLICT (${column}, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE ${table}.expires_at <= $1 RETURNING 1)`;
+    });
+    const counts = entries.map((_, i) => `(SELECT count(*) FROM i${i})::int AS f${i}`).join(', ');
+    const [row] = await db.query<Record<string, number>[]>(`WITH ${inserts.join(', ')} SELECT ${counts}`, parameters);
+    return entries.map((_, i) => row![`f${i}`] === 1);
   }
 
   /** Deletes up to {@link SWEEP_BATCH} expired rows. */

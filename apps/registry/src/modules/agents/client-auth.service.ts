@@ -1,7 +1,7 @@
 import { InvalidClient } from '@writ/core';
 import { decodeJwt, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
-import { JtiStore } from '../../infra/jti-store.js';
+import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
 import { algOf, JwsError, verifyJws } from '../../infra/node-jws.js';
 import type { AgentEntity } from './agent.entity.js';
 
@@ -43,6 +43,17 @@ export class ClientAuthService {
 
   /** Authenticates the call and returns the active agent; `now` is in milliseconds since the epoch. */
   async authenticate(params: ClientAssertionParams, now: number): Promise<AgentEntity> {
+    const { agent, replay } = await this.authenticateDeferringReplay(params, now);
+    if (!(await this.jtis.remember(replay.key, replay.jti, replay.expiresAt, now))) throw assertionReplayed();
+    return agent;
+  }
+
+  /**
+   * Every check of {@link authenticate} but the single use of the `jti`, which the caller must
+   * record (with {@link JtiStore.rememberTogether}, in the same statement as its other single-use
+   * identifiers) and refuse with {@link assertionReplayed} if it was already used.
+   */
+  async authenticateDeferringReplay(params: ClientAssertionParams, now: number): Promise<{ agent: AgentEntity; replay: PendingJti }> {
     const assertion = params.client_assertion;
     if (assertion === undefined || assertion === '') throw new InvalidClient('client assertion is missing');
     if (params.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) {
@@ -95,14 +106,13 @@ export class ClientAuthService {
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
       throw new InvalidClient(`client assertion jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
     }
-    if (!(await this.rememberJti(agent.client_id, jti, exp, now))) throw new InvalidClient('client assertion jti was already used');
-    return agent;
+    return { agent, replay: { store: this.jtis, key: agent.client_id, jti, expiresAt: new Date(exp * 1000) } };
   }
+}
 
-  /** Records the jti until the assertion expires; false if it was already recorded and has not expired. */
-  private rememberJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
-    return this.jtis.remember(clientId, jti, new Date(exp * 1000), now);
-  }
+/** RFC 7523 §3 (7): the error for a client assertion whose `jti` was already used. */
+export function assertionReplayed(): InvalidClient {
+  return new InvalidClient('client assertion jti was already used');
 }
 
 /** Verifies the JWS with the agent's key, accepting only that key's algorithm. */

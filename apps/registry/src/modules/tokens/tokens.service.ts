@@ -29,10 +29,10 @@ import { CLOCK_SKEW_S, verifyIssuedTxnToken } from './issued-tokens.js';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
-import { JtiStore } from '../../infra/jti-store.js';
+import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
 import { nodeSignatureVerifier, sha256Base64urlSync } from '../../infra/node-jws.js';
 import { verifySelfSignedJwt } from './self-signed-jwt.js';
-import type { ClientAuthService } from '../agents/client-auth.service.js';
+import { assertionReplayed, type ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -113,12 +113,13 @@ export class TokensService {
 
     // 2. The client.
     const now = this.clock.now();
-    const agent = await this.clientAuth.authenticate(
+    const { agent, replay: assertionJti } = await this.clientAuth.authenticateDeferringReplay(
       { client_id: p.client_id, client_assertion_type: p.client_assertion_type, client_assertion: p.client_assertion },
       now,
     );
 
-    // 3. Proof of possession of the key the token will be bound to; the proof is single-use.
+    // 3. Proof of possession of the key the token will be bound to. The assertion and the proof
+    //    are single-use: both identifiers are recorded in one statement.
     if (request.dpop === undefined || request.dpop === '') throw new InvalidDpopProof('DPoP proof is missing');
     const proof = await verifyDpopProof(request.dpop, {
       htm: 'POST',
@@ -128,7 +129,9 @@ export class TokensService {
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
-    if (!(await this.rememberProofJti(proof.jkt, proof.jti, proof.iat, now))) throw new InvalidDpopProof('DPoP proof jti was already used');
+    const [assertionFresh, proofFresh] = await JtiStore.rememberTogether([assertionJti, this.proofJtiEntry(proof.jkt, proof.jti, proof.iat)], now);
+    if (!assertionFresh) throw assertionReplayed();
+    if (!proofFresh) throw new InvalidDpopProof('DPoP proof jti was already used');
 
     // 4. The subject token: the agent's own statement, signed with its registered key.
     this.verifySubjectToken(p.subject_token, agent, now);
@@ -342,7 +345,13 @@ export class TokensService {
 
   /** Records the proof jti; false if it was already recorded and is still within its acceptance window. */
   private rememberProofJti(jkt: string, jti: string, iat: number, now: number): Promise<boolean> {
-    return this.proofJtis.remember(jkt, jti, new Date((iat + DPOP_MAX_AGE_S + CLOCK_SKEW_S) * 1000), now);
+    const { key, expiresAt } = this.proofJtiEntry(jkt, jti, iat);
+    return this.proofJtis.remember(key, jti, expiresAt, now);
+  }
+
+  /** A proof jti is kept for as long as the proof could be accepted. */
+  private proofJtiEntry(jkt: string, jti: string, iat: number): PendingJti {
+    return { store: this.proofJtis, key: jkt, jti, expiresAt: new Date((iat + DPOP_MAX_AGE_S + CLOCK_SKEW_S) * 1000) };
   }
 }
 
