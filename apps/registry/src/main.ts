@@ -8,6 +8,10 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   const storage = config.databaseUrl ? `PostgreSQL (${new URL(config.databaseUrl).host})` : `embedded PGlite (${config.dataDir})`;
   console.log(`registry  ${config.issuer}  on ${storage}`);
+  // Ctrl-C or a stop: finish in-flight requests and close storage, then exit normally (exit code 0).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void app.close().finally(() => process.exit(0)));
+  }
 }
 
 main().catch((error: unknown) => {
