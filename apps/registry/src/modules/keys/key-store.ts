@@ -21,6 +21,9 @@ interface KeyFile {
   keys: StoredKey[];
 }
 
+/** How long a process trusts its cached key file before looking at the file's mtime again. */
+const STAT_EVERY_MS = 1000;
+
 /** The key tokens and checkpoints are signed with now. */
 export interface ActiveKey {
   kid: string;
@@ -39,6 +42,7 @@ export interface ActiveKey {
 export class KeyStore {
   private readonly file: string;
   private cache: { mtimeMs: number; keys: StoredKey[]; active: ActiveKey } | undefined;
+  private statAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     dataDir: string,
@@ -114,7 +118,12 @@ export class KeyStore {
   }
 
   private async load(): Promise<{ keys: StoredKey[]; active: ActiveKey }> {
+    // Another process may rotate the file: look at it at most every STAT_EVERY_MS (a stat per token
+    // is a system call on the hot path); a rotation here clears the cache at once.
+    const checkedAt = this.clock.now();
+    if (this.cache && checkedAt - this.statAt < STAT_EVERY_MS) return this.cache;
     const { mtimeMs } = statSync(this.file);
+    this.statAt = checkedAt;
     if (this.cache && this.cache.mtimeMs === mtimeMs) return this.cache;
     const content = JSON.parse(readFileSync(this.file, 'utf8')) as KeyFile;
     const current = content.keys.find((k) => k.retiredAt === undefined);
