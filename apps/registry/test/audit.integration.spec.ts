@@ -118,4 +118,25 @@ describe.each(storages)('audit group commit on $name', ({ create }) => {
     expect(b).toEqual(a);
     expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 204 });
   });
+
+  it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
+    // A second writer as another registry process would be: its own pool on PostgreSQL (one
+    // session is all embedded PGlite has), its own idea of the head.
+    const otherDb = db.embedded ? db : new Database(await openDatabase(testDb.target), false);
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    const other = new AuditService(otherDb, keys, systemClock, 1000);
+    try {
+      const writes = await Promise.all([
+        ...Array.from({ length: 60 }, (_, i) => audit.append({ type: 'token.issued', data: { writer: 'a', i } })),
+        ...Array.from({ length: 60 }, (_, i) => other.append({ type: 'token.issued', data: { writer: 'b', i } })),
+        ...Array.from({ length: 10 }, (_, i) => db.transaction((m) => audit.append({ type: 'grant.approved', data: { i } }, m))),
+      ]);
+      expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
+      const result = await audit.verify();
+      expect(result.chain).toMatchObject({ ok: true, count: 334, lastSeq: 334 });
+    } finally {
+      if (otherDb !== db) await otherDb.close();
+    }
+  });
 });
