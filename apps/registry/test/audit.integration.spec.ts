@@ -87,7 +87,9 @@ describe.each(storages)('audit group commit on $name', ({ create }) => {
   });
 
   it('commits a 200-append burst in a few transactions, in arrival order', async () => {
-    const transactions = vi.spyOn(db, 'transaction');
+    // A group is one transaction: on a pooled connection of its own on PostgreSQL, through TypeORM on PGlite.
+    const pool = db.pgPool();
+    const transactions = pool ? vi.spyOn(pool, 'connect') : vi.spyOn(db, 'transaction');
     const appended = await Promise.all(Array.from({ length: 200 }, (_, i) => audit.append({ type: 'token.issued', data: { i } })));
     // The first append starts a transaction alone; the 199 queued meanwhile share the next one.
     expect(transactions).toHaveBeenCalledTimes(2);
@@ -97,16 +99,24 @@ describe.each(storages)('audit group commit on $name', ({ create }) => {
     expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
   });
 
+  it('keeps quotes, backslashes and non-ASCII text exactly, so the stored chain still verifies', async () => {
+    const text = `it's a \\ back'slash; "quoted" -- ☃ 🎫 \\' OR 1=1`;
+    const event = await audit.append({ type: 'admin.note', data: { text } });
+    const [row] = await db.dataSource.query<{ data: { text: string } }[]>('SELECT data FROM audit_events WHERE id = $1', [event.id]);
+    expect(row!.data.text).toBe(text);
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 201 });
+  });
+
   it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
     const [before, bad, after] = await Promise.allSettled([
       audit.append({ type: 'admin.note', data: { n: 1 } }),
       audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
       audit.append({ type: 'admin.note', data: { n: 3 } }),
     ]);
-    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 201 } });
+    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 202 } });
     expect(bad.status).toBe('rejected');
-    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 202, data: { n: 3 } } });
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 202 });
+    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 203, data: { n: 3 } } });
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 203 });
   });
 
   it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
@@ -116,7 +126,7 @@ describe.each(storages)('audit group commit on $name', ({ create }) => {
       audit.append({ type: 'admin.note' }),
     ]);
     expect(b).toEqual(a);
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 204 });
+    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 205 });
   });
 
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
@@ -134,7 +144,7 @@ describe.each(storages)('audit group commit on $name', ({ create }) => {
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
       const result = await audit.verify();
-      expect(result.chain).toMatchObject({ ok: true, count: 334, lastSeq: 334 });
+      expect(result.chain).toMatchObject({ ok: true, count: 335, lastSeq: 335 });
     } finally {
       if (otherDb !== db) await otherDb.close();
     }

@@ -25,10 +25,15 @@ export class Database {
    * the statement inside that transaction.
    */
   query<T = unknown>(sql: string, parameters: unknown[] = []): Promise<T> {
-    if (this.embedded) return this.embeddedLock.run(() => this.dataSource.query<T>(sql, parameters));
+    const pool = this.pgPool();
+    if (!pool) return this.embeddedLock.run(() => this.dataSource.query<T>(sql, parameters));
     // Straight to node-postgres' pool: no TypeORM query runner to build and release per statement.
-    const pool = (this.dataSource.driver as PostgresDriver).master as Pool;
     return pool.query(sql, parameters).then((result) => result.rows as T);
+  }
+
+  /** node-postgres' pool on PostgreSQL, for the few hot paths that manage their own round trips; undefined on PGlite. */
+  pgPool(): Pool | undefined {
+    return this.embedded ? undefined : ((this.dataSource.driver as PostgresDriver).master as Pool);
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,8 @@ import {
   signCheckpoint,
   verifyCheckpoint,
 } from '@writ/core';
-import { type EntityManager, In } from 'typeorm';
+import type { Pool, QueryResult } from 'pg';
+import type { EntityManager } from 'typeorm';
 import type { Database } from '../../infra/database.service.js';
 import { SerialLock } from '../../infra/serial-lock.js';
 import type { KeyStore } from '../keys/key-store.js';
@@ -94,7 +95,11 @@ export class AuditService {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, MAX_GROUP);
         try {
-          const outcomes = await this.appendLock.run(() => this.db.transaction((m) => this.appendIn(m, group.map((p) => p.draft))));
+          const drafts = group.map((p) => p.draft);
+          const pool = this.db.pgPool();
+          const outcomes = await this.appendLock.run(() =>
+            pool ? this.appendGroupOnPostgres(pool, drafts) : this.db.transaction((m) => this.appendIn(m, drafts)),
+          );
           group.forEach((p, i) => {
             const outcome = outcomes[i]!;
             if (outcome instanceof Error) p.reject(outcome);
@@ -110,31 +115,65 @@ export class AuditService {
     }
   }
 
-  /**
-   * Appends `drafts` in order after the current head, inside `manager`'s transaction. A draft that
-   * cannot be hashed (its data is not JSON) yields its error and is skipped; the others go on.
-   */
+  /** Appends `drafts` after the current head inside `manager`'s transaction, under the lock. */
   private async appendIn(manager: EntityManager, drafts: AuditDraft[]): Promise<(AuditEvent | Error)[]> {
-    await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
-    const events = manager.getRepository(AuditEventEntity);
-    // Idempotency: a draft whose id is already in the chain (or earlier in this group) is not appended again.
-    const known = new Map<string, AuditEvent>();
-    const ids = drafts.flatMap((d) => (d.id ? [d.id] : []));
-    if (ids.length > 0) {
-      for (const row of await events.findBy({ id: In(ids) })) known.set(row.id, toEvent(row));
+    const query: Query = (sql, parameters) => manager.query(sql, parameters);
+    await query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
+    const known = await knownEvents(query, drafts);
+    const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
+    const { result, appended } = await this.chain(toHead(headRow), drafts, known);
+    if (appended.length > 0) await query(insertEventsSql('$1::jsonb'), [JSON.stringify(appended)]);
+    const checkpoints = await this.checkpointsFor(appended);
+    if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [JSON.stringify(checkpoints)]);
+    return result;
+  }
+
+  /**
+   * A group on PostgreSQL in two round trips on one pooled connection: `BEGIN`, the lock and the
+   * head in one message (the head is read by a statement that starts after the lock is held),
+   * then the inserts and `COMMIT` in another, the group inlined as an escaped JSON literal.
+   */
+  private async appendGroupOnPostgres(pool: Pool, drafts: AuditDraft[]): Promise<(AuditEvent | Error)[]> {
+    const client = await pool.connect();
+    let inTransaction = false;
+    try {
+      inTransaction = true;
+      const opened = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`)) as unknown as QueryResult<{ seq: string; hash: string }>[];
+      const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
+      const known = await knownEvents(query, drafts);
+      const { result, appended } = await this.chain(toHead(opened[2]!.rows[0]), drafts, known);
+      const checkpoints = await this.checkpointsFor(appended);
+      const statements: string[] = [];
+      if (appended.length > 0) statements.push(insertEventsSql(`${client.escapeLiteral(JSON.stringify(appended))}::jsonb`));
+      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${client.escapeLiteral(JSON.stringify(checkpoints))}::jsonb`));
+      await client.query([...statements, 'COMMIT'].join('; '));
+      inTransaction = false;
+      return result;
+    } catch (error) {
+      if (inTransaction) await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
     }
-    const [headRow] = await manager.query<{ seq: string | number; hash: string }[]>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-    let head: Pick<AuditEvent, 'seq' | 'hash'> | null = headRow ? { seq: Number(headRow.seq), hash: headRow.hash.trim() } : null;
+  }
+
+  /**
+   * Links `drafts` in order after `head`. A draft whose id is already in the chain (or earlier in
+   * the group) is not appended again; one that cannot be hashed (its data is not JSON) yields its
+   * error and is skipped, and the others go on.
+   */
+  private async chain(head: Head, drafts: AuditDraft[], known: Map<string, AuditEvent>): Promise<{ result: (AuditEvent | Error)[]; appended: AuditEvent[] }> {
     const at = new Date(this.clock.now()).toISOString();
     const appended: AuditEvent[] = [];
     const result: (AuditEvent | Error)[] = [];
+    let previous = head;
     for (const draft of drafts) {
       const existing = draft.id ? known.get(draft.id) : undefined;
       if (existing) {
         result.push(existing);
         continue;
       }
-      const event = await appendAuditEvent(head, {
+      const event = await appendAuditEvent(previous, {
         id: draft.id ?? `evt_${randomUUID()}`,
         at,
         type: draft.type,
@@ -152,19 +191,23 @@ export class AuditService {
       known.set(event.id, event);
       appended.push(event);
       result.push(event);
-      head = event;
+      previous = event;
     }
-    if (appended.length === 0) return result;
-    // The whole group in one statement with one parameter, whatever its size.
-    await manager.query(
-      `INSERT INTO audit_events (seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash)
-       SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash
-       FROM jsonb_to_recordset($1::jsonb) AS e(seq bigint, id text, at text, type text, actor text, subject text,
-         grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`,
-      [JSON.stringify(appended)],
+    return { result, appended };
+  }
+
+  /** A signed checkpoint for every event of the group whose seq is a multiple of `checkpointEvery`. */
+  private async checkpointsFor(events: AuditEvent[]): Promise<Omit<AuditCheckpointEntity, never>[]> {
+    const due = events.filter((e) => e.seq % this.checkpointEvery === 0);
+    if (due.length === 0) return [];
+    const key = await this.keys.active();
+    const at = new Date(this.clock.now()).toISOString();
+    return Promise.all(
+      due.map(async (e) => {
+        const checkpoint = { seq: e.seq, hash: e.hash, at };
+        return { ...checkpoint, kid: key.kid, jws: await signCheckpoint(checkpoint, { privateKey: key.privateKey, kid: key.kid }) };
+      }),
     );
-    for (const event of appended) if (event.seq % this.checkpointEvery === 0) await this.checkpointIn(manager, event);
-    return result;
   }
 
   /** Signs a checkpoint of the current head now (also called on a timer). */
@@ -244,6 +287,39 @@ export class AuditService {
       after = page.at(-1)!.seq;
     }
   }
+}
+
+const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
+
+type Head = Pick<AuditEvent, 'seq' | 'hash'> | null;
+type Query = <T>(sql: string, parameters?: unknown[]) => Promise<T>;
+
+function toHead(row: { seq: string | number; hash: string } | undefined): Head {
+  return row ? { seq: Number(row.seq), hash: row.hash.trim() } : null;
+}
+
+/** Inserts a group of chained events given as a JSON array (a parameter or an escaped literal). */
+function insertEventsSql(json: string): string {
+  return `INSERT INTO audit_events (seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash)
+    SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash
+    FROM jsonb_to_recordset(${json}) AS e(seq bigint, id text, at text, type text, actor text, subject text,
+      grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`;
+}
+
+/** Inserts signed checkpoints given as a JSON array. */
+function insertCheckpointsSql(json: string): string {
+  return `INSERT INTO audit_checkpoints (seq, hash, at, kid, jws)
+    SELECT seq, hash, at, kid, jws FROM jsonb_to_recordset(${json}) AS c(seq bigint, hash char(64), at text, kid text, jws text)`;
+}
+
+/** The events already in the chain with the ids some drafts carry (idempotent ingestion). */
+async function knownEvents(query: Query, drafts: AuditDraft[]): Promise<Map<string, AuditEvent>> {
+  const known = new Map<string, AuditEvent>();
+  const ids = drafts.flatMap((d) => (d.id ? [d.id] : []));
+  if (ids.length === 0) return known;
+  const rows = await query<(Omit<AuditEventEntity, 'seq'> & { seq: string | number })[]>('SELECT * FROM audit_events WHERE id = ANY($1)', [ids]);
+  for (const row of rows) known.set(row.id, toEvent({ ...row, seq: Number(row.seq) }));
+  return known;
 }
 
 /** A row as the chain hashed it (char(64) columns come back padded on some drivers). */
