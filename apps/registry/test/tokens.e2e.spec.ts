@@ -155,6 +155,17 @@ describe.each(storages)('root token issuance on $name', (storage) => {
       expectError(await exchange(alice, revoked), 400, 'invalid_grant', 'grant is revoked');
     });
 
+    it('a grant past its expiry, which is expired on the spot', async () => {
+      const shortLived = await approvedGrant(alice, { duration_s: 60 });
+      fx.setClockOffset(61_000);
+      try {
+        expectError(await exchange(alice, shortLived), 400, 'invalid_grant', 'grant is expired');
+      } finally {
+        fx.setClockOffset(0);
+      }
+      expect((await grants.get(shortLived))?.status).toBe('expired');
+    });
+
     it("another agent's grant exactly like an unknown one", async () => {
       expectError(await exchange(bob, grantId), 400, 'invalid_grant', 'grant not found');
       expectError(await exchange(alice, 'grt_doesnotexist'), 400, 'invalid_grant', 'grant not found');

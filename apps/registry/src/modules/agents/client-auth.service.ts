@@ -53,7 +53,13 @@ export class ClientAuthService {
    * record (with {@link JtiStore.rememberTogether}, in the same statement as its other single-use
    * identifiers) and refuse with {@link assertionReplayed} if it was already used.
    */
-  async authenticateDeferringReplay(params: ClientAssertionParams, now: number): Promise<{ agent: AgentEntity; replay: PendingJti }> {
+  async authenticateDeferringReplay(
+    params: ClientAssertionParams,
+    now: number,
+    /** Reads the agent row; the token endpoint reads the grant in the same statement. */
+    loadAgent: (clientId: string) => Promise<AgentEntity | undefined> = async (clientId) =>
+      (await this.db.query<AgentEntity[]>('SELECT * FROM agents WHERE client_id = $1', [clientId]))[0],
+  ): Promise<{ agent: AgentEntity; replay: PendingJti }> {
     const assertion = params.client_assertion;
     if (assertion === undefined || assertion === '') throw new InvalidClient('client assertion is missing');
     if (params.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) {
@@ -75,8 +81,7 @@ export class ClientAuthService {
     if (typeof iss !== 'string' || iss !== sub || (params.client_id !== undefined && params.client_id !== iss)) {
       throw new InvalidClient('client assertion iss and sub must equal client_id');
     }
-    // One plain statement: client authentication is on every agent call.
-    const [agent] = await this.db.query<AgentEntity[]>('SELECT * FROM agents WHERE client_id = $1', [iss]);
+    const agent = await loadAgent(iss);
     if (!agent) throw new InvalidClient('unknown client');
 
     // RFC 7523 §3 (9): signed with the registered key. Checked before the status, so a caller

@@ -228,8 +228,16 @@ export class GrantsService {
   async get(grantId: string): Promise<GrantEntity | null> {
     // One plain statement: this lookup is on every token request.
     const [grant] = await this.db.query<GrantEntity[]>('SELECT * FROM grants WHERE id = $1', [grantId]);
-    if (!grant || !isDue(grant, this.clock.now())) return grant ?? null;
-    return this.expireOne(grantId);
+    return this.settle(grant ?? null);
+  }
+
+  /**
+   * A grant row read elsewhere (in the same statement as the calling agent, on the token path),
+   * brought up to date like {@link get}: a grant past its expiry is expired first.
+   */
+  settle(grant: GrantEntity | null): Promise<GrantEntity | null> {
+    if (!grant || !isDue(grant, this.clock.now())) return Promise.resolve(grant);
+    return this.expireOne(grant.id);
   }
 
   /** The grant if it is this agent's; another agent's grant is indistinguishable from none. */

@@ -113,9 +113,20 @@ export class TokensService {
 
     // 2. The client.
     const now = this.clock.now();
+    // The agent and the grant it names are read in one statement: one round trip fewer per token.
+    let grantRow: GrantEntity | null = null;
     const { agent, replay: assertionJti } = await this.clientAuth.authenticateDeferringReplay(
       { client_id: p.client_id, client_assertion_type: p.client_assertion_type, client_assertion: p.client_assertion },
       now,
+      async (clientId) => {
+        const [row] = await this.db.query<{ agent_row: AgentEntity | null; grant_row: GrantJson | null }[]>(
+          `SELECT (SELECT to_jsonb(a) FROM agents a WHERE a.client_id = $1) AS agent_row,
+                  (SELECT to_jsonb(g) FROM grants g WHERE g.id = $2) AS grant_row`,
+          [clientId, details.grant_id],
+        );
+        grantRow = row?.grant_row ? reviveGrant(row.grant_row) : null;
+        return row?.agent_row ?? undefined;
+      },
     );
 
     // 3. Proof of possession of the key the token will be bound to. The assertion and the proof
@@ -137,7 +148,9 @@ export class TokensService {
     this.verifySubjectToken(p.subject_token, agent, now);
 
     // 5. The grant, and the subset of it this transaction needs.
-    const grant = await this.grants.getForAgent(details.grant_id, agent.client_id);
+    const settled = await this.grants.settle(grantRow);
+    // Another agent's grant is indistinguishable from none.
+    const grant = settled?.agent_id === agent.client_id ? settled : null;
     if (!grant) throw new InvalidGrant('grant not found');
     if (grant.status !== 'approved') throw new InvalidGrant(`grant is ${grant.status}`);
     const authorizationDetails = details.authorization_details ?? grant.authorization_details;
@@ -353,6 +366,19 @@ export class TokensService {
   private proofJtiEntry(jkt: string, jti: string, iat: number): PendingJti {
     return { store: this.proofJtis, key: jkt, jti, expiresAt: new Date((iat + DPOP_MAX_AGE_S + CLOCK_SKEW_S) * 1000) };
   }
+}
+
+/** A grant row as `to_jsonb` gives it: timestamps are ISO strings. */
+type GrantJson = Omit<GrantEntity, 'requested_at' | 'decided_at' | 'expires_at' | 'revoked_at'> & {
+  requested_at: string;
+  decided_at: string | null;
+  expires_at: string;
+  revoked_at: string | null;
+};
+
+function reviveGrant(row: GrantJson): GrantEntity {
+  const date = (v: string | null): Date | null => (v === null ? null : new Date(v));
+  return { ...row, requested_at: new Date(row.requested_at), decided_at: date(row.decided_at), expires_at: new Date(row.expires_at), revoked_at: date(row.revoked_at) };
 }
 
 function parseDelegationDetails(raw: string | undefined): z.infer<typeof DelegationDetailsSchema> {
