@@ -17,7 +17,7 @@
  */
 import 'reflect-metadata';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, randomUUID, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
@@ -31,6 +31,7 @@ import { AgentsService } from '../../apps/registry/src/modules/agents/agents.ser
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { ServicesService } from '../../apps/registry/src/modules/services/services.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
+import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { percentiles } from '../support/stats.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
@@ -95,25 +96,6 @@ function freePort(): Promise<number> {
       server.close(() => done(port));
     });
   });
-}
-
-async function createDatabase(adminUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `writ_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: adminUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
 }
 
 /** Enrols the agents, registers the service and approves one grant per agent, in-process. */
@@ -242,7 +224,8 @@ function preparedPool(agents: BenchAgent[], issuer: string, count: number): () =
 
 async function main(): Promise<void> {
   const adminUrl = process.env.DATABASE_URL;
-  const db = adminUrl ? await createDatabase(adminUrl) : undefined;
+  const created = adminUrl ? await createPostgresDatabase(adminUrl, 'writ_bench_') : undefined;
+  const dbUrl = created && 'url' in created.target ? created.target.url : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'writ-bench-'));
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
@@ -250,9 +233,9 @@ async function main(): Promise<void> {
     WRIT_DATA_DIR: dataDir,
     WRIT_ISSUER: issuer,
     REGISTRY_PORT: String(port),
-    ...(db ? { DATABASE_URL: db.url } : {}),
+    ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
   };
-  console.log(`storage     ${db ? `PostgreSQL ${new URL(db.url).host}${new URL(db.url).pathname} (fresh database)` : 'embedded PGlite (DATABASE_URL is not set: the goal is measured on PostgreSQL)'}`);
+  console.log(`storage     ${dbUrl ? `PostgreSQL ${new URL(dbUrl).host}${new URL(dbUrl).pathname} (fresh database)` : 'embedded PGlite (DATABASE_URL is not set: the goal is measured on PostgreSQL)'}`);
   let child: ChildProcess | undefined;
   try {
     const agents = await seed(env);
@@ -284,8 +267,8 @@ async function main(): Promise<void> {
     // Durable and unbroken: the chain verifies and holds one token.issued per 200 answered.
     const { chain } = (await (await fetch(`${issuer}/audit/verify`)).json()) as { chain: { ok: boolean; count: number; brokenSeq?: number } };
     let issued = -1;
-    if (db) {
-      const client = new pg.Client({ connectionString: db.url });
+    if (dbUrl) {
+      const client = new pg.Client({ connectionString: dbUrl });
       await client.connect();
       const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE type = 'token.issued'`);
       issued = Number(rows[0]!.n);
@@ -300,7 +283,7 @@ async function main(): Promise<void> {
       child.kill('SIGTERM');
       await exited;
     }
-    await db?.drop().catch(() => undefined);
+    await created?.drop().catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -9,144 +9,126 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
 
-describe.each(storages)('audit chain on $name', ({ create }) => {
-  let testDb: TestDatabase;
-  let db: Database;
-  let audit: AuditService;
-  let dataDir: string;
-
+/** A fresh database, key folder and ctx.audit service (checkpoint every `checkpointEvery`) per describe block. */
+function auditContext(create: () => Promise<TestDatabase>, checkpointEvery: number) {
+  const ctx = {} as { testDb: TestDatabase; db: Database; audit: AuditService; dataDir: string };
   beforeAll(async () => {
-    testDb = await create();
-    const ds = await openDatabase(testDb.target);
-    db = new Database(ds, 'pgliteDir' in testDb.target);
-    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-'));
-    const keys = new KeyStore(dataDir, systemClock, 330);
+    ctx.testDb = await create();
+    ctx.db = new Database(await openDatabase(ctx.testDb.target), 'pgliteDir' in ctx.testDb.target);
+    ctx.dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-'));
+    const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
-    audit = new AuditService(db, keys, systemClock, 10);
+    ctx.audit = new AuditService(ctx.db, keys, systemClock, checkpointEvery);
   });
-
   afterAll(async () => {
-    await db.close();
-    await testDb.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await ctx.db.close();
+    await ctx.testDb.drop();
+    rmSync(ctx.dataDir, { recursive: true, force: true });
   });
+  return ctx;
+}
+
+describe.each(storages)('ctx.audit chain on $name', ({ create }) => {
+  const ctx = auditContext(create, 10);
 
   it('keeps one unbroken chain under a 50-append concurrent burst', async () => {
     const appended = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => audit.append({ type: 'token.issued', actor: `agent:${i % 5}`, grant_id: 'g_1', data: { i } })),
+      Array.from({ length: 50 }, (_, i) => ctx.audit.append({ type: 'token.issued', actor: `agent:${i % 5}`, grant_id: 'g_1', data: { i } })),
     );
     const seqs = appended.map((e) => e.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    const result = await audit.verify();
+    const result = await ctx.audit.verify();
     expect(result.chain).toMatchObject({ ok: true, count: 50, lastSeq: 50 });
     // Every 10th event was checkpointed, and each checkpoint verifies against the chain.
     expect(result.checkpoints).toEqual({ verified: 5, failed: [] });
   });
 
   it('appends an event id only once (idempotent ingestion)', async () => {
-    const first = await audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
-    const again = await audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
+    const first = await ctx.audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
+    const again = await ctx.audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
     expect(again).toEqual(first);
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 51 });
+    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 51 });
   });
 
   it('exports a chain that verifies offline', async () => {
     const events = [];
-    for await (const e of audit.export()) events.push(JSON.parse(JSON.stringify(e)) as unknown);
+    for await (const e of ctx.audit.export()) events.push(JSON.parse(JSON.stringify(e)) as unknown);
     expect(await verifyAuditChain(events)).toMatchObject({ ok: true, count: 51, lastSeq: 51 });
   });
 
   it('names the sequence number of a row edited directly in the database', async () => {
-    await db.dataSource.query(`UPDATE audit_events SET data = '{"i": 999}'::jsonb WHERE seq = 17`);
-    const result = await audit.verify();
+    await ctx.db.dataSource.query(`UPDATE audit_events SET data = '{"i": 999}'::jsonb WHERE seq = 17`);
+    const result = await ctx.audit.verify();
     expect(result.chain).toEqual({ ok: false, count: 16, brokenSeq: 17, reason: 'hash does not match the event content' });
     // The checkpoint at seq 20 lies after the break and no longer matches what is recomputed.
     expect(result.checkpoints.failed).toContainEqual({ seq: 20, reason: 'chain hash at this seq differs from the signed checkpoint' });
   });
 });
 
-describe.each(storages)('audit group commit on $name', ({ create }) => {
-  let testDb: TestDatabase;
-  let db: Database;
-  let audit: AuditService;
-  let dataDir: string;
-
-  beforeAll(async () => {
-    testDb = await create();
-    db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
-    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-group-'));
-    const keys = new KeyStore(dataDir, systemClock, 330);
-    await keys.init();
-    audit = new AuditService(db, keys, systemClock, 1000);
-  });
-
-  afterAll(async () => {
-    await db.close();
-    await testDb.drop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
+  const ctx = auditContext(create, 1000);
 
   it('commits a 200-append burst in a few transactions, in arrival order', async () => {
     // A group is one transaction: on a pooled connection of its own on PostgreSQL, through TypeORM on PGlite.
-    const pool = db.pgPool();
-    const transactions = pool ? vi.spyOn(pool, 'connect') : vi.spyOn(db, 'transaction');
-    const appended = await Promise.all(Array.from({ length: 200 }, (_, i) => audit.append({ type: 'token.issued', data: { i } })));
+    const pool = ctx.db.pgPool();
+    const transactions = pool ? vi.spyOn(pool, 'connect') : vi.spyOn(ctx.db, 'transaction');
+    const appended = await Promise.all(Array.from({ length: 200 }, (_, i) => ctx.audit.append({ type: 'token.issued', data: { i } })));
     // The first append starts a transaction alone; the 199 queued meanwhile share the next one.
     expect(transactions).toHaveBeenCalledTimes(2);
     transactions.mockRestore();
     expect(appended.map((e) => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(appended.map((e) => e.data.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
+    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
   });
 
   it('keeps quotes, backslashes and non-ASCII text exactly, so the stored chain still verifies', async () => {
     const text = `it's a \\ back'slash; "quoted" -- ☃ 🎫 \\' OR 1=1`;
-    const event = await audit.append({ type: 'admin.note', data: { text } });
-    const [row] = await db.dataSource.query<{ data: { text: string } }[]>('SELECT data FROM audit_events WHERE id = $1', [event.id]);
+    const event = await ctx.audit.append({ type: 'admin.note', data: { text } });
+    const [row] = await ctx.db.dataSource.query<{ data: { text: string } }[]>('SELECT data FROM audit_events WHERE id = $1', [event.id]);
     expect(row!.data.text).toBe(text);
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 201 });
+    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 201 });
   });
 
   it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
     const [before, bad, after] = await Promise.allSettled([
-      audit.append({ type: 'admin.note', data: { n: 1 } }),
-      audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
-      audit.append({ type: 'admin.note', data: { n: 3 } }),
+      ctx.audit.append({ type: 'admin.note', data: { n: 1 } }),
+      ctx.audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
+      ctx.audit.append({ type: 'admin.note', data: { n: 3 } }),
     ]);
     expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 202 } });
     expect(bad.status).toBe('rejected');
     expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 203, data: { n: 3 } } });
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 203 });
+    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 203 });
   });
 
   it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
     const [a, b] = await Promise.all([
-      audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
-      audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
-      audit.append({ type: 'admin.note' }),
+      ctx.audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
+      ctx.audit.append({ id: 'evt_dup', type: 'verify.allow', data: { n: 1 } }),
+      ctx.audit.append({ type: 'admin.note' }),
     ]);
     expect(b).toEqual(a);
-    expect((await audit.verify()).chain).toMatchObject({ ok: true, count: 205 });
+    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 205 });
   });
 
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
     // A second writer as another registry process would be: its own pool on PostgreSQL (one
     // session is all embedded PGlite has), its own idea of the head.
-    const otherDb = db.embedded ? db : new Database(await openDatabase(testDb.target), false);
-    const keys = new KeyStore(dataDir, systemClock, 330);
+    const otherDb = ctx.db.embedded ? ctx.db : new Database(await openDatabase(ctx.testDb.target), false);
+    const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
     const other = new AuditService(otherDb, keys, systemClock, 1000);
     try {
       const writes = await Promise.all([
-        ...Array.from({ length: 60 }, (_, i) => audit.append({ type: 'token.issued', data: { writer: 'a', i } })),
+        ...Array.from({ length: 60 }, (_, i) => ctx.audit.append({ type: 'token.issued', data: { writer: 'a', i } })),
         ...Array.from({ length: 60 }, (_, i) => other.append({ type: 'token.issued', data: { writer: 'b', i } })),
-        ...Array.from({ length: 10 }, (_, i) => db.transaction((m) => audit.append({ type: 'grant.approved', data: { i } }, m))),
+        ...Array.from({ length: 10 }, (_, i) => ctx.db.transaction((m) => ctx.audit.append({ type: 'grant.approved', data: { i } }, m))),
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
-      const result = await audit.verify();
+      const result = await ctx.audit.verify();
       expect(result.chain).toMatchObject({ ok: true, count: 335, lastSeq: 335 });
     } finally {
-      if (otherDb !== db) await otherDb.close();
+      if (otherDb !== ctx.db) await otherDb.close();
     }
   });
 });

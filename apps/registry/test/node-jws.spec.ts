@@ -1,37 +1,28 @@
-import { createHmac, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { createHmac, randomBytes, sign } from 'node:crypto';
 import { tokenHash } from '@writ/core';
 import { CompactSign, type JWK, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { type KeyPair, keyPair } from './support/keys.js';
 import { algOf, type JwsFailure, JwsError, nodeSignatureVerifier, sha256Base64urlSync, verifyJws } from '../src/infra/node-jws.js';
 
-interface Pair {
-  alg: 'ES256' | 'EdDSA';
-  privateKey: KeyObject;
-  jwk: JWK;
-}
 
-function pair(alg: Pair['alg']): Pair {
-  const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
-  return { alg, privateKey, jwk: publicKey.export({ format: 'jwk' }) };
-}
-
-const es = pair('ES256');
-const ed = pair('EdDSA');
-const otherEs = pair('ES256');
-const otherEd = pair('EdDSA');
+const es = keyPair('ES256');
+const ed = keyPair('EdDSA');
+const otherEs = keyPair('ES256');
+const otherEd = keyPair('EdDSA');
 
 const CLAIMS = { iss: 'agt_1', sub: 'agt_1', aud: 'https://registry.example', exp: 1_800_000_000 };
 
 const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** Signs `b64(header).b64(payload)` exactly as given (a string is used as is) with the pair's own algorithm. */
-function forge(header: unknown, payload: unknown, key: Pair): string {
+function forge(header: unknown, payload: unknown, key: KeyPair): string {
   const input = `${b64(header)}.${b64(payload)}`;
   const signature = sign(key.alg === 'ES256' ? 'sha256' : null, Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
   return `${input}.${signature.toString('base64url')}`;
 }
 
-function jwt(key: Pair, claims: Record<string, unknown> = CLAIMS): Promise<string> {
+function jwt(key: KeyPair, claims: Record<string, unknown> = CLAIMS): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'JWT' }).sign(key.privateKey);
 }
 

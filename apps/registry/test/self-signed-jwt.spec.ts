@@ -1,24 +1,14 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { InvalidGrant, OAuthError } from '@writ/core';
 import { CompactSign, type JWK, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { type KeyPair, keyPair } from './support/keys.js';
 import { CLOCK_SKEW_S } from '../src/modules/tokens/issued-tokens.js';
 import { MAX_SELF_SIGNED_LIFETIME_S, verifySelfSignedJwt } from '../src/modules/tokens/self-signed-jwt.js';
 
-interface Pair {
-  alg: 'ES256' | 'EdDSA';
-  privateKey: KeyObject;
-  jwk: JWK;
-}
 
-function pair(alg: Pair['alg']): Pair {
-  const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
-  return { alg, privateKey, jwk: publicKey.export({ format: 'jwk' }) };
-}
-
-const es = pair('ES256');
-const ed = pair('EdDSA');
-const otherEs = pair('ES256');
+const es = keyPair('ES256');
+const ed = keyPair('EdDSA');
+const otherEs = keyPair('ES256');
 
 /** 2026-11-24T09:00:00.750Z: a fraction of a second, so whole seconds are floored. */
 const NOW = Date.parse('2026-11-24T09:00:00.750Z');
@@ -28,7 +18,7 @@ const ISSUER = 'https://registry.example';
 
 const valid = (): Record<string, unknown> => ({ iss: CLIENT, sub: CLIENT, aud: ISSUER, iat: NOW_S, exp: NOW_S + 60, jti: 'j1' });
 
-function sign(claims: Record<string, unknown>, key: Pair = es): Promise<string> {
+function sign(claims: Record<string, unknown>, key: KeyPair = es): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'JWT' }).sign(key.privateKey);
 }
 

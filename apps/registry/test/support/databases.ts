@@ -21,8 +21,9 @@ export const storages: { name: string; create: () => Promise<TestDatabase> }[] =
     : []),
 ];
 
-async function createPostgresDatabase(adminUrl: string): Promise<TestDatabase> {
-  const name = `writ_test_${randomBytes(6).toString('hex')}`;
+/** A fresh database on the server at `adminUrl`, named `<prefix><random>`; `drop()` removes it. */
+export async function createPostgresDatabase(adminUrl: string, prefix = 'writ_test_'): Promise<TestDatabase> {
+  const name = `${prefix}${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
