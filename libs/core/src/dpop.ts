@@ -197,7 +197,7 @@ export interface VerifyDpopProofOptions {
  *
  * @example
  * ```ts
- * import { createPublicKey, verify } from 'node:crypto';
+ * // On a Node server, with `createPublicKey` and `verify` from Node's crypto module:
  * const nodeVerifier: JwsSignatureVerifier = (alg, jwk, input, signature) =>
  *   verify(alg === 'ES256' ? 'sha256' : null, input, { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, signature);
  * await verifyDpopProof(proof, { htm: 'POST', htu, clock: systemClock, verifySignature: nodeVerifier });
