@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type Clock, createDpopProof, JWT_TOKEN_TYPE, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/config.js';
-import { AgentsService } from '../src/modules/agents/agents.service.js';
-import { GrantsService } from '../src/modules/grants/grants.service.js';
-import { ServicesService } from '../src/modules/services/services.service.js';
-import { createRegistry } from '../src/registry.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { storages } from './support/databases.js';
+import { type Agent, createTokenFixture, ISSUER, type Response, TOKEN_URL } from './support/token-fixture.js';
 
-const ISSUER = 'https://registry.writ.test';
-const TOKEN_URL = `${ISSUER}/oauth/token`;
+type TokenFixture = ReturnType<typeof createTokenFixture<'alice' | 'bob'>>;
+
 const NONCE = /^[A-Za-z0-9_-]{48}$/;
 
 const grantRequest = {
@@ -26,50 +19,24 @@ const grantRequest = {
   delegation: { max_depth: 1 },
 };
 
-interface Agent {
-  clientId: string;
-  owner: string;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
-
-type Response = Awaited<ReturnType<NestFastifyApplication['inject']>>;
-
-describe.each(storages)('DPoP server nonces at the token endpoint on $name', ({ create }) => {
-  let offsetMs = 0;
-  const clock: Clock = { now: () => Date.now() + offsetMs };
+describe.each(storages)('DPoP server nonces at the token endpoint on $name', (storage) => {
+  /** The registry of the describe block running now: each block starts its own. */
+  let current: TokenFixture;
+  const clock: Clock = { now: () => current.clock.now() };
   afterEach(() => {
-    offsetMs = 0;
+    current.setClockOffset(0);
   });
 
-  /** A registry on a database and data dir of its own, with one service, and alice and bob enrolled. */
+  /** A registry on a database and data dir of its own, with one service, alice and bob enrolled, and alice's grant approved. */
   async function start(dpopNonce: 'off' | 'required') {
-    const testDb: TestDatabase = await create();
-    const dataDir = mkdtempSync(join(tmpdir(), 'writ-dpop-nonce-'));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test', WRIT_DPOP_NONCE: dpopNonce });
-    const { app } = await createRegistry(config, { logger: false, database: testDb.target, clock });
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
-    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
-    const enrol = async (owner: string): Promise<Agent> => {
-      const agents = app.get(AgentsService);
-      const { token } = await agents.mintInitialAccessToken(owner);
-      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-      const publicJwk = await exportJWK(publicKey);
-      const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [publicJwk] } });
-      return { clientId, owner, privateKey, publicJwk };
-    };
-    const alice = await enrol('alice');
-    const bob = await enrol('bob');
-    const grants = app.get(GrantsService);
-    const grant = await grants.request(alice.clientId, alice.owner, grantRequest);
-    await grants.approve(grant.id, alice.owner);
-    const stop = async () => {
-      await app.close();
-      await testDb.drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    return { app, alice, bob, grantId: grant.id, stop };
+    const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-dpop-nonce-', owners: ['alice', 'bob'], grantRequest, env: { WRIT_DPOP_NONCE: dpopNonce } });
+    current = fx;
+    const {
+      app,
+      agents: { alice, bob },
+    } = await fx.start();
+    const grantId = await fx.approvedGrant(alice);
+    return { app, alice, bob, grantId, stop: () => fx.close() };
   }
 
   /** A JWT from the agent with iss = sub = its client_id, aud = issuer, single-use jti, on the test clock. */
@@ -191,7 +158,7 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', ({ 
     it('refuses a nonce three minutes old with use_dpop_nonce and a new nonce that then works', async () => {
       const { app, alice, grantId } = registry;
       const stale = await currentNonce();
-      offsetMs = 3 * 60_000;
+      current.setClockOffset(3 * 60_000);
       const res = await rootRequest(app, alice, grantId, await proof(alice, { nonce: stale }));
       expect(answer(res)).toEqual({
         status: 400,

@@ -69,6 +69,8 @@ export interface TokenFixtureOptions<Owner extends string> {
   owners: readonly Owner[];
   /** The request `approvedGrant` makes (before its overrides); `grantRequest` by default. */
   grantRequest?: object;
+  /** More configuration for the registry, as environment variables (`WRIT_DPOP_NONCE`, ...). */
+  env?: Record<string, string>;
 }
 
 /** The booted registry, as `start` hands it over. */
@@ -106,7 +108,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
   async function start(): Promise<StartedRegistry<Owner>> {
     testDb = await storage.create();
     dataDir = mkdtempSync(join(tmpdir(), options.dataDirPrefix));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
+    const config = loadConfig({ ...options.env, WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
     const registry = await createRegistry(config, { logger: false, database: testDb.target, clock });
     app = registry.app;
     await app.init();
