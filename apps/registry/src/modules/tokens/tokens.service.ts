@@ -382,31 +382,23 @@ function reviveGrant(row: GrantJson): GrantEntity {
 }
 
 function parseDelegationDetails(raw: string | undefined): z.infer<typeof DelegationDetailsSchema> {
-  if (raw === undefined || raw === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new InvalidRequest('request_details is not JSON');
-  }
-  const parsed = DelegationDetailsSchema.safeParse(value);
-  if (!parsed.success) {
-    const { path, text } = describeIssue(parsed.error, value);
-    if (path[0] === 'authorization_details') throw new InvalidAuthorizationDetails(`request_details.${text}`);
-    throw new InvalidRequest(`request_details: ${text}`);
-  }
-  return parsed.data;
+  return raw === undefined || raw === '' ? {} : parseDetails(raw, DelegationDetailsSchema);
 }
 
 function parseRequestDetails(raw: string | undefined): z.infer<typeof RequestDetailsSchema> {
   if (raw === undefined || raw === '') throw new InvalidRequest('request_details is required');
+  return parseDetails(raw, RequestDetailsSchema);
+}
+
+/** The `request_details` JSON against `schema`; a capability error is invalid_authorization_details (RFC 9396 §5). */
+function parseDetails<S extends z.ZodType>(raw: string, schema: S): z.infer<S> {
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
     throw new InvalidRequest('request_details is not JSON');
   }
-  const parsed = RequestDetailsSchema.safeParse(value);
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const { path, text } = describeIssue(parsed.error, value);
     if (path[0] === 'authorization_details') throw new InvalidAuthorizationDetails(`request_details.${text}`);
