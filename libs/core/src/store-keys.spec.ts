@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { grantHashTag, REVOCATION_KINDS, revocationChannel, revocationKey } from './store-keys.js';
+import { grantHashTag, grantStateKey, REVOCATION_KINDS, revocationChannel, revocationKey, verifierKey } from './store-keys.js';
 
 /** The part of a key Redis Cluster hashes: between the first `{` and the next `}`, if non-empty. */
 function hashedPart(key: string): string {
@@ -26,5 +26,18 @@ describe('store keys', () => {
   it('announces on one channel per prefix', () => {
     expect(revocationChannel('writ:')).toBe('writ:revocations');
     expect(revocationChannel('test-42:')).toBe('test-42:revocations');
+  });
+
+  it("puts every piece of a grant's verifier state in the grant's slot", () => {
+    const parts = ['proof', 'counters', 'rate', 'stepup', 'stepup-for', 'events'] as const;
+    const keys = parts.map((part) => grantStateKey('writ:', 'grt_1', part, 'a{b}:c'));
+    expect(keys[1]).toBe('writ:{g:grt_1}:counters:a{b}:c');
+    expect(grantStateKey('writ:', 'grt_1', 'events')).toBe('writ:{g:grt_1}:events');
+    expect(new Set([...keys, revocationKey('writ:', 'grt_1', 'grant', 'grt_1')].map(hashedPart))).toEqual(new Set(['g:grt_1']));
+  });
+
+  it('names the keys that belong to no grant after the prefix', () => {
+    expect(verifierKey('writ:', 'events')).toBe('writ:verifier:events');
+    expect(verifierKey('t:', 'event-grants')).toBe('t:verifier:event-grants');
   });
 });

@@ -65,3 +65,43 @@ export function revocationKey(prefix: string, grantId: string, kind: RevocationK
 export function revocationChannel(prefix: string): string {
   return `${prefix}revocations`;
 }
+
+/**
+ * The verifier's per-grant state, every key under the grant's hash tag so one Lua script can read
+ * and change all of it on Redis Cluster:
+ * - `proof`: a DPoP proof's `jti` seen with key `jkt` (single use, RFC 9449 §11.1);
+ * - `counters`: hash of `uses` and `spent` (thousandths of the envelope's currency);
+ * - `rate`: sorted set of the instants (ms) of the requests allowed in the current rate window;
+ * - `stepup`: one step-up request (hash: `status`, `request`);
+ * - `stepup-for`: the current step-up id of one request fingerprint;
+ * - `events`: the stream of this grant's decisions, waiting for the registry's audit chain.
+ *
+ * @example
+ * ```ts
+ * grantStateKey('writ:', 'grt_abc', 'counters'); // 'writ:{g:grt_abc}:counters'
+ * grantStateKey('writ:', 'grt_abc', 'proof', 'jkt1:jti-9'); // 'writ:{g:grt_abc}:proof:jkt1:jti-9'
+ * ```
+ */
+export function grantStateKey(
+  prefix: string,
+  grantId: string,
+  part: 'proof' | 'counters' | 'rate' | 'stepup' | 'stepup-for' | 'events',
+  suffix?: string,
+): string {
+  const key = `${prefix}${grantHashTag(grantId)}:${part}`;
+  return suffix === undefined ? key : `${key}:${suffix}`;
+}
+
+/**
+ * Keys outside any grant: `events` is the stream of decisions taken before a grant was known (a
+ * token that does not verify, a bad proof); `event-grants` is the set of grants whose `events`
+ * stream may hold entries, a hint that spares the registry a scan of the key space.
+ *
+ * @example
+ * ```ts
+ * verifierKey('writ:', 'events'); // 'writ:verifier:events'
+ * ```
+ */
+export function verifierKey(prefix: string, part: 'events' | 'event-grants'): string {
+  return `${prefix}verifier:${part}`;
+}

@@ -1,6 +1,6 @@
 import { InvalidGrant } from '@writ/core';
 import type { JWK } from 'jose';
-import { JwsError, verifyJws } from '../../infra/node-jws.js';
+import { JwsError, verifyJws } from '@writ/sdk/node-crypto';
 import { CLOCK_SKEW_S } from './issued-tokens.js';
 
 /** A self-signed subject or actor token is a proof of the moment: it may live at most this long. */

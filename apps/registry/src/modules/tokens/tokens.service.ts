@@ -30,7 +30,7 @@ import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
-import { nodeSignatureVerifier, sha256Base64urlSync } from '../../infra/node-jws.js';
+import { nodeSignatureVerifier, sha256Base64urlSync } from '@writ/sdk/node-crypto';
 import { verifySelfSignedJwt } from './self-signed-jwt.js';
 import { assertionReplayed, type ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';

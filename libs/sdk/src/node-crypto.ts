@@ -4,7 +4,8 @@ import type { JWK } from 'jose';
 
 /**
  * JWS signature checks on node:crypto, about twice as fast as Web Crypto for ES256, for the
- * registry's hot path (client assertions, subject and actor tokens, DPoP proofs). Only the
+ * hot paths: the registry's (client assertions, subject and actor tokens, DPoP proofs) and the
+ * verifier's (transaction tokens and DPoP proofs). Only the
  * signature is checked here; every claim rule stays with its caller or in libs/core.
  */
 

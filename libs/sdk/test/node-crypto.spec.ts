@@ -1,9 +1,19 @@
-import { createHmac, randomBytes, sign } from 'node:crypto';
+import { createHmac, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { tokenHash } from '@writ/core';
 import { CompactSign, type JWK, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { type KeyPair, keyPair } from './support/keys.js';
-import { algOf, type JwsFailure, JwsError, nodeSignatureVerifier, sha256Base64urlSync, verifyJws } from '../src/infra/node-jws.js';
+
+interface KeyPair {
+  alg: 'ES256' | 'EdDSA';
+  privateKey: KeyObject;
+  jwk: JWK;
+}
+
+function keyPair(alg: KeyPair['alg']): KeyPair {
+  const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  return { alg, privateKey, jwk: publicKey.export({ format: 'jwk' }) };
+}
+import { algOf, type JwsFailure, JwsError, nodeSignatureVerifier, sha256Base64urlSync, verifyJws } from '../src/node-crypto.js';
 
 
 const es = keyPair('ES256');
