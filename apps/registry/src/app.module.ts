@@ -12,6 +12,7 @@ import { KeyStore } from './modules/keys/key-store.js';
 import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
 import { GrantsController } from './modules/grants/grants.controller.js';
 import { GrantsService } from './modules/grants/grants.service.js';
+import { ServicesController } from './modules/services/services.controller.js';
 import { ServicesService } from './modules/services/services.service.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
@@ -40,7 +41,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, OpenApiController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },

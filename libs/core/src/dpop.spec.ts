@@ -464,6 +464,14 @@ describe('verifyDpopProof: hostile proofs', () => {
       await rejects(await handMade(header(), claims({ ath })), 'DPoP proof ath does not match the access token', { accessToken: ACCESS_TOKEN });
     });
 
+    it('compares ath with a precomputed token hash when the caller gives one', async () => {
+      const ath = base64url.encode(createHash('sha256').update(ACCESS_TOKEN).digest());
+      const proof = await handMade(header(), claims({ ath }));
+      await expect(verify(proof, { accessToken: ACCESS_TOKEN, accessTokenHash: ath })).resolves.toBeDefined();
+      // The given hash is what counts: a wrong one fails even though the token itself would match.
+      await rejects(proof, 'DPoP proof ath does not match the access token', { accessToken: ACCESS_TOKEN, accessTokenHash: 'x'.repeat(43) });
+    });
+
     it('rejects a non-string ath', async () => {
       await rejects(await handMade(header(), claims({ ath: 1 })), 'DPoP proof ath claim must be a string', { accessToken: ACCESS_TOKEN });
     });

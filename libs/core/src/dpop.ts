@@ -170,6 +170,11 @@ export interface VerifyDpopProofOptions {
   htu: string;
   /** The access token presented with the proof: then `ath` is required and must match. */
   accessToken?: string;
+  /**
+   * base64url SHA-256 of `accessToken`, when the caller has already computed it (the verifier
+   * keys its token cache by it): then the token is not hashed again. Only used with `accessToken`.
+   */
+  accessTokenHash?: string;
   /** The `cnf.jkt` of the presented token: the proof key's thumbprint must equal it. */
   expectedJkt?: string;
   /**
@@ -298,7 +303,8 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
 
   // RFC 9449 §4.3 (6): the signature verifies with the key in the jwk header. The token hash
   // needs no trust in the proof, so it is computed meanwhile.
-  const expectedAth = options.accessToken === undefined ? undefined : sha256Base64url(options.accessToken);
+  const expectedAth =
+    options.accessToken === undefined ? undefined : (options.accessTokenHash ?? sha256Base64url(options.accessToken));
   let jkt: string;
   let payloadBytes: Uint8Array;
   if (options.verifySignature === undefined) {

@@ -12,6 +12,8 @@ export const SECURITY = {
   dpop: 'DPoP',
   /** RFC 7591 §3: the initial access token a human minted. */
   initialAccessToken: 'initial_access_token',
+  /** RFC 7617 Basic: a service provider's id and the credential `services register` printed. */
+  serviceCredential: 'service_credential',
 } as const;
 
 /** RFC 6749 §5.2: every error the registry answers. */
@@ -91,6 +93,11 @@ export function buildOpenApiDocument(app: INestApplication, config: RegistryConf
       type: 'http',
       scheme: 'bearer',
       description: 'RFC 7591 §3: an initial access token minted by a human with the registry CLI.',
+    })
+    .addSecurity(SECURITY.serviceCredential, {
+      type: 'http',
+      scheme: 'basic',
+      description: 'RFC 7617 Basic: the service id and the credential `services register` printed once.',
     })
     .build();
   return SwaggerModule.createDocument(app, base, { autoTagControllers: true });

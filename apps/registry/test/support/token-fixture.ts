@@ -80,6 +80,8 @@ export interface StartedRegistry<Owner extends string> {
   grants: GrantsService;
   /** One enrolled agent per owner given in the options. */
   agents: Record<Owner, Agent>;
+  /** The flights service the grants are on, with the credential it calls the verifier with. */
+  service: { id: string; credential: string };
 }
 
 /**
@@ -114,10 +116,12 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
     grants = app.get(GrantsService);
-    await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
+    const { service, credential } = await app
+      .get(ServicesService)
+      .register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
     const agents = {} as Record<Owner, Agent>;
     for (const owner of options.owners) agents[owner] = await enrol(owner);
-    return { app, db: registry.db, grants, agents };
+    return { app, db: registry.db, grants, agents, service: { id: service.id, credential } };
   }
 
   /** Closes the app, drops the database and removes the data directory. */
