@@ -35,6 +35,12 @@ export interface DecisionInput {
   proof: { jkt: string; jti: string; keepUntilMs: number };
   /** 2. None of these may be revoked; the first revoked one, in this order, is reported. */
   revocations: { kind: RevocationKind; value: string }[];
+  /**
+   * 2b. A denial already decided without state (capability, time window, amount format or
+   * per-request maximum): reported after the replay and revocation checks, so the design's order
+   * holds, with its error code as the outcome (`{ reason: 'precheck', code }`). Nothing is counted.
+   */
+  precheck?: { code: string };
   /** 3. Allowed requests so far must be below this. */
   maxUses?: number;
   /** 4. Sliding window: fewer than `limit` requests allowed in the last `windowMs`. */
@@ -67,6 +73,7 @@ export interface Allowed {
 export type Denied =
   | { allow: false; reason: 'replayed' }
   | { allow: false; reason: 'revoked'; kind: RevocationKind; value: string }
+  | { allow: false; reason: 'precheck'; code: string }
   | { allow: false; reason: 'max_uses'; uses: number }
   | { allow: false; reason: 'rate_limited'; retryAfterMs: number }
   | { allow: false; reason: 'budget_exceeded'; spentMinor: number }
@@ -80,7 +87,8 @@ export type DecisionOutcome = Allowed | Denied;
  */
 export function outcomeLabel(outcome: DecisionOutcome): string {
   if (outcome.allow) return 'allow';
-  return outcome.reason === 'revoked' ? `revoked:${outcome.kind}` : outcome.reason;
+  if (outcome.reason === 'revoked') return `revoked:${outcome.kind}`;
+  return outcome.reason === 'precheck' ? outcome.code : outcome.reason;
 }
 
 /** A decision's audit event as it waits in the queue. */
