@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { type Clock, InvalidRequest, systemClock } from '@writ/core';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { VerifierConfig } from './config.js';
+import { JwksCache } from './jwks.js';
+import { ServiceDirectory } from './services.js';
+import type { VerifierStore } from './store/store.js';
+import { TokenCache } from './token-cache.js';
+import { failureAnswer, Verifier, VerifyRequestSchema } from './verifier.js';
+
+/** A token may be 64 KiB (libs/core's bound), a proof 8 KiB; the rest is small. */
+const BODY_LIMIT = 96 * 1024;
+
+export interface CreateVerifierOptions {
+  config: VerifierConfig;
+  store: VerifierStore;
+  clock?: Clock;
+  /** How the registry is reached (JWKS, `/services/me`); the global `fetch` by default. */
+  fetch?: typeof fetch;
+  logger?: boolean;
+}
+
+export interface VerifierServer {
+  app: FastifyInstance;
+  verifier: Verifier;
+  tokens: TokenCache;
+  jwks: JwksCache;
+  /** Listens on the configured host and port; answers the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * The verifier's HTTP face: `POST /v1/verify` (docs/verifier.md), `GET /healthz`. Bare Fastify:
+ * it is on every request of every service provider, so nothing sits between the route and the
+ * checks.
+ */
+export async function createVerifierServer(options: CreateVerifierOptions): Promise<VerifierServer> {
+  const { config, store } = options;
+  const clock = options.clock ?? systemClock;
+  const fetchImpl = options.fetch ?? fetch;
+  const jwks = new JwksCache(`${config.registryUrl}/.well-known/jwks.json`, fetchImpl, () => clock.now());
+  const services = new ServiceDirectory(config.registryUrl, fetchImpl, () => clock.now());
+  const tokens = new TokenCache(config.cacheSize);
+  const instance = `verifier-${randomBytes(6).toString('base64url')}`;
+  const verifier = new Verifier({ issuer: config.issuer, trustDomain: config.trustDomain, jwks, store, tokens, clock, instance });
+  const stopListening = store.onRevocation((notice) => tokens.dropGrants(notice.grantIds));
+
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT, return503OnClosing: true });
+
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('cache-control', 'no-store');
+  });
+
+  app.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
+    // Fastify's own refusals: bad JSON, wrong content type, too large a body.
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      void reply.status(status).send({ error: 'invalid_request', error_description: status === 413 ? 'request body is too large' : 'request body must be a JSON verify request' });
+      return;
+    }
+    request.log.error({ err: error }, 'verify failed');
+    const failure = failureAnswer(error);
+    void reply.status(failure.status).send(failure.body);
+  });
+
+  app.post('/v1/verify', async (request, reply) => {
+    try {
+      const parsed = VerifyRequestSchema.safeParse(request.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+        throw new InvalidRequest(`${where}${issue.message}`);
+      }
+      const service = await services.resolve(request.headers.authorization);
+      return await verifier.verify(service, parsed.data);
+    } catch (error) {
+      const failure = failureAnswer(error);
+      if (failure.status >= 500) request.log.warn({ err: error }, 'verify denied: cannot decide');
+      if (failure.status === 401) void reply.header('www-authenticate', 'Basic realm="writ-verifier"');
+      return reply.status(failure.status).send(failure.body);
+    }
+  });
+
+  app.get('/healthz', () => ({ ok: true }));
+
+  await app.ready();
+  void jwks.warm();
+
+  return {
+    app,
+    verifier,
+    tokens,
+    jwks,
+    async listen() {
+      await app.listen({ host: config.host, port: config.port });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : config.port;
+      return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    },
+    async close() {
+      stopListening();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,338 @@
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type Act,
+  actChain,
+  ApprovalRequired,
+  type AuthorizationDetail,
+  BudgetExceeded,
+  canonicalJson,
+  type Clock,
+  type Envelope,
+  evaluateEnvelope,
+  findCoveringCapability,
+  InsufficientScope,
+  InvalidDpopProof,
+  InvalidRequest,
+  locationCovers,
+  normalizeHtu,
+  OAuthError,
+  RateLimited,
+  Revoked,
+  type RevocationKind,
+  TemporarilyUnavailable,
+  toMinorUnits,
+  type TxnTokenClaims,
+  UseDpopNonce,
+  verifyDpopProof,
+  verifyTxnToken,
+} from '@writ/core';
+import { nodeSignatureVerifier } from '@writ/sdk/node-crypto';
+import { z } from 'zod';
+import type { JwksCache } from './jwks.js';
+import type { ServiceIdentity } from './services.js';
+import { type DecisionInput, type DecisionOutcome, StoreUnavailable, type VerifierStore } from './store/store.js';
+import type { TokenCache } from './token-cache.js';
+
+/** `POST /v1/verify`: what the service provider saw (docs/verifier.md). Unknown fields are refused. */
+export const VerifyRequestSchema = z.strictObject({
+  token: z.string(),
+  dpop: z.string(),
+  // RFC 9110 §5.6.2 token: methods are case-sensitive, compared as sent.
+  method: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/, 'method is an HTTP method token'),
+  url: z.string().min(1).max(8192),
+  action: z.string().min(1).max(128),
+  resource: z.string().min(1).max(1024).optional(),
+  amount: z.number().optional(),
+  currency: z.string().max(16).optional(),
+});
+
+export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
+
+/** What is left of the grant's envelope after an allowed request. */
+export interface Remaining {
+  uses?: number;
+  amount?: number;
+  rate?: number;
+}
+
+export interface Allow {
+  allow: true;
+  sub: string;
+  act: Act;
+  txn: string;
+  grant_id: string;
+  jti: string;
+  scope: string;
+  /** The capability that allowed the request (its `limits` are the service provider's to apply). */
+  capability: AuthorizationDetail;
+  remaining: Remaining;
+  step_up_id?: string;
+}
+
+export interface Deny {
+  allow: false;
+  error: string;
+  error_description: string;
+  /** The status the service provider should answer the agent with. */
+  status: number;
+  www_authenticate?: string;
+  retry_after?: number;
+  step_up_id?: string;
+  dpop_nonce?: string;
+}
+
+export type VerifyAnswer = Allow | Deny;
+
+/** How long a step-up waits for the human, and an approved one for its retried request. */
+const STEP_UP_TTL_MS = 15 * 60_000;
+/** A grant lives at most 30 days: its counters outlive it (ADR 0011). */
+const STATE_TTL_MS = 31 * 24 * 3600_000;
+/** DPoP proofs older than this are refused, and their jti kept this long (plus skew). */
+const PROOF_MAX_AGE_S = 300;
+const PROOF_FUTURE_SKEW_S = 5;
+/** Tolerated clock difference on the token's `exp` and `iat`. */
+const TOKEN_SKEW_S = 30;
+
+export interface VerifierOptions {
+  issuer: string;
+  trustDomain: string;
+  jwks: JwksCache;
+  store: VerifierStore;
+  tokens: TokenCache;
+  clock: Clock;
+  /** Names this verifier process in audit events. */
+  instance: string;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/** Thrown inside `verify` to answer `deny` with its event already decided. */
+function denyOf(error: OAuthError): Deny {
+  const deny: Deny = { allow: false, error: error.code, error_description: error.description, status: error.status };
+  const challenge = error.wwwAuthenticate();
+  if (challenge !== undefined) deny.www_authenticate = challenge;
+  if (error instanceof RateLimited) deny.retry_after = error.retryAfter;
+  if (error instanceof UseDpopNonce && error.nonce !== '') deny.dpop_nonce = error.nonce;
+  return deny;
+}
+
+/** The revocations that would stop this token, in the order they are reported. */
+function revocationsOf(claims: TxnTokenClaims): { kind: RevocationKind; value: string }[] {
+  const checks: { kind: RevocationKind; value: string }[] = [
+    { kind: 'grant', value: claims.tctx.grant_id },
+    { kind: 'txn', value: claims.txn },
+    { kind: 'token', value: claims.jti },
+  ];
+  if (claims.tctx.parent !== undefined) checks.push({ kind: 'token', value: claims.tctx.parent });
+  for (const agent of new Set([...actChain(claims.act), claims.req_wl])) checks.push({ kind: 'agent', value: agent });
+  return checks;
+}
+
+/**
+ * The envelope without what needs the grant's counters (`max_uses`, `rate`): with zero counters
+ * and the step-up taken as given, `evaluateEnvelope` then decides exactly the stateless checks
+ * (time window, amount stated and well-formed, currency, per-request maximum, an amount alone
+ * above `total_max`); the store decides the rest.
+ */
+function statelessEnvelope(envelope: Envelope): Envelope {
+  const { max_uses: _uses, rate: _rate, ...stateless } = envelope;
+  return stateless;
+}
+
+/**
+ * One verification, in the order ARCHITECTURE.md "Verification" gives: the token (signature with
+ * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached by hash),
+ * the DPoP proof (RFC 9449 §4.3, bound to the token's `cnf.jkt` and `ath`), then one store round
+ * trip: proof `jti` unused, nothing revoked, capability and time window (decided here, reported
+ * there), `max_uses`, rate, budget, step-up. Every decision's audit event is queued.
+ */
+export class Verifier {
+  constructor(private readonly options: VerifierOptions) {}
+
+  async verify(service: ServiceIdentity, request: VerifyRequest): Promise<VerifyAnswer> {
+    const { clock, store } = this.options;
+    const nowMs = clock.now();
+    const base = { service: service.id, method: request.method, url: safeUrl(request.url), action: request.action };
+    const tokenHash = request.token === '' ? '' : sha256(request.token);
+
+    let claims: TxnTokenClaims;
+    let proof: { jkt: string; jti: string; iat: number };
+    try {
+      claims = await this.claimsOf(request.token, tokenHash, nowMs);
+      proof = await verifyDpopProof(request.dpop, {
+        htm: request.method,
+        htu: request.url,
+        accessToken: request.token,
+        accessTokenHash: tokenHash,
+        expectedJkt: claims.cnf.jkt,
+        clock,
+        maxAgeSeconds: PROOF_MAX_AGE_S,
+        futureSkewSeconds: PROOF_FUTURE_SKEW_S,
+        verifySignature: nodeSignatureVerifier,
+      });
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      if (error instanceof TemporarilyUnavailable) throw error;
+      // The token or proof did not verify: nothing in it can be trusted, so no grant is named.
+      const deny = denyOf(error);
+      await store.queueEvent({
+        id: eventId(),
+        outcome: deny.error,
+        body: JSON.stringify({ type: 'verification', actor: null, subject: service.id, grant_id: null, txn: null, data: { ...base, token: tokenHash.slice(0, 16), error_description: deny.error_description, verifier: this.options.instance } }),
+      });
+      return deny;
+    }
+
+    const grantId = claims.tctx.grant_id;
+    const envelope = claims.tctx.envelope;
+    const event = {
+      type: 'verification',
+      actor: claims.act.sub,
+      subject: service.id,
+      grant_id: grantId,
+      txn: claims.txn,
+      data: {
+        ...base,
+        jti: claims.jti,
+        proof_jti: proof.jti,
+        ...(request.resource === undefined ? {} : { resource: request.resource }),
+        ...(request.amount === undefined ? {} : { amount: request.amount, currency: request.currency }),
+        verifier: this.options.instance,
+      },
+    };
+
+    // Decided without state; reported by the store after the replay and revocation checks.
+    let precheck: OAuthError | undefined;
+    let capability: AuthorizationDetail | undefined;
+    if (!locationCovers(service.uri, request.url)) {
+      precheck = new InsufficientScope(`${safeUrl(request.url)} is not under this service provider's URI ${service.uri}`);
+    } else {
+      // Only capabilities naming this provider count, whatever else the token may carry.
+      const here = claims.tctx.authorization_details.filter((c) => c.locations.some((l) => locationCovers(service.uri, l)));
+      capability = findCoveringCapability(here, request);
+      if (capability === undefined) {
+        const what = request.resource === undefined ? '' : ` on resource '${request.resource}'`;
+        precheck = new InsufficientScope(`no capability allows '${request.action}' at ${safeUrl(request.url)}${what}`);
+      } else {
+        const decision = evaluateEnvelope(statelessEnvelope(envelope), { ...request, stepUpApproved: true }, { uses: 0, spent: 0, rateCount: 0, rateWindowEndsAtMs: 0 }, nowMs);
+        if (!decision.allow) precheck = decision.error;
+      }
+    }
+
+    const input: DecisionInput = {
+      grantId,
+      nowMs,
+      proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
+      revocations: revocationsOf(claims),
+      stateTtlMs: STATE_TTL_MS,
+      event: { id: eventId(), body: JSON.stringify(event) },
+    };
+    if (precheck !== undefined) input.precheck = { code: precheck.code };
+    if (envelope.max_uses !== undefined) input.maxUses = envelope.max_uses;
+    if (envelope.rate !== undefined) input.rate = { limit: envelope.rate.limit, windowMs: envelope.rate.window_s * 1000 };
+    const limits = envelope.amount;
+    if (precheck === undefined && limits !== undefined && request.amount !== undefined) {
+      const minor = toMinorUnits(request.amount);
+      input.amount = { minor };
+      if (limits.total_max !== undefined) input.amount.totalMaxMinor = toMinorUnits(limits.total_max);
+      if (limits.approval_above !== undefined && minor > toMinorUnits(limits.approval_above)) {
+        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url: safeUrl(request.url), action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
+        input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
+      }
+    }
+
+    const outcome = await store.decide(input);
+    if (outcome.allow) return this.allowed(claims, capability!, outcome, input);
+    return this.denied(outcome, precheck, claims, request);
+  }
+
+  private async claimsOf(token: string, hash: string, nowMs: number): Promise<TxnTokenClaims> {
+    const cached = hash === '' ? undefined : this.options.tokens.get(hash, nowMs);
+    if (cached !== undefined) return cached;
+    const claims = await verifyTxnToken(token, {
+      key: this.options.jwks.resolver,
+      issuer: this.options.issuer,
+      audience: this.options.trustDomain,
+      clock: this.options.clock,
+      maxSkewSeconds: TOKEN_SKEW_S,
+    });
+    this.options.tokens.set(hash, claims);
+    return claims;
+  }
+
+  private allowed(claims: TxnTokenClaims, capability: AuthorizationDetail, outcome: Extract<DecisionOutcome, { allow: true }>, input: DecisionInput): Allow {
+    const remaining: Remaining = {};
+    if (input.maxUses !== undefined) remaining.uses = input.maxUses - outcome.uses;
+    if (input.rate !== undefined) remaining.rate = input.rate.limit - outcome.rateCount;
+    const total = claims.tctx.envelope.amount?.total_max;
+    if (total !== undefined) remaining.amount = (toMinorUnits(total) - outcome.spentMinor) / 1000;
+    const allow: Allow = {
+      allow: true,
+      sub: claims.sub,
+      act: claims.act,
+      txn: claims.txn,
+      grant_id: claims.tctx.grant_id,
+      jti: claims.jti,
+      scope: claims.scope,
+      capability,
+      remaining,
+    };
+    if (outcome.stepUpId !== undefined) allow.step_up_id = outcome.stepUpId;
+    return allow;
+  }
+
+  private denied(outcome: Exclude<DecisionOutcome, { allow: true }>, precheck: OAuthError | undefined, claims: TxnTokenClaims, request: VerifyRequest): Deny {
+    const envelope = claims.tctx.envelope;
+    switch (outcome.reason) {
+      case 'replayed':
+        return denyOf(new InvalidDpopProof('DPoP proof jti was already used'));
+      case 'revoked':
+        return denyOf(new Revoked(`the ${outcome.kind === 'token' && outcome.value !== claims.jti ? 'parent token' : outcome.kind} was revoked`));
+      case 'precheck':
+        if (precheck === undefined) throw new TemporarilyUnavailable('the store reported a denial that was not asked for');
+        return denyOf(precheck);
+      case 'max_uses':
+        return denyOf(new BudgetExceeded('max_uses reached'));
+      case 'rate_limited': {
+        const rate = envelope.rate!;
+        return denyOf(new RateLimited(`rate limit of ${rate.limit} per ${rate.window_s}s reached`, Math.max(1, Math.ceil(outcome.retryAfterMs / 1000))));
+      }
+      case 'budget_exceeded':
+        return denyOf(new BudgetExceeded(`amount ${request.amount} would bring the total above total_max ${envelope.amount?.total_max}`));
+      case 'approval_required': {
+        const deny = denyOf(
+          new ApprovalRequired(`amount ${request.amount} is above approval_above ${envelope.amount?.approval_above}: a human must approve this request`),
+        );
+        deny.step_up_id = outcome.stepUpId;
+        return deny;
+      }
+    }
+  }
+}
+
+/** A fresh audit event id; the registry appends each id once. */
+function eventId(): string {
+  return `vd_${randomBytes(16).toString('base64url')}`;
+}
+
+/** The URL without query and fragment (they may carry secrets), normalised; or a placeholder. */
+function safeUrl(url: string): string {
+  try {
+    return normalizeHtu(url);
+  } catch {
+    return '(not an http(s) URL)';
+  }
+}
+
+/** Maps anything `verify` throws to the HTTP answer: store and key failures are 503, never allow. */
+export function failureAnswer(error: unknown): { status: number; body: Deny | { error: string; error_description: string } } {
+  if (error instanceof StoreUnavailable) {
+    return { status: 503, body: { ...denyOf(new TemporarilyUnavailable('the verifier cannot reach its store: deny')), status: 503 } };
+  }
+  if (error instanceof TemporarilyUnavailable) return { status: 503, body: { ...denyOf(error), status: 503 } };
+  if (error instanceof InvalidRequest) return { status: 400, body: error.toJSON() };
+  if (error instanceof OAuthError && error.code === 'invalid_client') return { status: 401, body: error.toJSON() };
+  return { status: 503, body: { ...denyOf(new TemporarilyUnavailable('the verifier could not decide: deny')), status: 503 } };
+}
