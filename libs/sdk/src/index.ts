@@ -1,1 +1,2 @@
 export * from './node-crypto.js';
+export * from './service-provider.js';
