@@ -3,8 +3,12 @@ import { importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose'
 
 /** How long fetched keys are trusted before they are fetched again in the background. */
 const REFRESH_EVERY_MS = 5 * 60_000;
-/** An unknown `kid` fetches again at most this often, so garbage kids cannot hammer the registry. */
-const UNKNOWN_KID_COOLDOWN_MS = 5_000;
+/**
+ * Unknown `kid`s fetch again at most this often, so garbage kids cannot hammer the registry; a
+ * request that comes sooner waits for the next fetch (shared by every waiting request) instead of
+ * being refused, so a key rotated in just after a garbage kid still verifies.
+ */
+const UNKNOWN_KID_COOLDOWN_MS = 1_000;
 const FETCH_TIMEOUT_MS = 2_000;
 const MAX_KEYS = 64;
 
@@ -25,6 +29,7 @@ interface KeySet {
 export class JwksCache {
   private set: KeySet | undefined;
   private inflight: Promise<KeySet> | undefined;
+  private delayed: Promise<KeySet> | undefined;
   private lastFetchStartedMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -41,8 +46,7 @@ export class JwksCache {
       if (this.now() - this.set!.fetchedAtMs > REFRESH_EVERY_MS) this.refreshInBackground();
       return cached;
     }
-    const fresh = this.set === undefined || this.now() - this.lastFetchStartedMs >= UNKNOWN_KID_COOLDOWN_MS;
-    const set = fresh ? await this.fetchKeys() : this.set!;
+    const set = await this.fetchAfterCooldown();
     const key = set.keys.get(kid);
     if (key === undefined) throw new InvalidToken('token signing key is unknown');
     return key;
@@ -56,6 +60,16 @@ export class JwksCache {
     } catch {
       return false;
     }
+  }
+
+  private fetchAfterCooldown(): Promise<KeySet> {
+    if (this.inflight !== undefined) return this.inflight;
+    const wait = this.lastFetchStartedMs + UNKNOWN_KID_COOLDOWN_MS - this.now();
+    if (wait <= 0) return this.fetchKeys();
+    this.delayed ??= new Promise<void>((resolve) => setTimeout(resolve, wait).unref())
+      .then(() => this.fetchKeys())
+      .finally(() => (this.delayed = undefined));
+    return this.delayed;
   }
 
   private refreshInBackground(): void {

@@ -1,4 +1,5 @@
 import { KeyStore } from '../../registry/src/modules/keys/key-store.js';
+import { GrantsService } from '../../registry/src/modules/grants/grants.service.js';
 import { type CryptoKey, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
@@ -127,5 +128,161 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       expectInvalidToken(await forged((c) => (c.aud = ['writ.test', 'other'])), 'token aud must be the trust domain, not an array'));
     it('refuses claims that break the token profile', async () =>
       expectInvalidToken(await forged((c) => delete (c as { cnf?: unknown }).cnf), 'token claims are invalid: cnf'));
+  });
+
+  describe('DPoP proof checks (RFC 9449 §4.3)', () => {
+    let token: string;
+    beforeAll(async () => ({ token } = await vf.tokenFor(alice)));
+
+    async function expectInvalidProof(dpop: string, description: string, overrides: Record<string, unknown> = {}) {
+      const res = await vf.verify(verifier, { ...(await request(token)), dpop, ...overrides });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual(challenged('invalid_dpop_proof', description, 401));
+    }
+    const header = (overrides: Record<string, unknown> = {}) => ({ typ: 'dpop+jwt', alg: 'ES256', jwk: alice.publicJwk, ...overrides });
+
+    it('(1) refuses a request without a proof', () => expectInvalidProof('', 'DPoP proof is missing'));
+    it('(2) refuses two proofs joined in one header', async () => expectInvalidProof(`${await vf.proof(alice, token)},${await vf.proof(alice, token)}`, 'DPoP proof is not a single compact JWS'));
+    it('(3) refuses a proof without jti', async () => {
+      const { jti: _jti, ...claims } = vf.proofClaims(token);
+      await expectInvalidProof(await vf.handMade(header(), claims, alice.privateKey), 'DPoP proof jti claim is missing');
+    });
+    it('(4) refuses a proof whose typ is not dpop+jwt', async () => expectInvalidProof(await vf.handMade(header({ typ: 'JWT' }), vf.proofClaims(token), alice.privateKey), 'DPoP proof typ must be dpop+jwt'));
+    it('(5) refuses a proof with a symmetric or unaccepted alg', async () =>
+      expectInvalidProof(await vf.handMade(header({ alg: 'ES384' }), vf.proofClaims(token), alice.privateKey).catch(() => 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImRwb3Arand0In0.e30.c2ln'), 'DPoP proof alg is not an accepted asymmetric algorithm'));
+    it('(6) refuses a proof whose signature does not verify with its jwk', async () => {
+      const proof = await vf.handMade(header(), vf.proofClaims(token), bob.privateKey);
+      await expectInvalidProof(proof, 'DPoP proof signature is invalid');
+    });
+    it('(7) refuses a proof whose jwk holds a private key', async () => expectInvalidProof(await vf.handMade(header({ jwk: { ...alice.publicJwk, d: 'AAAA' } }), vf.proofClaims(token), alice.privateKey), 'DPoP proof jwk contains private key material'));
+    it('(8) refuses a proof for another method', async () => expectInvalidProof(await vf.proof(alice, token, `${API}/bookings`, 'GET'), 'DPoP proof htm does not match the request method'));
+    it('(9) refuses a proof for another URI', async () => expectInvalidProof(await vf.proof(alice, token, `${API}/other`), 'DPoP proof htu does not match the request URI'));
+    it('(9) accepts the URI with another query, compared without query and fragment', async () => {
+      const res = await vf.verify(verifier, { ...(await request(token)), url: `${API}/bookings?page=2#x` });
+      expect(res.body.allow).toBe(true);
+    });
+    it('(11) refuses a proof older than five minutes', async () => expectInvalidProof(await vf.handMade(header(), vf.proofClaims(token, { iat: Math.floor(Date.now() / 1000) - 301 }), alice.privateKey), 'DPoP proof iat is too old'));
+    it('(11) refuses a proof from the future', async () => expectInvalidProof(await vf.handMade(header(), vf.proofClaims(token, { iat: Math.floor(Date.now() / 1000) + 60 }), alice.privateKey), 'DPoP proof iat is in the future'));
+    it('(12) refuses a proof without ath', async () => expectInvalidProof(await vf.handMade(header(), vf.proofClaims(undefined), alice.privateKey), 'DPoP proof ath claim is missing but an access token is presented'));
+    it('(12) refuses a proof made for another token', async () => {
+      const { token: other } = await vf.tokenFor(alice);
+      await expectInvalidProof(await vf.proof(alice, other), 'DPoP proof ath does not match the access token');
+    });
+    it('(12) refuses a proof by another key than the token is bound to (a stolen token)', async () => expectInvalidProof(await vf.proof(bob, token), 'DPoP proof key does not match the token cnf.jkt'));
+    it('(11.1) refuses a proof used a second time, on any verifier of the store', async () => {
+      const body = await request(token);
+      expect((await vf.verify(verifier, body)).body.allow).toBe(true);
+      const replica = await vf.newVerifier();
+      expect((await vf.verify(replica, body)).body).toEqual(challenged('invalid_dpop_proof', 'DPoP proof jti was already used', 401));
+    });
+  });
+
+  describe('what the service provider may ask', () => {
+    let token: string;
+    beforeAll(async () => ({ token } = await vf.tokenFor(alice)));
+
+    it('refuses a URL outside the calling service provider', async () => {
+      const url = 'https://hotels.example/api/bookings';
+      const res = await vf.verify(verifier, { ...(await request(token)), url, dpop: await vf.proof(alice, token, url) });
+      expect(res.body).toEqual(challenged('insufficient_scope', `${url} is not under this service provider's URI https://flights.example/`, 403));
+    });
+
+    it('refuses an action no capability allows', async () => {
+      const res = await vf.verify(verifier, await request(token, { action: 'cancel' }));
+      expect(res.body).toEqual(challenged('insufficient_scope', `no capability allows 'cancel' at ${API}/bookings`, 403));
+    });
+
+    it('refuses an amount on a grant that allows no money', async () => {
+      const res = await vf.verify(verifier, await request(token, { amount: 10, currency: 'EUR' }));
+      expect(res.body).toEqual(challenged('invalid_request', 'this grant allows no amount', 400));
+    });
+
+    it.each([
+      ['no credentials', undefined, 'service credentials are missing: use HTTP Basic with the service id and credential'],
+      ['a wrong credential', 'wrong', 'unknown service or wrong credential'],
+    ])('answers 401 invalid_client to %s', async (_name, credential, description) => {
+      const res = await vf.verify(verifier, await request(token), credential === undefined ? null : vf.basic(undefined, credential));
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({ error: 'invalid_client', error_description: description });
+      expect(res.headers['www-authenticate']).toBe('Basic realm="writ-verifier"');
+    });
+
+    it.each([
+      ['an unknown field', { extra: 1 }, 'Unrecognized key: "extra"'],
+      ['no action', { action: undefined }, 'action: Invalid input: expected string, received undefined'],
+      ['a method that is not a token', { method: 'GE T' }, 'method: method is an HTTP method token'],
+    ])('answers 400 invalid_request to a body with %s', async (_name, change, description) => {
+      const res = await vf.verify(verifier, { ...(await request(token)), ...change });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: 'invalid_request', error_description: description });
+    });
+
+    it('answers 400 invalid_request to a body that is not JSON', async () => {
+      const res = await verifier.app.inject({ method: 'POST', url: '/v1/verify', headers: { 'content-type': 'application/json', authorization: vf.basic() }, payload: '{' });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'request body must be a JSON verify request' });
+    });
+  });
+
+  describe('envelope and revocation', () => {
+    it('spends the budget in thousandths, asks a human above approval_above, and passes the approved request once', async () => {
+      const envelope = { amount: { currency: 'EUR', per_request_max: 200, total_max: 300, approval_above: 150 } };
+      const { grantId, token } = await vf.tokenFor(alice, envelope);
+      const pay = async (amount: number) => (await vf.verify(verifier, await request(token, { amount, currency: 'EUR' }))).body;
+      expect(await pay(100.125)).toMatchObject({ allow: true, remaining: { amount: 199.875 } });
+      expect(await pay(250)).toEqual({ allow: false, error: 'budget_exceeded', error_description: 'amount 250 exceeds per_request_max 200', status: 403 });
+      const stepUp = await pay(160);
+      expect(stepUp).toMatchObject({ allow: false, error: 'approval_required', status: 403 });
+      const id = stepUp.step_up_id as string;
+      expect(id).toMatch(/^su_/);
+      expect(await pay(160)).toMatchObject({ error: 'approval_required', step_up_id: id });
+      const shown = JSON.parse((await vf.store().stepUp(grantId, id))!.request);
+      expect(shown).toMatchObject({ grant_id: grantId, amount: 160, currency: 'EUR', action: 'book', agent: alice.clientId });
+      expect(await vf.store().approveStepUp(grantId, id)).toBe(true);
+      expect(await pay(160)).toMatchObject({ allow: true, step_up_id: id, remaining: { amount: 39.875 } });
+      expect(await pay(160)).toEqual({ allow: false, error: 'budget_exceeded', error_description: 'amount 160 would bring the total above total_max 300', status: 403 });
+      expect(await pay(39.875)).toMatchObject({ allow: true, remaining: { amount: 0 } });
+    });
+
+    it('rate-limits the grant with retry_after', async () => {
+      const { token } = await vf.tokenFor(alice, { rate: { limit: 2, window_s: 60 } });
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push((await vf.verify(verifier, await request(token))).body);
+      expect(answers.map((a) => a.allow)).toEqual([true, true, false]);
+      expect(answers[2]).toEqual({ allow: false, error: 'rate_limited', error_description: 'rate limit of 2 per 60s reached', status: 429, retry_after: 60 });
+    });
+
+    it('denies every token of a revoked grant, on every verifier, and drops them from the cache', async () => {
+      const { grantId, token } = await vf.tokenFor(alice);
+      const replica = await vf.newVerifier();
+      expect((await vf.verify(verifier, await request(token))).body.allow).toBe(true);
+      expect((await vf.verify(replica, await request(token))).body.allow).toBe(true);
+      expect(replica.tokens.size).toBeGreaterThan(0);
+      await vf.registry().get(GrantsService).revoke(grantId, alice.owner);
+      // The announcement empties the replicas' caches of the grant (before anything re-verifies it).
+      await expect.poll(() => replica.tokens.get(vf.hash(token), Date.now()), { timeout: 2000, interval: 5 }).toBeUndefined();
+      for (const server of [verifier, replica]) {
+        await expect.poll(async () => (await vf.verify(server, await request(token))).body, { timeout: 2000, interval: 10 }).toEqual(challenged('revoked', 'the grant was revoked', 401));
+      }
+    });
+  });
+
+  describe('the registry keys', () => {
+    it('fetches the JWKS again when a token names a new kid (key rotation)', async () => {
+      const { grantId } = await vf.tokenFor(alice);
+      await vf.registry().get(KeyStore).rotate();
+      const token = await vf.fx.rootToken(alice, grantId);
+      expect((await vf.verify(verifier, await request(token))).body.allow).toBe(true);
+    });
+
+    it('denies with 503 when the JWKS cannot be fetched for an unknown kid', async () => {
+      const { token } = await vf.tokenFor(alice);
+      const registryUrl = vf.registryUrl();
+      const cut = await vf.newVerifier({ fetch: (input, init) => (String(input).endsWith('/jwks.json') ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init)) });
+      void registryUrl;
+      const res = await vf.verify(cut, await request(token));
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'token signing keys could not be fetched', status: 503 });
+    });
   });
 });

@@ -95,11 +95,11 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
   }
 
   /** Posts a verify request to `server` (the first verifier by default). */
-  async function verify(server: VerifierServer, body: Record<string, unknown>, authorization: string | undefined = basic()) {
+  async function verify(server: VerifierServer, body: Record<string, unknown>, authorization: string | null = basic()) {
     const res = await server.app.inject({
       method: 'POST',
       url: '/v1/verify',
-      headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) },
+      headers: { 'content-type': 'application/json', ...(authorization === null ? {} : { authorization }) },
       payload: JSON.stringify(body),
     });
     return { status: res.statusCode, body: res.json<VerifyAnswer & Record<string, unknown>>(), headers: res.headers };
@@ -111,5 +111,5 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
     return { grantId, token: await fx.rootToken(agent, grantId) };
   }
 
-  return { fx, start, close, newVerifier, registry: () => app, registryUrl: () => registryUrl, basic, proof, handMade, proofClaims, verify, tokenFor, publicJwkOf: (agent: Agent): JWK => agent.publicJwk };
+  return { fx, start, close, newVerifier, registry: () => app, registryUrl: () => registryUrl, store: () => store, hash: (token: string) => createHash('sha256').update(token).digest('base64url'), basic, proof, handMade, proofClaims, verify, tokenFor, publicJwkOf: (agent: Agent): JWK => agent.publicJwk };
 }
