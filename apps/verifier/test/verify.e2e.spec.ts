@@ -277,9 +277,8 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
 
     it('denies with 503 when the JWKS cannot be fetched for an unknown kid', async () => {
       const { token } = await vf.tokenFor(alice);
-      const registryUrl = vf.registryUrl();
-      const cut = await vf.newVerifier({ fetch: (input, init) => (String(input).endsWith('/jwks.json') ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init)) });
-      void registryUrl;
+      const jwksUrl = `${vf.registryUrl()}/.well-known/jwks.json`;
+      const cut = await vf.newVerifier({ fetch: (input, init) => (input === jwksUrl ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init)) });
       const res = await vf.verify(cut, await request(token));
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'token signing keys could not be fetched', status: 503 });
