@@ -209,8 +209,8 @@ export interface WritDenial {
 export type VerifyResult = { allow: true; claims: WritClaims } | WritDenial;
 
 const DEFAULT_TIMEOUT_MS = 2000;
-/** docs/verifier.md: the verifier reads at most 32 KiB of body. */
-const MAX_VERIFY_BODY_BYTES = 32 * 1024;
+/** docs/verifier.md: the verifier reads at most 96 KiB of body (a token may be 64 KiB). */
+const MAX_VERIFY_BODY_BYTES = 96 * 1024;
 /** RFC 7235 §2.1 token68: a JWS (three base64url parts) is one. */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 /** RFC 7235 §2.1: `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`. */

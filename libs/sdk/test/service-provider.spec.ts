@@ -322,8 +322,8 @@ describe('writVerifier: refusals made without calling the verifier', () => {
       `DPoP error="invalid_request", error_description="the Txn-Token header is malformed", ${ALGS}`,
     ],
     [
-      'a token and proof too large for the verifier (32 KiB)',
-      agentHeaders({ authorization: `DPoP ${'a'.repeat(33 * 1024)}` }),
+      'a token and proof too large for the verifier (96 KiB)',
+      agentHeaders({ authorization: `DPoP ${'a'.repeat(97 * 1024)}` }),
       400,
       { error: 'invalid_request', error_description: 'the token, DPoP proof and URL are too large together' },
       `DPoP error="invalid_request", error_description="the token, DPoP proof and URL are too large together", ${ALGS}`,
