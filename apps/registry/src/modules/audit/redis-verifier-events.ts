@@ -1,0 +1,179 @@
+import { grantHashTag, grantStateKey, verifierKey } from '@writ/core';
+import { Cluster, type Redis } from 'ioredis';
+
+/**
+ * A verifier decision as it waits in the queue (the verifier's `QueuedEvent`; the registry never
+ * imports verifier code, so the shape is repeated here and matched structurally).
+ */
+export interface QueuedVerifierEvent {
+  id: string;
+  /** JSON of `{ type, actor, subject, grant_id, txn, data }`. */
+  body: string;
+  /** `allow`, or the denial reason / error code. */
+  outcome: string;
+}
+
+/** A batch read from the queue; `ack` removes exactly these events from it. */
+export interface VerifierEventBatch {
+  events: QueuedVerifierEvent[];
+  ack(): Promise<void>;
+}
+
+/**
+ * Where verifier events wait: Redis streams (`RedisVerifierEventSource`) or, embedded, the
+ * verifier's in-process store. Delivery is at least once: what is read and not acked is read again.
+ */
+export interface VerifierEventSource {
+  /** Up to `max` waiting events (those of one grant in order), or an empty batch. */
+  read(max: number): Promise<VerifierEventBatch>;
+}
+
+export interface RedisVerifierEventSourceOptions {
+  /** `WRIT_REDIS_PREFIX`, as the verifiers use it. */
+  prefix?: string;
+  /** How often every master is scanned for grant streams the hint set missed. */
+  scanIntervalMs?: number;
+  /** Grant ids taken from the hint set per read. */
+  hintBatch?: number;
+  /** Grant streams read in parallel. */
+  parallel?: number;
+}
+
+interface Located extends QueuedVerifierEvent {
+  stream: string;
+  entryId: string;
+}
+
+/**
+ * Reads the verifier's decision events from Redis (docs/adr/0011): the global stream
+ * `<prefix>verifier:events` and the per-grant streams `<prefix>{g:<grant>}:events`. Which grant
+ * streams to look at comes from the `event-grants` hint set the verifiers fill (SPOP), from a
+ * SCAN of every master at the first read and every `scanIntervalMs` after (a verifier that died
+ * before writing its hints), and from the streams found non-empty before, which are read until
+ * they are empty. `ack` XDELs exactly the entries returned.
+ *
+ * The connection is the caller's (one node or a Cluster); the source does not close it.
+ */
+export class RedisVerifierEventSource implements VerifierEventSource {
+  private readonly prefix: string;
+  private readonly scanIntervalMs: number;
+  private readonly hintBatch: number;
+  private readonly parallel: number;
+  /** Grants whose stream may hold entries, in the order they are visited (round robin). */
+  private readonly active = new Set<string>();
+  private lastScan: number | undefined;
+
+  constructor(
+    private readonly redis: Redis | Cluster,
+    options: RedisVerifierEventSourceOptions = {},
+  ) {
+    this.prefix = options.prefix ?? 'writ:';
+    this.scanIntervalMs = options.scanIntervalMs ?? 30_000;
+    this.hintBatch = options.hintBatch ?? 1_000;
+    this.parallel = options.parallel ?? 32;
+  }
+
+  async read(max: number): Promise<VerifierEventBatch> {
+    if (this.lastScan === undefined || Date.now() - this.lastScan >= this.scanIntervalMs) {
+      for (const grantId of await this.scanGrantStreams()) this.active.add(grantId);
+      this.lastScan = Date.now();
+    }
+    const hinted = await this.redis.spop(verifierKey(this.prefix, 'event-grants'), this.hintBatch);
+    for (const grantId of hinted) if (isKeyable(grantId)) this.active.add(grantId);
+
+    const located: Located[] = [];
+    if (max > 0) located.push(...(await this.range(verifierKey(this.prefix, 'events'), max)));
+    const visited: string[] = [];
+    const grants = [...this.active];
+    for (let i = 0; i < grants.length && located.length < max; i += this.parallel) {
+      const chunk = grants.slice(i, i + this.parallel);
+      const want = max - located.length;
+      const ranges = await Promise.all(chunk.map((grantId) => this.range(this.grantStream(grantId), want)));
+      chunk.forEach((grantId, j) => {
+        const entries = ranges[j]!;
+        visited.push(grantId);
+        // An empty stream leaves the set; its next event comes with a new hint (or the next scan).
+        if (entries.length === 0) this.active.delete(grantId);
+        // A grant's events stay contiguous and in stream order; the batch is cut after whole prefixes.
+        else located.push(...entries.slice(0, Math.max(0, max - located.length)));
+      });
+    }
+    // The grants read this time go to the back, so a busy grant does not starve the others.
+    for (const grantId of visited) {
+      if (this.active.delete(grantId)) this.active.add(grantId);
+    }
+
+    return {
+      events: located.map(({ id, body, outcome }) => ({ id, body, outcome })),
+      ack: async () => {
+        const byStream = new Map<string, string[]>();
+        for (const e of located) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.entryId]);
+        await Promise.all([...byStream].map(([stream, ids]) => this.redis.xdel(stream, ...ids)));
+      },
+    };
+  }
+
+  /** Grants whose stream would be found by a scan now (every master of a cluster). */
+  async scanGrantStreams(): Promise<string[]> {
+    // The prefix literally, then any grant's events key (the grant part is the glob `*`).
+    const pattern = `${escapeGlob(this.prefix)}${grantStateKey('', '*', 'events')}`;
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const found = new Set<string>();
+    await Promise.all(
+      nodes.map(async (node) => {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'stream');
+          for (const key of keys) {
+            const grantId = this.grantOf(key);
+            if (grantId !== undefined) found.add(grantId);
+          }
+          cursor = next;
+        } while (cursor !== '0');
+      }),
+    );
+    return [...found];
+  }
+
+  private grantStream(grantId: string): string {
+    return grantStateKey(this.prefix, grantId, 'events');
+  }
+
+  /** The grant whose events stream `key` is, or undefined for any other key the glob matched. */
+  private grantOf(key: string): string | undefined {
+    const tag = /^\{g:([^{}]+)\}/.exec(key.slice(this.prefix.length))?.[1];
+    return tag !== undefined && key.startsWith(this.prefix) && this.grantStream(tag) === key ? tag : undefined;
+  }
+
+  private async range(stream: string, count: number): Promise<Located[]> {
+    const entries = await this.redis.xrange(stream, '-', '+', 'COUNT', count);
+    return entries.map(([entryId, fields]) => {
+      const field = (name: string): string | undefined => {
+        for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+        return undefined;
+      };
+      return {
+        stream,
+        entryId,
+        // An entry without an id still gets a stable one, so its append stays idempotent.
+        id: field('id') ?? `vev_${stream}_${entryId}`,
+        body: field('body') ?? '',
+        outcome: field('outcome') ?? 'unknown',
+      };
+    });
+  }
+}
+
+function isKeyable(grantId: string): boolean {
+  try {
+    grantHashTag(grantId);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Redis glob: `*`, `?`, `[`, `]` and `\` of the prefix match themselves. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
