@@ -24,6 +24,8 @@ import { RevocationRecorder } from './modules/revocations/revocation-recorder.js
 import { RevocationsController } from './modules/revocations/revocations.controller.js';
 import { RevocationsService } from './modules/revocations/revocations.service.js';
 import { CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
+import type { VerifierEventSource } from './modules/audit/redis-verifier-events.js';
+import { VerifierEventsRunner } from './modules/audit/verifier-events.module-hooks.js';
 import { Database } from './infra/database.service.js';
 
 /** What the registry runs on: opened before Nest starts, so a bad database or key stops start-up early. */
@@ -34,6 +36,8 @@ export interface RegistryInfra {
   keys: KeyStore;
   /** Present when `WRIT_DPOP_NONCE` is `required`. */
   dpopNonces?: DpopNonces;
+  /** The in-process verifier store's event queue, when a verifier runs in this process. */
+  verifierEvents?: VerifierEventSource;
 }
 
 @Module({})
@@ -95,6 +99,11 @@ export class AppModule {
           inject: [AuditService, ClientAuthService, GrantsService, RevocationsService],
           useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, revocations: RevocationsService) =>
             new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config, revocations, infra.dpopNonces?.accepts),
+        },
+        {
+          provide: VerifierEventsRunner,
+          inject: [AuditService],
+          useFactory: (audit: AuditService) => new VerifierEventsRunner(infra.config, audit, infra.verifierEvents),
         },
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],

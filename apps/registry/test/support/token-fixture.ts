@@ -22,6 +22,7 @@ import { GrantsService } from '../../src/modules/grants/grants.service.js';
 import { KeyStore } from '../../src/modules/keys/key-store.js';
 import { ServicesService } from '../../src/modules/services/services.service.js';
 import { createRegistry } from '../../src/registry.js';
+import type { VerifierEventSource } from '../../src/modules/audit/redis-verifier-events.js';
 import type { storages, TestDatabase } from './databases.js';
 
 export const ISSUER = 'https://registry.writ.test';
@@ -71,6 +72,8 @@ export interface TokenFixtureOptions<Owner extends string> {
   grantRequest?: object;
   /** More configuration for the registry, as environment variables (`WRIT_DPOP_NONCE`, ...). */
   env?: Record<string, string>;
+  /** An in-process verifier store whose decisions the registry appends to its audit chain. */
+  verifierEvents?: VerifierEventSource;
 }
 
 /** The booted registry, as `start` hands it over. */
@@ -111,7 +114,8 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     testDb = await storage.create();
     dataDir = mkdtempSync(join(tmpdir(), options.dataDirPrefix));
     const config = loadConfig({ ...options.env, WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
-    const registry = await createRegistry(config, { logger: false, database: testDb.target, clock });
+    const verifierEvents = options.verifierEvents;
+    const registry = await createRegistry(config, { logger: false, database: testDb.target, clock, ...(verifierEvents ? { verifierEvents } : {}) });
     app = registry.app;
     await app.init();
     await app.getHttpAdapter().getInstance().ready();

@@ -7,7 +7,7 @@ import { type Agent, createTokenFixture, ISSUER } from '../../../registry/test/s
 import { REVOCATION_BUS, type RevocationBus } from '../../../registry/src/modules/revocations/revocation-bus.js';
 import { loadVerifierConfig } from '../../src/config.js';
 import { createVerifierServer, type VerifierServer } from '../../src/server.js';
-import type { VerifierStore, VerifierStoreAdmin } from '../../src/store/store.js';
+import type { VerifierEventSource, VerifierStore, VerifierStoreAdmin } from '../../src/store/store.js';
 import type { VerifyAnswer } from '../../src/verifier.js';
 
 /** Where the registry fixture's grants live: the flights service's API. */
@@ -32,6 +32,10 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
     owners,
     get env() {
       return registryEnv;
+    },
+    // Embedded: the registry drains the in-process store's queue, as when both share a process.
+    get verifierEvents() {
+      return Object.keys(registryEnv).length === 0 ? (store as unknown as VerifierEventSource) : undefined;
     },
   });
   let app: NestFastifyApplication;

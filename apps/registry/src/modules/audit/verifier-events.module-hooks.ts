@@ -1,0 +1,36 @@
+import type { OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import type { RegistryConfig } from '../../config/config.js';
+import type { AuditService } from './audit.service.js';
+import { RedisVerifierEventSource, type VerifierEventSource } from './redis-verifier-events.js';
+import { VerifierEventIngestor } from './verifier-events.ingestor.js';
+
+/**
+ * Runs the ingestion of verifier decisions into the audit chain for the app's lifetime: from
+ * Redis when `REDIS_URL` is set, from the in-process store the caller hands over when verifier
+ * and registry share a process (`npm start` on embedded storage), not at all otherwise. Stops
+ * before the database closes, leaving what it has not acked in the queue.
+ */
+export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly ingestor: VerifierEventIngestor | undefined;
+  private readonly redis: Redis | undefined;
+
+  constructor(config: RegistryConfig, audit: AuditService, inProcess: VerifierEventSource | undefined) {
+    let source = inProcess;
+    if (source === undefined && config.redisUrl !== undefined) {
+      // Its own connection: a blocked or slow read never delays revocation publishing.
+      this.redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+      source = new RedisVerifierEventSource(this.redis, { prefix: config.redisPrefix });
+    }
+    this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit);
+  }
+
+  onApplicationBootstrap(): void {
+    this.ingestor?.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.ingestor?.stop();
+    this.redis?.disconnect();
+  }
+}
