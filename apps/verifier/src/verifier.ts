@@ -243,7 +243,14 @@ export class Verifier {
       }
     }
 
-    const outcome = await store.decide(input);
+    let outcome: DecisionOutcome;
+    try {
+      outcome = await store.decide(input);
+    } catch (error) {
+      // The answer is a 503 deny; its event waits in the store's backlog until the store is back.
+      if (error instanceof StoreUnavailable) await store.queueEvent({ id: input.event.id, body: input.event.body, outcome: 'temporarily_unavailable' });
+      throw error;
+    }
     if (outcome.allow) return this.allowed(claims, capability!, outcome, input);
     return this.denied(outcome, precheck, claims, request);
   }

@@ -20,6 +20,8 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
     if (source === undefined && config.redisUrl !== undefined) {
       // Its own connection: a blocked or slow read never delays revocation publishing.
       this.redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+      // Connection errors surface as failed reads, which the ingestor logs and retries.
+      this.redis.on('error', () => undefined);
       source = new RedisVerifierEventSource(this.redis, { prefix: config.redisPrefix });
     }
     this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit);

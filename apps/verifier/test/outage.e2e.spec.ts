@@ -1,0 +1,85 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Database } from '../../registry/src/infra/database.service.js';
+import { AuditService } from '../../registry/src/modules/audit/audit.service.js';
+import type { Agent } from '../../registry/test/support/token-fixture.js';
+import { RedisVerifierStore } from '../src/store/redis-store.js';
+import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { API, createVerifierFixture } from './support/verifier-fixture.js';
+
+/**
+ * Redis dies in the middle of a run (SIGKILL, no goodbye) and comes back on the same port with
+ * its append-only file, as a restarted production Redis would. Nothing restarts the verifier.
+ */
+describe('Redis stopped during a run', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'writ-outage-'));
+  let redis: RedisServer;
+  const persistent = ['--appendonly', 'yes', '--appendfsync', 'always'];
+  const vf = createVerifierFixture({
+    name: 'Redis with an append-only file',
+    create: async () => {
+      redis = await startRedisServer(undefined, persistent, dir);
+      const store = new RedisVerifierStore(redis.url, { prefix: 'outage:', commandTimeoutMs: 200, minRetryMs: 20, maxRetryMs: 200 });
+      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: 'outage:' }, close: () => store.close() };
+    },
+  });
+  let alice: Agent;
+
+  beforeAll(async () => {
+    ({ agents: { alice } } = (await vf.start()) as unknown as { agents: { alice: Agent } });
+  });
+  afterAll(async () => {
+    await vf.close();
+    await redis.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('denies every request with 503 while Redis is down, allows again once it is back, and loses no audit event', async () => {
+    const { grantId, token } = await vf.tokenFor(alice, { max_uses: 1000 });
+    const verifier = await vf.newVerifier();
+    const call = async () => vf.verify(verifier, { token, dpop: await vf.proof(alice, token), method: 'POST', url: `${API}/bookings`, action: 'book' });
+
+    const before = [];
+    for (let i = 0; i < 10; i++) before.push(await call());
+    expect(before.map((r) => r.body.allow)).toEqual(Array(10).fill(true));
+
+    await redis.kill();
+    const during = [];
+    for (let i = 0; i < 20; i++) during.push(await call());
+    for (const res of during) {
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'the verifier cannot reach its store: deny', status: 503 });
+    }
+
+    redis = await startRedisServer(redis.port, persistent, dir);
+    // No restart of the verifier: it reconnects by itself. Requests made meanwhile are still denied.
+    let recovering = 0;
+    await expect
+      .poll(async () => {
+        const res = await call();
+        if (!res.body.allow) recovering += 1;
+        return res.body.allow;
+      }, { timeout: 10_000, interval: 50 })
+      .toBe(true);
+    const after = [];
+    for (let i = 0; i < 10; i++) after.push(await call());
+    expect(after.map((r) => r.body.allow)).toEqual(Array(10).fill(true));
+
+    // Every answer has its audit event in the chain, the 503s included (they waited in memory).
+    const allowed = 10 + 1 + 10;
+    const unavailable = 20 + recovering;
+    const db = vf.registry().get(Database);
+    const counts = () =>
+      db.query<{ outcome: string; n: number }[]>(
+        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
+        [grantId],
+      );
+    await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
+      { outcome: 'allow', n: allowed },
+      { outcome: 'temporarily_unavailable', n: unavailable },
+    ]);
+    expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
+  });
+});
