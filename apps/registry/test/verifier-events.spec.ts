@@ -1,0 +1,239 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AuditEvent, grantStateKey, randomId, systemClock, verifierKey } from '@writ/core';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { createDataSource, openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { type AuditDraft, AuditService } from '../src/modules/audit/audit.service.js';
+import { RedisVerifierEventSource } from '../src/modules/audit/redis-verifier-events.js';
+import { toDraft, VerifierEventIngestor } from '../src/modules/audit/verifier-events.ingestor.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { storages, type TestDatabase } from './support/databases.js';
+
+/**
+ * Verifier decision events travel from Redis streams (written as the verifier's store writes them:
+ * XADD with `id`, `body`, `outcome`) into a real audit chain.
+ */
+
+const REDIS_URL = process.env.REDIS_URL;
+const REDIS_AVAILABLE = REDIS_URL !== undefined || spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+const quiet = { warn: () => undefined, error: () => undefined };
+
+describe('toDraft', () => {
+  it('makes an allowed or denied verification event, the outcome added to the data', () => {
+    const body = JSON.stringify({ type: 'verification', actor: 'agent:a', subject: 'alice', grant_id: 'g1', txn: 'txn_1', data: { amount: '12.000', service: 's1' } });
+    expect(toDraft({ id: 'e1', body, outcome: 'allow' })).toEqual({
+      id: 'e1',
+      type: 'verification.allowed',
+      actor: 'agent:a',
+      subject: 'alice',
+      grant_id: 'g1',
+      txn: 'txn_1',
+      data: { amount: '12.000', service: 's1', outcome: 'allow' },
+    });
+    expect(toDraft({ id: 'e2', body, outcome: 'revoked:grant' })).toMatchObject({ type: 'verification.denied', data: { outcome: 'revoked:grant' } });
+    // A body that is not a JSON object is kept, not dropped.
+    expect(toDraft({ id: 'e3', body: 'not json', outcome: 'invalid_token' })).toEqual({
+      id: 'e3',
+      type: 'verification.denied',
+      actor: null,
+      subject: null,
+      grant_id: null,
+      txn: null,
+      data: { outcome: 'invalid_token', unparsed_body: 'not json' },
+    });
+  });
+});
+
+describe.skipIf(!REDIS_AVAILABLE).each(storages)('verifier events into the audit chain on $name', ({ create }) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let audit: AuditService;
+  let keys: KeyStore;
+  let dataDir: string;
+  let server: ChildProcess | undefined;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    testDb = await create();
+    db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-verifier-events-'));
+    keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    audit = new AuditService(db, keys, systemClock, 1000);
+    let url = REDIS_URL;
+    if (!url) {
+      const port = await freePort();
+      server = await startRedis(port);
+      url = `redis://127.0.0.1:${port}`;
+    }
+    redis = new Redis(url);
+  });
+
+  afterAll(async () => {
+    await redis.quit();
+    if (server) {
+      const exited = new Promise((resolve) => server!.once('exit', resolve));
+      server.kill('SIGKILL');
+      await exited;
+    }
+    await db.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A prefix of its own for the test, its keys deleted afterwards. */
+  function prefixForTest(): string {
+    const prefix = `t${randomId(6)}:`;
+    onTestFinished(() => deleteKeys(redis, prefix));
+    return prefix;
+  }
+
+  /** What the verifier's store writes for one decision on `grantId` (or before any grant: the global stream). */
+  async function queue(prefix: string, grantId: string | null, outcome: string, data: Record<string, unknown>, id = `evt_${randomId(9)}`): Promise<string> {
+    const body = JSON.stringify({ type: 'verification', actor: 'agent:a', subject: 'alice', grant_id: grantId, txn: 'txn_1', data });
+    const stream = grantId ? grantStateKey(prefix, grantId, 'events') : verifierKey(prefix, 'events');
+    await redis.xadd(stream, '*', 'id', id, 'body', body, 'outcome', outcome);
+    if (grantId) await redis.sadd(verifierKey(prefix, 'event-grants'), grantId);
+    return id;
+  }
+
+  async function chain(): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    for await (const e of audit.export()) events.push(e);
+    return events;
+  }
+
+  async function queued(prefix: string, grantIds: string[]): Promise<number> {
+    const lengths = await Promise.all([verifierKey(prefix, 'events'), ...grantIds.map((g) => grantStateKey(prefix, g, 'events'))].map((s) => redis.xlen(s)));
+    return lengths.reduce((a, b) => a + b, 0);
+  }
+
+  it('appends each event once, with its outcome, even when it is delivered twice', async () => {
+    const prefix = prefixForTest();
+    const a = await queue(prefix, 'g1', 'allow', { amount: '10.000' });
+    const b = await queue(prefix, 'g1', 'budget_exceeded', { amount: '900.000' });
+    const c = await queue(prefix, null, 'invalid_token', {});
+    // The verifier's backlog wrote one of them twice.
+    await queue(prefix, 'g1', 'allow', { amount: '10.000' }, a);
+
+    // A first reader appends but dies before its ack: everything is delivered again.
+    const first = await new RedisVerifierEventSource(redis, { prefix }).read(100);
+    expect(first.events.map((e) => e.id).sort()).toEqual([a, a, b, c].sort());
+    for (const e of first.events) await audit.append(toDraft(e));
+
+    const ingestor = new VerifierEventIngestor(new RedisVerifierEventSource(redis, { prefix }), audit, { logger: quiet });
+    expect(await ingestor.ingestOnce()).toBe(4);
+    expect(await ingestor.ingestOnce()).toBe(0);
+    expect(await queued(prefix, ['g1'])).toBe(0);
+
+    const mine = (await chain()).filter((e) => [a, b, c].includes(e.id));
+    expect(mine.map((e) => e.id).sort()).toEqual([a, b, c].sort());
+    expect(mine.find((e) => e.id === a)).toMatchObject({
+      type: 'verification.allowed',
+      actor: 'agent:a',
+      subject: 'alice',
+      grant_id: 'g1',
+      txn: 'txn_1',
+      data: { amount: '10.000', outcome: 'allow' },
+    });
+    expect(mine.find((e) => e.id === b)).toMatchObject({ type: 'verification.denied', data: { amount: '900.000', outcome: 'budget_exceeded' } });
+    expect(mine.find((e) => e.id === c)).toMatchObject({ type: 'verification.denied', grant_id: null, data: { outcome: 'invalid_token' } });
+    expect((await audit.verify()).chain.ok).toBe(true);
+  });
+
+  it('acks nothing while appends fail, and ingests everything once they succeed again', async () => {
+    const prefix = prefixForTest();
+    const queuedIds = [await queue(prefix, 'g1', 'allow', { n: 1 }), await queue(prefix, 'g2', 'rate_limited', { n: 2 }), await queue(prefix, null, 'invalid_dpop_proof', { n: 3 })];
+
+    // An audit service whose database cannot be reached: every append really fails.
+    const broken = new AuditService(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false), keys, systemClock, 1000);
+    let appender: AuditService = broken;
+    const attempts: string[] = [];
+    const ingestor = new VerifierEventIngestor(
+      new RedisVerifierEventSource(redis, { prefix }),
+      {
+        append: (draft: AuditDraft) => {
+          attempts.push(draft.id!);
+          return appender.append(draft);
+        },
+      },
+      { errorDelayMs: 10, maxErrorDelayMs: 20, idleDelayMs: 10, maxIdleDelayMs: 20, busyDelayMs: 10, logger: quiet },
+    );
+    await expect(ingestor.ingestOnce()).rejects.toThrow();
+    expect(await queued(prefix, ['g1', 'g2'])).toBe(3);
+
+    ingestor.start();
+    onTestFinished(() => ingestor.stop());
+    // The loop keeps trying (each batch is read again, since nothing was acked) ...
+    await vi.waitFor(() => expect(attempts.length).toBeGreaterThanOrEqual(9), { timeout: 5_000, interval: 10 });
+    expect(await queued(prefix, ['g1', 'g2'])).toBe(3);
+    expect((await chain()).filter((e) => queuedIds.includes(e.id))).toEqual([]);
+
+    // ... and once the database is back, everything goes in and leaves the queue.
+    appender = audit;
+    await vi.waitFor(async () => expect(await queued(prefix, ['g1', 'g2'])).toBe(0), { timeout: 5_000, interval: 10 });
+    await ingestor.stop();
+    expect((await chain()).filter((e) => queuedIds.includes(e.id)).map((e) => e.id).sort()).toEqual([...queuedIds].sort());
+  });
+
+  it("keeps each grant's events in their order, across small batches and grants read in turn", async () => {
+    const prefix = prefixForTest();
+    const grants = ['ga', 'gb', 'gc'];
+    const written: Record<string, string[]> = { ga: [], gb: [], gc: [] };
+    for (let i = 0; i < 30; i++) {
+      const grantId = grants[i % 3 === 0 ? 0 : i % 2 === 0 ? 1 : 2]!;
+      written[grantId]!.push(await queue(prefix, grantId, i % 4 === 0 ? 'rate_limited' : 'allow', { i }));
+    }
+    const ingestor = new VerifierEventIngestor(new RedisVerifierEventSource(redis, { prefix }), audit, { batch: 4, busyDelayMs: 1, idleDelayMs: 10, logger: quiet });
+    ingestor.start();
+    onTestFinished(() => ingestor.stop());
+    await vi.waitFor(async () => expect(await queued(prefix, grants)).toBe(0), { timeout: 10_000, interval: 10 });
+    await ingestor.stop();
+    const all = await chain();
+    for (const grantId of grants) {
+      const inChain = all.filter((e) => written[grantId]!.includes(e.id)).map((e) => e.id);
+      expect(inChain, grantId).toEqual(written[grantId]);
+    }
+    expect((await audit.verify()).chain.ok).toBe(true);
+  });
+});
+
+/** A TCP port nothing listens on (just released by the OS). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A throw-away redis-server on `port`, without persistence. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  await vi.waitFor(
+    async () => {
+      if (probe.status !== 'ready') await probe.connect().catch(() => undefined);
+      expect(await probe.ping()).toBe('PONG');
+    },
+    { timeout: 5_000, interval: 50 },
+  );
+  probe.disconnect();
+  return child;
+}
+
+/** Deletes every key under `prefix` (SCAN, never KEYS or FLUSHALL). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    if (found.length > 0) await redis.del(...found);
+    cursor = next;
+  } while (cursor !== '0');
+}
