@@ -148,8 +148,8 @@ async function redisSubject(target: string | { host: string; port: number }[], r
     await store.close();
     await deleteKeys(raw, prefix);
   });
-  // The first command waits for the connection (the store itself never queues a command offline).
-  await vi.waitFor(() => expect(store.stepUp('g', 'none')).resolves.toBeNull(), { timeout: 10_000, interval: 20 });
+  // A decision before the connection is up fails closed: start once it is.
+  expect(await store.whenReady()).toBe(true);
   return { store, source: new RedisVerifierEventSource(raw, { prefix }), prefix, raw, pttl: (key) => raw.pttl(key) };
 }
 
@@ -611,6 +611,7 @@ describe.skipIf(!REDIS_INSTALLED && !REDIS_URL)('Redis store specifics (one node
       onTestFinished(() => store.close());
       await expect(store.decide(decision('g1', Date.now()))).rejects.toBeInstanceOf(StoreUnavailable);
       await expect(store.approveStepUp('g1', 's')).rejects.toBeInstanceOf(StoreUnavailable);
+      expect(await store.whenReady(0)).toBe(false);
       await expect(store.queueEvent({ id: 'evt_wait_1', body: '{}', outcome: 'temporarily_unavailable' })).resolves.toBeUndefined();
       await store.queueEvent({ id: 'evt_wait_2', body: '{}', outcome: 'temporarily_unavailable' });
       expect(store.backlogSize).toBe(2);

@@ -313,6 +313,19 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     this.kickBacklog();
   }
 
+  /**
+   * Resolves true once the connection is ready (a decision made before that fails closed), or
+   * false after `timeoutMs`. For start-up: serve only once Redis answers.
+   */
+  async whenReady(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isReady()) {
+      if (this.closed || Date.now() >= deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
   /** Events waiting in memory for Redis. */
   get backlogSize(): number {
     return this.backlog.length;
