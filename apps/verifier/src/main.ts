@@ -15,6 +15,9 @@ async function main(): Promise<void> {
       logger: { warn: (message) => console.warn(`verifier: ${message}`) },
     });
     storage = `Redis (${new URL(config.redisUrl).host}, prefix ${config.redisPrefix})`;
+    // Serve once connected; if Redis is not there yet, serve anyway: every request is a 503 deny
+    // until it comes, and the store connects by itself.
+    if (!(await (store as RedisVerifierStore).whenReady(5_000))) console.warn('verifier: Redis is not reachable yet; denying with 503 until it is');
   } else {
     store = new InProcessVerifierStore({ prefix: config.redisPrefix });
     storage = 'the in-process store (one verifier; revocations and audit events reach it only when the registry runs in the same process, as `npm start` does)';

@@ -248,7 +248,8 @@ export class Verifier {
       outcome = await store.decide(input);
     } catch (error) {
       // The answer is a 503 deny; its event waits in the store's backlog until the store is back.
-      if (error instanceof StoreUnavailable) await store.queueEvent({ id: input.event.id, body: input.event.body, outcome: 'temporarily_unavailable' });
+      // A new id: if the script did run before the failure (a timeout), its own event stays too.
+      if (error instanceof StoreUnavailable) await store.queueEvent({ id: eventId(), body: input.event.body, outcome: 'temporarily_unavailable' });
       throw error;
     }
     if (outcome.allow) return this.allowed(claims, capability!, outcome, input);
