@@ -16,7 +16,11 @@ export const API = 'https://flights.example/api';
 /** A store under test: the embedded one, or Redis, with what the registry needs to reach it. */
 export interface StoreUnderTest {
   name: string;
-  create(): Promise<{ store: VerifierStore & VerifierStoreAdmin; registryEnv: Record<string, string>; close(): Promise<void> }>;
+  /**
+   * `registryEnv` empty: the registry hands its revocations to the store in process. `verifierEvents`:
+   * where the registry reads decisions from (default: the store itself when `registryEnv` is empty).
+   */
+  create(): Promise<{ store: VerifierStore & VerifierStoreAdmin; registryEnv: Record<string, string>; verifierEvents?: VerifierEventSource; close(): Promise<void> }>;
 }
 
 /**
@@ -27,6 +31,7 @@ export interface StoreUnderTest {
  */
 export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: readonly string[] = ['alice', 'bob']) {
   let registryEnv: Record<string, string> = {};
+  let events: VerifierEventSource | undefined;
   const fx = createTokenFixture(storages[0]!, {
     dataDirPrefix: 'writ-verifier-',
     owners,
@@ -35,7 +40,7 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
     },
     // Embedded: the registry drains the in-process store's queue, as when both share a process.
     get verifierEvents() {
-      return Object.keys(registryEnv).length === 0 ? (store as unknown as VerifierEventSource) : undefined;
+      return events ?? (Object.keys(registryEnv).length === 0 ? (store as unknown as VerifierEventSource) : undefined);
     },
   });
   let app: NestFastifyApplication;
@@ -49,7 +54,7 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
 
   async function start() {
     const created = await storeUnderTest.create();
-    ({ store, registryEnv } = created);
+    ({ store, registryEnv, verifierEvents: events } = created);
     closeStore = () => created.close();
     ({ app, service, agents } = await fx.start());
     await app.listen({ host: '127.0.0.1', port: 0 });
