@@ -17,6 +17,7 @@ const schema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(4100),
   WRIT_VERIFIER_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   WRIT_VERIFIER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  WRIT_VERIFIER_DPOP_NONCE_SECRET: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 random bytes in base64url (43 characters)').optional(),
 });
 
 /** The verifier's validated configuration. */
@@ -36,6 +37,8 @@ export interface VerifierConfig {
   cacheSize: number;
   /** A Redis command that takes longer fails the request closed (503). */
   redisTimeoutMs: number;
+  /** Set: every proof must carry a server nonce (RFC 9449 §8, §9) made with this secret; replicas share it. */
+  dpopNonceSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -60,5 +63,6 @@ export function loadVerifierConfig(env: Record<string, string | undefined> = pro
     port: e.VERIFIER_PORT,
     cacheSize: e.WRIT_VERIFIER_CACHE_SIZE,
     redisTimeoutMs: e.WRIT_VERIFIER_REDIS_TIMEOUT_MS,
+    dpopNonceSecret: e.WRIT_VERIFIER_DPOP_NONCE_SECRET,
   };
 }

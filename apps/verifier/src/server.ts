@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, InvalidRequest, systemClock } from '@writ/core';
+import { DpopNonces } from '@writ/sdk/dpop-nonces';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { VerifierConfig } from './config.js';
 import { JwksCache } from './jwks.js';
@@ -43,7 +44,8 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
   const services = new ServiceDirectory(config.registryUrl, fetchImpl, () => clock.now());
   const tokens = new TokenCache(config.cacheSize);
   const instance = `verifier-${randomBytes(6).toString('base64url')}`;
-  const verifier = new Verifier({ issuer: config.issuer, trustDomain: config.trustDomain, jwks, store, tokens, clock, instance });
+  const nonces = config.dpopNonceSecret === undefined ? undefined : DpopNonces.fromSecret(config.dpopNonceSecret, clock);
+  const verifier = new Verifier({ issuer: config.issuer, trustDomain: config.trustDomain, jwks, store, tokens, clock, instance, ...(nonces ? { nonces } : {}) });
   const stopListening = store.onRevocation((notice) => tokens.dropGrants(notice.grantIds));
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT, return503OnClosing: true });

@@ -26,6 +26,7 @@ import {
   verifyDpopProof,
   verifyTxnToken,
 } from '@writ/core';
+import type { DpopNonces } from '@writ/sdk/dpop-nonces';
 import { nodeSignatureVerifier } from '@writ/sdk/node-crypto';
 import { z } from 'zod';
 import type { JwksCache } from './jwks.js';
@@ -102,6 +103,8 @@ export interface VerifierOptions {
   clock: Clock;
   /** Names this verifier process in audit events. */
   instance: string;
+  /** When set, proofs must carry one of its nonces; a denial hands out a fresh one. */
+  nonces?: DpopNonces;
 }
 
 function sha256(text: string): string {
@@ -171,12 +174,15 @@ export class Verifier {
         maxAgeSeconds: PROOF_MAX_AGE_S,
         futureSkewSeconds: PROOF_FUTURE_SKEW_S,
         verifySignature: nodeSignatureVerifier,
+        ...(this.options.nonces ? { nonce: this.options.nonces.accepts } : {}),
       });
     } catch (error) {
       if (!(error instanceof OAuthError)) throw error;
       if (error instanceof TemporarilyUnavailable) throw error;
       // The token or proof did not verify: nothing in it can be trusted, so no grant is named.
       const deny = denyOf(error);
+      // RFC 9449 §8: use_dpop_nonce hands the client the nonce its next proof must carry.
+      if (error instanceof UseDpopNonce && this.options.nonces) deny.dpop_nonce = this.options.nonces.issue();
       await store.queueEvent({
         id: eventId(),
         outcome: deny.error,

@@ -1,5 +1,6 @@
 import { KeyStore } from '../../registry/src/modules/keys/key-store.js';
 import { GrantsService } from '../../registry/src/modules/grants/grants.service.js';
+import { createDpopProof } from '@writ/core';
 import { type CryptoKey, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
@@ -174,6 +175,36 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       expect((await vf.verify(verifier, body)).body.allow).toBe(true);
       const replica = await vf.newVerifier();
       expect((await vf.verify(replica, body)).body).toEqual(challenged('invalid_dpop_proof', 'DPoP proof jti was already used', 401));
+    });
+  });
+
+  describe('DPoP server nonces (RFC 9449 §4.3 (10), §8, §9)', () => {
+    const secret = Buffer.alloc(32, 7).toString('base64url');
+    let token: string;
+    let withNonces: VerifierServer;
+    beforeAll(async () => {
+      ({ token } = await vf.tokenFor(alice));
+      withNonces = await vf.newVerifier({ env: { WRIT_VERIFIER_DPOP_NONCE_SECRET: secret } });
+    });
+    const proofWith = (nonce?: string) =>
+      createDpopProof({ privateKey: alice.privateKey, publicJwk: alice.publicJwk, htm: 'POST', htu: `${API}/bookings`, accessToken: token, clock: vf.fx.clock, ...(nonce ? { nonce } : {}) });
+
+    it('asks for a nonce, hands one out, and accepts the proof that carries it', async () => {
+      const first = await vf.verify(withNonces, { ...(await request(token)), dpop: await proofWith() });
+      expect(first.body).toMatchObject({ ...challenged('use_dpop_nonce', 'DPoP proof nonce is required', 401), dpop_nonce: expect.stringMatching(/^[A-Za-z0-9_-]{48}$/) });
+      const retried = await vf.verify(withNonces, { ...(await request(token)), dpop: await proofWith(first.body.dpop_nonce as string) });
+      expect(retried.body.allow).toBe(true);
+    });
+
+    it('refuses a nonce it did not issue, with a fresh one', async () => {
+      const res = await vf.verify(withNonces, { ...(await request(token)), dpop: await proofWith('A'.repeat(48)) });
+      expect(res.body).toMatchObject({ ...challenged('use_dpop_nonce', 'DPoP proof nonce is stale or unknown', 401), dpop_nonce: expect.any(String) });
+    });
+
+    it('refuses to start with a secret that is not 32 bytes of base64url', async () => {
+      await expect(vf.newVerifier({ env: { WRIT_VERIFIER_DPOP_NONCE_SECRET: 'short' } })).rejects.toThrow(
+        'WRIT_VERIFIER_DPOP_NONCE_SECRET: must be 32 random bytes in base64url (43 characters)',
+      );
     });
   });
 

@@ -69,8 +69,8 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
   }
 
   /** Another verifier process on the same store (replicas share only the store). */
-  async function newVerifier(options: { store?: VerifierStore; fetch?: typeof fetch } = {}): Promise<VerifierServer> {
-    const config = loadVerifierConfig({ WRIT_ISSUER: ISSUER, WRIT_REGISTRY_URL: registryUrl, WRIT_TRUST_DOMAIN: 'writ.test', VERIFIER_PORT: '0' });
+  async function newVerifier(options: { store?: VerifierStore; fetch?: typeof fetch; env?: Record<string, string> } = {}): Promise<VerifierServer> {
+    const config = loadVerifierConfig({ WRIT_ISSUER: ISSUER, WRIT_REGISTRY_URL: registryUrl, WRIT_TRUST_DOMAIN: 'writ.test', VERIFIER_PORT: '0', ...options.env });
     const server = await createVerifierServer({ config, store: options.store ?? store, clock: fx.clock, ...(options.fetch ? { fetch: options.fetch } : {}) });
     verifiers.push(server);
     return server;
