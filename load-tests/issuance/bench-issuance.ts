@@ -16,22 +16,13 @@
  * BENCH_WARMUP_S (3), BENCH_CPU_PROFILE (a folder: the registry writes a V8 CPU profile there). Traffic goes to 127.0.0.1 only; the run stops by itself.
  */
 import 'reflect-metadata';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import pg from 'pg';
-import { JWT_BEARER_ASSERTION_TYPE } from '../../apps/registry/src/modules/agents/client-auth.service.js';
 import { loadConfig } from '../../apps/registry/src/config/config.js';
-import { AgentsService } from '../../apps/registry/src/modules/agents/agents.service.js';
-import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { ServicesService } from '../../apps/registry/src/modules/services/services.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
-import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
+import { stopProcess, type Started } from '../support/processes.js';
+import { type BenchAgent, createBenchStorage, enrolAgent, FLIGHT_BOOKING, FLIGHTS, freePort, startRegistry, type TokenRequest, tokenRequest } from '../support/registry.js';
 import { percentiles } from '../support/stats.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
@@ -41,114 +32,29 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 16);
 /** Upper bound on what one run can consume: pre-signed requests beyond this are never needed. */
 const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 4000);
 
-const ROOT = resolve(import.meta.dirname, '../..');
-
-interface BenchAgent {
-  clientId: string;
-  key: KeyObject;
-  publicJwk: Record<string, unknown>;
-  grantId: string;
-}
-
-interface PreparedRequest {
-  body: string;
-  dpop: string;
-}
-
-function b64url(value: string | Buffer): string {
-  return Buffer.from(value).toString('base64url');
-}
-
-/** A compact ES256 JWS signed with node:crypto (the load generator's own fast path). */
-function jws(header: object, payload: object, key: KeyObject): string {
-  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
-  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
-  return `${input}.${signature.toString('base64url')}`;
-}
-
-function prepare(agent: BenchAgent, issuer: string): PreparedRequest {
-  const iat = Math.floor(Date.now() / 1000);
-  const selfSigned = (): string =>
-    jws({ alg: 'ES256' }, { iss: agent.clientId, sub: agent.clientId, aud: issuer, iat, exp: iat + 240, jti: randomUUID() }, agent.key);
-  const body = new URLSearchParams({
-    grant_type: TOKEN_EXCHANGE_GRANT,
-    requested_token_type: TXN_TOKEN_TYPE,
-    subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-    subject_token: selfSigned(),
-    client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
-    client_assertion: selfSigned(),
-    request_details: JSON.stringify({ grant_id: agent.grantId }),
-  }).toString();
-  const dpop = jws(
-    { typ: 'dpop+jwt', alg: 'ES256', jwk: agent.publicJwk },
-    { jti: randomUUID(), htm: 'POST', htu: `${issuer}/oauth/token`, iat },
-    agent.key,
-  );
-  return { body, dpop };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
+type PreparedRequest = TokenRequest;
 
 /** Enrols the agents, registers the service and approves one grant per agent, in-process. */
 async function seed(env: Record<string, string>): Promise<BenchAgent[]> {
   const { app } = await createRegistry(loadConfig(env), { logger: false });
   try {
-    await app.get(ServicesService).register({
-      uri: 'https://flights.example',
-      display_name: 'Flights',
-      catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }],
-    });
+    await app.get(ServicesService).register(FLIGHTS);
     const agents: BenchAgent[] = [];
     for (let i = 0; i < AGENTS; i++) {
-      const owner = `bench-owner-${i}`;
-      const { token } = await app.get(AgentsService).mintInitialAccessToken(owner);
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
-      const publicJwk = { kty, crv, x, y };
-      const { client_id: clientId } = await app.get(AgentsService).register(token, { client_name: `bench agent ${i}`, jwks: { keys: [publicJwk] } });
-      const grants = app.get(GrantsService);
-      const grant = await grants.request(clientId, owner, {
-        service: 'https://flights.example',
-        authorization_details: [{ type: 'flight_booking', locations: ['https://flights.example/api'], actions: ['read', 'book'] }],
-        envelope: { max_uses: 1_000_000 },
-        purpose: 'issuance benchmark',
-        duration_s: 3600,
-      });
-      await grants.approve(grant.id, owner);
-      agents.push({ clientId, key: createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' })), publicJwk, grantId: grant.id });
+      agents.push(
+        await enrolAgent(app, `bench-owner-${i}`, {
+          service: FLIGHTS.uri,
+          authorization_details: [FLIGHT_BOOKING],
+          envelope: { max_uses: 1_000_000 },
+          purpose: 'issuance benchmark',
+          duration_s: 3600,
+        }),
+      );
     }
     return agents;
   } finally {
     await app.close();
   }
-}
-
-function startRegistry(env: Record<string, string>): Promise<ChildProcess> {
-  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROFILE)}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', '@swc-node/register/esm-register', 'apps/registry/src/main.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((done, fail) => {
-    const timer = setTimeout(() => fail(new Error('registry did not start within 60 s')), 60_000);
-    child.once('exit', (code) => fail(new Error(`registry exited with code ${code}`)));
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('registry ')) {
-        clearTimeout(timer);
-        done(child);
-      }
-    });
-  });
 }
 
 interface Outcome {
@@ -217,30 +123,23 @@ async function drive(port: number, seconds: number, next: () => PreparedRequest 
 
 function preparedPool(agents: BenchAgent[], issuer: string, count: number): () => PreparedRequest | undefined {
   const pool: PreparedRequest[] = [];
-  for (let i = 0; i < count; i++) pool.push(prepare(agents[i % agents.length]!, issuer));
+  for (let i = 0; i < count; i++) pool.push(tokenRequest(agents[i % agents.length]!, issuer));
   let at = 0;
   return () => pool[at++];
 }
 
 async function main(): Promise<void> {
-  const adminUrl = process.env.DATABASE_URL;
-  const created = adminUrl ? await createPostgresDatabase(adminUrl, 'writ_bench_') : undefined;
-  const dbUrl = created && 'url' in created.target ? created.target.url : undefined;
-  const dataDir = mkdtempSync(join(tmpdir(), 'writ-bench-'));
+  const storage = await createBenchStorage('writ_bench_');
+  const dbUrl = storage.databaseUrl;
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const env: Record<string, string> = {
-    WRIT_DATA_DIR: dataDir,
-    WRIT_ISSUER: issuer,
-    REGISTRY_PORT: String(port),
-    ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
-  };
-  console.log(`storage     ${dbUrl ? `PostgreSQL ${new URL(dbUrl).host}${new URL(dbUrl).pathname} (fresh database)` : 'embedded PGlite (DATABASE_URL is not set: the goal is measured on PostgreSQL)'}`);
-  let child: ChildProcess | undefined;
+  const env: Record<string, string> = { ...storage.env, WRIT_ISSUER: issuer, REGISTRY_PORT: String(port) };
+  console.log(`storage     ${storage.description}`);
+  let child: Started | undefined;
   try {
     const agents = await seed(env);
-    child = await startRegistry(env);
-    console.log(`registry    ${issuer} (child process ${child.pid}), ${AGENTS} agents with approved grants`);
+    child = await startRegistry(env, process.env.BENCH_CPU_PROFILE);
+    console.log(`registry    ${issuer} (child process ${child.child.pid}), ${AGENTS} agents with approved grants`);
     console.log(`load        ${CONNECTIONS} keep-alive connections, closed loop, ${WARMUP_S} s warm-up then ${DURATION_S} s measured`);
 
     process.stdout.write('signing     warm-up requests... ');
@@ -278,13 +177,8 @@ async function main(): Promise<void> {
     console.log(`audit       chain ${chain.ok ? 'verifies' : `BROKEN at seq ${chain.brokenSeq}`} (${chain.count} events)${issued >= 0 ? `; token.issued events ${issued}, tokens answered ${expected}: ${issued === expected ? 'equal' : 'DIFFERENT'}` : ''}`);
     if (!chain.ok || (issued >= 0 && issued !== expected)) process.exitCode = 1;
   } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((done) => child!.once('exit', done));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    await created?.drop().catch(() => undefined);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (child) await stopProcess(child);
+    await storage.dispose();
   }
 }
 
