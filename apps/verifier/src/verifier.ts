@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
   type Act,
   actChain,
@@ -157,7 +157,8 @@ export class Verifier {
   async verify(service: ServiceIdentity, request: VerifyRequest): Promise<VerifyAnswer> {
     const { clock, store } = this.options;
     const nowMs = clock.now();
-    const base = { service: service.id, method: request.method, url: safeUrl(request.url), action: request.action };
+    const url = safeUrl(request.url);
+    const base = { service: service.id, method: request.method, url, action: request.action };
     const tokenHash = request.token === '' ? '' : sha256(request.token);
 
     let claims: TxnTokenClaims;
@@ -213,14 +214,14 @@ export class Verifier {
     let precheck: OAuthError | undefined;
     let capability: AuthorizationDetail | undefined;
     if (!locationCovers(service.uri, request.url)) {
-      precheck = new InsufficientScope(`${safeUrl(request.url)} is not under this service provider's URI ${service.uri}`);
+      precheck = new InsufficientScope(`${url} is not under this service provider's URI ${service.uri}`);
     } else {
       // Only capabilities naming this provider count, whatever else the token may carry.
       const here = claims.tctx.authorization_details.filter((c) => c.locations.some((l) => locationCovers(service.uri, l)));
       capability = findCoveringCapability(here, request);
       if (capability === undefined) {
         const what = request.resource === undefined ? '' : ` on resource '${request.resource}'`;
-        precheck = new InsufficientScope(`no capability allows '${request.action}' at ${safeUrl(request.url)}${what}`);
+        precheck = new InsufficientScope(`no capability allows '${request.action}' at ${url}${what}`);
       } else {
         const decision = evaluateEnvelope(statelessEnvelope(envelope), { ...request, stepUpApproved: true }, { uses: 0, spent: 0, rateCount: 0, rateWindowEndsAtMs: 0 }, nowMs);
         if (!decision.allow) precheck = decision.error;
@@ -244,7 +245,7 @@ export class Verifier {
       input.amount = { minor };
       if (limits.total_max !== undefined) input.amount.totalMaxMinor = toMinorUnits(limits.total_max);
       if (limits.approval_above !== undefined && minor > toMinorUnits(limits.approval_above)) {
-        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url: safeUrl(request.url), action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
+        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
         input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
       }
     }
@@ -328,7 +329,8 @@ export class Verifier {
 
 /** A fresh audit event id; the registry appends each id once. */
 function eventId(): string {
-  return `vd_${randomBytes(16).toString('base64url')}`;
+  // randomUUID draws from a cached entropy pool: far cheaper per call than randomBytes.
+  return `vd_${randomUUID()}`;
 }
 
 /** The URL without query and fragment (they may carry secrets), normalised; or a placeholder. */

@@ -178,6 +178,20 @@ function formatterFor(tz: string): Intl.DateTimeFormat {
  * ```
  */
 export function localTime(epochMs: number, tz: string): { weekday: Weekday; minutes: number } {
+  // Every zone's offset today is a whole number of minutes, so the local minute changes exactly
+  // when the UTC minute does: one formatting per zone and minute serves every request in it.
+  const minuteKey = `${tz}|${Math.floor(epochMs / 60_000)}`;
+  const cached = localMinutes.get(minuteKey);
+  if (cached !== undefined) return { ...cached };
+  const read = readLocalTime(epochMs, tz);
+  if (localMinutes.size >= FORMATTER_CACHE_MAX) localMinutes.clear();
+  localMinutes.set(minuteKey, read);
+  return { ...read };
+}
+
+const localMinutes = new Map<string, { weekday: Weekday; minutes: number }>();
+
+function readLocalTime(epochMs: number, tz: string): { weekday: Weekday; minutes: number } {
   let weekday: Weekday | undefined;
   let hour = Number.NaN;
   let minute = Number.NaN;
