@@ -41,8 +41,22 @@ function normalisePath(pathname: string): string {
   return trimmed === '' ? '/' : trimmed;
 }
 
+// The verifier matches the same few locations and request URLs on every request; a parsed URL
+// costs far more than a map look-up. Bounded, and emptied when full: arbitrary URLs cannot grow it.
+const PARSED_MAX = 1024;
+const parsedUris = new Map<string, ServiceUri | undefined>();
+
 /** Parses an http(s) URI into its comparable parts, or `undefined`; query and fragment are dropped. */
 function parseServiceUri(uri: string): ServiceUri | undefined {
+  if (parsedUris.has(uri)) return parsedUris.get(uri);
+  const parsed = parseServiceUriUncached(uri);
+  if (parsedUris.size >= PARSED_MAX) parsedUris.clear();
+  // Frozen: every caller shares the cached value.
+  parsedUris.set(uri, parsed === undefined ? undefined : Object.freeze(parsed));
+  return parsed;
+}
+
+function parseServiceUriUncached(uri: string): ServiceUri | undefined {
   let url: URL;
   try {
     url = new URL(uri);

@@ -73,6 +73,19 @@ export function jwkThumbprint(jwk: JWK): Promise<string> {
  * ```
  */
 export function normalizeHtu(uri: string): string {
+  const cached = normalizedHtus.get(uri);
+  if (cached !== undefined) return cached;
+  const normalized = normalizeHtuUncached(uri);
+  if (normalizedHtus.size >= NORMALIZED_HTU_MAX) normalizedHtus.clear();
+  normalizedHtus.set(uri, normalized);
+  return normalized;
+}
+
+// Proofs and requests name the same few URLs over and over; only successes are remembered.
+const NORMALIZED_HTU_MAX = 1024;
+const normalizedHtus = new Map<string, string>();
+
+function normalizeHtuUncached(uri: string): string {
   let url: URL;
   try {
     // WHATWG URL parsing lowercases scheme and host, drops the default port, removes dot

@@ -219,7 +219,20 @@ function minutesOf(time: string): number {
   return Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
 }
 
-function windowIntervals(window: TimeWindow): Interval[] {
+// A verified token's envelope is cached by the verifier and checked on every request: its
+// windows' intervals are computed once per window object.
+const intervalsOf = new WeakMap<TimeWindow, readonly Interval[]>();
+
+function windowIntervals(window: TimeWindow): readonly Interval[] {
+  let intervals = intervalsOf.get(window);
+  if (intervals === undefined) {
+    intervals = Object.freeze(computeWindowIntervals(window));
+    intervalsOf.set(window, intervals);
+  }
+  return intervals;
+}
+
+function computeWindowIntervals(window: TimeWindow): Interval[] {
   const start = minutesOf(window.start);
   const end = minutesOf(window.end);
   // Offsets from the midnight that starts the window's day; past 1440 is the next day.

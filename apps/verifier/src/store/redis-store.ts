@@ -424,6 +424,15 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
 
   /** Runs one Redis exchange under the store's deadline; any failure becomes {@link StoreUnavailable}. */
   private async run<T>(what: string, exchange: () => Promise<T>): Promise<T> {
+    if (this.owned) {
+      // The client was built with `commandTimeout`: ioredis itself fails a command that has not
+      // answered in time, so no second timer (and promise) per decision is needed.
+      try {
+        return await exchange();
+      } catch (error) {
+        throw new StoreUnavailable(`verifier store: ${what} failed: ${describe(error)}`, { cause: error });
+      }
+    }
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
