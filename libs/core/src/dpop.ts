@@ -284,35 +284,19 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
   if (typeof proof !== 'string' || proof.length === 0) throw new InvalidDpopProof('DPoP proof is missing');
   if (proof.length > MAX_PROOF_LENGTH) throw new InvalidDpopProof('DPoP proof is too large');
   if (!COMPACT_JWS.test(proof)) throw new InvalidDpopProof('DPoP proof is not a single compact JWS');
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(proof);
-  } catch {
-    throw new InvalidDpopProof('DPoP proof header is not a base64url JSON object');
+  // An agent signs every proof with the same key, so the same protected header comes again and
+  // again: its checks (which depend on nothing but the header and the accepted algorithms) are
+  // made once per distinct header.
+  const headerSegment = proof.slice(0, proof.indexOf('.'));
+  let checked = checkedHeaders.get(headerSegment);
+  if (checked === undefined) {
+    checked = checkHeader(proof);
+    if (checkedHeaders.size >= KEY_CACHE_SIZE) checkedHeaders.delete(checkedHeaders.keys().next().value as string);
+    checkedHeaders.set(headerSegment, checked);
   }
-
-  // RFC 9449 §4.3 (4): typ is exactly dpop+jwt (RFC 9449 §4.2 defines the value).
-  if (header.typ === undefined) throw new InvalidDpopProof('DPoP proof typ header is missing');
-  if (header.typ !== DPOP_TYP) throw new InvalidDpopProof('DPoP proof typ must be dpop+jwt');
-  // RFC 9449 §4.3 (5): an asymmetric signature algorithm acceptable to this server.
-  if (typeof header.alg !== 'string') throw new InvalidDpopProof('DPoP proof alg header is missing');
-  if (!algorithms.includes(header.alg)) throw new InvalidDpopProof('DPoP proof alg is not an accepted asymmetric algorithm');
-  const alg = header.alg as DpopAlg;
-  // RFC 7515 §4.1.11: no extension we understand, so no critical header; RFC 7797 b64 is never valid here.
-  if ('crit' in header || 'b64' in header) throw new InvalidDpopProof('DPoP proof must not use crit or b64 headers');
-
-  // RFC 9449 §4.3 (7): the jwk header is a public key, never private or symmetric material.
-  const rawJwk = header.jwk;
-  if (rawJwk === undefined) throw new InvalidDpopProof('DPoP proof jwk header is missing');
-  if (!isPlainObject(rawJwk)) throw new InvalidDpopProof('DPoP proof jwk header is not a JSON object');
-  if (rawJwk.kty === 'oct') throw new InvalidDpopProof('DPoP proof jwk must be an asymmetric key, not kty oct');
-  if (PRIVATE_JWK_MEMBERS.some((member) => member in rawJwk)) {
-    throw new InvalidDpopProof('DPoP proof jwk contains private key material');
-  }
-  const publicJwk = publicMembers(rawJwk);
-  if (publicJwk === undefined) throw new InvalidDpopProof('DPoP proof jwk is not an EC P-256 or OKP Ed25519 public key');
-  // RFC 9449 §4.3 (5), (6): the alg must be the one this key type signs with.
-  if (algForKey(publicJwk) !== alg) throw new InvalidDpopProof('DPoP proof alg does not match the jwk key type');
+  const { alg, publicJwk } = checked;
+  // RFC 9449 §4.3 (5): an algorithm acceptable to this server (the only option-dependent header check).
+  if (!algorithms.includes(alg)) throw new InvalidDpopProof('DPoP proof alg is not an accepted asymmetric algorithm');
 
   // RFC 9449 §4.3 (6): the signature verifies with the key in the jwk header. The token hash
   // needs no trust in the proof, so it is computed meanwhile.
@@ -380,7 +364,8 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
   // hand back is not rejected again for a reason it could have been told about now.
   if (options.nonce !== undefined) checkNonce(claims.nonce, options.nonce);
 
-  return { jkt, jti, iat, htm, htu: proofHtu, publicJwk };
+  // A copy: the checked header (and its key) is shared with later proofs.
+  return { jkt, jti, iat, htm, htu: proofHtu, publicJwk: { ...publicJwk } };
 }
 
 /** Imported proof keys and their thumbprints, by public members: an agent signs many proofs with one key. */
@@ -415,6 +400,48 @@ async function verifySignature(proof: string, key: CryptoKey, alg: DpopAlg): Pro
     if (error instanceof errors.JWSSignatureVerificationFailed) throw new InvalidDpopProof('DPoP proof signature is invalid');
     throw new InvalidDpopProof('DPoP proof is not a valid JWS');
   }
+}
+
+/** A protected header that passed every check of RFC 9449 §4.3 (4), (5), (7) except the caller's own algorithm list. */
+interface CheckedHeader {
+  alg: DpopAlg;
+  publicJwk: JWK;
+}
+
+/** Checked headers by their base64url text; only headers that passed are kept. */
+const checkedHeaders = new Map<string, CheckedHeader>();
+
+function checkHeader(proof: string): CheckedHeader {
+  let header: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(proof);
+  } catch {
+    throw new InvalidDpopProof('DPoP proof header is not a base64url JSON object');
+  }
+
+  // RFC 9449 §4.3 (4): typ is exactly dpop+jwt (RFC 9449 §4.2 defines the value).
+  if (header.typ === undefined) throw new InvalidDpopProof('DPoP proof typ header is missing');
+  if (header.typ !== DPOP_TYP) throw new InvalidDpopProof('DPoP proof typ must be dpop+jwt');
+  // RFC 9449 §4.3 (5): an asymmetric signature algorithm acceptable to this server.
+  if (typeof header.alg !== 'string') throw new InvalidDpopProof('DPoP proof alg header is missing');
+  if (!(DPOP_ALGS as readonly string[]).includes(header.alg)) throw new InvalidDpopProof('DPoP proof alg is not an accepted asymmetric algorithm');
+  const alg = header.alg as DpopAlg;
+  // RFC 7515 §4.1.11: no extension we understand, so no critical header; RFC 7797 b64 is never valid here.
+  if ('crit' in header || 'b64' in header) throw new InvalidDpopProof('DPoP proof must not use crit or b64 headers');
+
+  // RFC 9449 §4.3 (7): the jwk header is a public key, never private or symmetric material.
+  const rawJwk = header.jwk;
+  if (rawJwk === undefined) throw new InvalidDpopProof('DPoP proof jwk header is missing');
+  if (!isPlainObject(rawJwk)) throw new InvalidDpopProof('DPoP proof jwk header is not a JSON object');
+  if (rawJwk.kty === 'oct') throw new InvalidDpopProof('DPoP proof jwk must be an asymmetric key, not kty oct');
+  if (PRIVATE_JWK_MEMBERS.some((member) => member in rawJwk)) {
+    throw new InvalidDpopProof('DPoP proof jwk contains private key material');
+  }
+  const publicJwk = publicMembers(rawJwk);
+  if (publicJwk === undefined) throw new InvalidDpopProof('DPoP proof jwk is not an EC P-256 or OKP Ed25519 public key');
+  // RFC 9449 §4.3 (5), (6): the alg must be the one this key type signs with.
+  if (algForKey(publicJwk) !== alg) throw new InvalidDpopProof('DPoP proof alg does not match the jwk key type');
+  return { alg, publicJwk };
 }
 
 /** Thumbprints by public members, for the native path (which caches its own imported keys). */
