@@ -309,7 +309,7 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
     jkt = imported.jkt;
     payloadBytes = await verifySignature(proof, imported.key, alg);
   } else {
-    jkt = await cachedThumbprint(publicJwk);
+    jkt = checked.jkt ??= await cachedThumbprint(publicJwk);
     payloadBytes = await verifyWith(options.verifySignature, proof, publicJwk, alg);
   }
   let claims: unknown;
@@ -406,6 +406,8 @@ async function verifySignature(proof: string, key: CryptoKey, alg: DpopAlg): Pro
 interface CheckedHeader {
   alg: DpopAlg;
   publicJwk: JWK;
+  /** The key's thumbprint, once computed (native path). */
+  jkt?: string;
 }
 
 /** Checked headers by their base64url text; only headers that passed are kept. */

@@ -16,7 +16,19 @@ const KEY_CACHE_SIZE = 4096;
 /** RFC 7515 §7.1: three base64url parts, none empty. */
 const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 
+/** The same key object for the same JWK object (callers that cache checked keys pass the same one). */
+const keyByObject = new WeakMap<JWK, KeyObject>();
+
 function publicKey(jwk: JWK): KeyObject {
+  let key = keyByObject.get(jwk);
+  if (key === undefined) {
+    key = publicKeyByMembers(jwk);
+    keyByObject.set(jwk, key);
+  }
+  return key;
+}
+
+function publicKeyByMembers(jwk: JWK): KeyObject {
   const members: JsonWebKey = jwk.kty === 'OKP' ? { kty: jwk.kty, crv: jwk.crv, x: jwk.x } : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
   const id = JSON.stringify(members);
   let key = keyCache.get(id);
