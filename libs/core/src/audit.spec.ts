@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -42,6 +43,20 @@ describe('audit hashing', () => {
     expect(fromHex(GENESIS_HASH)).toEqual(new Uint8Array(32));
     expect(hash).toBe(toHex(await sha256(input)));
     expect(await hashAuditEvent(first!)).toBe(hash);
+  });
+
+  it('gives the same hash with a native digest plugged in, and uses the digest it is given', async () => {
+    const draft = { id: 'e1', at: '2026-11-24T09:00:00.000Z', type: 'verification.allowed', actor: 'agent', subject: 'svc', grant_id: 'g1', txn: 't', parent_id: null, data: { amount: 1.5 } };
+    const web = await appendAuditEvent(null, draft);
+    let calls = 0;
+    const native = await appendAuditEvent(null, draft, (bytes) => {
+      calls += 1;
+      return createHash('sha256').update(bytes).digest();
+    });
+    expect(native).toEqual(web);
+    expect(calls).toBe(1);
+    const wrong = await appendAuditEvent(null, draft, () => new Uint8Array(32));
+    expect(wrong.hash).toBe('0'.repeat(64));
   });
 
   it('links each event to the previous one and numbers them from 1', async () => {

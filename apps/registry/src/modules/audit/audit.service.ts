@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   appendAuditEvent,
   AuditChainVerifier,
@@ -27,6 +27,9 @@ export interface AuditDraft {
   /** Idempotency: an event id already in the chain is not appended again. */
   id?: string;
 }
+
+/** SHA-256 with node:crypto: synchronous, and far cheaper per event than a Web Crypto digest. */
+const nodeDigest = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
 
 /** Any 64-bit constant: the PostgreSQL advisory lock that serialises every chain append. */
 const AUDIT_APPEND_LOCK = 0x5772_6974_4175_6474n; // "WritAudt"
@@ -183,7 +186,7 @@ export class AuditService {
         txn: draft.txn ?? null,
         parent_id: draft.parent_id ?? null,
         data: draft.data ?? {},
-      }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+      }, nodeDigest).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
       if (event instanceof Error) {
         result.push(event);
         continue;
