@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomId, revocationChannel, revocationKey } from '@writ/core';
@@ -21,6 +20,7 @@ import { RevocationsService } from '../src/modules/revocations/revocations.servi
 import { createRegistry } from '../src/registry.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { storages, type TestDatabase } from './support/databases.js';
+import { deleteKeys, freePort, startRedis } from './support/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
 /**
@@ -173,41 +173,6 @@ describe.each(storages)('recording revocations on $name', (storage) => {
     expect(published.every((e) => e.expiresAt.getTime() > Date.now())).toBe(true);
   });
 });
-
-/** A TCP port nothing listens on (just released by the OS). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** A throw-away redis-server on `port`, without persistence. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  await vi.waitFor(
-    async () => {
-      if (probe.status !== 'ready') await probe.connect().catch(() => undefined);
-      expect(await probe.ping()).toBe('PONG');
-    },
-    { timeout: 5_000, interval: 50 },
-  );
-  probe.disconnect();
-  return child;
-}
-
-/** Deletes every key under `prefix` (SCAN, never KEYS). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 describe.skipIf(!REDIS_AVAILABLE)('Redis revocation bus', () => {
   let redisUrl: string;

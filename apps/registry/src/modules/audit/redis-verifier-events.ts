@@ -1,5 +1,6 @@
-import { grantHashTag, grantStateKey, verifierKey } from '@writ/core';
+import { grantStateKey, verifierKey } from '@writ/core';
 import { Cluster, type Redis } from 'ioredis';
+import { isKeyable } from '../revocations/redis-revocation-bus.js';
 
 /**
  * A verifier decision as it waits in the queue (the verifier's `QueuedEvent`; the registry never
@@ -161,15 +162,6 @@ export class RedisVerifierEventSource implements VerifierEventSource {
         outcome: field('outcome') ?? 'unknown',
       };
     });
-  }
-}
-
-function isKeyable(grantId: string): boolean {
-  try {
-    grantHashTag(grantId);
-    return true;
-  } catch {
-    return false;
   }
 }
 

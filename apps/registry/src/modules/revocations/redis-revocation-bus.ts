@@ -244,7 +244,8 @@ function merge(a: RevocationEvent, b: RevocationEvent): RevocationEvent {
   };
 }
 
-function isKeyable(grantId: string): boolean {
+/** Whether keys can be made under this grant's hash tag (an id with a brace cannot). */
+export function isKeyable(grantId: string): boolean {
   try {
     grantHashTag(grantId);
     return true;
