@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
-  type Act,
   actChain,
   ApprovalRequired,
   type AuthorizationDetail,
@@ -28,6 +27,7 @@ import {
 } from '@writ/core';
 import type { DpopNonces } from '@writ/sdk/dpop-nonces';
 import { nodeSignatureVerifier } from '@writ/sdk/node-crypto';
+import type { WritClaims, WritRemaining } from '@writ/sdk';
 import { z } from 'zod';
 import type { JwksCache } from './jwks.js';
 import type { ServiceIdentity } from './services.js';
@@ -49,25 +49,14 @@ export const VerifyRequestSchema = z.strictObject({
 
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
 
-/** What is left of the grant's envelope after an allowed request. */
-export interface Remaining {
-  uses?: number;
-  amount?: number;
-  rate?: number;
-}
+/** What is left of the grant's envelope after an allowed request (the SDK's wire type). */
+export type Remaining = WritRemaining;
 
-export interface Allow {
+/** An allow answer: what the SDK hands the service provider, plus the capability that allowed it. */
+export interface Allow extends WritClaims {
   allow: true;
-  sub: string;
-  act: Act;
-  txn: string;
-  grant_id: string;
-  jti: string;
-  scope: string;
   /** The capability that allowed the request (its `limits` are the service provider's to apply). */
   capability: AuthorizationDetail;
-  remaining: Remaining;
-  step_up_id?: string;
 }
 
 export interface Deny {
