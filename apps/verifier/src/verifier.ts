@@ -73,6 +73,9 @@ export interface Deny {
 
 export type VerifyAnswer = Allow | Deny;
 
+/** Counters as `evaluateEnvelope` sees them for the stateless checks: none (the store counts). */
+const NO_COUNTS = Object.freeze({ uses: 0, spent: 0, rateCount: 0, rateWindowEndsAtMs: 0 });
+
 /** How long a step-up waits for the human, and an approved one for its retried request. */
 const STEP_UP_TTL_MS = 15 * 60_000;
 /** A grant lives at most 30 days: its counters outlive it (ADR 0011). */
@@ -131,6 +134,48 @@ function revocationsOf(claims: TxnTokenClaims): { kind: RevocationKind; value: s
 function statelessEnvelope(envelope: Envelope): Envelope {
   const { max_uses: _uses, rate: _rate, ...stateless } = envelope;
   return stateless;
+}
+
+/** What every decision on one verified token needs, computed once per token (claims are cached). */
+interface PreparedToken {
+  stateless: Envelope;
+  revocations: { kind: RevocationKind; value: string }[];
+  maxUses: number | undefined;
+  rate: { limit: number; windowMs: number } | undefined;
+  totalMaxMinor: number | undefined;
+  approvalAboveMinor: number | undefined;
+  /** The token's capabilities naming each service URI, by URI. */
+  capabilitiesAt: Map<string, AuthorizationDetail[]>;
+}
+
+const prepared = new WeakMap<TxnTokenClaims, PreparedToken>();
+
+function prepare(claims: TxnTokenClaims): PreparedToken {
+  let ready = prepared.get(claims);
+  if (ready === undefined) {
+    const { envelope } = claims.tctx;
+    ready = {
+      stateless: statelessEnvelope(envelope),
+      revocations: revocationsOf(claims),
+      maxUses: envelope.max_uses,
+      rate: envelope.rate === undefined ? undefined : { limit: envelope.rate.limit, windowMs: envelope.rate.window_s * 1000 },
+      totalMaxMinor: envelope.amount?.total_max === undefined ? undefined : toMinorUnits(envelope.amount.total_max),
+      approvalAboveMinor: envelope.amount?.approval_above === undefined ? undefined : toMinorUnits(envelope.amount.approval_above),
+      capabilitiesAt: new Map(),
+    };
+    prepared.set(claims, ready);
+  }
+  return ready;
+}
+
+/** The token's capabilities with a location under `serviceUri` (a few services per token at most). */
+function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri: string): AuthorizationDetail[] {
+  let here = ready.capabilitiesAt.get(serviceUri);
+  if (here === undefined) {
+    here = claims.tctx.authorization_details.filter((c) => c.locations.some((l) => locationCovers(serviceUri, l)));
+    if (ready.capabilitiesAt.size < 16) ready.capabilitiesAt.set(serviceUri, here);
+  }
+  return here;
 }
 
 /**
@@ -200,19 +245,19 @@ export class Verifier {
     };
 
     // Decided without state; reported by the store after the replay and revocation checks.
+    const ready = prepare(claims);
     let precheck: OAuthError | undefined;
     let capability: AuthorizationDetail | undefined;
     if (!locationCovers(service.uri, request.url)) {
       precheck = new InsufficientScope(`${url} is not under this service provider's URI ${service.uri}`);
     } else {
       // Only capabilities naming this provider count, whatever else the token may carry.
-      const here = claims.tctx.authorization_details.filter((c) => c.locations.some((l) => locationCovers(service.uri, l)));
-      capability = findCoveringCapability(here, request);
+      capability = findCoveringCapability(capabilitiesAt(ready, claims, service.uri), request);
       if (capability === undefined) {
         const what = request.resource === undefined ? '' : ` on resource '${request.resource}'`;
         precheck = new InsufficientScope(`no capability allows '${request.action}' at ${url}${what}`);
       } else {
-        const decision = evaluateEnvelope(statelessEnvelope(envelope), { ...request, stepUpApproved: true }, { uses: 0, spent: 0, rateCount: 0, rateWindowEndsAtMs: 0 }, nowMs);
+        const decision = evaluateEnvelope(ready.stateless, { amount: request.amount, currency: request.currency, stepUpApproved: true }, NO_COUNTS, nowMs);
         if (!decision.allow) precheck = decision.error;
       }
     }
@@ -221,19 +266,18 @@ export class Verifier {
       grantId,
       nowMs,
       proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
-      revocations: revocationsOf(claims),
+      revocations: ready.revocations,
       stateTtlMs: STATE_TTL_MS,
       event: { id: eventId(), body: JSON.stringify(event) },
     };
     if (precheck !== undefined) input.precheck = { code: precheck.code };
-    if (envelope.max_uses !== undefined) input.maxUses = envelope.max_uses;
-    if (envelope.rate !== undefined) input.rate = { limit: envelope.rate.limit, windowMs: envelope.rate.window_s * 1000 };
-    const limits = envelope.amount;
-    if (precheck === undefined && limits !== undefined && request.amount !== undefined) {
+    if (ready.maxUses !== undefined) input.maxUses = ready.maxUses;
+    if (ready.rate !== undefined) input.rate = ready.rate;
+    if (precheck === undefined && envelope.amount !== undefined && request.amount !== undefined) {
       const minor = toMinorUnits(request.amount);
       input.amount = { minor };
-      if (limits.total_max !== undefined) input.amount.totalMaxMinor = toMinorUnits(limits.total_max);
-      if (limits.approval_above !== undefined && minor > toMinorUnits(limits.approval_above)) {
+      if (ready.totalMaxMinor !== undefined) input.amount.totalMaxMinor = ready.totalMaxMinor;
+      if (ready.approvalAboveMinor !== undefined && minor > ready.approvalAboveMinor) {
         const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
         input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
       }

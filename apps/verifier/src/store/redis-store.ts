@@ -245,6 +245,21 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     });
   }
 
+  /**
+   * Revocation keys and kinds by the revocations list: the verifier hands the same list for every
+   * decision on one token, so they are built once per token, not per request.
+   */
+  private readonly revocationKeys = new WeakMap<DecisionInput['revocations'], { grantId: string; keys: string[]; kinds: string[] }>();
+
+  private revocationsPrepared(grantId: string, revocations: DecisionInput['revocations']): { keys: string[]; kinds: string[] } {
+    let ready = this.revocationKeys.get(revocations);
+    if (ready === undefined || ready.grantId !== grantId) {
+      ready = { grantId, keys: revocations.map((r) => revocationKey(this.prefix, grantId, r.kind, r.value)), kinds: revocations.map((r) => r.kind) };
+      this.revocationKeys.set(revocations, ready);
+    }
+    return ready;
+  }
+
   async decide(input: DecisionInput): Promise<DecisionOutcome> {
     const { grantId, nowMs } = input;
     checkInteger('nowMs', nowMs, 0);
@@ -263,6 +278,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     const stepUp = amount?.stepUp;
     const p = this.prefix;
     const counters = grantStateKey(p, grantId, 'counters');
+    const revocations = this.revocationsPrepared(grantId, input.revocations);
     const keys = [
       grantStateKey(p, grantId, 'proof', `${input.proof.jkt}:${input.proof.jti}`),
       counters,
@@ -271,7 +287,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       // Not touched without a step-up; any key of the grant's slot stands in.
       stepUp ? grantStateKey(p, grantId, 'stepup-for', stepUp.fingerprint) : counters,
       stepUp ? grantStateKey(p, grantId, 'stepup', stepUp.newId) : counters,
-      ...input.revocations.map((r) => revocationKey(p, grantId, r.kind, r.value)),
+      ...revocations.keys,
     ];
     const args = [
       String(Math.max(1, Math.ceil(input.proof.keepUntilMs - nowMs))),
@@ -291,7 +307,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       stepUp?.newId ?? '',
       stepUp?.request ?? '',
       stepUp ? String(stepUp.ttlMs) : '',
-      ...input.revocations.map((r) => r.kind),
+      ...revocations.kinds,
     ];
     const reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
     const outcome = parseDecision(reply, input);
