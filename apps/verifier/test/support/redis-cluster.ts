@@ -26,13 +26,25 @@ export interface RedisServer {
 
 /** Starts `redis-server` on `port` (a free one by default) with `extra` arguments and waits until it answers PING. */
 export async function startRedisServer(port?: number, extra: string[] = [], dir?: string): Promise<RedisServer> {
-  const p = port ?? (await freePort());
+  if (port !== undefined) return startOn(port, extra, dir);
+  // A free port may be taken before redis-server binds it: try others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(await freePort(), extra, dir);
+    } catch (error) {
+      if (!(error instanceof ServerExited) || attempt >= 5) throw error;
+    }
+  }
+}
+
+async function startOn(p: number, extra: string[], dir: string | undefined): Promise<RedisServer> {
   const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(dir ? ['--dir', dir] : []), ...extra], { stdio: 'ignore' });
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => children.delete(child));
   await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${p} exited with ${child.exitCode}`);
+    // Fatal at once (a port taken meanwhile, for example): callers pick other ports and retry.
+    if (child.exitCode !== null) throw new ServerExited(`redis-server on port ${p} exited with ${child.exitCode}`);
     const probe = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => undefined);
     try {
@@ -72,15 +84,25 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle
   };
   try {
     for (let i = 0; i < masters; i++) {
-      const port = await freePort();
-      const busPort = await freePort();
-      servers.push(
-        await startRedisServer(
-          port,
-          ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-port', String(busPort), '--cluster-node-timeout', '2000'],
-          dir,
-        ),
-      );
+      // A port found free may be taken before redis-server binds it (other suites start servers
+      // too): a node that exits at once is started again on other ports.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        const busPort = await freePort();
+        if (busPort === port) continue;
+        try {
+          servers.push(
+            await startRedisServer(
+              port,
+              ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-port', String(busPort), '--cluster-node-timeout', '2000'],
+              dir,
+            ),
+          );
+          break;
+        } catch (error) {
+          if (!(error instanceof ServerExited) || attempt >= 5) throw error;
+        }
+      }
     }
     await run('redis-cli', ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 });
     await waitFor(async () => {
@@ -99,11 +121,17 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle
   }
 }
 
-/** Polls `check` every 50 ms until it resolves true, failing after 15 s. */
+/** The redis-server being waited for is gone: waiting longer cannot help. */
+class ServerExited extends Error {}
+
+/** Polls `check` every 50 ms until it resolves true, failing after 15 s, or at once if the server exited. */
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const ok = await check().catch(() => false);
+    const ok = await check().catch((error: unknown) => {
+      if (error instanceof ServerExited) throw error;
+      return false;
+    });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
