@@ -292,7 +292,7 @@ export class Verifier {
       if (error instanceof StoreUnavailable) await store.queueEvent({ id: eventId(), body: input.event.body, outcome: 'temporarily_unavailable' });
       throw error;
     }
-    if (outcome.allow) return this.allowed(claims, capability!, outcome, input);
+    if (outcome.allow) return this.allowed(claims, ready, capability!, outcome);
     return this.denied(outcome, precheck, claims, request);
   }
 
@@ -310,12 +310,11 @@ export class Verifier {
     return claims;
   }
 
-  private allowed(claims: TxnTokenClaims, capability: AuthorizationDetail, outcome: Extract<DecisionOutcome, { allow: true }>, input: DecisionInput): Allow {
+  private allowed(claims: TxnTokenClaims, ready: PreparedToken, capability: AuthorizationDetail, outcome: Extract<DecisionOutcome, { allow: true }>): Allow {
     const remaining: Remaining = {};
-    if (input.maxUses !== undefined) remaining.uses = input.maxUses - outcome.uses;
-    if (input.rate !== undefined) remaining.rate = input.rate.limit - outcome.rateCount;
-    const total = claims.tctx.envelope.amount?.total_max;
-    if (total !== undefined) remaining.amount = (toMinorUnits(total) - outcome.spentMinor) / 1000;
+    if (ready.maxUses !== undefined) remaining.uses = ready.maxUses - outcome.uses;
+    if (ready.rate !== undefined) remaining.rate = ready.rate.limit - outcome.rateCount;
+    if (ready.totalMaxMinor !== undefined) remaining.amount = (ready.totalMaxMinor - outcome.spentMinor) / 1000;
     const allow: Allow = {
       allow: true,
       sub: claims.sub,
