@@ -7,3 +7,4 @@ export * from './audit.js';
 export * from './dpop.js';
 export * from './txn-token.js';
 export * from './store-keys.js';
+export * from './approval.js';
