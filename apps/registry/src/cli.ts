@@ -1,9 +1,25 @@
 import 'reflect-metadata';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AuditChainVerifier, OAuthError, systemClock, type ChainVerification } from '@writ/core';
+import {
+  AuditChainVerifier,
+  OAuthError,
+  ReceiptInvalid,
+  approvalReceiptHash,
+  describeCapabilities,
+  describeEnvelope,
+  jwkThumbprint,
+  systemClock,
+  verifyApprovalReceipt,
+  type ApprovalReceipt,
+  type ChainVerification,
+  type VerifiedApproval,
+} from '@writ/core';
+import type { JWK } from 'jose';
+import { z } from 'zod';
 import { ConfigError, loadConfig } from './config/config.js';
 import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
@@ -25,8 +41,13 @@ const USAGE = `Usage: npm run registry -- <command>
   services register --uri <u> --name <n> --catalogue <json>
                                   register a service provider; <json> is [{"type":"...","actions":["..."]}];
                                   prints its id and its verifier credential, shown this once
+  receipts verify <file> [--key <jwk.json>] [--rp-id <id>] [--origin <origin>]...
+                                  check an approval receipt offline: <file> is what GET /me/grants/:id/receipt
+                                  serves; --key is the passkey's public JWK obtained independently (else the
+                                  file's public_key is used); --rp-id and --origin replace the file's values
 
-Uses DATABASE_URL (PostgreSQL) or the embedded database under WRIT_DATA_DIR (default .data).`;
+Uses DATABASE_URL (PostgreSQL) or the embedded database under WRIT_DATA_DIR (default .data);
+receipts verify uses neither.`;
 
 function describe(result: ChainVerification): string {
   return result.ok
@@ -54,6 +75,122 @@ async function verifyFile(path: string): Promise<ChainVerification> {
   return verifier.result();
 }
 
+/** What `GET /me/grants/:id/receipt` serves. Loose: fields a later registry adds are ignored. */
+const ReceiptExportSchema = z.object({
+  receipt: z.unknown(),
+  hash: z.string(),
+  public_key: z.record(z.string(), z.unknown()).optional(),
+  rp_id: z.string().optional(),
+  origins: z.array(z.string()).optional(),
+});
+
+/** A file the command cannot use at all: a usage error (status 2), not an invalid receipt. */
+class UnusableInput extends Error {}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UnusableInput(`cannot read ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UnusableInput(`${what} ${path} is not JSON`);
+  }
+}
+
+/** Strings from the document come from the agent's request: no control or bidi characters reach the terminal. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function describeApproval({ document, signCount, origin }: VerifiedApproval, keyLine: string, hash: string): string[] {
+  const { delegation } = document;
+  const envelope = describeEnvelope(document.envelope);
+  return [
+    `receipt valid: signed with user verification at ${origin}`,
+    keyLine,
+    `decision: ${document.decision}`,
+    `grant: ${document.grant_id} (version ${document.version})`,
+    `subject: ${document.subject}`,
+    `agent: ${document.agent.name} (${document.agent.client_id})`,
+    `service: ${document.service.uri} (${document.service.id})`,
+    `purpose: ${document.purpose}`,
+    'capabilities:',
+    ...describeCapabilities(document.authorization_details).map((line) => `  - ${line}`),
+    ...(envelope.length === 0 ? ['envelope: no limits'] : ['envelope:', ...envelope.map((line) => `  - ${line}`)]),
+    `delegation: ${delegation.max_depth === 0 ? 'none' : `up to ${delegation.max_depth} more hop${delegation.max_depth === 1 ? '' : 's'}`}${delegation.allowed_agents ? `, only to ${delegation.allowed_agents.join(', ')}` : ''}`,
+    `expires at: ${document.expires_at}`,
+    `sign count: ${signCount}`,
+    `receipt hash ${hash} (this is tctx.approval in every token of the grant)`,
+  ].map(printable);
+}
+
+/**
+ * `receipts verify`: checks a receipt export offline with `verifyApprovalReceipt`, and that its
+ * hash is the receipt's. Reads only the files it is given: no configuration, database or keys.
+ */
+async function verifyReceiptFile(file: string, overrides: { key?: string; rpId?: string; origins?: string[] }): Promise<number> {
+  let exported: z.infer<typeof ReceiptExportSchema>;
+  let publicKey: JWK;
+  let rpId: string;
+  let origins: string[];
+  try {
+    const parsed = ReceiptExportSchema.safeParse(await readJson(file, 'receipt file'));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.join('.') ?? '';
+      throw new UnusableInput(`${file} is not a receipt export {receipt, hash, public_key, rp_id, origins}: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}`);
+    }
+    exported = parsed.data;
+    if (overrides.key !== undefined) {
+      const key = await readJson(overrides.key, '--key');
+      if (typeof key !== 'object' || key === null || Array.isArray(key)) throw new UnusableInput(`--key ${overrides.key} is not a JWK (a JSON object)`);
+      publicKey = key;
+    } else if (exported.public_key !== undefined) {
+      publicKey = exported.public_key;
+    } else {
+      throw new UnusableInput(`${file} has no public_key: give the passkey's public key with --key <jwk.json>`);
+    }
+    const fileRpId = overrides.rpId ?? exported.rp_id;
+    if (fileRpId === undefined) throw new UnusableInput(`${file} has no rp_id: give it with --rp-id <id>`);
+    rpId = fileRpId;
+    const fileOrigins = overrides.origins ?? exported.origins;
+    if (fileOrigins === undefined) throw new UnusableInput(`${file} has no origins: give them with --origin <origin>`);
+    origins = fileOrigins;
+  } catch (error) {
+    if (!(error instanceof UnusableInput)) throw error;
+    console.error(`receipts verify: ${error.message}`);
+    return 2;
+  }
+
+  let verified: VerifiedApproval;
+  try {
+    verified = await verifyApprovalReceipt(exported.receipt, { publicKey, rpId, origins });
+  } catch (error) {
+    if (!(error instanceof ReceiptInvalid)) throw error;
+    console.error(`receipt invalid: ${error.reason}: ${error.message}`);
+    return 1;
+  }
+  // verifyApprovalReceipt has checked it against ApprovalReceiptSchema.
+  const hash = await approvalReceiptHash(exported.receipt as ApprovalReceipt);
+  if (hash !== exported.hash) {
+    console.error(`receipt invalid: hash_mismatch: the file's hash ${printable(exported.hash)} is not the receipt's hash ${hash}`);
+    return 1;
+  }
+  const thumbprint = await jwkThumbprint(publicKey);
+  const keyLine =
+    overrides.key !== undefined
+      ? `key: ${overrides.key} (JWK thumbprint ${thumbprint})`
+      : `key: the file's own public_key (JWK thumbprint ${thumbprint}): this shows the receipt is consistent, not that the key is the human's passkey; pass --key with the passkey's public key obtained independently`;
+  for (const line of describeApproval(verified, keyLine, hash)) console.log(line);
+  return 0;
+}
+
 async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; db: Database }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const keys = new KeyStore(config.dataDir, systemClock, config.tokenTtlSeconds + 30);
@@ -71,7 +208,19 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { file: { type: 'string' }, out: { type: 'string' }, uri: { type: 'string' }, name: { type: 'string' }, catalogue: { type: 'string' }, owner: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      file: { type: 'string' },
+      out: { type: 'string' },
+      uri: { type: 'string' },
+      name: { type: 'string' },
+      catalogue: { type: 'string' },
+      owner: { type: 'string' },
+      ttl: { type: 'string' },
+      key: { type: 'string' },
+      'rp-id': { type: 'string' },
+      origin: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const command = positionals.join(' ');
   if (values.help || command === '') {
@@ -96,7 +245,13 @@ async function main(argv: string[]): Promise<number> {
       }
     });
   }
+  if (positionals.length === 3 && positionals[0] === 'receipts' && positionals[1] === 'verify') {
+    return verifyReceiptFile(positionals[2]!, { key: values.key, rpId: values['rp-id'], origins: values.origin });
+  }
   switch (command) {
+    case 'receipts verify':
+      console.error('receipts verify needs <file>: the JSON of GET /me/grants/:id/receipt');
+      return 2;
     case 'keys rotate': {
       const config = loadConfig();
       const keys = new KeyStore(config.dataDir, systemClock, config.tokenTtlSeconds + 30);
