@@ -15,6 +15,7 @@ import { JWT_BEARER_ASSERTION_TYPE } from '../../apps/registry/src/modules/agent
 import { AgentsService } from '../../apps/registry/src/modules/agents/agents.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
+import { approveGrant } from '../../apps/registry/test/support/humans.js';
 import { startProcess, type Started } from './processes.js';
 import { jws } from './signing.js';
 
@@ -109,7 +110,8 @@ export async function enrolAgent(app: NestFastifyApplication, owner: string, gra
 export async function approvedGrant(app: NestFastifyApplication, clientId: string, owner: string, grant: object): Promise<string> {
   const grants = app.get(GrantsService);
   const requested = await grants.request(clientId, owner, grant);
-  await grants.approve(requested.id, owner);
+  // The owner signs the approval with a software passkey, through the real approval ceremony.
+  await approveGrant(app, requested.id, owner);
   return requested.id;
 }
 

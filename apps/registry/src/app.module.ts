@@ -27,6 +27,12 @@ import { CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
 import type { VerifierEventSource } from './modules/audit/redis-verifier-events.js';
 import { VerifierEventsRunner } from './modules/audit/verifier-events.module-hooks.js';
 import { Database } from './infra/database.service.js';
+import { HumanSessionGuard, OriginGuard } from './http/human-session.guard.js';
+import { ApprovalsService } from './modules/humans/approvals.service.js';
+import { AuthController } from './modules/humans/auth.controller.js';
+import { HumanViewsService } from './modules/humans/human-views.service.js';
+import { HumansService } from './modules/humans/humans.service.js';
+import { EventStreams, MeController } from './modules/humans/me.controller.js';
 
 /** What the registry runs on: opened before Nest starts, so a bad database or key stops start-up early. */
 export interface RegistryInfra {
@@ -45,7 +51,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, OpenApiController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -105,6 +111,25 @@ export class AppModule {
           inject: [AuditService],
           useFactory: (audit: AuditService) => new VerifierEventsRunner(infra.config, audit, infra.verifierEvents),
         },
+        {
+          provide: HumansService,
+          inject: [AuditService],
+          useFactory: (audit: AuditService) => new HumansService(infra.db, audit, infra.clock, infra.config),
+        },
+        {
+          provide: ApprovalsService,
+          inject: [HumansService, GrantsService, AgentsService, ServicesService],
+          useFactory: (humans: HumansService, grants: GrantsService, agents: AgentsService, services: ServicesService) =>
+            new ApprovalsService(infra.db, humans, grants, agents, services, infra.clock, infra.config),
+        },
+        {
+          provide: HumanViewsService,
+          inject: [GrantsService, AuditService],
+          useFactory: (grants: GrantsService, audit: AuditService) => new HumanViewsService(infra.db, grants, audit),
+        },
+        EventStreams,
+        OriginGuard,
+        HumanSessionGuard,
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
       ],
     };

@@ -1,3 +1,4 @@
+import fastifyCookie from '@fastify/cookie';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { systemClock, type Clock } from '@writ/core';
@@ -29,6 +30,8 @@ export async function createRegistry(
     new FastifyAdapter({ bodyLimit: 64 * 1024, trustProxy: false }),
     { logger: options.logger ?? ['error', 'warn', 'log'], bufferLogs: false },
   );
+  // The human API's session cookie (parsed on every request, set by the sign-in routes).
+  await app.register(fastifyCookie);
   app.useGlobalFilters(new OAuthExceptionFilter());
   app.get(OpenApiDocument).describe(app);
   app.enableShutdownHooks();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidAuthorizationDetails, InvalidGrant, InvalidRequest, type OAuthError } from '@writ/core';
 import { ServicesGrants1764000002000 } from '../../../migrations/1764000002000-services-grants.js';
+import { Humans1764000005000 } from '../../../migrations/1764000005000-humans.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
@@ -38,6 +39,12 @@ async function rejection(promise: Promise<unknown>, type: new (description: stri
 }
 
 describe.each(storages)('services and grants on $name', ({ create }) => {
+  /**
+   * What the approval flow hands GrantsService once a passkey has signed the document: here the
+   * state machine is tested alone; the whole flow is in approvals.e2e.spec.ts.
+   */
+  const signed = (durationS = 3600, version = 1) => ({ version, receiptHash: `receipt-v${version}`, record: () => Promise.resolve(), expiresAt: new Date(now + durationS * 1000) });
+
   let testDb: TestDatabase;
   let db: Database;
   let audit: AuditService;
@@ -151,7 +158,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
 
     it('frees a slot when a request is decided', async () => {
       const [first] = await db.dataSource.query<{ id: string }[]>(`SELECT id FROM grants WHERE agent_id = 'agent-flood' LIMIT 1`);
-      await grants.deny(first!.id, 'alice');
+      await grants.deny(first!.id, 'alice', signed());
       await expect(grants.request('agent-flood', 'alice', body())).resolves.toMatchObject({ status: 'pending' });
     });
   });
@@ -160,7 +167,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     it('approves as requested: runs for the duration from now, version bumped', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
       now += 30_000;
-      const approved = await grants.approve(id, 'alice');
+      const approved = await grants.approve(id, 'alice', {}, signed());
       expect(approved).toMatchObject({ status: 'approved', version: 2, authorization_details: [capability] });
       expect(approved.decided_at?.getTime()).toBe(now);
       expect(approved.expires_at.getTime()).toBe(now + 3600_000);
@@ -174,7 +181,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     it('approves narrowed: fewer actions, a tighter envelope, a shorter duration', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
       const narrowed = { authorization_details: [{ ...capability, actions: ['read'] }], envelope: { ...envelope, max_uses: 3 }, duration_s: 600 };
-      const approved = await grants.approve(id, 'alice', narrowed);
+      const approved = await grants.approve(id, 'alice', narrowed, signed(narrowed.duration_s ?? 3600));
       expect(approved).toMatchObject({ status: 'approved', ...narrowed });
       expect(approved.expires_at.getTime()).toBe(now + 600_000);
       const [event] = await db.dataSource.query<{ data: Record<string, unknown> }[]>(
@@ -190,36 +197,43 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       ['a longer duration', { duration_s: 7200 }, InvalidRequest, 'duration_s 7200 is longer than the requested 3600'],
     ])('refuses a narrowing with %s and leaves the grant pending', async (_name, narrowed, type, expected) => {
       const { id } = await grants.request('agent-w', 'alice', body());
-      expect(await rejection(grants.approve(id, 'alice', narrowed), type)).toBe(expected);
+      expect(await rejection(grants.approve(id, 'alice', narrowed, signed()), type)).toBe(expected);
+      expect(await grants.get(id)).toMatchObject({ status: 'pending', version: 1 });
+    });
+
+    it('refuses a signed decision made on an older version of the grant', async () => {
+      const { id } = await grants.request('agent-d', 'alice', body());
+      expect(await rejection(grants.approve(id, 'alice', {}, signed(3600, 7)), InvalidGrant)).toBe('grant changed after the approval document was issued (version 7, now 1)');
+      expect(await rejection(grants.deny(id, 'alice', signed(3600, 0)), InvalidGrant)).toBe('grant changed after the approval document was issued (version 0, now 1)');
       expect(await grants.get(id)).toMatchObject({ status: 'pending', version: 1 });
     });
 
     it('refuses an approval by someone other than the owner, as if the grant did not exist', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
-      expect(await rejection(grants.approve(id, 'mallory'), InvalidGrant)).toBe('grant not found');
-      expect(await rejection(grants.approve('grt_nope', 'alice'), InvalidGrant)).toBe('grant not found');
+      expect(await rejection(grants.approve(id, 'mallory', {}, signed()), InvalidGrant)).toBe('grant not found');
+      expect(await rejection(grants.approve('grt_nope', 'alice', {}, signed()), InvalidGrant)).toBe('grant not found');
       expect(await grants.get(id)).toMatchObject({ status: 'pending' });
     });
 
     it('refuses to approve twice, and to approve a denied grant', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
-      await grants.approve(id, 'alice');
-      expect(await rejection(grants.approve(id, 'alice'), InvalidGrant)).toBe('grant is approved, not pending');
+      await grants.approve(id, 'alice', {}, signed());
+      expect(await rejection(grants.approve(id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is approved, not pending');
       const denied = await grants.request('agent-d', 'alice', body());
-      expect(await grants.deny(denied.id, 'alice')).toMatchObject({ status: 'denied', version: 2 });
-      expect(await rejection(grants.approve(denied.id, 'alice'), InvalidGrant)).toBe('grant is denied, not pending');
+      expect(await grants.deny(denied.id, 'alice', signed())).toMatchObject({ status: 'denied', version: 2 });
+      expect(await rejection(grants.approve(denied.id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is denied, not pending');
     });
 
     it('revokes an approved grant and a pending one, not a denied one', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
-      await grants.approve(id, 'alice');
+      await grants.approve(id, 'alice', {}, signed());
       const revoked = await grants.revoke(id, 'alice');
       expect(revoked).toMatchObject({ status: 'revoked', version: 3 });
       expect(revoked.revoked_at?.getTime()).toBe(now);
       const pending = await grants.request('agent-d', 'alice', body());
       await expect(grants.revoke(pending.id, 'alice')).resolves.toMatchObject({ status: 'revoked' });
       const denied = await grants.request('agent-d', 'alice', body());
-      await grants.deny(denied.id, 'alice');
+      await grants.deny(denied.id, 'alice', signed());
       expect(await rejection(grants.revoke(denied.id, 'alice'), InvalidGrant)).toBe('grant is denied, not approved or pending');
     });
   });
@@ -228,7 +242,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     it('expires pending requests after 15 minutes and approved grants after their duration (sweep)', async () => {
       const pending = await grants.request('agent-e', 'alice', body());
       const approved = await grants.request('agent-e', 'alice', body({ duration_s: 60 }));
-      await grants.approve(approved.id, 'alice');
+      await grants.approve(approved.id, 'alice', {}, signed(60));
       now += 59_000;
       await grants.expireDue();
       expect(await grants.get(approved.id)).toMatchObject({ status: 'approved' });
@@ -239,12 +253,12 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       now += 15 * 60_000;
       await grants.expireDue();
       expect(await grants.get(pending.id)).toMatchObject({ status: 'expired', version: 2 });
-      expect(await rejection(grants.approve(pending.id, 'alice'), InvalidGrant)).toBe('grant is expired, not pending');
+      expect(await rejection(grants.approve(pending.id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is expired, not pending');
     });
 
     it('never reads an approved grant past its expiry as approved (lazy expiry, with its audit event)', async () => {
       const { id } = await grants.request('agent-e', 'alice', body({ duration_s: 60 }));
-      await grants.approve(id, 'alice');
+      await grants.approve(id, 'alice', {}, signed(60));
       now += 60_000;
       expect(await grants.get(id)).toMatchObject({ status: 'expired', version: 3 });
       const events = await db.dataSource.query<{ type: string }[]>('SELECT type FROM audit_events WHERE grant_id = $1 ORDER BY seq', [id]);
@@ -254,7 +268,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     it('refuses to approve a pending request past its expiry, and records the expiry', async () => {
       const { id } = await grants.request('agent-e', 'alice', body());
       now += 15 * 60_000;
-      expect(await rejection(grants.approve(id, 'alice'), InvalidGrant)).toBe('grant is expired, not pending');
+      expect(await rejection(grants.approve(id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is expired, not pending');
       const rows = await db.dataSource.query<{ status: string }[]>('SELECT status FROM grants WHERE id = $1', [id]);
       expect(rows[0]!.status).toBe('expired');
     });
@@ -281,7 +295,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       const waiting = grants.waitForDecision(id, 'agent-w8', 10_000);
       await new Promise((r) => setTimeout(r, 50));
       const get = vi.spyOn(grants, 'get');
-      const approvedAt = await grants.approve(id, 'alice').then(() => performance.now());
+      const approvedAt = await grants.approve(id, 'alice', {}, signed()).then(() => performance.now());
       const decided = await waiting;
       const resolvedAt = performance.now();
       expect(decided).toMatchObject({ status: 'approved' });
@@ -332,13 +346,17 @@ describe.each(storages)('services and grants migration on $name', ({ create }) =
           `SELECT table_name FROM information_schema.tables WHERE table_name IN ('services', 'grants') ORDER BY table_name`,
         );
       expect(await tables()).toHaveLength(2);
-      // Run directly, so a later migration does not change what is undone.
+      // Run directly, so a later migration does not change what is undone; the humans migration
+      // refers to grants, so it is undone first and redone last, and goes down and up itself.
       const migration = new ServicesGrants1764000002000();
+      const humans = new Humans1764000005000();
       const runner = db.dataSource.createQueryRunner();
       try {
+        await humans.down(runner);
         await migration.down(runner);
         expect(await tables()).toHaveLength(0);
         await migration.up(runner);
+        await humans.up(runner);
       } finally {
         await runner.release();
       }

@@ -39,6 +39,11 @@ const grantBody = {
   duration_s: 3600,
 };
 
+/** What the approval flow hands GrantsService once a passkey signed the document (the flow is tested in approvals.e2e.spec.ts). */
+function signedDecision() {
+  return { version: 1, receiptHash: 'receipt-under-test', record: () => Promise.resolve(), expiresAt: new Date(clock.now() + 3600_000) };
+}
+
 /** A registry's revocation stack on a database of its own, with the given bus. */
 async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
@@ -55,7 +60,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
 
   async function approvedGrant(agentId: string): Promise<string> {
     const { id } = await grants.request(agentId, 'alice', grantBody);
-    await grants.approve(id, 'alice');
+    await grants.approve(id, 'alice', {}, signedDecision());
     return id;
   }
 
@@ -136,7 +141,7 @@ describe.each(storages)('recording revocations on $name', (storage) => {
 
   it('records a revocation of a grant that is no longer live, without changing its status', async () => {
     const { id } = await s.grants.request('agent-a', 'alice', grantBody);
-    await s.grants.deny(id, 'alice');
+    await s.grants.deny(id, 'alice', signedDecision());
     await s.revocations.revoke('grant', id, 'registry', 'cleanup');
     const state = await revocationState(id);
     expect(state).toMatchObject({ status: 'denied', rows: 1 });
@@ -290,7 +295,7 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis revocation bus', () => {
       await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
       const grants = app.get(GrantsService);
       const { id } = await grants.request('agent-app', 'alice', grantBody);
-      await grants.approve(id, 'alice');
+      await grants.approve(id, 'alice', {}, signedDecision());
       await grants.revoke(id, 'alice');
       expect(await (bus as RedisRevocationBus).drained(5_000)).toBe(true);
       const key = revocationKey(prefix, id, 'grant', id);

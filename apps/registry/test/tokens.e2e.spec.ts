@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import type { GrantsService } from '../src/modules/grants/grants.service.js';
+import { denyGrant } from './support/humans.js';
 import type { Database } from '../src/infra/database.service.js';
 import { storages } from './support/databases.js';
 import { type Agent, createTokenFixture, ISSUER, TOKEN_URL } from './support/token-fixture.js';
@@ -148,7 +149,7 @@ describe.each(storages)('root token issuance on $name', (storage) => {
     it('a pending, a denied and a revoked grant', async () => {
       const pending = await grants.request(alice.clientId, 'alice', grantRequest);
       expectError(await exchange(alice, pending.id), 400, 'invalid_grant', 'grant is pending');
-      await grants.deny(pending.id, 'alice');
+      await denyGrant(app, pending.id, 'alice');
       expectError(await exchange(alice, pending.id), 400, 'invalid_grant', 'grant is denied');
       const revoked = await approvedGrant(alice);
       await grants.revoke(revoked, 'alice');

@@ -70,6 +70,7 @@ export type OAuthErrorCode =
   | 'invalid_target'
   | 'invalid_authorization_details'
   | 'access_denied'
+  | 'login_required'
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'
   | 'invalid_token'
@@ -181,6 +182,16 @@ export class InvalidAuthorizationDetails extends defineError('invalid_authorizat
  * ```
  */
 export class AccessDenied extends defineError('access_denied', 403) {}
+/**
+ * OpenID Connect Core §3.1.2.6: the human must sign in (with their passkey) first. HTTP 401.
+ * Used by the human API, whose session is a cookie: it carries no `WWW-Authenticate` challenge.
+ *
+ * @example
+ * ```ts
+ * throw new LoginRequired('sign in with your passkey first');
+ * ```
+ */
+export class LoginRequired extends defineError('login_required', 401) {}
 /**
  * RFC 9449 §7.1: the DPoP proof is missing or invalid. HTTP 401.
  *

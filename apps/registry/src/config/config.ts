@@ -28,7 +28,29 @@ const schema = z.object({
   WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300),
   WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100),
   WRIT_DPOP_NONCE: z.enum(['off', 'required']).default('off'),
+  // WebAuthn RP ID: a host name (RFC 1123 labels), never an IP address or a URL.
+  WRIT_RP_ID: z
+    .string()
+    .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lower-case host name such as localhost or writ.example.com')
+    .refine((v) => !/^[0-9.]+$/.test(v), 'must be a host name, not an IP address')
+    .default('localhost'),
+  WRIT_RP_NAME: z.string().trim().min(1).max(64).default('Writ'),
+  WRIT_UI_ORIGINS: z
+    .string()
+    .default('http://localhost:3000')
+    .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))
+    .pipe(z.array(z.string().refine(isOrigin, 'each origin must be scheme://host[:port] with nothing after it')).min(1, 'at least one origin')),
 });
+
+/** `scheme://host[:port]`, exactly as a browser serialises an origin. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
 
 /** The registry's validated configuration. */
 export interface RegistryConfig {
@@ -47,6 +69,10 @@ export interface RegistryConfig {
   checkpointEvery: number;
   /** RFC 9449 §8: `required` makes the token endpoint demand a server-issued nonce in every DPoP proof. */
   dpopNonce: 'off' | 'required';
+  /** WebAuthn relying party: its id (a host name) and the name authenticators show. */
+  rp: { id: string; name: string };
+  /** The approval UI's origins: the only ones the human API and WebAuthn assertions accept. */
+  uiOrigins: string[];
 }
 
 /** A configuration value is wrong: start-up stops with this message. */
@@ -78,5 +104,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenTtlSeconds: c.WRIT_TOKEN_TTL_S,
     checkpointEvery: c.WRIT_CHECKPOINT_EVERY,
     dpopNonce: c.WRIT_DPOP_NONCE,
+    rp: { id: c.WRIT_RP_ID, name: c.WRIT_RP_NAME },
+    uiOrigins: c.WRIT_UI_ORIGINS,
   };
 }

@@ -14,6 +14,8 @@ export const SECURITY = {
   initialAccessToken: 'initial_access_token',
   /** RFC 7617 Basic: a service provider's id and the credential `services register` printed. */
   serviceCredential: 'service_credential',
+  /** The human's session cookie, with `X-CSRF-Token` on state-changing requests. */
+  session: 'session_cookie',
 } as const;
 
 /** RFC 6749 §5.2: every error the registry answers. */
@@ -98,6 +100,12 @@ export function buildOpenApiDocument(app: INestApplication, config: RegistryConf
       type: 'http',
       scheme: 'basic',
       description: 'RFC 7617 Basic: the service id and the credential `services register` printed once.',
+    })
+    .addSecurity(SECURITY.session, {
+      type: 'apiKey',
+      in: 'cookie',
+      name: 'writ_session',
+      description: 'The human session a passkey sign-in starts. State-changing requests also need Origin (an approval UI origin) and X-CSRF-Token.',
     })
     .build();
   return SwaggerModule.createDocument(app, base, { autoTagControllers: true });

@@ -11,8 +11,9 @@ import { GrantEntity } from '../modules/grants/grant.entity.js';
 import { ServiceEntity } from '../modules/services/service.entity.js';
 import { DpopProofJtiEntity } from '../modules/tokens/dpop-proof-jti.entity.js';
 import { RevocationEntity } from '../modules/revocations/revocation.entity.js';
+import { ApprovalReceiptEntity, CeremonyEntity, HumanEntity, HumanSessionEntity, PasskeyEntity } from '../modules/humans/human.entities.js';
 
-export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity];
+export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity, HumanEntity, PasskeyEntity, HumanSessionEntity, CeremonyEntity, ApprovalReceiptEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
 export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };

@@ -24,6 +24,7 @@ import { ServicesService } from '../../src/modules/services/services.service.js'
 import { createRegistry } from '../../src/registry.js';
 import type { VerifierEventSource } from '../../src/modules/audit/redis-verifier-events.js';
 import type { storages, TestDatabase } from './databases.js';
+import { approveGrant } from './humans.js';
 
 export const ISSUER = 'https://registry.writ.test';
 export const TOKEN_URL = `${ISSUER}/oauth/token`;
@@ -182,7 +183,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
   /** Requests the fixture's grant (with `overrides`) for `agent` and has its owner approve it; answers its id. */
   async function approvedGrant(agent: Agent, overrides: object = {}): Promise<string> {
     const grant = await grants.request(agent.clientId, agent.owner, { ...request, ...overrides });
-    await grants.approve(grant.id, agent.owner);
+    await approveGrant(app, grant.id, agent.owner);
     return grant.id;
   }
 

@@ -30,4 +30,6 @@ export class GrantEntity {
   /** Pending: when the request lapses. Approved: approval time plus duration. */
   @Column('timestamptz') expires_at: Date;
   @Column('timestamptz', { nullable: true }) revoked_at: Date | null;
+  /** Hash of the human's signed approval receipt (`tctx.approval`); null until approved. */
+  @Column('text', { nullable: true }) approval: string | null;
 }

@@ -136,6 +136,28 @@ function sameJson(a: unknown, b: unknown): boolean {
 
 type Waiter = () => void;
 
+/** A human's signed decision on a grant, as the approval flow hands it over. */
+export interface SignedDecision {
+  /** The grant version the signed document names: a grant that changed since is refused. */
+  version: number;
+  /** base64url(SHA-256(JCS(receipt))): `tctx.approval` of every token of the grant. */
+  receiptHash: string;
+  /** Writes the receipt in the deciding transaction. */
+  record(manager: EntityManager): Promise<void>;
+}
+
+/** A committed change of one grant, for the human's live inbox. */
+export interface GrantChange {
+  grant_id: string;
+  owner: string;
+  status: GrantStatus;
+  version: number;
+}
+
+function checkVersion(grant: GrantEntity, signed: SignedDecision): void {
+  if (grant.version !== signed.version) throw new InvalidGrant(`grant changed after the approval document was issued (version ${signed.version}, now ${grant.version})`);
+}
+
 /**
  * Grants: an agent's request for capabilities at one service, and its life
  * (pending → approved | denied | expired; approved → revoked | expired; pending → revoked).
@@ -147,6 +169,7 @@ export class GrantsService {
   private readonly recordRevocation: GrantRevocationRecorder | undefined;
   /** Waiters per grant id, woken after a commit that takes the grant out of pending. */
   private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly listeners = new Set<(change: GrantChange) => void>();
 
   constructor(
     private readonly db: Database,
@@ -198,6 +221,7 @@ export class GrantsService {
         decided_at: null,
         expires_at: new Date(now + this.pendingTtlMs),
         revoked_at: null,
+        approval: null,
       });
       await repo.insert(grant);
       await this.audit.append(
@@ -217,6 +241,9 @@ export class GrantsService {
         },
         manager,
       );
+      return grant;
+    }).then((grant) => {
+      this.emit(grant);
       return grant;
     });
   }
@@ -247,50 +274,78 @@ export class GrantsService {
   }
 
   /**
-   * The owner approves a pending grant, possibly narrowed first; the approved grant runs for its
-   * (possibly shortened) duration from now. Called by the approval flow once the passkey
-   * assertion is verified; there is no unauthenticated route to it.
+   * The values a narrowed approval would give the grant, checked against the request: each a
+   * subset of what was asked. Pure; the approval flow uses it to build the document the human
+   * signs, and {@link approve} checks it again when the signed decision comes back.
    *
-   * @throws InvalidGrant if the grant is not the owner's, or no longer pending.
    * @throws InvalidAuthorizationDetails if a narrowed value is wider than the request.
    * @throws InvalidRequest if a narrowed duration is longer than requested.
    */
-  async approve(grantId: string, byOwner: string, narrowed: GrantNarrowing = {}): Promise<GrantEntity> {
+  narrowed(grant: GrantEntity, narrowed: unknown = {}): { authorization_details: AuthorizationDetails; envelope: Envelope; duration_s: number; isNarrowed: boolean } {
     // Parsed again: the narrowing comes from a human's form, and a wider value must never slip through.
     const narrowing = parse(GrantNarrowingSchema, narrowed);
+    const details = narrowing.authorization_details ?? grant.authorization_details;
+    const envelope: Envelope = narrowing.envelope ?? grant.envelope;
+    const duration = narrowing.duration_s ?? grant.duration_s;
+    const violation = detailsSubsetViolation(details, grant.authorization_details);
+    if (violation !== null) throw new InvalidAuthorizationDetails(violation);
+    assertNarrows(envelope, grant.envelope);
+    if (duration > grant.duration_s) throw new InvalidRequest(`duration_s ${duration} is longer than the requested ${grant.duration_s}`);
+    const isNarrowed = !sameJson(details, grant.authorization_details) || !sameJson(envelope, grant.envelope) || duration !== grant.duration_s;
+    return { authorization_details: details, envelope, duration_s: duration, isNarrowed };
+  }
+
+  /**
+   * The owner approves a pending grant, possibly narrowed first, with a signed decision: the
+   * approved grant runs until the `expiresAt` the human signed, and carries the receipt's hash.
+   * Only the approval flow calls it, once the passkey assertion over the document is verified.
+   *
+   * @throws InvalidGrant if the grant is not the owner's, no longer pending, or changed since the document was issued.
+   * @throws InvalidAuthorizationDetails if a narrowed value is wider than the request.
+   * @throws InvalidRequest if a narrowed duration is longer than requested.
+   */
+  async approve(grantId: string, byOwner: string, narrowed: GrantNarrowing, signed: SignedDecision & { expiresAt: Date }): Promise<GrantEntity> {
     return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
-      const details = narrowing.authorization_details ?? grant.authorization_details;
-      const envelope: Envelope = narrowing.envelope ?? grant.envelope;
-      const duration = narrowing.duration_s ?? grant.duration_s;
-      const violation = detailsSubsetViolation(details, grant.authorization_details);
-      if (violation !== null) throw new InvalidAuthorizationDetails(violation);
-      assertNarrows(envelope, grant.envelope);
-      if (duration > grant.duration_s) throw new InvalidRequest(`duration_s ${duration} is longer than the requested ${grant.duration_s}`);
-      const isNarrowed = !sameJson(details, grant.authorization_details) || !sameJson(envelope, grant.envelope) || duration !== grant.duration_s;
+      checkVersion(grant, signed);
+      const { authorization_details: details, envelope, duration_s: duration, isNarrowed } = this.narrowed(grant, narrowed);
+      if (signed.expiresAt.getTime() <= now) throw new InvalidGrant('the signed approval has already run out');
       Object.assign(grant, {
         authorization_details: details,
         envelope,
         duration_s: duration,
         status: 'approved',
         decided_at: new Date(now),
-        expires_at: new Date(now + duration * 1000),
+        expires_at: signed.expiresAt,
+        approval: signed.receiptHash,
       });
+      await signed.record(manager);
       await this.save(manager, grant, {
         type: 'grant.approved',
         actor: byOwner,
-        data: isNarrowed
-          ? { narrowed: true, authorization_details: details, envelope, duration_s: duration, expires_at: grant.expires_at.toISOString() }
-          : { narrowed: false, expires_at: grant.expires_at.toISOString() },
+        data: {
+          narrowed: isNarrowed,
+          ...(isNarrowed ? { authorization_details: details, envelope, duration_s: duration } : {}),
+          expires_at: grant.expires_at.toISOString(),
+          receipt_hash: signed.receiptHash,
+        },
       });
     });
   }
 
-  /** The owner denies a pending grant. @throws InvalidGrant if not the owner's or not pending. */
-  async deny(grantId: string, byOwner: string): Promise<GrantEntity> {
+  /** The owner denies a pending grant, with a signed decision. @throws InvalidGrant if not the owner's, not pending, or changed since. */
+  async deny(grantId: string, byOwner: string, signed: SignedDecision): Promise<GrantEntity> {
     return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
+      checkVersion(grant, signed);
       Object.assign(grant, { status: 'denied', decided_at: new Date(now) });
-      await this.save(manager, grant, { type: 'grant.denied', actor: byOwner, data: {} });
+      await signed.record(manager);
+      await this.save(manager, grant, { type: 'grant.denied', actor: byOwner, data: { receipt_hash: signed.receiptHash } });
     });
+  }
+
+  /** Calls `listener` after every committed change of any grant (requests included); returns the unsubscribe. */
+  onChange(listener: (change: GrantChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /**
@@ -317,13 +372,14 @@ export class GrantsService {
     const record = this.recordRevocation;
     if (!record) throw new Error('GrantsService was built without a revocation recorder');
     const now = this.clock.now();
+    let row: GrantEntity | null = null;
     const announce = await this.db.transaction(async (manager) => {
-      const grant = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
+      const grant = (row = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } }));
       if (grant && isDue(grant, now)) await this.expireIn(manager, grant);
       if (grant && LIVE.includes(grant.status)) return this.revokeIn(manager, grant, by, reason, now, expiresAt);
       return record(manager, { grantId, grant, by, reason, now, expiresAt, transition: null });
     });
-    this.notify(grantId);
+    this.notify(grantId, row);
     announce();
   }
 
@@ -347,7 +403,7 @@ export class GrantsService {
         for (const grant of due) await this.expireIn(manager, grant);
         return due;
       });
-      for (const grant of expired) this.notify(grant.id);
+      for (const grant of expired) this.notify(grant.id, grant);
       total += expired.length;
       if (expired.length < EXPIRY_BATCH) return total;
     }
@@ -408,7 +464,7 @@ export class GrantsService {
       await apply(grant, manager, now);
       return { grant, expired: false };
     });
-    this.notify(grantId);
+    this.notify(grantId, outcome.grant);
     if (outcome.expired) throw new InvalidGrant(`grant is expired, not ${from.join(' or ')}`);
     return outcome.grant;
   }
@@ -421,7 +477,7 @@ export class GrantsService {
       if (row && isDue(row, now)) await this.expireIn(manager, row);
       return row;
     });
-    this.notify(grantId);
+    this.notify(grantId, grant);
     return grant;
   }
 
@@ -478,8 +534,20 @@ export class GrantsService {
     if (set?.size === 0) this.waiters.delete(grantId);
   }
 
-  /** Wakes this grant's waiters; they re-read the committed row themselves. */
-  private notify(grantId: string): void {
+  /** Wakes this grant's waiters (they re-read the committed row themselves), and tells the listeners what changed. */
+  private notify(grantId: string, grant?: GrantEntity | null): void {
     for (const wake of this.waiters.get(grantId) ?? []) wake();
+    if (grant) this.emit(grant);
+  }
+
+  private emit(grant: GrantEntity): void {
+    const change: GrantChange = { grant_id: grant.id, owner: grant.owner, status: grant.status, version: grant.version };
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's failure (a closed stream) is its own business.
+      }
+    }
   }
 }

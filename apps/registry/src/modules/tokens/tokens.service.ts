@@ -3,7 +3,6 @@ import { isIP } from 'node:net';
 import {
   assertNarrows,
   AuthorizationDetailsSchema,
-  canonicalJson,
   type Clock,
   detailsSubsetViolation,
   EnvelopeSchema,
@@ -153,6 +152,8 @@ export class TokensService {
     const grant = settled?.agent_id === agent.client_id ? settled : null;
     if (!grant) throw new InvalidGrant('grant not found');
     if (grant.status !== 'approved') throw new InvalidGrant(`grant is ${grant.status}`);
+    // Every approval since the approval flow exists carries its receipt; one without is not trusted.
+    if (grant.approval === null) throw new InvalidGrant('grant has no signed approval receipt');
     const authorizationDetails = details.authorization_details ?? grant.authorization_details;
     const violation = detailsSubsetViolation(authorizationDetails, grant.authorization_details);
     if (violation !== null) throw new InvalidAuthorizationDetails(violation);
@@ -180,7 +181,7 @@ export class TokensService {
         authorization_details: authorizationDetails,
         envelope,
         purpose: grant.purpose,
-        approval: approvalHash(grant),
+        approval: grant.approval,
         depth: 0,
       },
       rctx: { ...(request.ip !== undefined && isIP(request.ip) !== 0 ? { req_ip: request.ip } : {}), authn: 'private_key_jwt' },
@@ -405,14 +406,4 @@ function parseDetails<S extends z.ZodType>(raw: string, schema: S): z.infer<S> {
     throw new InvalidRequest(`request_details: ${text}`);
   }
   return parsed.data;
-}
-
-/**
- * What the human approved, as a hash. The grant has no stored approval receipt yet, so this is the
- * hash of the approved document's fields; it will be replaced by the receipt hash in the approval issue.
- */
-function approvalHash(grant: GrantEntity): string {
-  return sha256Base64urlSync(
-    canonicalJson({ grant_id: grant.id, version: grant.version, authorization_details: grant.authorization_details, envelope: grant.envelope }),
-  );
 }

@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto';
+import { generateAuthenticationOptions, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import {
+  AccessDenied,
+  type ApprovalDocument,
+  approvalChallenge,
+  approvalDocumentText,
+  type ApprovalReceipt,
+  approvalReceiptHash,
+  type Clock,
+  InvalidGrant,
+  randomId,
+  ReceiptInvalid,
+  verifyApprovalReceipt,
+} from '@writ/core';
+import type { JWK } from 'jose';
+import type { EntityManager } from 'typeorm';
+import { z } from 'zod';
+import type { RegistryConfig } from '../../config/config.js';
+import type { Database } from '../../infra/database.service.js';
+import type { AgentsService } from '../agents/agents.service.js';
+import type { GrantEntity } from '../grants/grant.entity.js';
+import { GrantNarrowingSchema, type GrantsService } from '../grants/grants.service.js';
+import type { ServicesService } from '../services/services.service.js';
+import { ApprovalReceiptEntity, PasskeyEntity } from './human.entities.js';
+import { CEREMONY_TTL_MS, type HumansService, parseBody } from './humans.service.js';
+
+export const DecisionOptionsSchema = z.strictObject({
+  decision: z.enum(['approve', 'deny']),
+  narrowing: GrantNarrowingSchema.optional(),
+});
+
+export const DecisionSchema = z.strictObject({
+  ceremony: z.string().min(1).max(64),
+  document: z.string().min(2).max(64 * 1024),
+  response: z.unknown(),
+});
+
+/** A receipt as its grant's owner downloads it: everything an offline check needs. */
+export interface ReceiptExport {
+  receipt: ApprovalReceipt;
+  hash: string;
+  public_key: JWK;
+  rp_id: string;
+  origins: string[];
+}
+
+/**
+ * What you see is what you sign (ARCHITECTURE.md "Human approval"): a decision on a grant is a
+ * two-step WebAuthn ceremony. Step 1 builds the approval document (the grant, possibly narrowed,
+ * and the decision) and makes SHA-256 of its canonical JSON the challenge. Step 2 takes the
+ * assertion, checks it signs exactly that document, stores the receipt and applies the decision
+ * in one transaction; the receipt's hash becomes `tctx.approval`.
+ */
+export class ApprovalsService {
+  constructor(
+    private readonly db: Database,
+    private readonly humans: HumansService,
+    private readonly grants: GrantsService,
+    private readonly agents: AgentsService,
+    private readonly services: ServicesService,
+    private readonly clock: Clock,
+    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
+  ) {}
+
+  /** Step 1: the document for `decision` (with the narrowing applied) and the options that sign it. */
+  async beginDecision(humanId: string, grantId: string, body: unknown): Promise<{ ceremony: string; document: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const input = parseBody(DecisionOptionsSchema, body);
+    const grant = await this.ownPendingGrant(humanId, grantId);
+    if (input.decision === 'deny' && input.narrowing !== undefined) throw new InvalidGrant('a denial cannot be narrowed');
+    const narrowed = this.grants.narrowed(grant, input.narrowing ?? {});
+    const agent = await this.agents.find(grant.agent_id);
+    const service = await this.services.find(grant.service_id);
+    if (!agent || !service) throw new InvalidGrant('grant names an agent or service that no longer exists');
+    const now = this.clock.now();
+    const document: ApprovalDocument = {
+      decision: input.decision,
+      grant_id: grant.id,
+      version: grant.version,
+      subject: grant.owner,
+      agent: { client_id: agent.client_id, name: agent.client_name },
+      service: { id: service.id, uri: service.uri },
+      authorization_details: narrowed.authorization_details,
+      envelope: narrowed.envelope,
+      purpose: grant.purpose,
+      delegation: grant.delegation,
+      // Approved, the grant ends exactly when the signed document says; denied, it says when the request would have lapsed.
+      expires_at: (input.decision === 'approve' ? new Date(now + narrowed.duration_s * 1000) : grant.expires_at).toISOString(),
+      nonce: randomId(),
+    };
+    const text = approvalDocumentText(document);
+    const passkeys = await this.humans.passkeysOf(humanId);
+    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.rp.id,
+      // The challenge is the document's hash, so the signature commits to the document.
+      challenge: createHash('sha256').update(text).digest(),
+      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
+      userVerification: 'required',
+      timeout: CEREMONY_TTL_MS,
+    });
+    const ceremony = await this.humans.saveCeremony('decision', options.challenge, {
+      humanId,
+      grantId,
+      document: text,
+      data: { decision: input.decision, duration_s: narrowed.duration_s },
+    });
+    return { ceremony, document: text, options };
+  }
+
+  /** Step 2: the assertion over the document; the decision is applied with its receipt. */
+  async finishDecision(humanId: string, grantId: string, body: unknown): Promise<{ grant: GrantEntity; receiptHash: string }> {
+    const input = parseBody(DecisionSchema, body);
+    const ceremony = await this.humans.consume(input.ceremony, 'decision', humanId);
+    if (ceremony.grant_id !== grantId) throw new AccessDenied('ceremony is for another grant');
+    if (input.document !== ceremony.document) throw new AccessDenied('approval document differs from the one issued with this ceremony');
+    const challenge = await approvalChallenge(input.document);
+    // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
+    if (challenge !== ceremony.challenge) throw new AccessDenied('approval document does not match the ceremony challenge');
+    const { passkey, response } = await this.humans.verifyAssertion(input.response, { challenge, humanId, what: 'this approval document' });
+    const receipt: ApprovalReceipt = {
+      document: input.document,
+      credential_id: response.id,
+      authenticator_data: response.response.authenticatorData,
+      client_data_json: response.response.clientDataJSON,
+      signature: response.response.signature,
+      user_handle: response.response.userHandle ?? null,
+    };
+    // The receipt must stand on its own: checked the way anyone will check it later.
+    let document: ApprovalDocument;
+    try {
+      ({ document } = await verifyApprovalReceipt(receipt, { publicKey: passkey.jwk, rpId: this.config.rp.id, origins: this.config.uiOrigins, grantId }));
+    } catch (error) {
+      if (error instanceof ReceiptInvalid) throw new AccessDenied(`approval receipt does not verify offline: ${error.message}`);
+      throw error;
+    }
+    const receiptHash = await approvalReceiptHash(receipt);
+    const signed = {
+      version: document.version,
+      receiptHash,
+      record: async (manager: EntityManager) => {
+        await manager.getRepository(ApprovalReceiptEntity).insert({
+          grant_id: grantId,
+          human_id: humanId,
+          credential_id: passkey.id,
+          decision: document.decision,
+          receipt,
+          hash: receiptHash,
+          created_at: new Date(this.clock.now()),
+        });
+      },
+    };
+    const grant =
+      document.decision === 'approve'
+        ? await this.grants.approve(
+            grantId,
+            humanId,
+            { authorization_details: document.authorization_details, envelope: document.envelope, duration_s: Number(ceremony.data.duration_s) },
+            { ...signed, expiresAt: new Date(document.expires_at) },
+          )
+        : await this.grants.deny(grantId, humanId, signed);
+    return { grant, receiptHash };
+  }
+
+  /** The stored receipt of one of `humanId`'s grants, with what an offline check needs; null if none. */
+  async receipt(humanId: string, grantId: string): Promise<ReceiptExport | null> {
+    const row = await this.db.dataSource.getRepository(ApprovalReceiptEntity).findOneBy({ grant_id: grantId, human_id: humanId });
+    if (!row) return null;
+    const passkey = await this.db.dataSource.getRepository(PasskeyEntity).findOneByOrFail({ id: row.credential_id });
+    return { receipt: row.receipt, hash: row.hash, public_key: passkey.jwk, rp_id: this.config.rp.id, origins: this.config.uiOrigins };
+  }
+
+  private async ownPendingGrant(humanId: string, grantId: string): Promise<GrantEntity> {
+    const grant = await this.grants.get(grantId);
+    // Another human's grant answers as an unknown one, so grant ids are not probeable.
+    if (!grant || grant.owner !== humanId) throw new InvalidGrant('grant not found');
+    if (grant.status !== 'pending') throw new InvalidGrant(`grant is ${grant.status}, not pending`);
+    return grant;
+  }
+}

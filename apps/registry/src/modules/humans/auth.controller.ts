@@ -1,0 +1,102 @@
+import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { LoginRequired } from '@writ/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RegistryConfig } from '../../config/config.js';
+import { HumanSessionGuard, OriginGuard, sessionCookie } from '../../http/human-session.guard.js';
+import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { CONFIG } from '../../tokens.js';
+import { FinishSchema, type HumanView, HumansService, NameSchema, SESSION_COOKIE, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
+
+/** Passkey sign-up and sign-in, and the session they start. */
+@Controller('auth')
+export class AuthController {
+  constructor(
+    @Inject(HumansService) private readonly humans: HumansService,
+    @Inject(CONFIG) private readonly config: RegistryConfig,
+  ) {}
+
+  @Post('register/options')
+  @UseGuards(OriginGuard)
+  @ApiOperation({ summary: 'Sign up, step 1: WebAuthn creation options for a new account' })
+  @ApiJsonBody(NameSchema)
+  @ApiResponse({ status: 200, description: '{ceremony, options}' })
+  @ApiOAuthErrors(400, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  registerOptions(@Body() body: unknown) {
+    return this.humans.beginRegistration(body);
+  }
+
+  @Post('register/verify')
+  @UseGuards(OriginGuard)
+  @ApiOperation({ summary: 'Sign up, step 2: the new passkey creates the account and a session' })
+  @ApiJsonBody(FinishSchema)
+  @ApiResponse({ status: 200, description: '{human, csrf_token}, and the session cookie' })
+  @ApiOAuthErrors(400, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async registerVerify(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.started(await this.humans.finishRegistration(body), reply);
+  }
+
+  @Post('login/options')
+  @UseGuards(OriginGuard)
+  @ApiOperation({ summary: 'Sign in, step 1: WebAuthn request options for a discoverable passkey' })
+  @ApiResponse({ status: 200, description: '{ceremony, options}' })
+  @ApiOAuthErrors(403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  loginOptions() {
+    return this.humans.beginLogin();
+  }
+
+  @Post('login/verify')
+  @UseGuards(OriginGuard)
+  @ApiOperation({ summary: 'Sign in, step 2: the assertion starts a session' })
+  @ApiJsonBody(FinishSchema.omit({ label: true }))
+  @ApiResponse({ status: 200, description: '{human, csrf_token}, and the session cookie' })
+  @ApiOAuthErrors(400, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async loginVerify(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.started(await this.humans.finishLogin(body), reply);
+  }
+
+  @Get('session')
+  @ApiOperation({ summary: 'The signed-in human and the session CSRF token' })
+  @ApiSecurity(SECURITY.session)
+  @ApiResponse({ status: 200, description: '{human, csrf_token}' })
+  @ApiOAuthErrors(401)
+  @Header('cache-control', 'no-store')
+  async session(@Req() request: FastifyRequest): Promise<{ human: HumanView; csrf_token: string }> {
+    const token = sessionCookie(request);
+    const session = token === undefined ? null : await this.humans.session(token);
+    if (!session) throw new LoginRequired('sign in with your passkey first');
+    return { human: session.human, csrf_token: session.csrfToken };
+  }
+
+  @Post('logout')
+  @UseGuards(HumanSessionGuard)
+  @ApiOperation({ summary: 'Sign out: the session ends and its cookie is cleared' })
+  @ApiSecurity(SECURITY.session)
+  @ApiResponse({ status: 204, description: 'Signed out' })
+  @ApiOAuthErrors(401, 403)
+  @HttpCode(204)
+  @Header('cache-control', 'no-store')
+  async logout(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
+    await this.humans.endSession(sessionCookie(request)!);
+    void reply.clearCookie(SESSION_COOKIE, this.cookieOptions());
+  }
+
+  private started(session: StartedSession, reply: FastifyReply): { human: HumanView; csrf_token: string } {
+    void reply.setCookie(SESSION_COOKIE, session.token, { ...this.cookieOptions(), maxAge: SESSION_TTL_MS / 1000 });
+    return { human: session.human, csrf_token: session.csrfToken };
+  }
+
+  /** HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure behind https. */
+  private cookieOptions() {
+    const secure = this.config.uiOrigins.every((origin) => origin.startsWith('https:'));
+    return { httpOnly: true, sameSite: 'strict' as const, path: '/', secure };
+  }
+}

@@ -1,0 +1,333 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+} from '@simplewebauthn/server';
+import { isoBase64URL } from '@simplewebauthn/server/helpers';
+import { AccessDenied, type Clock, InvalidRequest, randomId } from '@writ/core';
+import { type EntityManager, IsNull } from 'typeorm';
+import { z } from 'zod';
+import type { RegistryConfig } from '../../config/config.js';
+import type { Database } from '../../infra/database.service.js';
+import type { AuditService } from '../audit/audit.service.js';
+import { describeIssue } from '../validation.js';
+import { CeremonyEntity, type CeremonyKind, HumanEntity, HumanSessionEntity, PasskeyEntity } from './human.entities.js';
+import {
+  assertionCounter,
+  checkClientData,
+  checkCounter,
+  coseToJwk,
+  parseAuthenticationResponse,
+  parseRegistrationResponse,
+  secretHash,
+  SUPPORTED_ALGORITHMS,
+} from './webauthn.js';
+
+/** The session cookie's name. */
+export const SESSION_COOKIE = 'writ_session';
+/** A session lasts this long after sign-in. */
+export const SESSION_TTL_MS = 12 * 3600_000;
+/** A WebAuthn ceremony must be finished within this time. */
+export const CEREMONY_TTL_MS = 5 * 60_000;
+
+export const NameSchema = z.strictObject({ name: z.string().trim().min(1, 'name must not be empty').max(64, 'name must be at most 64 characters') });
+const LabelSchema = z.string().trim().min(1).max(64).optional();
+export const FinishSchema = z.strictObject({ ceremony: z.string().min(1).max(64), response: z.unknown(), label: LabelSchema });
+
+/** A human as the API shows them. */
+export interface HumanView {
+  id: string;
+  name: string;
+}
+
+/** A signed-in session: the cookie value (shown once, to set it) and its CSRF token. */
+export interface StartedSession {
+  human: HumanView;
+  token: string;
+  csrfToken: string;
+  expiresAt: Date;
+}
+
+/** What a passkey assertion proved. */
+export interface VerifiedAssertion {
+  passkey: PasskeyEntity;
+  response: AuthenticationResponseJSON;
+}
+
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidRequest('request body must be a JSON object');
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new InvalidRequest(describeIssue(parsed.error, body).text);
+  return parsed.data;
+}
+
+/**
+ * The CSRF token of a session: derived from the session cookie (which scripts cannot read), so
+ * it needs no storage and changes with every session.
+ */
+export function csrfTokenOf(sessionToken: string): string {
+  return secretHash(`writ-csrf:${sessionToken}`);
+}
+
+/** Constant-time string comparison. */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function view(human: HumanEntity): HumanView {
+  return { id: human.id, name: human.name };
+}
+
+/**
+ * Humans: passkey sign-up (a new account and its first passkey), sign-in with a discoverable
+ * passkey, more passkeys per account, cookie sessions, and the single-use challenges of every
+ * WebAuthn ceremony (including the approval decisions, which {@link ApprovalsService} builds).
+ * User verification is always required; signature counters are checked and stored.
+ */
+export class HumansService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
+  ) {}
+
+  /** Sign-up, step 1: options for a new passkey of a new account named `name`. */
+  async beginRegistration(body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
+    const { name } = parseBody(NameSchema, body);
+    const userId = randomBytes(32);
+    const options = await this.registrationOptions(name, userId, []);
+    const ceremony = await this.saveCeremony('register', options.challenge, { data: { name, user_id: isoBase64URL.fromBuffer(userId) } });
+    return { ceremony, options };
+  }
+
+  /** Sign-up, step 2: the attestation creates the account, its passkey and a session. */
+  async finishRegistration(body: unknown): Promise<StartedSession> {
+    const input = parseBody(FinishSchema, body);
+    const ceremony = await this.consume(input.ceremony, 'register', null);
+    const name = String(ceremony.data.name);
+    const webauthnUserId = String(ceremony.data.user_id);
+    const now = this.clock.now();
+    const human = { id: `usr_${randomId()}`, name, webauthn_user_id: webauthnUserId, created_at: new Date(now) };
+    const passkey = await this.verifyAttestation(input.response, ceremony.challenge, human.id, input.label);
+    return this.db.transaction(async (manager) => {
+      await manager.getRepository(HumanEntity).insert(human);
+      await manager.getRepository(PasskeyEntity).insert(passkey);
+      await this.audit.append({ type: 'human.registered', actor: human.id, subject: human.id, data: { name, passkey: passkey.id.slice(0, 16) } }, manager);
+      return this.startSession(manager, human);
+    });
+  }
+
+  /** Sign-in, step 1: options for any of this RP's discoverable passkeys. */
+  async beginLogin(): Promise<{ ceremony: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const options = await generateAuthenticationOptions({ rpID: this.config.rp.id, userVerification: 'required', timeout: CEREMONY_TTL_MS });
+    const ceremony = await this.saveCeremony('login', options.challenge, {});
+    return { ceremony, options };
+  }
+
+  /** Sign-in, step 2: the assertion names its passkey, whose human gets a session. */
+  async finishLogin(body: unknown): Promise<StartedSession> {
+    const input = parseBody(FinishSchema.omit({ label: true }), body);
+    const ceremony = await this.consume(input.ceremony, 'login', null);
+    const { passkey } = await this.verifyAssertion(input.response, { challenge: ceremony.challenge, humanId: null, what: 'this sign-in challenge' });
+    return this.db.transaction(async (manager) => {
+      const human = await manager.getRepository(HumanEntity).findOneByOrFail({ id: passkey.human_id });
+      await this.audit.append({ type: 'human.signed_in', actor: human.id, subject: human.id, data: { passkey: passkey.id.slice(0, 16) } }, manager);
+      return this.startSession(manager, human);
+    });
+  }
+
+  /** Another passkey for a signed-in human, step 1. */
+  async beginAddPasskey(humanId: string): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
+    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
+    const existing = await this.passkeysOf(humanId);
+    const options = await this.registrationOptions(human.name, isoBase64URL.toBuffer(human.webauthn_user_id), existing);
+    const ceremony = await this.saveCeremony('add_passkey', options.challenge, { humanId });
+    return { ceremony, options };
+  }
+
+  /** Another passkey for a signed-in human, step 2. */
+  async finishAddPasskey(humanId: string, body: unknown): Promise<PasskeyEntity> {
+    const input = parseBody(FinishSchema, body);
+    const ceremony = await this.consume(input.ceremony, 'add_passkey', humanId);
+    const passkey = await this.verifyAttestation(input.response, ceremony.challenge, humanId, input.label);
+    await this.db.transaction(async (manager) => {
+      await manager.getRepository(PasskeyEntity).insert(passkey);
+      await this.audit.append({ type: 'human.passkey_added', actor: humanId, subject: humanId, data: { passkey: passkey.id.slice(0, 16) } }, manager);
+    });
+    return passkey;
+  }
+
+  /** The human behind a session cookie, or null when it is unknown, ended or expired. */
+  async session(token: string): Promise<{ human: HumanView; csrfToken: string } | null> {
+    const [row] = await this.db.query<(HumanEntity & { expires_at: Date; ended_at: Date | null })[]>(
+      'SELECT h.*, s.expires_at, s.ended_at FROM human_sessions s JOIN humans h ON h.id = s.human_id WHERE s.token_hash = $1',
+      [secretHash(token)],
+    );
+    if (!row || row.ended_at !== null || new Date(row.expires_at).getTime() <= this.clock.now()) return null;
+    return { human: { id: row.id, name: row.name }, csrfToken: csrfTokenOf(token) };
+  }
+
+  /** Ends a session (sign-out); an unknown one is already ended. */
+  async endSession(token: string): Promise<void> {
+    await this.db.dataSource.getRepository(HumanSessionEntity).update({ token_hash: secretHash(token), ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
+  }
+
+  passkeysOf(humanId: string): Promise<PasskeyEntity[]> {
+    return this.db.dataSource.getRepository(PasskeyEntity).find({ where: { human_id: humanId }, order: { created_at: 'ASC' } });
+  }
+
+  /** A human by id, or null. */
+  find(humanId: string): Promise<HumanEntity | null> {
+    return this.db.dataSource.getRepository(HumanEntity).findOneBy({ id: humanId });
+  }
+
+  /**
+   * Stores a single-use challenge for a ceremony and answers its id. Expired ceremonies are swept
+   * here, so unauthenticated sign-in attempts cannot grow the table without bound.
+   */
+  async saveCeremony(
+    kind: CeremonyKind,
+    challenge: string,
+    extra: { humanId?: string; grantId?: string; document?: string; data?: Record<string, unknown> },
+  ): Promise<string> {
+    const now = this.clock.now();
+    const id = `cer_${randomId()}`;
+    const repo = this.db.dataSource.getRepository(CeremonyEntity);
+    await repo
+      .createQueryBuilder()
+      .delete()
+      .where('expires_at < :cutoff', { cutoff: new Date(now - CEREMONY_TTL_MS) })
+      .execute();
+    await repo.insert({
+      id,
+      kind,
+      challenge,
+      human_id: extra.humanId ?? null,
+      grant_id: extra.grantId ?? null,
+      document: extra.document ?? null,
+      data: (extra.data ?? {}) as never,
+      expires_at: new Date(now + CEREMONY_TTL_MS),
+      used_at: null,
+    });
+    return id;
+  }
+
+  /**
+   * Uses a ceremony up: it must exist, be of `kind`, belong to `humanId` (null: to nobody yet),
+   * be unused and unexpired. It is spent even if the response then fails, so a challenge is
+   * never answered twice.
+   */
+  async consume(id: string, kind: CeremonyKind, humanId: string | null): Promise<CeremonyEntity> {
+    const now = this.clock.now();
+    return this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(CeremonyEntity);
+      const ceremony = await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+      // Another human's ceremony, or one for something else, answers as an unknown one.
+      if (!ceremony || ceremony.kind !== kind || ceremony.human_id !== humanId) throw new AccessDenied('ceremony is unknown: start again');
+      if (ceremony.used_at !== null) throw new AccessDenied('ceremony was already used: start again');
+      if (ceremony.expires_at.getTime() <= now) throw new AccessDenied('ceremony has expired: start again');
+      await repo.update({ id }, { used_at: new Date(now) });
+      return ceremony;
+    });
+  }
+
+  /**
+   * Verifies a passkey assertion against `challenge`: client data (type, challenge, origin),
+   * then the library's checks (RP ID hash, user presence and verification, signature), then the
+   * counter. The passkey must be `humanId`'s when given. Stores the new counter.
+   */
+  async verifyAssertion(raw: unknown, expected: { challenge: string; humanId: string | null; what: string }): Promise<VerifiedAssertion> {
+    const response = parseAuthenticationResponse(raw);
+    checkClientData(response.response.clientDataJSON, { type: 'webauthn.get', challenge: expected.challenge, origins: this.config.uiOrigins, what: expected.what });
+    return this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(PasskeyEntity);
+      const passkey = await repo.findOne({ where: { id: response.id }, lock: { mode: 'pessimistic_write' } });
+      if (!passkey || (expected.humanId !== null && passkey.human_id !== expected.humanId)) throw new AccessDenied('passkey is not registered to this account');
+      checkCounter(passkey.counter, assertionCounter(response.response.authenticatorData));
+      let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+      try {
+        verification = await verifyAuthenticationResponse({
+          response,
+          expectedChallenge: expected.challenge,
+          expectedOrigin: this.config.uiOrigins,
+          expectedRPID: this.config.rp.id,
+          credential: { id: passkey.id, publicKey: isoBase64URL.toBuffer(passkey.public_key), counter: passkey.counter, transports: passkey.transports },
+          requireUserVerification: true,
+        });
+      } catch (error) {
+        throw new AccessDenied(`passkey assertion refused: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (!verification.verified) throw new AccessDenied('passkey assertion refused: the signature does not verify');
+      passkey.counter = verification.authenticationInfo.newCounter;
+      passkey.last_used_at = new Date(this.clock.now());
+      await repo.update({ id: passkey.id }, { counter: passkey.counter, last_used_at: passkey.last_used_at });
+      return { passkey, response };
+    });
+  }
+
+  private registrationOptions(name: string, userId: Uint8Array, exclude: PasskeyEntity[]): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    return generateRegistrationOptions({
+      rpName: this.config.rp.name,
+      rpID: this.config.rp.id,
+      userName: name,
+      userDisplayName: name,
+      userID: userId as Uint8Array<ArrayBuffer>,
+      attestationType: 'none',
+      timeout: CEREMONY_TTL_MS,
+      excludeCredentials: exclude.map((p) => ({ id: p.id, transports: p.transports })),
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+    });
+  }
+
+  /** Verifies a registration response and returns the passkey row to insert. */
+  private async verifyAttestation(raw: unknown, challenge: string, humanId: string, label: string | undefined): Promise<PasskeyEntity> {
+    const response = parseRegistrationResponse(raw);
+    checkClientData(response.response.clientDataJSON, { type: 'webauthn.create', challenge, origins: this.config.uiOrigins, what: 'this registration challenge' });
+    let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+    try {
+      verification = await verifyRegistrationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: this.config.uiOrigins,
+        expectedRPID: this.config.rp.id,
+        requireUserVerification: true,
+        supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+      });
+    } catch (error) {
+      throw new AccessDenied(`passkey registration refused: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (!verification.verified) throw new AccessDenied('passkey registration refused: the attestation does not verify');
+    const { credential, credentialBackedUp } = verification.registrationInfo;
+    if (await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: credential.id })) throw new AccessDenied('this passkey is already registered');
+    const now = new Date(this.clock.now());
+    return Object.assign(new PasskeyEntity(), {
+      id: credential.id,
+      human_id: humanId,
+      public_key: isoBase64URL.fromBuffer(credential.publicKey),
+      jwk: coseToJwk(credential.publicKey),
+      counter: credential.counter,
+      transports: credential.transports ?? [],
+      backed_up: credentialBackedUp,
+      label: label ?? `passkey added ${now.toISOString().slice(0, 10)}`,
+      created_at: now,
+      last_used_at: null,
+    });
+  }
+
+  private async startSession(manager: EntityManager, human: HumanEntity): Promise<StartedSession> {
+    const token = randomBytes(32).toString('base64url');
+    const now = this.clock.now();
+    const expiresAt = new Date(now + SESSION_TTL_MS);
+    await manager.getRepository(HumanSessionEntity).insert({ token_hash: secretHash(token), human_id: human.id, created_at: new Date(now), expires_at: expiresAt, ended_at: null });
+    return { human: view(human), token, csrfToken: csrfTokenOf(token), expiresAt };
+  }
+}

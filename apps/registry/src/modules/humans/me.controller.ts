@@ -1,0 +1,247 @@
+import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { BeforeApplicationShutdown } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { InvalidRequest } from '@writ/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
+import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
+import { GrantsService } from '../grants/grants.service.js';
+import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptExport } from './approvals.service.js';
+import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
+import { FinishSchema, type HumanView, HumansService, parseBody } from './humans.service.js';
+
+const RevokeSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() });
+const EnrollmentSchema = z.strictObject({ ttl_s: z.number().int().min(60).max(MAX_INITIAL_ACCESS_TOKEN_TTL_S).optional() });
+
+/** How often an idle event stream gets a comment line, so proxies keep it open. */
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * The live streams of `GET /me/events`, ended when the app shuts down (an open stream would
+ * otherwise keep the HTTP server from closing).
+ */
+export class EventStreams implements BeforeApplicationShutdown {
+  private readonly open = new Set<ServerResponse>();
+
+  add(stream: ServerResponse): void {
+    this.open.add(stream);
+    stream.once('close', () => this.open.delete(stream));
+  }
+
+  beforeApplicationShutdown(): void {
+    for (const stream of this.open) stream.end();
+    this.open.clear();
+  }
+}
+
+/** The signed-in human's API: their grants and decisions, agents, passkeys and transactions. */
+@Controller('me')
+@UseGuards(HumanSessionGuard)
+@ApiSecurity(SECURITY.session)
+export class MeController {
+  constructor(
+    @Inject(HumansService) private readonly humans: HumansService,
+    @Inject(ApprovalsService) private readonly approvals: ApprovalsService,
+    @Inject(HumanViewsService) private readonly views: HumanViewsService,
+    @Inject(GrantsService) private readonly grants: GrantsService,
+    @Inject(AgentsService) private readonly agents: AgentsService,
+    @Inject(EventStreams) private readonly streams: EventStreams,
+  ) {}
+
+  @Get('grants')
+  @ApiOperation({ summary: "The human's grants, newest first, optionally of one status" })
+  @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: ['pending', 'approved', 'denied', 'revoked', 'expired'] } })
+  @ApiResponse({ status: 200, description: '{grants}' })
+  @ApiOAuthErrors(400, 401)
+  @Header('cache-control', 'no-store')
+  async listGrants(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<{ grants: HumanGrant[] }> {
+    return { grants: await this.views.listGrants(human.id, status === '' ? undefined : status) };
+  }
+
+  @Get('grants/:id')
+  @ApiOperation({ summary: 'One of the human’s grants' })
+  @ApiResponse({ status: 200, description: 'The grant, with its agent and service by name' })
+  @ApiOAuthErrors(401, 404)
+  @Header('cache-control', 'no-store')
+  async grant(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<HumanGrant> {
+    const grant = await this.views.grant(human.id, id);
+    if (!grant) throw new NotFoundException('grant not found');
+    return grant;
+  }
+
+  @Post('grants/:id/decision/options')
+  @ApiOperation({ summary: 'Decide on a grant, step 1: the approval document and the WebAuthn options that sign it' })
+  @ApiJsonBody(DecisionOptionsSchema)
+  @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {
+    return this.approvals.beginDecision(human.id, id, body);
+  }
+
+  @Post('grants/:id/decision')
+  @ApiOperation({ summary: 'Decide on a grant, step 2: the passkey assertion over the document applies the decision' })
+  @ApiJsonBody(DecisionSchema)
+  @ApiResponse({ status: 200, description: '{grant, receipt_hash}' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<{ grant: HumanGrant; receipt_hash: string }> {
+    const { grant, receiptHash } = await this.approvals.finishDecision(human.id, id, body);
+    return { grant: await this.views.describe(grant), receipt_hash: receiptHash };
+  }
+
+  @Get('grants/:id/receipt')
+  @ApiOperation({ summary: 'The signed receipt of the decision on a grant, with what an offline check needs' })
+  @ApiResponse({ status: 200, description: '{receipt, hash, public_key, rp_id, origins}' })
+  @ApiOAuthErrors(401, 404)
+  @Header('cache-control', 'no-store')
+  async receipt(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<ReceiptExport> {
+    const receipt = await this.approvals.receipt(human.id, id);
+    if (!receipt) throw new NotFoundException('no decision has been signed for this grant');
+    return receipt;
+  }
+
+  @Post('grants/:id/revoke')
+  @ApiOperation({ summary: 'Revoke one of the human’s grants: every verifier denies it from now on' })
+  @ApiJsonBody(RevokeSchema)
+  @ApiResponse({ status: 200, description: 'The revoked grant' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async revoke(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<HumanGrant> {
+    const { reason } = parseBody(RevokeSchema, body ?? {});
+    const grant = await this.grants.revoke(id, human.id, reason ?? null);
+    return this.views.describe(grant);
+  }
+
+  /**
+   * Server-sent events: `event: grant` with `{grant_id, status, version}` whenever one of the
+   * human's grants is requested or changes, so the inbox updates without polling.
+   */
+  @Get('events')
+  @ApiOperation({ summary: 'A text/event-stream of changes to the human’s grants' })
+  @ApiResponse({ status: 200, description: 'text/event-stream' })
+  @ApiOAuthErrors(401)
+  events(@CurrentHuman() human: HumanView, @Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+    reply.hijack();
+    const stream = reply.raw;
+    stream.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    stream.write('retry: 3000\n: connected\n\n');
+    this.streams.add(stream);
+    const off = this.grants.onChange((change) => {
+      if (change.owner !== human.id) return;
+      stream.write(`event: grant\ndata: ${JSON.stringify({ grant_id: change.grant_id, status: change.status, version: change.version })}\n\n`);
+    });
+    const keepalive = setInterval(() => stream.write(': keepalive\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    const stop = () => {
+      off();
+      clearInterval(keepalive);
+    };
+    request.raw.once('close', stop);
+    stream.once('close', stop);
+  }
+
+  @Get('agents')
+  @ApiOperation({ summary: 'The human’s agents' })
+  @ApiResponse({ status: 200, description: '{agents}' })
+  @ApiOAuthErrors(401)
+  @Header('cache-control', 'no-store')
+  async listAgents(@CurrentHuman() human: HumanView) {
+    return { agents: await this.views.agents(human.id) };
+  }
+
+  @Post('agents/enrollment-tokens')
+  @ApiOperation({ summary: 'Mint a one-time enrollment token that lets one new agent register for this human' })
+  @ApiJsonBody(EnrollmentSchema)
+  @ApiResponse({ status: 201, description: '{token, expires_at}: shown once' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(201)
+  @Header('cache-control', 'no-store')
+  async enrollmentToken(@CurrentHuman() human: HumanView, @Body() body: unknown): Promise<{ token: string; expires_at: string }> {
+    const { ttl_s } = parseBody(EnrollmentSchema, body ?? {});
+    const { token, expiresAt } = await this.agents.mintInitialAccessToken(human.id, ttl_s ?? 600, human.id);
+    return { token, expires_at: expiresAt.toISOString() };
+  }
+
+  @Post('agents/:id/disable')
+  @ApiOperation({ summary: 'Disable one of the human’s agents: its calls are refused from now on' })
+  @ApiResponse({ status: 200, description: '{client_id, status}' })
+  @ApiOAuthErrors(401, 403, 404)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async disableAgent(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<{ client_id: string; status: 'disabled' }> {
+    const agent = await this.agents.find(id);
+    if (!agent || agent.owner !== human.id) throw new NotFoundException('agent not found');
+    await this.agents.disable(id, human.id);
+    return { client_id: id, status: 'disabled' };
+  }
+
+  @Get('passkeys')
+  @ApiOperation({ summary: 'The human’s passkeys, with their public keys' })
+  @ApiResponse({ status: 200, description: '{passkeys}' })
+  @ApiOAuthErrors(401)
+  @Header('cache-control', 'no-store')
+  async passkeys(@CurrentHuman() human: HumanView) {
+    const rows = await this.humans.passkeysOf(human.id);
+    return {
+      passkeys: rows.map((p) => ({
+        id: p.id,
+        label: p.label,
+        created_at: p.created_at.toISOString(),
+        last_used_at: p.last_used_at?.toISOString() ?? null,
+        backed_up: p.backed_up,
+        public_key: p.jwk,
+      })),
+    };
+  }
+
+  @Post('passkeys/options')
+  @ApiOperation({ summary: 'Add a passkey, step 1: WebAuthn creation options' })
+  @ApiResponse({ status: 200, description: '{ceremony, options}' })
+  @ApiOAuthErrors(401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  addPasskeyOptions(@CurrentHuman() human: HumanView) {
+    return this.humans.beginAddPasskey(human.id);
+  }
+
+  @Post('passkeys/verify')
+  @ApiOperation({ summary: 'Add a passkey, step 2: the attestation registers it' })
+  @ApiJsonBody(FinishSchema)
+  @ApiResponse({ status: 200, description: 'The new passkey' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async addPasskey(@CurrentHuman() human: HumanView, @Body() body: unknown) {
+    const p = await this.humans.finishAddPasskey(human.id, body);
+    return { id: p.id, label: p.label, created_at: p.created_at.toISOString(), last_used_at: null, backed_up: p.backed_up, public_key: p.jwk };
+  }
+
+  @Get('transactions')
+  @ApiOperation({ summary: 'The transactions on the human’s grants, newest first' })
+  @ApiQuery({ name: 'grant_id', required: false })
+  @ApiResponse({ status: 200, description: '{transactions}' })
+  @ApiOAuthErrors(401)
+  @Header('cache-control', 'no-store')
+  async transactions(@CurrentHuman() human: HumanView, @Query('grant_id') grantId: string | undefined) {
+    if (grantId !== undefined && grantId.length > 128) throw new InvalidRequest('grant_id is too long');
+    return { transactions: await this.views.transactions(human.id, grantId === '' ? undefined : grantId) };
+  }
+
+  @Get('transactions/:txn')
+  @ApiOperation({ summary: 'One transaction as a tree of hops with every verification decision, and whether the audit chain verifies' })
+  @ApiResponse({ status: 200, description: 'The transaction' })
+  @ApiOAuthErrors(401, 404)
+  @Header('cache-control', 'no-store')
+  async transaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string): Promise<TransactionView> {
+    const view = await this.views.transaction(human.id, txn);
+    if (!view) throw new NotFoundException('transaction not found');
+    return view;
+  }
+}
