@@ -53,6 +53,11 @@ export default tseslint.config(
     },
   },
   {
+    // The approval UI's pages and components run in the browser (and its route handler in Node).
+    files: ['apps/approval-ui/src/**/*.ts', 'apps/approval-ui/src/**/*.tsx'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     files: ['libs/core/src/**/*.ts'],
     ignores: ['libs/core/src/**/*.spec.ts'],
     languageOptions: { globals: { ...globals.browser } },
