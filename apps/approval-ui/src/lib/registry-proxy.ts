@@ -1,0 +1,92 @@
+/*
+ * `/api/<path>?<query>` on the UI's origin -> `<registry>/<path>?<query>`. The browser only ever
+ * talks to this origin: the session cookie stays first-party (SameSite=Strict) and no CORS is
+ * needed (docs/approval.md). Server-side only.
+ */
+
+/** Request headers the registry needs; everything else (host first of all) stays here. */
+const FORWARDED_REQUEST_HEADERS = ['cookie', 'content-type', 'origin', 'x-csrf-token', 'accept', 'last-event-id'];
+
+/** Answer headers the browser needs, besides every `set-cookie`. */
+const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'www-authenticate'];
+
+const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:4000';
+
+/** The registry's base URL, read at each request so a server started later can set it. */
+export function registryUrl(): string {
+  return (process.env.WRIT_REGISTRY_URL ?? DEFAULT_REGISTRY_URL).replace(/\/+$/, '');
+}
+
+/**
+ * The registry URL for a request to `/api/<path>?<query>`, or `undefined` when the path is not
+ * under `/api/`. The path stays as the browser encoded it (the URL parser has already removed
+ * dot segments), and is appended to the base, so it can never name another host.
+ */
+export function targetUrl(requestUrl: string, base: string): string | undefined {
+  const url = new URL(requestUrl);
+  if (!url.pathname.startsWith('/api/')) return undefined;
+  return `${base}${url.pathname.slice('/api'.length)}${url.search}`;
+}
+
+function unreachable(): Response {
+  return Response.json(
+    { error: 'temporarily_unavailable', error_description: 'the registry cannot be reached' },
+    { status: 502, headers: { 'cache-control': 'no-store' } },
+  );
+}
+
+/** Status codes whose answer has no body (RFC 9110 §6.4.1); a Response refuses one. */
+function hasNoBody(status: number): boolean {
+  return status === 204 || status === 205 || status === 304;
+}
+
+/**
+ * Forwards one request to the registry and its answer back, body streamed both ways: a
+ * `text/event-stream` (`GET /me/events`) reaches the browser event by event, and stops upstream
+ * when the browser goes away. A registry that cannot be reached answers
+ * `502 {error:'temporarily_unavailable'}`.
+ */
+export async function proxyToRegistry(request: Request, base: string = registryUrl()): Promise<Response> {
+  const target = targetUrl(request.url, base);
+  if (target === undefined) {
+    return Response.json({ error: 'not_found', error_description: 'no such route' }, { status: 404 });
+  }
+  const headers = new Headers();
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = request.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
+  let upstream: Response;
+  try {
+    upstream = await fetch(target, {
+      method: request.method,
+      headers,
+      // Requests to the human API are small JSON documents: read whole, sent with a length.
+      body: hasBody ? await request.arrayBuffer() : undefined,
+      redirect: 'manual',
+      cache: 'no-store',
+      signal: request.signal,
+    });
+  } catch {
+    return unreachable();
+  }
+  const answerHeaders = new Headers();
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = upstream.headers.get(name);
+    if (value !== null) answerHeaders.set(name, value);
+  }
+  for (const cookie of upstream.headers.getSetCookie()) answerHeaders.append('set-cookie', cookie);
+  if (hasNoBody(upstream.status)) {
+    await upstream.body?.cancel();
+    return new Response(null, { status: upstream.status, headers: answerHeaders });
+  }
+  if (upstream.headers.get('content-type')?.startsWith('text/event-stream')) {
+    // Events must reach the browser as they come: `no-transform` keeps Next's gzip (which would
+    // hold them back in its buffer) off this answer, and `x-accel-buffering` a proxy in front.
+    const cacheControl = answerHeaders.get('cache-control') ?? 'no-cache';
+    if (!/\bno-transform\b/.test(cacheControl)) answerHeaders.set('cache-control', `${cacheControl}, no-transform`);
+    answerHeaders.set('x-accel-buffering', 'no');
+  }
+  return new Response(upstream.body, { status: upstream.status, headers: answerHeaders });
+}
