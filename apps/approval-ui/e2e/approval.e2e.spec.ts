@@ -1,0 +1,267 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type ApprovalReceipt, approvalReceiptHash, createDpopProof, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE, verifyApprovalReceipt } from '@writ/core';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storages } from '../../registry/test/support/databases.js';
+import { freePort } from '../../registry/test/support/redis.js';
+import { type Agent, createTokenFixture, grantRequest, type TokenFixtureOptions } from '../../registry/test/support/token-fixture.js';
+import { loadVerifierConfig } from '../../verifier/src/config.js';
+import { createVerifierServer, type VerifierServer } from '../../verifier/src/server.js';
+import { InProcessVerifierStore } from '../../verifier/src/store/in-process-store.js';
+import { ensureApprovalUiBuilt, type RunningApprovalUi, startApprovalUi } from '../server.mjs';
+import { addVirtualPasskeyAuthenticator, CHROMIUM_PATH, launchChromium, type VirtualCredential } from './support/browser.js';
+
+/**
+ * Where the screenshots go: a temporary folder, or docs/screenshots with UPDATE_SCREENSHOTS=1
+ * (how the README's were made).
+ */
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? resolve(import.meta.dirname, '../../../docs/screenshots') : join(tmpdir(), 'writ-ui-screenshots');
+
+if (CHROMIUM_PATH === undefined) {
+  console.warn('approval UI e2e skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
+}
+
+// PostgreSQL when DATABASE_URL is set (as in CI), else embedded PGlite.
+const storage = storages[storages.length - 1]!;
+
+interface StoredReceipt {
+  receipt: ApprovalReceipt;
+  hash: string;
+  public_key: JWK;
+  rp_id: string;
+  origins: string[];
+}
+
+describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI in Chromium (registry on ${storage.name})`, () => {
+  // A verifier in process, as `npm start` runs it: its decisions reach the registry's audit chain.
+  const store = new InProcessVerifierStore();
+  const options: TokenFixtureOptions<never> = { dataDirPrefix: 'writ-ui-e2e-', owners: [], verifierEvents: store };
+  let verifier: VerifierServer;
+  let service: { id: string; credential: string };
+  const fx = createTokenFixture(storage, options);
+  const { selfSigned, verify, rootToken } = fx;
+  let ui: RunningApprovalUi;
+  let uiUrl: string;
+  let app: NestFastifyApplication;
+  let browser: Browser;
+  let page: Page;
+  let passkeys: { credentials(): Promise<VirtualCredential[]> };
+  let planner: Agent;
+  let booker: Agent;
+  let humanId: string;
+
+  /** An agent registered over RFC 7591 with an enrollment token minted in the UI. */
+  async function enrolThroughUi(name: string): Promise<Agent> {
+    await page.goto(`${uiUrl}/agents`);
+    await page.getByRole('button', { name: 'Create an enrollment token' }).click();
+    const field = page.getByLabel('Enrollment token');
+    await expect.poll(() => field.inputValue()).not.toBe('');
+    const token = await field.inputValue();
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const res = await app.inject({ method: 'POST', url: '/oauth/register', headers: { authorization: `Bearer ${token}` }, payload: { client_name: name, jwks: { keys: [publicJwk] } } });
+    expect(res.statusCode).toBe(201);
+    return { clientId: res.json<{ client_id: string }>().client_id, owner: humanId, privateKey, publicJwk };
+  }
+
+  /** The agent asks for a grant over HTTP, as the SDK does. */
+  async function requestGrant(by: Agent, overrides: object = {}): Promise<string> {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: { authorization: `private_key_jwt ${await selfSigned(by.clientId, by.privateKey)}` },
+      payload: { ...grantRequest, ...overrides },
+    });
+    expect(res.statusCode).toBe(201);
+    return res.json<{ grant_id: string }>().grant_id;
+  }
+
+  /** A JSON GET through the UI's own origin, with the browser's session cookie. */
+  async function uiGet<T>(path: string): Promise<T> {
+    const res = await page.request.get(`${uiUrl}/api${path}`);
+    expect(res.status(), path).toBe(200);
+    return (await res.json()) as T;
+  }
+
+  /** Posts a root-token request for the agent; answers the raw response. */
+  async function exchange(agent: Agent, grantId: string) {
+    return fx.post(
+      {
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        requested_token_type: TXN_TOKEN_TYPE,
+        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
+        subject_token: await selfSigned(agent.clientId, agent.privateKey),
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
+        request_details: JSON.stringify({ grant_id: grantId }),
+      },
+      await fx.proof(agent),
+    );
+  }
+
+  /** The flights service asks the verifier whether `agent` may `action` with `token`. */
+  async function verifyAtService(agent: Agent, token: string, action: string): Promise<{ allow: boolean; error?: string }> {
+    const url = 'https://flights.example/api/bookings';
+    const dpop = await createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'GET', htu: url, accessToken: token, clock: fx.clock });
+    const res = await verifier.app.inject({
+      method: 'POST',
+      url: '/v1/verify',
+      headers: { authorization: `Basic ${Buffer.from(`${service.id}:${service.credential}`).toString('base64')}` },
+      payload: { token, dpop, method: 'GET', url, action },
+    });
+    return res.json();
+  }
+
+  async function openRequest(grantId: string, agentName: string): Promise<void> {
+    await page.goto(uiUrl);
+    const request = page.getByRole('article', { name: `Request from ${agentName}` }).filter({ has: page.locator(`a[href="/grants/${grantId}"]`) });
+    await request.getByRole('link', { name: 'Review' }).click();
+    await page.waitForURL(`${uiUrl}/grants/${grantId}`);
+  }
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    const build = ensureApprovalUiBuilt({ log: (line) => console.log(`[approval-ui build] ${line}`) });
+    const uiPort = await freePort();
+    uiUrl = `http://localhost:${uiPort}`;
+    // The registry accepts the UI's origin, and WebAuthn runs for RP ID localhost.
+    options.env = { WRIT_UI_ORIGINS: uiUrl, WRIT_RP_ID: 'localhost' };
+    ({ app, service } = await fx.start());
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const registryUrl = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    verifier = await createVerifierServer({
+      config: loadVerifierConfig({ WRIT_ISSUER: 'https://registry.writ.test', WRIT_REGISTRY_URL: registryUrl, WRIT_TRUST_DOMAIN: 'writ.test', VERIFIER_PORT: '0' }),
+      store,
+    });
+    await build;
+    ui = await startApprovalUi({ port: uiPort, host: 'localhost', registryUrl });
+    browser = await launchChromium();
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    passkeys = await addVirtualPasskeyAuthenticator(page);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await ui?.close();
+    await verifier?.close();
+    await fx.close();
+  });
+
+  it('signs up with a passkey created in the browser', async () => {
+    await page.goto(`${uiUrl}/signup`);
+    await page.getByLabel('Your name').fill('Alice');
+    await page.getByRole('button', { name: 'Create account with a passkey' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Requests waiting for you' }).isVisible(), { timeout: 15_000 }).toBe(true);
+    const created = await passkeys.credentials();
+    expect(created).toHaveLength(1);
+    expect(created[0]).toMatchObject({ isResidentCredential: true, rpId: 'localhost' });
+    const session = await uiGet<{ human: { id: string; name: string } }>('/auth/session');
+    expect(session.human.name).toBe('Alice');
+    humanId = session.human.id;
+    planner = await enrolThroughUi('trip planner');
+    booker = await enrolThroughUi('booking agent');
+  });
+
+  let approvedGrant: string;
+
+  it('shows an agent’s request in the inbox as it arrives, and approves it with the passkey: the token carries the receipt’s hash', async () => {
+    await page.goto(uiUrl);
+    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible()).toBe(true);
+    approvedGrant = await requestGrant(planner);
+    // The inbox updates live (server-sent events): no reload.
+    const request = page.getByRole('article', { name: 'Request from trip planner' });
+    await expect.poll(() => request.count(), { timeout: 10_000 }).toBe(1);
+    await page.screenshot({ path: join(SCREENSHOTS, 'inbox.png'), fullPage: true });
+
+    await request.getByRole('link', { name: 'Review' }).click();
+    await page.waitForURL(`${uiUrl}/grants/${approvedGrant}`);
+    await expect.poll(() => page.getByRole('heading', { name: 'trip planner asks for access to Flights' }).isVisible()).toBe(true);
+    await page.screenshot({ path: join(SCREENSHOTS, 'approval.png'), fullPage: true });
+    const countBefore = (await passkeys.credentials())[0]!.signCount;
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Approved' }).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+    expect((await passkeys.credentials())[0]!.signCount).toBeGreaterThan(countBefore);
+
+    const stored = await uiGet<StoredReceipt>(`/me/grants/${approvedGrant}/receipt`);
+    expect(await approvalReceiptHash(stored.receipt)).toBe(stored.hash);
+    const checked = await verifyApprovalReceipt(stored.receipt, { publicKey: stored.public_key, rpId: 'localhost', origins: [uiUrl], grantId: approvedGrant });
+    expect(checked.document).toMatchObject({ decision: 'approve', subject: humanId, agent: { name: 'trip planner' } });
+    const claims = await verify(await rootToken(planner, approvedGrant));
+    expect(claims.tctx.approval).toBe(stored.hash);
+  });
+
+  it('a narrowed approval yields the narrowed token', async () => {
+    const grantId = await requestGrant(planner, { envelope: { max_uses: 10 } });
+    await openRequest(grantId, 'trip planner');
+    await page.getByLabel('Most uses').fill('3');
+    await page.getByLabel('Duration in minutes').fill('30');
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Approved with narrower limits' }).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+    const stored = await uiGet<StoredReceipt>(`/me/grants/${grantId}/receipt`);
+    expect(JSON.parse(stored.receipt.document)).toMatchObject({ envelope: { max_uses: 3 } });
+    const claims = await verify(await rootToken(planner, grantId));
+    expect(claims.tctx.envelope).toEqual({ max_uses: 3 });
+    expect(claims.tctx.approval).toBe(stored.hash);
+    const grant = await uiGet<{ duration_s: number }>(`/me/grants/${grantId}`);
+    expect(grant.duration_s).toBe(1800);
+  });
+
+  it('denies with the passkey: the agent learns it and gets no token', async () => {
+    const grantId = await requestGrant(planner);
+    await openRequest(grantId, 'trip planner');
+    await page.getByRole('button', { name: 'Deny with passkey' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Denied' }).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+    const polled = await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: { authorization: `private_key_jwt ${await selfSigned(planner.clientId, planner.privateKey)}` } });
+    expect(polled.json()).toMatchObject({ status: 'denied' });
+    expect((await exchange(planner, grantId)).json()).toEqual({ error: 'invalid_grant', error_description: 'grant is denied' });
+  });
+
+  it('draws the transaction’s tree of hops and says the audit chain verifies', async () => {
+    const root = await rootToken(planner, approvedGrant);
+    const { txn } = await verify(root);
+    const hop = await fx.delegate(planner, root, booker, { requestDetails: { authorization_details: [{ ...grantRequest.authorization_details[0], actions: ['read'] }] } });
+    expect(hop.statusCode).toBe(200);
+    const hopToken = hop.json<{ access_token: string }>().access_token;
+    // The booking agent reads at the flights service, then tries to book, which its hop does not allow.
+    expect(await verifyAtService(booker, hopToken, 'read')).toMatchObject({ allow: true });
+    expect(await verifyAtService(booker, hopToken, 'book')).toMatchObject({ allow: false, error: 'insufficient_scope' });
+    await page.goto(`${uiUrl}/transactions/${txn}`);
+    // The decisions reach the chain through the verifier's queue; the page shows them once appended.
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          return page.getByText('insufficient_scope').count();
+        },
+        { timeout: 20_000, interval: 500 },
+      )
+      .toBeGreaterThan(0);
+    await expect.poll(() => page.getByRole('status').filter({ hasText: /^Audit chain verified \(\d+ events\)$/ }).count(), { timeout: 10_000 }).toBe(1);
+    const tree = page.getByRole('tree');
+    await expect.poll(() => tree.getByRole('treeitem').count()).toBe(2);
+    expect(await tree.getByRole('treeitem').first().textContent()).toContain('trip planner');
+    expect(await tree.getByRole('treeitem').first().getByRole('treeitem').textContent()).toContain('booking agent');
+    await page.screenshot({ path: join(SCREENSHOTS, 'transaction.png'), fullPage: true });
+  });
+
+  it('revokes a grant from the grants page: no more tokens', async () => {
+    await page.goto(`${uiUrl}/grants`);
+    const grant = page.getByRole('article', { name: 'Grant for trip planner' }).filter({ has: page.locator(`a[href*="${approvedGrant}"]`) });
+    await grant.getByRole('button', { name: 'Revoke' }).click();
+    await grant.getByRole('button', { name: 'Revoke now' }).click();
+    await expect.poll(() => grant.getByText('Revoked').count(), { timeout: 10_000 }).toBeGreaterThan(0);
+    expect((await exchange(planner, approvedGrant)).json()).toEqual({ error: 'invalid_grant', error_description: 'grant is revoked' });
+  });
+
+  it('fits a phone-width screen', async () => {
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(uiUrl);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+});
