@@ -2,31 +2,19 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type ApprovalReceipt, approvalReceiptHash, createDpopProof, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE, verifyApprovalReceipt } from '@writ/core';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { Browser, Page } from 'playwright-core';
+import { type ApprovalReceipt, approvalReceiptHash, verifyApprovalReceipt } from '@writ/core';
+import type { JWK } from 'jose';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { storages } from '../../registry/test/support/databases.js';
-import { freePort } from '../../registry/test/support/redis.js';
-import { type Agent, createTokenFixture, grantRequest, type TokenFixtureOptions } from '../../registry/test/support/token-fixture.js';
-import { loadVerifierConfig } from '../../verifier/src/config.js';
-import { createVerifierServer, type VerifierServer } from '../../verifier/src/server.js';
-import { InProcessVerifierStore } from '../../verifier/src/store/in-process-store.js';
-import { ensureApprovalUiBuilt, type RunningApprovalUi, startApprovalUi } from '../server.mjs';
-import { addVirtualPasskeyAuthenticator, CHROMIUM_PATH, launchChromium, type VirtualCredential } from './support/browser.js';
+import { type Agent, grantRequest } from '../../registry/test/support/token-fixture.js';
+import type { VirtualCredential } from './support/browser.js';
+import { CHROMIUM_PATH, createUiStack, storage } from './support/stack.js';
 
 /**
  * Where the screenshots go: a temporary folder, or docs/screenshots with UPDATE_SCREENSHOTS=1
  * (how the README's were made).
  */
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? resolve(import.meta.dirname, '../../../docs/screenshots') : join(tmpdir(), 'writ-ui-screenshots');
-
-if (CHROMIUM_PATH === undefined) {
-  console.warn('approval UI e2e skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
-}
-
-// PostgreSQL when DATABASE_URL is set (as in CI), else embedded PGlite.
-const storage = storages[storages.length - 1]!;
 
 interface StoredReceipt {
   receipt: ApprovalReceipt;
@@ -37,119 +25,28 @@ interface StoredReceipt {
 }
 
 describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI in Chromium (registry on ${storage.name})`, () => {
-  // A verifier in process, as `npm start` runs it: its decisions reach the registry's audit chain.
-  const store = new InProcessVerifierStore();
-  const options: TokenFixtureOptions<never> = { dataDirPrefix: 'writ-ui-e2e-', owners: [], verifierEvents: store };
-  let verifier: VerifierServer;
-  let service: { id: string; credential: string };
-  const fx = createTokenFixture(storage, options);
+  // The registry, a verifier in process, the UI and Chromium with a virtual passkey (support/stack.ts).
+  const stack = createUiStack();
+  const { fx, requestGrant, uiGet, exchange, verifyAtService, openRequest } = stack;
   const { selfSigned, verify, rootToken } = fx;
-  let ui: RunningApprovalUi;
   let uiUrl: string;
   let app: NestFastifyApplication;
-  let browser: Browser;
   let page: Page;
   let passkeys: { credentials(): Promise<VirtualCredential[]> };
   let planner: Agent;
   let booker: Agent;
   let humanId: string;
 
-  /** An agent registered over RFC 7591 with an enrollment token minted in the UI. */
-  async function enrolThroughUi(name: string): Promise<Agent> {
-    await page.goto(`${uiUrl}/agents`);
-    await page.getByRole('button', { name: 'Create an enrollment token' }).click();
-    const field = page.getByLabel('Enrollment token');
-    await expect.poll(() => field.inputValue()).not.toBe('');
-    const token = await field.inputValue();
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const res = await app.inject({ method: 'POST', url: '/oauth/register', headers: { authorization: `Bearer ${token}` }, payload: { client_name: name, jwks: { keys: [publicJwk] } } });
-    expect(res.statusCode).toBe(201);
-    return { clientId: res.json<{ client_id: string }>().client_id, owner: humanId, privateKey, publicJwk };
-  }
-
-  /** The agent asks for a grant over HTTP, as the SDK does. */
-  async function requestGrant(by: Agent, overrides: object = {}): Promise<string> {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/grants',
-      headers: { authorization: `private_key_jwt ${await selfSigned(by.clientId, by.privateKey)}` },
-      payload: { ...grantRequest, ...overrides },
-    });
-    expect(res.statusCode).toBe(201);
-    return res.json<{ grant_id: string }>().grant_id;
-  }
-
-  /** A JSON GET through the UI's own origin, with the browser's session cookie. */
-  async function uiGet<T>(path: string): Promise<T> {
-    const res = await page.request.get(`${uiUrl}/api${path}`);
-    expect(res.status(), path).toBe(200);
-    return (await res.json()) as T;
-  }
-
-  /** Posts a root-token request for the agent; answers the raw response. */
-  async function exchange(agent: Agent, grantId: string) {
-    return fx.post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent.clientId, agent.privateKey),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
-        request_details: JSON.stringify({ grant_id: grantId }),
-      },
-      await fx.proof(agent),
-    );
-  }
-
-  /** The flights service asks the verifier whether `agent` may `action` with `token`. */
-  async function verifyAtService(agent: Agent, token: string, action: string): Promise<{ allow: boolean; error?: string }> {
-    const url = 'https://flights.example/api/bookings';
-    const dpop = await createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'GET', htu: url, accessToken: token, clock: fx.clock });
-    const res = await verifier.app.inject({
-      method: 'POST',
-      url: '/v1/verify',
-      headers: { authorization: `Basic ${Buffer.from(`${service.id}:${service.credential}`).toString('base64')}` },
-      payload: { token, dpop, method: 'GET', url, action },
-    });
-    return res.json();
-  }
-
-  async function openRequest(grantId: string, agentName: string): Promise<void> {
-    await page.goto(uiUrl);
-    const request = page.getByRole('article', { name: `Request from ${agentName}` }).filter({ has: page.locator(`a[href="/grants/${grantId}"]`) });
-    await request.getByRole('link', { name: 'Review' }).click();
-    await page.waitForURL(`${uiUrl}/grants/${grantId}`);
-  }
+  /** An agent of the signed-up person, registered with an enrollment token minted in the UI. */
+  const enrolThroughUi = (name: string): Promise<Agent> => stack.enrolThroughUi(name, humanId);
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    const build = ensureApprovalUiBuilt({ log: (line) => console.log(`[approval-ui build] ${line}`) });
-    const uiPort = await freePort();
-    uiUrl = `http://localhost:${uiPort}`;
-    // The registry accepts the UI's origin, and WebAuthn runs for RP ID localhost.
-    options.env = { WRIT_UI_ORIGINS: uiUrl, WRIT_RP_ID: 'localhost' };
-    ({ app, service } = await fx.start());
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const registryUrl = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
-    verifier = await createVerifierServer({
-      config: loadVerifierConfig({ WRIT_ISSUER: 'https://registry.writ.test', WRIT_REGISTRY_URL: registryUrl, WRIT_TRUST_DOMAIN: 'writ.test', VERIFIER_PORT: '0' }),
-      store,
-    });
-    await build;
-    ui = await startApprovalUi({ port: uiPort, host: 'localhost', registryUrl });
-    browser = await launchChromium();
-    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
-    passkeys = await addVirtualPasskeyAuthenticator(page);
+    await stack.start();
+    ({ uiUrl, app, page, passkeys } = stack);
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await ui?.close();
-    await verifier?.close();
-    await fx.close();
-  });
+  afterAll(() => stack.close());
 
   it('signs up with a passkey created in the browser', async () => {
     await page.goto(`${uiUrl}/signup`);
