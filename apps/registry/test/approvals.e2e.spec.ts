@@ -348,6 +348,29 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       expect(await grantStatus(alice, grantId)).toBe('pending');
     });
 
+    it('a ceremony answered after it expired (5 minutes)', async () => {
+      const grantId = await requestGrant(agent);
+      const { ceremony, document, options } = await beginDecision(alice, grantId);
+      fx.setClockOffset(5 * 60_000 + 1_000);
+      try {
+        const res = await call(alice, 'POST', `/me/grants/${grantId}/decision`, { ceremony, document, response: alice.passkey.assert(options) });
+        expectError(res, 403, 'access_denied', 'ceremony has expired: start again');
+      } finally {
+        fx.setClockOffset(0);
+      }
+      expect(await grantStatus(alice, grantId)).toBe('pending');
+    });
+
+    it('a session past its 12 hours', async () => {
+      fx.setClockOffset(12 * 3600_000 + 1_000);
+      try {
+        expectError(await call(alice, 'GET', '/me/grants'), 401, 'login_required', 'your session has ended: sign in with your passkey again');
+      } finally {
+        fx.setClockOffset(0);
+      }
+      expect((await call(alice, 'GET', '/me/grants')).statusCode).toBe(200);
+    });
+
     it('an assertion without user verification', async () => {
       const grantId = await requestGrant(agent);
       const { ceremony, document, options } = await beginDecision(alice, grantId);
@@ -358,7 +381,7 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
     });
 
     it('another human’s grant, as if it did not exist', async () => {
-      const grantId = await requestGrant(agent);
+      const grantId = await requestGrant(await enrolAgent(alice, 'another planner'));
       const mallory = await signUp('Mallory');
       expectError(await call(mallory, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }), 400, 'invalid_grant', 'grant not found');
       expect((await call(mallory, 'GET', `/me/grants/${grantId}`)).statusCode).toBe(404);
