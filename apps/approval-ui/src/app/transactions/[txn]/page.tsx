@@ -166,7 +166,8 @@ function HopItem({ node, level, position, siblings, collapsed, active, onToggle,
   const { hop, children } = node;
   const hasChildren = children.length > 0;
   const expanded = hasChildren && !collapsed.has(hop.jti);
-  const detailsId = `hop-${level}-${position}-${hop.jti}`;
+  // Named from its content, the hop's own text (browsers leave the nested group out): a shorter
+  // aria-label would not contain what is shown, which speech input users say (WCAG 2.5.3).
   return (
     <li
       role="treeitem"
@@ -175,8 +176,6 @@ function HopItem({ node, level, position, siblings, collapsed, active, onToggle,
       aria-posinset={position}
       aria-setsize={siblings}
       aria-expanded={hasChildren ? expanded : undefined}
-      aria-label={`${hop.agent.name}, scope ${hop.scope ?? 'not recorded'}`}
-      aria-describedby={detailsId}
       tabIndex={active === hop.jti ? 0 : -1}
       onFocus={(event) => {
         if (event.target === event.currentTarget) onFocusItem(hop.jti);
@@ -197,7 +196,7 @@ function HopItem({ node, level, position, siblings, collapsed, active, onToggle,
             {hop.agent.name} <span className="muted mono">({hop.agent.client_id})</span>
           </span>
         </div>
-        <div id={detailsId}>
+        <div>
           {node.orphan ? <p className="field-error">Its parent token is missing from this transaction.</p> : null}
           <dl className="facts">
             <dt>Scope</dt>
