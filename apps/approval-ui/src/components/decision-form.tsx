@@ -3,7 +3,7 @@
 import { startAuthentication, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/browser';
 import { describeCapabilities } from '@writ/core';
 import Link from 'next/link';
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { describeError } from '../lib/errors';
 import { formatDuration, prettyDocument } from '../lib/format';
 import {
@@ -47,8 +47,15 @@ export function DecisionForm({ grant, onDecided }: { grant: HumanGrant; onDecide
   const [error, setError] = useState<string>();
   const [progress, setProgress] = useState('');
   const [outcome, setOutcome] = useState<string>();
+  const decisionHeading = useRef<HTMLHeadingElement>(null);
   const fields = limitFields(grant);
   const capabilityWords = describeCapabilities(grant.authorization_details);
+
+  // Once decided, the buttons are gone: the focus goes to the outcome's heading instead of falling
+  // back to the top of the page, so that keyboard and screen reader users carry on from there.
+  useEffect(() => {
+    if (outcome !== undefined) decisionHeading.current?.focus();
+  }, [outcome]);
 
   async function decide(decision: Decision, narrowing: Narrowing | undefined): Promise<void> {
     setBusy(decision);
@@ -182,7 +189,9 @@ export function DecisionForm({ grant, onDecided }: { grant: HumanGrant; onDecide
           <ErrorText>{error}</ErrorText>
         </form>
       ) : (
-        <h2 id="decision-heading">Your decision</h2>
+        <h2 id="decision-heading" ref={decisionHeading} tabIndex={-1}>
+          Your decision
+        </h2>
       )}
       {/* One live region for the progress and then the outcome, present from the start. */}
       <StatusText>{outcome ?? progress}</StatusText>

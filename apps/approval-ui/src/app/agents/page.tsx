@@ -1,6 +1,6 @@
 'use client';
 
-import { useCallback, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { ConfirmAction } from '../../components/confirm-action';
 import { ErrorText, LoadState, StatusText } from '../../components/messages';
 import { useApi } from '../../components/session';
@@ -37,6 +37,12 @@ function AgentCard({ agent: initial }: { agent: Agent }) {
   const [agent, setAgent] = useState(initial);
   const [error, setError] = useState<string>();
   const [outcome, setOutcome] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  // Once disabled, its buttons are gone: the focus goes to its heading rather than to the top of the page.
+  useEffect(() => {
+    if (outcome !== '') heading.current?.focus();
+  }, [outcome]);
 
   async function disable(): Promise<boolean> {
     setError(undefined);
@@ -56,7 +62,9 @@ function AgentCard({ agent: initial }: { agent: Agent }) {
 
   return (
     <article className="card" aria-label={`Agent ${agent.name}`}>
-      <h3>{agent.name}</h3>
+      <h3 ref={heading} tabIndex={-1}>
+        {agent.name}
+      </h3>
       <dl className="facts">
         <dt>Client id</dt>
         <dd className="mono">{agent.client_id}</dd>

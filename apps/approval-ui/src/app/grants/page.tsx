@@ -2,7 +2,7 @@
 
 import { describeCapabilities, describeEnvelope } from '@writ/core';
 import Link from 'next/link';
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { ConfirmAction } from '../../components/confirm-action';
 import { ErrorText, LoadState, StatusText } from '../../components/messages';
 import { useApi } from '../../components/session';
@@ -59,6 +59,12 @@ function GrantCard({ grant: initial }: { grant: HumanGrant }) {
   const [grant, setGrant] = useState(initial);
   const [error, setError] = useState<string>();
   const [outcome, setOutcome] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  // Once revoked, its buttons are gone: the focus goes to its heading rather than to the top of the page.
+  useEffect(() => {
+    if (outcome !== '') heading.current?.focus();
+  }, [outcome]);
   const id = encodeURIComponent(grant.grant_id);
 
   async function revoke(): Promise<boolean> {
@@ -75,7 +81,7 @@ function GrantCard({ grant: initial }: { grant: HumanGrant }) {
 
   return (
     <article className="card" aria-label={`Grant for ${grant.agent.name}`}>
-      <h3>
+      <h3 ref={heading} tabIndex={-1}>
         {grant.agent.name} at {serviceLabel(grant.service)}
       </h3>
       <dl className="facts">
