@@ -1,4 +1,5 @@
 import fastifyCookie from '@fastify/cookie';
+import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { systemClock, type Clock } from '@writ/core';
@@ -15,7 +16,7 @@ import { DpopNonces } from './modules/tokens/dpop-nonce.js';
 /** Opens storage and keys (applying migrations, creating the first key), then builds the app. */
 export async function createRegistry(
   config: RegistryConfig,
-  options: { clock?: Clock; logger?: false; database?: DatabaseTarget; verifierEvents?: VerifierEventSource } = {},
+  options: { clock?: Clock; logger?: false | LogLevel[]; database?: DatabaseTarget; verifierEvents?: VerifierEventSource } = {},
 ): Promise<{ app: NestFastifyApplication; db: Database; keys: KeyStore }> {
   const clock = options.clock ?? systemClock;
   const target: DatabaseTarget = options.database ?? (config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });

@@ -1,0 +1,116 @@
+/**
+ * `npm start`: the registry, the verifier and the approval UI in one process.
+ *
+ * - No DATABASE_URL: embedded PGlite under WRIT_DATA_DIR. No REDIS_URL: the verifier's state is
+ *   in process, revocations reach it directly and its decisions reach the audit chain directly.
+ * - With them: PostgreSQL, and Redis for the verifier's state, revocations and decision events
+ *   (the same wiring as three separate processes).
+ *
+ * Keys are made on first run. Ctrl-C (or SIGTERM) stops all three and exits 0.
+ */
+import 'reflect-metadata';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, loadConfig } from '../apps/registry/src/config/config.js';
+import { REVOCATION_BUS, type RevocationBus } from '../apps/registry/src/modules/revocations/revocation-bus.js';
+import { createRegistry } from '../apps/registry/src/registry.js';
+import { ensureApprovalUiBuilt, startApprovalUi } from '../apps/approval-ui/server.mjs';
+import { loadVerifierConfig } from '../apps/verifier/src/config.js';
+import { createVerifierServer } from '../apps/verifier/src/server.js';
+import { InProcessVerifierStore } from '../apps/verifier/src/store/in-process-store.js';
+import { RedisVerifierStore } from '../apps/verifier/src/store/redis-store.js';
+import type { VerifierStore } from '../apps/verifier/src/store/store.js';
+
+const started = performance.now();
+const say = (line: string) => console.log(`writ: ${line}`);
+
+async function main(): Promise<void> {
+  // A variable set to nothing is unset (as in an .env file with `REDIS_URL=`).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== undefined && value !== '')) as Record<string, string>;
+  const uiPort = Number(env.UI_PORT ?? 3000);
+  if (!Number.isInteger(uiPort) || uiPort < 1 || uiPort > 65535) throw new ConfigError(`Invalid configuration:\n  UI_PORT: must be a port number`);
+  const uiOrigin = `http://localhost:${uiPort}`;
+  // The issuer is where the registry listens unless it is set (behind a proxy, for instance).
+  const registryHost = env.REGISTRY_HOST || '127.0.0.1';
+  const registryConfig = loadConfig({ WRIT_UI_ORIGINS: uiOrigin, WRIT_ISSUER: `http://${registryHost}:${env.REGISTRY_PORT || 4000}`, ...env });
+  const verifierConfig = loadVerifierConfig({ WRIT_REGISTRY_URL: registryConfig.issuer, ...env, WRIT_ISSUER: registryConfig.issuer, WRIT_TRUST_DOMAIN: registryConfig.trustDomain });
+
+  // The UI build runs while the registry opens its storage.
+  const build = ensureApprovalUiBuilt({ log: (line) => say(line) });
+
+  let store: VerifierStore & { close(): Promise<void> };
+  let inProcess: InProcessVerifierStore | undefined;
+  if (verifierConfig.redisUrl) {
+    const redis = new RedisVerifierStore(verifierConfig.redisUrl, {
+      prefix: verifierConfig.redisPrefix,
+      commandTimeoutMs: verifierConfig.redisTimeoutMs,
+      logger: { warn: (message) => console.warn(`writ: verifier: ${message}`) },
+    });
+    if (!(await redis.whenReady(5_000))) console.warn('writ: Redis is not reachable yet; the verifier denies with 503 until it is');
+    store = redis;
+  } else {
+    store = inProcess = new InProcessVerifierStore({ prefix: verifierConfig.redisPrefix });
+  }
+
+  say(registryConfig.databaseUrl ? `opening PostgreSQL (${new URL(registryConfig.databaseUrl).host})` : `opening embedded PGlite in ${registryConfig.dataDir}`);
+  const { app } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}) });
+  await app.listen({ host: registryConfig.host, port: registryConfig.port });
+  let unsubscribe = (): void => undefined;
+  if (inProcess) {
+    // One process: the registry's revocations go straight to the verifier's store.
+    const local = inProcess;
+    unsubscribe = app.get<RevocationBus>(REVOCATION_BUS).subscribe((event) => {
+      void local.revoke({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAtMs: event.expiresAt.getTime() });
+    });
+  }
+  const verifier = await createVerifierServer({ config: verifierConfig, store });
+  const verifierUrl = await verifier.listen();
+
+  await build;
+  const ui = await startApprovalUi({ port: uiPort, host: 'localhost', registryUrl: registryConfig.issuer });
+
+  const storage = [
+    registryConfig.databaseUrl ? `PostgreSQL ${new URL(registryConfig.databaseUrl).host}` : `embedded PGlite (${registryConfig.dataDir})`,
+    verifierConfig.redisUrl ? `Redis ${new URL(verifierConfig.redisUrl).host}` : 'in-process verifier store',
+  ].join(', ');
+  console.log(
+    [
+      '',
+      `Writ is running (${storage}), ready in ${((performance.now() - started) / 1000).toFixed(1)} s:`,
+      `  approval UI  ${ui.url}        sign up with a passkey here`,
+      `  registry     ${registryConfig.issuer}   OAuth metadata at /.well-known/oauth-authorization-server`,
+      `  verifier     ${verifierUrl}   POST /v1/verify for service providers`,
+      'Ctrl-C stops all three.',
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${signal}: stopping`);
+    unsubscribe();
+    await ui.close();
+    await verifier.close();
+    await app.close();
+    await store.close();
+    say('stopped');
+    process.exit(0);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // Ours alone: Nest's shutdown hooks would close the registry and re-raise the signal (exit 130).
+    process.removeAllListeners(signal);
+    process.once(signal, () =>
+      void stop(signal).catch((error: unknown) => {
+        console.error('writ: could not stop cleanly:', error);
+        process.exit(1);
+      }),
+    );
+  }
+}
+
+main().catch((error: unknown) => {
+  // A bad variable (registry's or verifier's configuration) is one clear message, not a stack.
+  console.error(error instanceof Error && error.name === 'ConfigError' ? error.message : error);
+  process.exit(1);
+});
