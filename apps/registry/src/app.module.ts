@@ -33,6 +33,8 @@ import { AuthController } from './modules/humans/auth.controller.js';
 import { HumanViewsService } from './modules/humans/human-views.service.js';
 import { HumansService } from './modules/humans/humans.service.js';
 import { EventStreams, MeController } from './modules/humans/me.controller.js';
+import { OPERATOR_TOKEN, OperatorController, OperatorGuard } from './modules/operator/operator.controller.js';
+import { operatorToken } from './modules/operator/operator-token.js';
 
 /** What the registry runs on: opened before Nest starts, so a bad database or key stops start-up early. */
 export interface RegistryInfra {
@@ -51,7 +53,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, OpenApiController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, OperatorController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -128,6 +130,8 @@ export class AppModule {
           useFactory: (grants: GrantsService, audit: AuditService) => new HumanViewsService(infra.db, grants, audit),
         },
         EventStreams,
+        { provide: OPERATOR_TOKEN, useFactory: () => operatorToken(infra.config.dataDir, infra.config.operatorToken) },
+        OperatorGuard,
         OriginGuard,
         HumanSessionGuard,
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },

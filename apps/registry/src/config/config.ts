@@ -35,6 +35,7 @@ const schema = z.object({
     .refine((v) => !/^[0-9.]+$/.test(v), 'must be a host name, not an IP address')
     .default('localhost'),
   WRIT_RP_NAME: z.string().trim().min(1).max(64).default('Writ'),
+  WRIT_OPERATOR_TOKEN: z.string().min(32, 'must be at least 32 characters').max(256).optional(),
   WRIT_UI_ORIGINS: z
     .string()
     .default('http://localhost:3000')
@@ -73,6 +74,8 @@ export interface RegistryConfig {
   rp: { id: string; name: string };
   /** The approval UI's origins: the only ones the human API and WebAuthn assertions accept. */
   uiOrigins: string[];
+  /** The operator API's token when set; otherwise one is made in `<dataDir>/keys/operator-token`. */
+  operatorToken: string | undefined;
 }
 
 /** A configuration value is wrong: start-up stops with this message. */
@@ -106,5 +109,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dpopNonce: c.WRIT_DPOP_NONCE,
     rp: { id: c.WRIT_RP_ID, name: c.WRIT_RP_NAME },
     uiOrigins: c.WRIT_UI_ORIGINS,
+    operatorToken: c.WRIT_OPERATOR_TOKEN,
   };
 }

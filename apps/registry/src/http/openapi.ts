@@ -16,6 +16,8 @@ export const SECURITY = {
   serviceCredential: 'service_credential',
   /** The human's session cookie, with `X-CSRF-Token` on state-changing requests. */
   session: 'session_cookie',
+  /** The operator's token (`WRIT_OPERATOR_TOKEN`, or `<WRIT_DATA_DIR>/keys/operator-token`). */
+  operator: 'operator_token',
 } as const;
 
 /** RFC 6749 §5.2: every error the registry answers. */
@@ -100,6 +102,11 @@ export function buildOpenApiDocument(app: INestApplication, config: RegistryConf
       type: 'http',
       scheme: 'basic',
       description: 'RFC 7617 Basic: the service id and the credential `services register` printed once.',
+    })
+    .addSecurity(SECURITY.operator, {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'The operator token: WRIT_OPERATOR_TOKEN, or the one made on first run in <WRIT_DATA_DIR>/keys/operator-token.',
     })
     .addSecurity(SECURITY.session, {
       type: 'apiKey',

@@ -184,6 +184,11 @@ export class HumansService {
     return this.db.dataSource.getRepository(PasskeyEntity).find({ where: { human_id: humanId }, order: { created_at: 'ASC' } });
   }
 
+  /** Every human, newest first (for the operator). */
+  list(): Promise<HumanEntity[]> {
+    return this.db.dataSource.getRepository(HumanEntity).find({ order: { created_at: 'DESC' }, take: 1000 });
+  }
+
   /** A human by id, or null. */
   find(humanId: string): Promise<HumanEntity | null> {
     return this.db.dataSource.getRepository(HumanEntity).findOneBy({ id: humanId });
