@@ -47,6 +47,15 @@ describe('toDraft', () => {
       data: { outcome: 'invalid_token', unparsed_body: 'not json' },
     });
   });
+
+  it('puts the step-up the store named in the data: asked for with its expiry, or consumed', () => {
+    const body = JSON.stringify({ type: 'verification', actor: 'agent:b', subject: 's1', grant_id: 'g1', txn: 'txn_1', data: { amount: 150, currency: 'EUR' } });
+    expect(toDraft({ id: 'e4', body, outcome: 'approval_required', stepUpId: 'su_1', stepUpExpiresAtMs: Date.parse('2026-01-01T10:15:00.000Z') })).toMatchObject({
+      type: 'verification.denied',
+      data: { amount: 150, currency: 'EUR', outcome: 'approval_required', step_up_id: 'su_1', step_up_expires_at: '2026-01-01T10:15:00.000Z' },
+    });
+    expect(toDraft({ id: 'e5', body, outcome: 'allow', stepUpId: 'su_1' }).data).toEqual({ amount: 150, currency: 'EUR', outcome: 'allow', step_up_id: 'su_1' });
+  });
 });
 
 describe.skipIf(!REDIS_AVAILABLE).each(storages)('verifier events into the audit chain on $name', ({ create }) => {

@@ -12,6 +12,10 @@ export interface QueuedVerifierEvent {
   body: string;
   /** `allow`, or the denial reason / error code. */
   outcome: string;
+  /** The step-up asked for (`approval_required`) or consumed (an allow), named by the verifier's store. */
+  stepUpId?: string;
+  /** When that step-up expires at the verifier (epoch ms), on `approval_required`. */
+  stepUpExpiresAtMs?: number;
 }
 
 /** A batch read from the queue; `ack` removes exactly these events from it. */
@@ -105,7 +109,7 @@ export class RedisVerifierEventSource implements VerifierEventSource {
     }
 
     return {
-      events: located.map(({ id, body, outcome }) => ({ id, body, outcome })),
+      events: located.map(({ stream: _stream, entryId: _entryId, ...event }) => event),
       ack: async () => {
         const byStream = new Map<string, string[]>();
         for (const e of located) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.entryId]);
@@ -153,6 +157,8 @@ export class RedisVerifierEventSource implements VerifierEventSource {
         for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
         return undefined;
       };
+      const stepUpId = field('step_up');
+      const expires = Number(field('step_up_expires_at'));
       return {
         stream,
         entryId,
@@ -160,6 +166,8 @@ export class RedisVerifierEventSource implements VerifierEventSource {
         id: field('id') ?? `vev_${stream}_${entryId}`,
         body: field('body') ?? '',
         outcome: field('outcome') ?? 'unknown',
+        ...(stepUpId === undefined || stepUpId === '' ? {} : { stepUpId }),
+        ...(Number.isSafeInteger(expires) && expires > 0 ? { stepUpExpiresAtMs: expires } : {}),
       };
     });
   }

@@ -119,7 +119,11 @@ export class VerifierEventIngestor {
   }
 }
 
-/** The audit draft of one queued decision: `verification.allowed` or `verification.denied`, the outcome in `data`. */
+/**
+ * The audit draft of one queued decision: `verification.allowed` or `verification.denied`, with
+ * the outcome in `data`, and the step-up the store named (`step_up_id`; on `approval_required`
+ * also `step_up_expires_at`, ISO 8601).
+ */
 export function toDraft(event: QueuedVerifierEvent): AuditDraft {
   const body = parseBody(event.body);
   const text = (key: string): string | null => {
@@ -135,7 +139,16 @@ export function toDraft(event: QueuedVerifierEvent): AuditDraft {
     grant_id: text('grant_id'),
     txn: text('txn'),
     // A body that is not a JSON object is kept verbatim rather than dropped or left blocking the queue.
-    data: body ? { ...data, outcome: event.outcome } : { outcome: event.outcome, unparsed_body: event.body },
+    data: { ...(body ? data : { unparsed_body: event.body }), outcome: event.outcome, ...stepUpData(event) },
+  };
+}
+
+function stepUpData(event: QueuedVerifierEvent): Record<string, string> {
+  if (event.stepUpId === undefined) return {};
+  const expires = event.stepUpExpiresAtMs === undefined ? undefined : new Date(event.stepUpExpiresAtMs);
+  return {
+    step_up_id: event.stepUpId,
+    ...(expires === undefined || Number.isNaN(expires.getTime()) ? {} : { step_up_expires_at: expires.toISOString() }),
   };
 }
 
