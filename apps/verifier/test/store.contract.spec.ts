@@ -410,6 +410,35 @@ describe.each(targets)('verifier store contract: $name', (target) => {
     ).toEqual({ allow: false, reason: 'approval_required', stepUpId: 'su_7' });
   });
 
+  it('names the step-up in the decision events: asked for (with its expiry, the same on a retry), then consumed by the allow', async () => {
+    const { store, source } = await target.open();
+    const t = Date.now();
+    const request = JSON.stringify({ amount: 150, currency: 'EUR' });
+    const pay = (newId: string, i: number) => decision('gsu', t + i, { amount: { minor: 150_000, stepUp: { fingerprint: 'fp', newId, request, ttlMs: 900_000 } } });
+    const asked = pay('su_a', 0);
+    const retried = pay('su_b', 5);
+    const paid = pay('su_c', 7);
+    const again = pay('su_d', 9);
+    expect(await store.decide(asked)).toEqual({ allow: false, reason: 'approval_required', stepUpId: 'su_a' });
+    expect(await store.decide(retried)).toEqual({ allow: false, reason: 'approval_required', stepUpId: 'su_a' });
+    expect(await store.approveStepUp('gsu', 'su_a')).toBe(true);
+    expect(await store.decide(paid)).toMatchObject({ allow: true, stepUpId: 'su_a' });
+    expect(await store.decide(again)).toEqual({ allow: false, reason: 'approval_required', stepUpId: 'su_d' });
+    // A decision without a step-up carries none.
+    const plain = decision('gsu', t + 10);
+    await store.decide(plain);
+
+    const events = (await waiting(source)).filter((e) => JSON.parse(e.body).grant_id === 'gsu');
+    expect(events).toEqual([
+      { id: asked.event.id, body: asked.event.body, outcome: 'approval_required', stepUpId: 'su_a', stepUpExpiresAtMs: t + 900_000 },
+      // The retry finds the pending step-up: same id, and the expiry it was created with.
+      { id: retried.event.id, body: retried.event.body, outcome: 'approval_required', stepUpId: 'su_a', stepUpExpiresAtMs: t + 900_000 },
+      { id: paid.event.id, body: paid.event.body, outcome: 'allow', stepUpId: 'su_a' },
+      { id: again.event.id, body: again.event.body, outcome: 'approval_required', stepUpId: 'su_d', stepUpExpiresAtMs: t + 9 + 900_000 },
+      { id: plain.event.id, body: plain.event.body, outcome: 'allow' },
+    ]);
+  });
+
   it('keeps the counters and the rate log for stateTtlMs after each allow', async () => {
     const { store, prefix, pttl } = await target.open();
     const t = Date.now();
@@ -448,7 +477,9 @@ describe.each(targets)('verifier store contract: $name', (target) => {
     expect(ids(outcomes)).toEqual(['allow', 'replayed', 'max_uses', 'revoked:agent', 'insufficient_scope', 'rate_limited', 'budget_exceeded', 'approval_required']);
     await store.queueEvent({ id: 'evt_pre', body: '{"type":"verification"}', outcome: 'invalid_token' });
 
-    const expected = [...inputs.map((d, i) => ({ id: d.event.id, body: d.event.body, outcome: ids(outcomes)[i] })), { id: 'evt_pre', body: '{"type":"verification"}', outcome: 'invalid_token' }];
+    const expected: QueuedEvent[] = [...inputs.map((d, i) => ({ id: d.event.id, body: d.event.body, outcome: ids(outcomes)[i]! })), { id: 'evt_pre', body: '{"type":"verification"}', outcome: 'invalid_token' }];
+    // The approval_required event names its step-up and when it expires.
+    Object.assign(expected[7]!, { stepUpId: 's1', stepUpExpiresAtMs: t + 7 + 1000 });
     const first = await waiting(source);
     expect(sortById(first)).toEqual(sortById(expected));
     // One grant's events in decision order.

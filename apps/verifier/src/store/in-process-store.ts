@@ -97,7 +97,14 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
       if (amount.totalMaxMinor !== undefined) checkInteger('amount.totalMaxMinor', amount.totalMaxMinor, 0, MAX_MINOR);
     }
     const p = this.prefix;
-    const emit = (outcome: string): void => this.enqueue({ id: input.event.id, body: input.event.body, outcome });
+    const emit = (outcome: string, stepUp?: { id: string; expiresAtMs?: number }): void =>
+      this.enqueue({
+        id: input.event.id,
+        body: input.event.body,
+        outcome,
+        ...(stepUp ? { stepUpId: stepUp.id } : {}),
+        ...(stepUp?.expiresAtMs === undefined ? {} : { stepUpExpiresAtMs: stepUp.expiresAtMs }),
+      });
 
     // 1. Replay.
     const proofKey = grantStateKey(p, grantId, 'proof', `${input.proof.jkt}:${input.proof.jti}`);
@@ -166,13 +173,13 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
         this.stepUpFor.delete(forKey);
         consumed = id;
       } else if (id !== undefined && record?.status === 'pending') {
-        emit('approval_required');
+        emit('approval_required', { id, expiresAtMs: record.expiresAt });
         return { allow: false, reason: 'approval_required', stepUpId: id };
       } else {
         const expiresAt = now + stepUp.ttlMs;
         this.stepUps.set(grantStateKey(p, grantId, 'stepup', stepUp.newId), { status: 'pending', request: stepUp.request, expiresAt });
         this.stepUpFor.set(forKey, { value: stepUp.newId, expiresAt });
-        emit('approval_required');
+        emit('approval_required', { id: stepUp.newId, expiresAtMs: expiresAt });
         return { allow: false, reason: 'approval_required', stepUpId: stepUp.newId };
       }
     }
@@ -186,7 +193,7 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
       times.push(now);
       this.rates.set(rateKey, { times, expiresAt: stateExpiresAt });
     }
-    emit('allow');
+    emit('allow', consumed === undefined ? undefined : { id: consumed });
     return { allow: true, uses: next.uses, spentMinor: next.spent, rateCount, ...(consumed === undefined ? {} : { stepUpId: consumed }) };
   }
 
@@ -283,7 +290,7 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
       this.dropped += 1;
       return;
     }
-    this.queue.push({ id: event.id, body: event.body, outcome: event.outcome });
+    this.queue.push({ ...event });
   }
 
   /** Looks at `sweepPerCall` entries, map after map, deleting the expired ones. */

@@ -53,15 +53,28 @@ const BACKLOG_BATCH = 256;
  *       7 rate limit ('' = none), 8 window start (now - window, trimmed inclusive), 9 window ms, 10 now ms, 11 rate member,
  *       12 amount in thousandths ('' = no money), 13 total max ('' = none),
  *       14 step-up key prefix ('' = no step-up), 15 new step-up id, 16 step-up request JSON, 17 step-up TTL ms,
- *       18.. revocation kinds, one per revocation key.
+ *       18 a new step-up's expiry (epoch ms), 19.. revocation kinds, one per revocation key.
+ *
+ * The event of an `approval_required` decision carries the step-up's id and expiry (fields
+ * `step_up`, `step_up_expires_at`), and that of an allow the step-up it consumed (`step_up`): the
+ * event body is written before the script decides, so only the script can name them.
  *
  * Numbers are never formatted by Lua (tostring(1e15) is "1e+15"): every number sent to Redis comes
  * from ARGV as the caller's decimal string, money is added with HINCRBY, and the values compared
  * stay below 2^53, where Lua's doubles are exact.
  */
 const DECIDE_LUA = `
-local function emit(label)
-  redis.call('XADD', KEYS[4], '*', 'id', ARGV[3], 'body', ARGV[4], 'outcome', label)
+local function emit(label, stepUp, expires)
+  local entry = {'XADD', KEYS[4], '*', 'id', ARGV[3], 'body', ARGV[4], 'outcome', label}
+  if stepUp then
+    table.insert(entry, 'step_up')
+    table.insert(entry, stepUp)
+  end
+  if expires then
+    table.insert(entry, 'step_up_expires_at')
+    table.insert(entry, expires)
+  end
+  redis.call(unpack(entry))
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
@@ -70,7 +83,7 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
 end
 for i = 7, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    emit('revoked:' .. ARGV[11 + i])
+    emit('revoked:' .. ARGV[12 + i])
     return {'revoked', i - 6}
   end
 end
@@ -111,14 +124,14 @@ if ARGV[14] ~= '' then
     redis.call('DEL', KEYS[5])
     consumed = id
   elseif status == 'pending' then
-    emit('approval_required')
+    emit('approval_required', id, redis.call('HGET', ARGV[14] .. id, 'expires'))
     return {'approval_required', id}
   else
     redis.call('DEL', KEYS[6])
-    redis.call('HSET', KEYS[6], 'status', 'pending', 'request', ARGV[16])
+    redis.call('HSET', KEYS[6], 'status', 'pending', 'request', ARGV[16], 'expires', ARGV[18])
     redis.call('PEXPIRE', KEYS[6], ARGV[17])
     redis.call('SET', KEYS[5], ARGV[15], 'PX', ARGV[17])
-    emit('approval_required')
+    emit('approval_required', ARGV[15], ARGV[18])
     return {'approval_required', ARGV[15]}
   end
 end
@@ -129,7 +142,7 @@ if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[10], ARGV[11])
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
-emit('allow')
+if consumed ~= '' then emit('allow', consumed) else emit('allow') end
 return {'allow', newUses, spent, rateCount, consumed}
 `;
 
@@ -307,6 +320,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       stepUp?.newId ?? '',
       stepUp?.request ?? '',
       stepUp ? String(stepUp.ttlMs) : '',
+      stepUp ? String(nowMs + stepUp.ttlMs) : '',
       ...revocations.kinds,
     ];
     const reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));

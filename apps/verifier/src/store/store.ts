@@ -98,6 +98,17 @@ export interface QueuedEvent {
   body: string;
   /** {@link outcomeLabel}, or the error code of a decision taken before `decide`. */
   outcome: string;
+  /**
+   * The step-up of the decision: on `approval_required`, the one the human is asked for (new, or
+   * the pending one of a retried request); on an allow, the approved one it consumed. The body is
+   * written before the store decides, so only the store can name it (stream field `step_up`).
+   */
+  stepUpId?: string;
+  /**
+   * On `approval_required`: when that step-up expires at the verifier (epoch ms; stream field
+   * `step_up_expires_at`), so the registry shows the human the real deadline.
+   */
+  stepUpExpiresAtMs?: number;
 }
 
 /** A revocation as the registry announces it (ADR 0008). */
