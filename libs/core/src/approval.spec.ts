@@ -8,8 +8,12 @@ import {
   approvalDocumentText,
   approvalReceiptHash,
   parseApprovalDocument,
+  parseStepUpDocument,
+  stepUpDocumentText,
   verifyApprovalReceipt,
+  verifyStepUpReceipt,
   type ApprovalDocument,
+  type StepUpDocument,
   type ApprovalReceipt,
   type ReceiptInvalidReason,
   type VerifyReceiptOptions,
@@ -568,5 +572,63 @@ describe('verifyApprovalReceipt', () => {
       await expectInvalid(verifyApprovalReceipt(receipt, options), 'grant_mismatch', 'receipt is for grant "grt_1", not "grt_9"');
       await expectInvalid(verifyApprovalReceipt(receipt, { ...options, grantId: undefined }), 'wrong_type', 'clientDataJSON type is "webauthn.create", not "webauthn.get"');
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const STEP_UP: StepUpDocument = {
+  decision: 'approve',
+  kind: 'step_up',
+  step_up_id: 'su_1',
+  grant_id: 'grt_1',
+  txn: 'txn_1',
+  subject: 'usr_1',
+  agent: { client_id: 'agt_2', name: 'payment agent' },
+  service: { id: 'svc_1', uri: 'https://flights.example' },
+  method: 'POST',
+  url: 'https://flights.example/api/payments',
+  action: 'pay',
+  resource: null,
+  amount: 150.5,
+  currency: 'EUR',
+  nonce: 'c3RlcC11cC1ub25jZQ',
+};
+const STEP_UP_TEXT = stepUpDocumentText(STEP_UP);
+
+describe('step-up documents', () => {
+  it('are the RFC 8785 text, read back as written', () => {
+    const reordered = Object.fromEntries(Object.entries(STEP_UP).reverse()) as unknown as StepUpDocument;
+    expect(stepUpDocumentText(reordered)).toBe(STEP_UP_TEXT);
+    expect(STEP_UP_TEXT).toBe(canonicalJson(STEP_UP));
+    expect(parseStepUpDocument(STEP_UP_TEXT)).toEqual(STEP_UP);
+  });
+
+  it('refuse to write or read what is not a step-up document, and one kind never reads as the other', () => {
+    expect(() => stepUpDocumentText({ ...STEP_UP, amount: -1 })).toThrow(new TypeError('step-up document is malformed: amount: Too small: expected number to be >=0'));
+    expect(() => parseStepUpDocument(TEXT)).toThrow(ReceiptInvalid);
+    expect(() => parseApprovalDocument(STEP_UP_TEXT)).toThrow(ReceiptInvalid);
+    expect(() => parseStepUpDocument(JSON.stringify(STEP_UP, null, 1))).toThrow(new ReceiptInvalid('document_not_canonical', 'step-up document is not in RFC 8785 canonical form'));
+    expect(() => parseStepUpDocument('{')).toThrow(new ReceiptInvalid('document_malformed', 'step-up document is not JSON'));
+  });
+});
+
+describe('verifyStepUpReceipt', () => {
+  it.each(ALGS)('accepts a valid %s receipt over a step-up document', async (alg) => {
+    const authenticator = authenticators[alg];
+    const receipt = await authenticator.sign(STEP_UP_TEXT, { counter: 9 });
+    expect(await verifyStepUpReceipt(receipt, { ...optionsFor(authenticator), stepUpId: 'su_1' })).toEqual({ document: STEP_UP, signCount: 9, userVerified: true, origin: ORIGIN });
+  });
+
+  it('refuses a receipt for another step-up, a grant approval, a changed amount and another key', async () => {
+    const receipt = await authenticators.ES256.sign(STEP_UP_TEXT);
+    await expectInvalid(verifyStepUpReceipt(receipt, { ...optionsFor(authenticators.ES256), stepUpId: 'su_2' }), 'step_up_mismatch', 'receipt is for step-up "su_1", not "su_2"');
+    const grantReceipt = await authenticators.ES256.sign(TEXT);
+    await expectInvalid(verifyStepUpReceipt(grantReceipt, optionsFor(authenticators.ES256)), 'document_malformed', 'step-up document is malformed: kind: Invalid input: expected "step_up"');
+    // A step-up receipt is no grant approval either.
+    await expectInvalid(verifyApprovalReceipt(receipt, optionsFor(authenticators.ES256)), 'document_malformed', 'approval document is malformed: version: Invalid input: expected number, received undefined');
+    const changed = { ...receipt, document: stepUpDocumentText({ ...STEP_UP, amount: 15 }) };
+    await expectInvalid(verifyStepUpReceipt(changed, optionsFor(authenticators.ES256)), 'challenge_mismatch', 'clientDataJSON challenge is not the SHA-256 of the approval document');
+    await expectInvalid(verifyStepUpReceipt(receipt, optionsFor(others.ES256)), 'signature_invalid', 'signature does not verify with the public key');
   });
 });

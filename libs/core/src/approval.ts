@@ -21,6 +21,7 @@ export type ReceiptInvalidReason =
   | 'document_malformed'
   | 'document_not_canonical'
   | 'grant_mismatch'
+  | 'step_up_mismatch'
   | 'client_data_malformed'
   | 'wrong_type'
   | 'challenge_mismatch'
@@ -157,23 +158,125 @@ export function approvalDocumentText(document: ApprovalDocument): string {
  * ```
  */
 export function parseApprovalDocument(text: string): ApprovalDocument {
+  return readDocument(text, ApprovalDocumentSchema, 'approval document');
+}
+
+/** A signed document's text, read strictly: bounded, JSON, canonical, then `schema`. */
+function readDocument<T>(text: string, schema: z.ZodType<T>, what: string): T {
   if (text.length > MAX_DOCUMENT_LENGTH) {
-    throw new ReceiptInvalid('document_malformed', `approval document is longer than ${MAX_DOCUMENT_LENGTH} characters`);
+    throw new ReceiptInvalid('document_malformed', `${what} is longer than ${MAX_DOCUMENT_LENGTH} characters`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new ReceiptInvalid('document_malformed', 'approval document is not JSON');
+    throw new ReceiptInvalid('document_malformed', `${what} is not JSON`);
   }
   // The signature covers these exact bytes: only the one canonical text of a value is accepted,
   // so two different texts can never stand for the same approval.
   if (canonicalJson(value) !== text) {
-    throw new ReceiptInvalid('document_not_canonical', 'approval document is not in RFC 8785 canonical form');
+    throw new ReceiptInvalid('document_not_canonical', `${what} is not in RFC 8785 canonical form`);
   }
-  const parsed = ApprovalDocumentSchema.safeParse(value);
-  if (!parsed.success) throw new ReceiptInvalid('document_malformed', `approval document is malformed: ${firstIssue(parsed.error)}`);
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ReceiptInvalid('document_malformed', `${what} is malformed: ${firstIssue(parsed.error)}`);
   return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The step-up document
+
+/**
+ * The step-up document (docs/approval.md, "Step-up: approving one payment"): what the human signs
+ * to approve or deny one request above the grant's `approval_above`, exactly as the verifier saw
+ * it. `kind` keeps it apart from a grant's approval document: one can never pass for the other.
+ * Strict: an unknown field is refused.
+ *
+ * @example
+ * ```ts
+ * const document = StepUpDocumentSchema.parse(JSON.parse(text));
+ * ```
+ */
+export const StepUpDocumentSchema = z.strictObject({
+  decision: z.enum(['approve', 'deny']),
+  kind: z.literal('step_up'),
+  step_up_id: identifier,
+  grant_id: identifier,
+  txn: identifier,
+  /** The human (`sub` of the grant). */
+  subject: identifier,
+  /** The agent that made the request (the token's holder, `act.sub`). */
+  agent: z.strictObject({ client_id: identifier, name: z.string().min(1).max(256) }),
+  /** The service provider that asked the verifier. */
+  service: z.strictObject({ id: identifier, uri: z.string().min(1).max(2048) }),
+  method: z.string().min(1).max(32),
+  /** The request's URL without query or fragment, as the verifier normalised it. */
+  url: z.string().min(1).max(8192),
+  action: z.string().min(1).max(128),
+  resource: z.string().min(1).max(1024).nullable(),
+  /** In currency units, as the service provider stated it. */
+  amount: z.number().nonnegative(),
+  currency: z.string().min(1).max(16),
+  nonce: z.string().min(1).max(256),
+});
+
+/**
+ * The document the human signs for one step-up.
+ *
+ * @example
+ * ```ts
+ * const document: StepUpDocument = {
+ *   decision: 'approve', kind: 'step_up', step_up_id: 'su_1', grant_id: 'grt_1', txn: 'txn_1', subject: 'usr_1',
+ *   agent: { client_id: 'agt_2', name: 'payment agent' }, service: { id: 'svc_1', uri: 'https://flights.example' },
+ *   method: 'POST', url: 'https://flights.example/api/payments', action: 'pay', resource: null,
+ *   amount: 150, currency: 'EUR', nonce: 'n-0S8FHk2b1x',
+ * };
+ * ```
+ */
+export interface StepUpDocument {
+  decision: 'approve' | 'deny';
+  kind: 'step_up';
+  step_up_id: string;
+  grant_id: string;
+  txn: string;
+  subject: string;
+  agent: { client_id: string; name: string };
+  service: { id: string; uri: string };
+  method: string;
+  url: string;
+  action: string;
+  resource: string | null;
+  amount: number;
+  currency: string;
+  nonce: string;
+}
+
+/**
+ * The RFC 8785 canonical JSON text of a step-up document: the exact text the human signs (its
+ * SHA-256 is the WebAuthn challenge, {@link approvalChallenge}). Throws a `TypeError` naming the
+ * first problem when the document does not match {@link StepUpDocumentSchema}.
+ *
+ * @example
+ * ```ts
+ * const text = stepUpDocumentText(document); // '{"action":"pay","agent":{...},"amount":150,...}'
+ * ```
+ */
+export function stepUpDocumentText(document: StepUpDocument): string {
+  const parsed = StepUpDocumentSchema.safeParse(document);
+  if (!parsed.success) throw new TypeError(`step-up document is malformed: ${firstIssue(parsed.error)}`);
+  return canonicalJson(parsed.data);
+}
+
+/**
+ * Reads the document text of a step-up receipt, as strictly as {@link parseApprovalDocument}:
+ * `document_malformed` (not JSON, or not a step-up document) or `document_not_canonical`.
+ *
+ * @example
+ * ```ts
+ * parseStepUpDocument(receipt.document).amount; // 150
+ * ```
+ */
+export function parseStepUpDocument(text: string): StepUpDocument {
+  return readDocument(text, StepUpDocumentSchema, 'step-up document');
 }
 
 /**
@@ -340,14 +443,74 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
  * ```
  */
 export async function verifyApprovalReceipt(receipt: unknown, options: VerifyReceiptOptions): Promise<VerifiedApproval> {
+  return verifySignedDocument(receipt, options, (text) => {
+    const document = parseApprovalDocument(text);
+    if (options.grantId !== undefined && document.grant_id !== options.grantId) {
+      throw new ReceiptInvalid('grant_mismatch', `receipt is for grant ${quoted(document.grant_id)}, not ${quoted(options.grantId)}`);
+    }
+    return document;
+  });
+}
+
+/**
+ * Options for {@link verifyStepUpReceipt}: those of {@link verifyApprovalReceipt}, and the
+ * step-up the receipt must be about.
+ *
+ * @example
+ * ```ts
+ * const options: VerifyStepUpReceiptOptions = { publicKey, rpId: 'writ.example', origins: ['https://writ.example'], stepUpId: 'su_1' };
+ * ```
+ */
+export interface VerifyStepUpReceiptOptions extends Omit<VerifyReceiptOptions, 'grantId'> {
+  /** When given, the document must be about this step-up. */
+  stepUpId?: string;
+}
+
+/**
+ * What a valid step-up receipt proves: the human holding the passkey, verified by it, signed this
+ * decision on this one request.
+ *
+ * @example
+ * ```ts
+ * const { document } = await verifyStepUpReceipt(receipt, options); // document.amount, document.currency, ...
+ * ```
+ */
+export interface VerifiedStepUpApproval extends Omit<VerifiedApproval, 'document'> {
+  document: StepUpDocument;
+}
+
+/**
+ * Checks a step-up receipt offline, exactly as {@link verifyApprovalReceipt} checks a grant's,
+ * except that the document must be a {@link StepUpDocument} (of `stepUpId` when given: else
+ * `step_up_mismatch`). The receipt has the same shape, and its hash is {@link approvalReceiptHash}.
+ *
+ * @example
+ * ```ts
+ * const { document } = await verifyStepUpReceipt(receipt, { publicKey, rpId: 'writ.example', origins: ['https://writ.example'], stepUpId: 'su_1' });
+ * document.decision; // 'approve'
+ * ```
+ */
+export async function verifyStepUpReceipt(receipt: unknown, options: VerifyStepUpReceiptOptions): Promise<VerifiedStepUpApproval> {
+  return verifySignedDocument(receipt, options, (text) => {
+    const document = parseStepUpDocument(text);
+    if (options.stepUpId !== undefined && document.step_up_id !== options.stepUpId) {
+      throw new ReceiptInvalid('step_up_mismatch', `receipt is for step-up ${quoted(document.step_up_id)}, not ${quoted(options.stepUpId)}`);
+    }
+    return document;
+  });
+}
+
+/** The checks every receipt gets, in order, with `readDocument` reading (and checking) its document. */
+async function verifySignedDocument<D>(
+  receipt: unknown,
+  options: Pick<VerifyReceiptOptions, 'publicKey' | 'rpId' | 'origins'>,
+  readDocument: (text: string) => D,
+): Promise<{ document: D; signCount: number; userVerified: true; origin: string }> {
   const parsed = ApprovalReceiptSchema.safeParse(receipt);
   if (!parsed.success) throw new ReceiptInvalid('receipt_malformed', `receipt is malformed: ${firstIssue(parsed.error)}`);
   const fields = parsed.data;
 
-  const document = parseApprovalDocument(fields.document);
-  if (options.grantId !== undefined && document.grant_id !== options.grantId) {
-    throw new ReceiptInvalid('grant_mismatch', `receipt is for grant ${quoted(document.grant_id)}, not ${quoted(options.grantId)}`);
-  }
+  const document = readDocument(fields.document);
 
   const clientDataBytes = bytesOf(fields.client_data_json);
   const clientData = readClientData(clientDataBytes);

@@ -72,7 +72,7 @@ export function revocationChannel(prefix: string): string {
  * - `proof`: a DPoP proof's `jti` seen with key `jkt` (single use, RFC 9449 §11.1);
  * - `counters`: hash of `uses` and `spent` (thousandths of the envelope's currency);
  * - `rate`: sorted set of the instants (ms) of the requests allowed in the current rate window;
- * - `stepup`: one step-up request (hash: `status`, `request`);
+ * - `stepup`: one step-up request (hash: `status`, `request`, `expires` in epoch ms);
  * - `stepup-for`: the current step-up id of one request fingerprint;
  * - `events`: the stream of this grant's decisions, waiting for the registry's audit chain.
  *
