@@ -1,2 +1,3 @@
 export * from './node-crypto.js';
 export * from './service-provider.js';
+export * from './agent/index.js';
