@@ -143,6 +143,12 @@ describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI in Chromium (registry 
     expect(await tree.getByRole('treeitem').first().textContent()).toContain('trip planner');
     expect(await tree.getByRole('treeitem').first().getByRole('treeitem').textContent()).toContain('booking agent');
     await page.screenshot({ path: join(SCREENSHOTS, 'transaction.png'), fullPage: true });
+
+    // The person stops the whole transaction: the hop below is denied at the service from then on.
+    await page.getByRole('button', { name: 'Revoke this transaction' }).click();
+    await page.getByRole('button', { name: 'Revoke now' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Transaction revoked' }).count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => verifyAtService(booker, hopToken, 'read'), { timeout: 5_000 }).toMatchObject({ allow: false, error: 'revoked' });
   });
 
   it('revokes a grant from the grants page: no more tokens', async () => {

@@ -426,6 +426,12 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       ]);
       const mallory = await signUp('Mallory');
       expect((await call(mallory, 'GET', `/me/transactions/${txn}`)).statusCode).toBe(404);
+      expect((await call(mallory, 'POST', `/me/transactions/${txn}/revoke`, {})).statusCode).toBe(404);
+
+      // The human revokes the whole transaction: no hop of it can be delegated further.
+      expect((await call(alice, 'POST', `/me/transactions/${txn}/revoke`, { reason: 'stop this trip' })).json()).toEqual({ txn, revoked: true });
+      const after = await fx.delegate(agent, root, helper, { requestDetails: { authorization_details: [{ ...grantRequest.authorization_details[0], actions: ['read'] }] } });
+      expectError(after, 400, 'invalid_grant', 'subject token is revoked');
     });
   });
 });

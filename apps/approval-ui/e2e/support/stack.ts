@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import { storages } from '../../../registry/test/support/databases.js';
 import { freePort } from '../../../registry/test/support/redis.js';
 import { type Agent, createTokenFixture, grantRequest, type TokenFixtureOptions } from '../../../registry/test/support/token-fixture.js';
+import { REVOCATION_BUS, type RevocationBus } from '../../../registry/src/modules/revocations/revocation-bus.js';
 import { loadVerifierConfig } from '../../../verifier/src/config.js';
 import { createVerifierServer, type VerifierServer } from '../../../verifier/src/server.js';
 import { InProcessVerifierStore } from '../../../verifier/src/store/in-process-store.js';
@@ -60,6 +61,7 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
   const fx = createTokenFixture(storage, fixtureOptions);
   const { selfSigned } = fx;
   let running: Running | undefined;
+  let unsubscribe = (): void => undefined;
   /** What is already up, so that `close` can take down a half-started stack too. */
   const partial: Partial<Running> = {};
 
@@ -78,6 +80,10 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
     Object.assign(partial, { app, service, uiUrl });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const registryUrl = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    // As `npm start` wires them in one process: the registry's revocations reach the verifier's store.
+    unsubscribe = app.get<RevocationBus>(REVOCATION_BUS).subscribe((event) => {
+      void store.revoke({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAtMs: event.expiresAt.getTime() });
+    });
     partial.verifier = await createVerifierServer({
       config: loadVerifierConfig({ WRIT_ISSUER: 'https://registry.writ.test', WRIT_REGISTRY_URL: registryUrl, WRIT_TRUST_DOMAIN: 'writ.test', VERIFIER_PORT: '0' }),
       store,
@@ -91,6 +97,7 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
   }
 
   async function close(): Promise<void> {
+    unsubscribe();
     await partial.browser?.close();
     await partial.ui?.close();
     await partial.verifier?.close();

@@ -137,6 +137,12 @@ export class HumanViewsService {
     return rows.map((r) => ({ txn: r.txn, grant_id: r.grant_id, started_at: r.started_at, hops: Number(r.hops), decisions: Number(r.decisions) }));
   }
 
+  /** Whether `txn` was started on one of the human's grants (its root token names them as `sub`). */
+  async ownsTransaction(humanId: string, txn: string): Promise<boolean> {
+    const rows = await this.db.query<unknown[]>(`SELECT 1 FROM audit_events WHERE txn = $1 AND type = 'token.issued' AND subject = $2 LIMIT 1`, [txn, humanId]);
+    return rows.length > 0;
+  }
+
   /** One transaction of the human's as a tree of hops with their verification decisions; null if not theirs. */
   async transaction(humanId: string, txn: string): Promise<TransactionView | null> {
     const events = await this.db.query<EventRow[]>(

@@ -9,6 +9,7 @@ import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
+import { RevocationsService } from '../revocations/revocations.service.js';
 import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptExport } from './approvals.service.js';
 import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
 import { FinishSchema, type HumanView, HumansService, parseBody } from './humans.service.js';
@@ -49,6 +50,7 @@ export class MeController {
     @Inject(GrantsService) private readonly grants: GrantsService,
     @Inject(AgentsService) private readonly agents: AgentsService,
     @Inject(EventStreams) private readonly streams: EventStreams,
+    @Inject(RevocationsService) private readonly revocations: RevocationsService,
   ) {}
 
   @Get('grants')
@@ -232,6 +234,20 @@ export class MeController {
   async transactions(@CurrentHuman() human: HumanView, @Query('grant_id') grantId: string | undefined) {
     if (grantId !== undefined && grantId.length > 128) throw new InvalidRequest('grant_id is too long');
     return { transactions: await this.views.transactions(human.id, grantId === '' ? undefined : grantId) };
+  }
+
+  @Post('transactions/:txn/revoke')
+  @ApiOperation({ summary: 'Revoke one of the human’s transactions: every token of its tree is denied from now on' })
+  @ApiJsonBody(RevokeSchema)
+  @ApiResponse({ status: 200, description: '{txn, revoked: true}' })
+  @ApiOAuthErrors(400, 401, 403, 404)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async revokeTransaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string, @Body() body: unknown): Promise<{ txn: string; revoked: true }> {
+    const { reason } = parseBody(RevokeSchema, body ?? {});
+    if (!(await this.views.ownsTransaction(human.id, txn))) throw new NotFoundException('transaction not found');
+    await this.revocations.revoke('txn', txn, human.id, reason ?? null);
+    return { txn, revoked: true };
   }
 
   @Get('transactions/:txn')

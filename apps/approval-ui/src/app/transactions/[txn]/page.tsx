@@ -2,8 +2,10 @@
 
 import Link from 'next/link';
 import { useParams } from 'next/navigation';
-import { useCallback, useState, type KeyboardEvent } from 'react';
-import { LoadState } from '../../../components/messages';
+import { useCallback, useRef, useState, type KeyboardEvent } from 'react';
+import { ConfirmAction } from '../../../components/confirm-action';
+import { ErrorText, LoadState, StatusText } from '../../../components/messages';
+import { describeError } from '../../../lib/errors';
 import { useApi } from '../../../components/session';
 import { useLoad } from '../../../components/use-load';
 import { formatDateTime, routeParam } from '../../../lib/format';
@@ -46,6 +48,7 @@ export default function TransactionPage() {
               </Link>
             </p>
           ) : null}
+          <RevokeTransaction txn={txn} />
           <h2 id="hops-heading">Hops</h2>
           <p className="hint">
             Each hop is a token; a hop under another was delegated by it, never with more. Use the arrow keys to move
@@ -55,6 +58,44 @@ export default function TransactionPage() {
         </>
       ) : null}
     </>
+  );
+}
+
+/** Stops the whole transaction: every token of its tree, at every verifier, from now on. */
+function RevokeTransaction({ txn }: { txn: string }) {
+  const api = useApi();
+  const [error, setError] = useState<string | undefined>();
+  const [outcome, setOutcome] = useState<string | undefined>();
+  const after = useRef<HTMLHeadingElement>(null);
+
+  async function revoke(): Promise<boolean> {
+    setError(undefined);
+    try {
+      await api.post(`/me/transactions/${encodeURIComponent(txn)}/revoke`, {});
+      setOutcome('Transaction revoked');
+      // The buttons go away: keep the keyboard focus on this section, not lost to the page.
+      requestAnimationFrame(() => after.current?.focus());
+      return true;
+    } catch (caught) {
+      setError(describeError(caught));
+      return false;
+    }
+  }
+
+  return (
+    <section aria-labelledby="revoke-heading">
+      <h2 id="revoke-heading" ref={after} tabIndex={-1}>
+        Stop it
+      </h2>
+      <ConfirmAction
+        label="Revoke this transaction"
+        confirmLabel="Revoke now"
+        question="Revoke this transaction? Every token in it stops working at once, at every hop."
+        onConfirm={revoke}
+      />
+      <ErrorText>{error}</ErrorText>
+      <StatusText>{outcome}</StatusText>
+    </section>
   );
 }
 
