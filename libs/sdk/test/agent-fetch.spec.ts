@@ -161,9 +161,17 @@ describe('agent.fetch', () => {
     expect(await writDenialOf(new Response('{}', { status: 200 }))).toBeUndefined();
   });
 
-  it('refuses a token bound to another key, and a value that is not a transaction token, without sending anything', async () => {
+  it("sends a token bound to another agent's key with this agent's proof, and throws the service's refusal", async () => {
     const token = await agentOf('agt_1').token('grt_1');
-    await expect(agentOf('agt_2').fetch(FLIGHTS, {}, { token })).rejects.toThrow(/bound to another agent's key/);
+    const thief = agentOf('agt_2');
+    service.answers = [deny('invalid_dpop_proof', 401, { error_description: 'DPoP proof key does not match the token cnf.jkt' })];
+    await expect(thief.fetch(FLIGHTS, {}, { token })).rejects.toSatisfy((e) => e instanceof InvalidDpopProof && e.description === 'DPoP proof key does not match the token cnf.jkt');
+    const [sent] = verified();
+    expect(sent!.token).toBe(token.value);
+    await expect(verifyDpopProof(sent!.dpop, { htm: 'GET', htu: FLIGHTS, accessToken: token.value, expectedJkt: token.claims.cnf.jkt, clock })).rejects.toThrow(/does not match the token cnf.jkt/);
+  });
+
+  it('refuses a value that is not a transaction token without sending anything', async () => {
     await expect(agentOf('agt_1').fetch(FLIGHTS, {}, { token: 'not.a.token' })).rejects.toThrow(/not a transaction token/);
     expect(service.received).toHaveLength(0);
   });

@@ -737,7 +737,6 @@ export class WritAgent {
    */
   async delegate(token: TransactionToken | string, options: DelegateOptions): Promise<TransactionToken> {
     const parent = await this.#fresh(typeof token === 'string' ? this.#readToken(token) : token);
-    this.#assertHolder(parent, 'delegate');
     const consent = jwtPayload(options.actorToken);
     if (consent?.iss !== options.to || consent.sub !== options.to) throw new TypeError(`actorToken is not the consent of ${options.to}: it must be made by that agent's actorToken()`);
     const details = {
@@ -776,7 +775,8 @@ export class WritAgent {
    * `Revoked`, `InvalidToken`, ...; see {@link writDenialOf}); every other answer, error or not,
    * is returned as is. Redirects are returned, not followed (a proof is bound to one URL), unless
    * `init.redirect` says otherwise. A `ReadableStream` body is read into memory first, so the
-   * request can be sent again.
+   * request can be sent again. A token bound to another agent's key is sent all the same: the
+   * service refuses it (`InvalidDpopProof`), as it refuses anyone who took a token without its key.
    *
    * @example
    * ```ts
@@ -792,7 +792,6 @@ export class WritAgent {
     const url = new URL(input);
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('agent.fetch takes an absolute http(s) URL');
     const token = options.tokenSource !== undefined ? await this.#fromSource(options.tokenSource) : await this.#fresh(typeof options.token === 'string' ? this.#readToken(options.token) : options.token);
-    this.#assertHolder(token, 'use');
     const method = init.method === undefined ? 'GET' : NORMALISED_METHODS.has(init.method.toUpperCase()) ? init.method.toUpperCase() : init.method;
     // A stream can be read once; the nonce retry sends the body again.
     let body = init.body;
@@ -862,11 +861,6 @@ export class WritAgent {
   #expiresSoon(token: TransactionToken): boolean {
     const lifetimeMs = (token.claims.exp - token.claims.iat) * 1000;
     return token.expiresAt.getTime() - this.#now() <= Math.min(this.#renewBeforeMs, lifetimeMs / 2);
-  }
-
-  #assertHolder(token: TransactionToken, what: 'use' | 'delegate'): void {
-    // RFC 9449 §6.1: only the key in cnf.jkt can prove possession; the verifier would refuse anyway.
-    if (token.claims.cnf.jkt !== this.key.jkt) throw new TypeError(`this token is bound to another agent's key: only its holder can ${what} it`);
   }
 
   /** Reads a compact Txn-Token into a {@link TransactionToken}; `expiresIn` (seconds) from the answer that carried it. */

@@ -163,7 +163,8 @@ export class StandInRegistry {
         htm: 'POST',
         htu: `${this.url}/oauth/token`,
         clock: this.clock,
-        ...(delegation && { accessToken: form.subject_token! }),
+        // The registry's check: only the key the parent token is bound to can delegate it.
+        ...(delegation && { accessToken: form.subject_token!, expectedJkt: (JSON.parse(Buffer.from(form.subject_token!.split('.')[1]!, 'base64url').toString()) as TxnTokenClaims).cnf.jkt }),
         ...(nonce !== undefined && { nonce }),
       });
     } catch (error) {
