@@ -197,6 +197,22 @@ describe('token renewal', () => {
     expect(verified()[2]!.token).toBe(renewed!.token);
   });
 
+  it('keeps using the current token while a renewal fails, and throws the failure once it has expired', async () => {
+    const agent = agentOf();
+    const token = await agent.token('grt_1');
+    registry.handlers.set('POST /oauth/token', (_request, reply) => reply.code(503).send({ error: 'temporarily_unavailable', error_description: 'restarting' }));
+    try {
+      offsetMs = 285_000;
+      expect((await agent.fetch(FLIGHTS, {}, { token })).status).toBe(200);
+      expect(verified()[0]!.token).toBe(token.value);
+      offsetMs = 301_000;
+      await expect(agent.fetch(FLIGHTS, {}, { token })).rejects.toThrow(TemporarilyUnavailable);
+      expect(exchanges()).toBe(3);
+    } finally {
+      registry.handlers.clear();
+    }
+  });
+
   it('renews once for requests made together', async () => {
     const agent = agentOf();
     const token = await agent.token('grt_1');

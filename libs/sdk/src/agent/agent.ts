@@ -482,16 +482,17 @@ export class WritAgent {
    * const { issuer, token_endpoint } = await agent.metadata();
    * ```
    */
-  metadata(signal?: AbortSignal): Promise<RegistryMetadata> {
-    this.#metadata ??= this.#fetchMetadata(signal).catch((error: unknown) => {
+  metadata(): Promise<RegistryMetadata> {
+    // Shared by every caller, so no caller's signal may abort it.
+    this.#metadata ??= this.#fetchMetadata().catch((error: unknown) => {
       this.#metadata = undefined;
       throw error;
     });
     return this.#metadata;
   }
 
-  async #fetchMetadata(signal: AbortSignal | undefined): Promise<RegistryMetadata> {
-    const response = await this.#send(metadataUrl(this.registryUrl), { headers: { accept: 'application/json' }, redirect: 'error', ...(signal && { signal }) });
+  async #fetchMetadata(): Promise<RegistryMetadata> {
+    const response = await this.#send(metadataUrl(this.registryUrl), { headers: { accept: 'application/json' }, redirect: 'error' });
     const metadata = await this.#read(response, MetadataSchema, 'RFC 8414 metadata');
     if (metadata.issuer !== this.registryUrl) {
       throw new WritResponseError(response.status, undefined, `the metadata names the issuer ${metadata.issuer}, not ${this.registryUrl} (RFC 8414 §3.3)`);
@@ -824,38 +825,50 @@ export class WritAgent {
     }
   }
 
-  /** The freshest token for `token`: a root token near its end is exchanged again (once, however many callers). */
+  /**
+   * The freshest token for `token`: a root token near its end is exchanged again (once, however
+   * many callers). A failed renewal is thrown only once the current token has expired: until then
+   * the current one is used, and the next request tries again.
+   */
   async #fresh(token: TransactionToken): Promise<TransactionToken> {
     const root = this.#roots.get(token);
-    if (root === undefined || !this.#expiresSoon(root.current)) return root?.current ?? token;
-    root.pending ??= this.#exchangeRoot(root.grantId, root.details)
-      .then((renewed) => {
-        root.current = renewed;
+    if (root === undefined) return token;
+    return this.#renewed(root, () =>
+      this.#exchangeRoot(root.grantId, root.details).then((renewed) => {
         this.#roots.set(renewed, root);
         return renewed;
-      })
-      .finally(() => {
-        root.pending = undefined;
-      });
-    return root.pending;
+      }),
+    );
   }
 
   /** The source's current token, asked for again when there is none or it is about to expire. */
   async #fromSource(source: TokenSource): Promise<TransactionToken> {
     let state = this.#sources.get(source);
     if (state === undefined) this.#sources.set(source, (state = {}));
-    if (state.current !== undefined && !this.#expiresSoon(state.current)) return state.current;
-    const sourceState = state;
-    sourceState.pending ??= source()
-      .then((value) => {
-        const token = typeof value === 'string' ? this.#readToken(value) : value;
-        sourceState.current = token;
+    return this.#renewed(state, async () => {
+      const value = await source();
+      return typeof value === 'string' ? this.#readToken(value) : value;
+    });
+  }
+
+  /** `state.current` while it is not about to expire; otherwise the next one, obtained once for every concurrent caller. */
+  async #renewed(state: { current?: TransactionToken; pending?: Promise<TransactionToken> | undefined }, next: () => Promise<TransactionToken>): Promise<TransactionToken> {
+    const current = state.current;
+    if (current !== undefined && !this.#expiresSoon(current)) return current;
+    state.pending ??= next()
+      .then((token) => {
+        state.current = token;
         return token;
       })
       .finally(() => {
-        sourceState.pending = undefined;
+        state.pending = undefined;
       });
-    return sourceState.pending;
+    try {
+      return await state.pending;
+    } catch (error) {
+      if (current !== undefined && current.expiresAt.getTime() > this.#now()) return current;
+      throw error;
+    }
   }
 
   #expiresSoon(token: TransactionToken): boolean {
@@ -878,7 +891,7 @@ export class WritAgent {
    * `form` is called for each attempt, so single-use assertions are never sent twice.
    */
   async #tokenRequest(form: (issuer: string) => Record<string, string>, accessToken: string | undefined, signal: AbortSignal | undefined): Promise<TransactionToken> {
-    const { issuer, token_endpoint: endpoint } = await this.metadata(signal);
+    const { issuer, token_endpoint: endpoint } = await this.metadata();
     const origin = new URL(endpoint).origin;
     const { privateKey, publicJwk } = await this.#dpopKey();
     for (let retried = false; ; retried = true) {
@@ -936,7 +949,7 @@ export class WritAgent {
 
   /** A registry call authenticated with `private_key_jwt` in the Authorization header (ADR 0005). */
   async #agentCall(url: string, init: { method: string; body?: string; signal?: AbortSignal | undefined }): Promise<Response> {
-    const { issuer } = await this.metadata(init.signal);
+    const { issuer } = await this.metadata();
     return this.#send(url, {
       method: init.method,
       headers: {
