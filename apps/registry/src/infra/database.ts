@@ -12,8 +12,9 @@ import { ServiceEntity } from '../modules/services/service.entity.js';
 import { DpopProofJtiEntity } from '../modules/tokens/dpop-proof-jti.entity.js';
 import { RevocationEntity } from '../modules/revocations/revocation.entity.js';
 import { ApprovalReceiptEntity, CeremonyEntity, HumanEntity, HumanSessionEntity, PasskeyEntity } from '../modules/humans/human.entities.js';
+import { StepUpEntity } from '../modules/step-ups/step-up.entity.js';
 
-export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity, HumanEntity, PasskeyEntity, HumanSessionEntity, CeremonyEntity, ApprovalReceiptEntity];
+export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity, HumanEntity, PasskeyEntity, HumanSessionEntity, CeremonyEntity, ApprovalReceiptEntity, StepUpEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
 export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };

@@ -43,7 +43,7 @@ export class HumanSessionEntity {
   @Column('timestamptz', { nullable: true }) ended_at: Date | null;
 }
 
-export type CeremonyKind = 'register' | 'login' | 'add_passkey' | 'decision';
+export type CeremonyKind = 'register' | 'login' | 'add_passkey' | 'decision' | 'step_up_decision';
 
 /** One WebAuthn challenge: single use, short-lived, bound to what it is for. */
 @Entity('webauthn_ceremonies')
@@ -53,7 +53,7 @@ export class CeremonyEntity {
   @Column('text') challenge: string;
   @Column('text', { nullable: true }) human_id: string | null;
   @Column('text', { nullable: true }) grant_id: string | null;
-  /** A decision's approval document, exactly as issued. */
+  /** A decision's approval (or step-up) document, exactly as issued. */
   @Column('text', { nullable: true }) document: string | null;
   @Column('jsonb') data: Record<string, unknown>;
   @Column('timestamptz') expires_at: Date;
