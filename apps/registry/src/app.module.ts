@@ -33,6 +33,10 @@ import { AuthController } from './modules/humans/auth.controller.js';
 import { HumanViewsService } from './modules/humans/human-views.service.js';
 import { HumansService } from './modules/humans/humans.service.js';
 import { EventStreams, MeController } from './modules/humans/me.controller.js';
+import { MeStepUpsController } from './modules/step-ups/me-step-ups.controller.js';
+import { StepUpsController } from './modules/step-ups/step-ups.controller.js';
+import { StepUpsService } from './modules/step-ups/step-ups.service.js';
+import { RedisVerifierStepUps, VERIFIER_STEP_UPS, type VerifierStepUps } from './modules/step-ups/verifier-step-ups.js';
 import { OPERATOR_TOKEN, OperatorController, OperatorGuard } from './modules/operator/operator.controller.js';
 import { operatorToken } from './modules/operator/operator-token.js';
 
@@ -46,6 +50,8 @@ export interface RegistryInfra {
   dpopNonces?: DpopNonces;
   /** The in-process verifier store's event queue, when a verifier runs in this process. */
   verifierEvents?: VerifierEventSource;
+  /** The in-process verifier store, where approved step-ups are written, when a verifier runs in this process. */
+  verifierAdmin?: VerifierStepUps;
 }
 
 @Module({})
@@ -53,7 +59,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, OperatorController, OpenApiController],
+      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, MeStepUpsController, StepUpsController, OperatorController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },
@@ -110,8 +116,21 @@ export class AppModule {
         },
         {
           provide: VerifierEventsRunner,
-          inject: [AuditService],
-          useFactory: (audit: AuditService) => new VerifierEventsRunner(infra.config, audit, infra.verifierEvents),
+          inject: [AuditService, StepUpsService],
+          useFactory: (audit: AuditService, stepUps: StepUpsService) =>
+            new VerifierEventsRunner(infra.config, audit, infra.verifierEvents, (drafts) => stepUps.recordRequested(drafts)),
+        },
+        // Approved step-ups go to the verifiers' store: the one in this process, or Redis.
+        {
+          provide: VERIFIER_STEP_UPS,
+          useFactory: (): VerifierStepUps | null =>
+            infra.verifierAdmin ?? (infra.config.redisUrl ? new RedisVerifierStepUps(infra.config.redisUrl, infra.config.redisPrefix) : null),
+        },
+        {
+          provide: StepUpsService,
+          inject: [AuditService, HumansService, VERIFIER_STEP_UPS],
+          useFactory: (audit: AuditService, humans: HumansService, verifier: VerifierStepUps | null) =>
+            new StepUpsService(infra.db, audit, humans, infra.clock, infra.config, verifier ?? undefined),
         },
         {
           provide: HumansService,

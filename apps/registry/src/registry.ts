@@ -11,12 +11,13 @@ import { OAuthExceptionFilter } from './http/oauth-exception.filter.js';
 import { OpenApiDocument } from './http/openapi.js';
 import type { VerifierEventSource } from './modules/audit/redis-verifier-events.js';
 import { KeyStore } from './modules/keys/key-store.js';
+import type { VerifierStepUps } from './modules/step-ups/verifier-step-ups.js';
 import { DpopNonces } from './modules/tokens/dpop-nonce.js';
 
 /** Opens storage and keys (applying migrations, creating the first key), then builds the app. */
 export async function createRegistry(
   config: RegistryConfig,
-  options: { clock?: Clock; logger?: false | LogLevel[]; database?: DatabaseTarget; verifierEvents?: VerifierEventSource } = {},
+  options: { clock?: Clock; logger?: false | LogLevel[]; database?: DatabaseTarget; verifierEvents?: VerifierEventSource; verifierAdmin?: VerifierStepUps } = {},
 ): Promise<{ app: NestFastifyApplication; db: Database; keys: KeyStore }> {
   const clock = options.clock ?? systemClock;
   const target: DatabaseTarget = options.database ?? (config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
@@ -26,7 +27,15 @@ export async function createRegistry(
   await keys.init();
   const dpopNonces = config.dpopNonce === 'required' ? DpopNonces.open(config.dataDir, clock) : undefined;
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.register({ config, clock, db, keys, dpopNonces, ...(options.verifierEvents ? { verifierEvents: options.verifierEvents } : {}) }),
+    AppModule.register({
+      config,
+      clock,
+      db,
+      keys,
+      dpopNonces,
+      ...(options.verifierEvents ? { verifierEvents: options.verifierEvents } : {}),
+      ...(options.verifierAdmin ? { verifierAdmin: options.verifierAdmin } : {}),
+    }),
     // RFC 6749 endpoints take small form bodies: 64 KiB is ample and bounds abuse.
     new FastifyAdapter({ bodyLimit: 64 * 1024, trustProxy: false }),
     { logger: options.logger ?? ['error', 'warn', 'log'], bufferLogs: false },

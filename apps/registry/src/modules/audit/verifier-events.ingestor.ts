@@ -13,6 +13,12 @@ export interface VerifierEventIngestorOptions {
   errorDelayMs?: number;
   maxErrorDelayMs?: number;
   logger?: { warn(message: string): void; error(message: string): void };
+  /**
+   * Runs on every batch once all its events are appended and before it is acked (the registry
+   * records the step-ups the events ask for). Must be idempotent: when it fails, nothing is acked
+   * and the batch comes again.
+   */
+  afterAppend?: (drafts: AuditDraft[]) => Promise<void>;
 }
 
 /** The audit chain's append path, as far as ingestion needs it (AuditService). */
@@ -35,6 +41,7 @@ export class VerifierEventIngestor {
   private readonly errorDelayMs: number;
   private readonly maxErrorDelayMs: number;
   private readonly logger: { warn(message: string): void; error(message: string): void };
+  private readonly afterAppend: ((drafts: AuditDraft[]) => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private started = false;
@@ -52,6 +59,7 @@ export class VerifierEventIngestor {
     this.maxIdleDelayMs = options.maxIdleDelayMs ?? 1_000;
     this.errorDelayMs = options.errorDelayMs ?? 200;
     this.maxErrorDelayMs = options.maxErrorDelayMs ?? 10_000;
+    this.afterAppend = options.afterAppend;
     this.logger = options.logger ?? { warn: (m) => console.warn(`[verifier events] ${m}`), error: (m) => console.error(`[verifier events] ${m}`) };
   }
 
@@ -78,9 +86,11 @@ export class VerifierEventIngestor {
     const batch = await this.source.read(this.batch);
     if (batch.events.length === 0) return 0;
     // All appends are queued at once, in batch order: AuditService group-commits them in that order.
-    const results = await Promise.allSettled(batch.events.map((event) => this.audit.append(toDraft(event))));
+    const drafts = batch.events.map(toDraft);
+    const results = await Promise.allSettled(drafts.map((draft) => this.audit.append(draft)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    await this.afterAppend?.(drafts);
     await batch.ack();
     return batch.events.length;
   }

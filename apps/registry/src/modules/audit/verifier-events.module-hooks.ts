@@ -1,7 +1,7 @@
 import type { OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import type { RegistryConfig } from '../../config/config.js';
-import type { AuditService } from './audit.service.js';
+import type { AuditDraft, AuditService } from './audit.service.js';
 import { RedisVerifierEventSource, type VerifierEventSource } from './redis-verifier-events.js';
 import { VerifierEventIngestor } from './verifier-events.ingestor.js';
 
@@ -15,7 +15,13 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
   private readonly ingestor: VerifierEventIngestor | undefined;
   private readonly redis: Redis | undefined;
 
-  constructor(config: RegistryConfig, audit: AuditService, inProcess: VerifierEventSource | undefined) {
+  constructor(
+    config: RegistryConfig,
+    audit: AuditService,
+    inProcess: VerifierEventSource | undefined,
+    /** Runs on each appended batch before it is acked (the step-ups it asks for). */
+    afterAppend?: (drafts: AuditDraft[]) => Promise<void>,
+  ) {
     let source = inProcess;
     if (source === undefined && config.redisUrl !== undefined) {
       // Its own connection: a blocked or slow read never delays revocation publishing.
@@ -24,7 +30,7 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
       this.redis.on('error', () => undefined);
       source = new RedisVerifierEventSource(this.redis, { prefix: config.redisPrefix });
     }
-    this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit);
+    this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit, afterAppend ? { afterAppend } : {});
   }
 
   onApplicationBootstrap(): void {

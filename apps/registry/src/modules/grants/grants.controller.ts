@@ -29,7 +29,8 @@ export function grantView(grant: GrantEntity) {
   };
 }
 
-function parseWait(wait: string | undefined): number {
+/** `?wait=` of a long-poll: whole seconds from 0 to {@link MAX_WAIT_S}. */
+export function parseWait(wait: string | undefined): number {
   if (wait === undefined || wait === '') return 0;
   if (!/^\d{1,2}$/.test(wait) || Number(wait) > MAX_WAIT_S) throw new InvalidRequest(`wait must be a whole number of seconds from 0 to ${MAX_WAIT_S}`);
   return Number(wait);

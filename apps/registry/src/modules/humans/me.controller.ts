@@ -10,6 +10,7 @@ import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { RevocationsService } from '../revocations/revocations.service.js';
+import { StepUpsService } from '../step-ups/step-ups.service.js';
 import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptExport } from './approvals.service.js';
 import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
 import { FinishSchema, type HumanView, HumansService, parseBody } from './humans.service.js';
@@ -51,6 +52,7 @@ export class MeController {
     @Inject(AgentsService) private readonly agents: AgentsService,
     @Inject(EventStreams) private readonly streams: EventStreams,
     @Inject(RevocationsService) private readonly revocations: RevocationsService,
+    @Inject(StepUpsService) private readonly stepUps: StepUpsService,
   ) {}
 
   @Get('grants')
@@ -123,10 +125,11 @@ export class MeController {
 
   /**
    * Server-sent events: `event: grant` with `{grant_id, status, version}` whenever one of the
-   * human's grants is requested or changes, so the inbox updates without polling.
+   * human's grants is requested or changes, and `event: step_up` with `{step_up_id, status}`
+   * whenever one of their step-ups arrives or is decided, so the inbox updates without polling.
    */
   @Get('events')
-  @ApiOperation({ summary: 'A text/event-stream of changes to the human’s grants' })
+  @ApiOperation({ summary: 'A text/event-stream of changes to the human’s grants and step-ups' })
   @ApiResponse({ status: 200, description: 'text/event-stream' })
   @ApiOAuthErrors(401)
   events(@CurrentHuman() human: HumanView, @Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
@@ -135,14 +138,19 @@ export class MeController {
     stream.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     stream.write('retry: 3000\n: connected\n\n');
     this.streams.add(stream);
-    const off = this.grants.onChange((change) => {
+    const offGrants = this.grants.onChange((change) => {
       if (change.owner !== human.id) return;
       stream.write(`event: grant\ndata: ${JSON.stringify({ grant_id: change.grant_id, status: change.status, version: change.version })}\n\n`);
+    });
+    const offStepUps = this.stepUps.onChange((change) => {
+      if (change.owner !== human.id) return;
+      stream.write(`event: step_up\ndata: ${JSON.stringify({ step_up_id: change.step_up_id, status: change.status })}\n\n`);
     });
     const keepalive = setInterval(() => stream.write(': keepalive\n\n'), KEEPALIVE_MS);
     keepalive.unref();
     const stop = () => {
-      off();
+      offGrants();
+      offStepUps();
       clearInterval(keepalive);
     };
     request.raw.once('close', stop);

@@ -1,0 +1,71 @@
+import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
+import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import type { HumanView } from '../humans/humans.service.js';
+import { STEP_UP_STATUSES } from './step-up.entity.js';
+import { type HumanStepUp, StepUpDecisionOptionsSchema, StepUpDecisionSchema, type StepUpReceiptExport, StepUpsService } from './step-ups.service.js';
+
+/** The human's side of step-ups: the payments waiting for them, and their signed decisions. */
+@Controller('me/step-ups')
+@UseGuards(HumanSessionGuard)
+@ApiSecurity(SECURITY.session)
+export class MeStepUpsController {
+  constructor(@Inject(StepUpsService) private readonly stepUps: StepUpsService) {}
+
+  @Get()
+  @ApiOperation({ summary: "The human's step-ups (requests above a grant's approval_above), newest first, optionally of one status" })
+  @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: [...STEP_UP_STATUSES] } })
+  @ApiResponse({ status: 200, description: '{step_ups}' })
+  @ApiOAuthErrors(400, 401)
+  @Header('cache-control', 'no-store')
+  async list(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<{ step_ups: HumanStepUp[] }> {
+    return { step_ups: await this.stepUps.listForHuman(human.id, status === '' ? undefined : status) };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One of the human’s step-ups: the exact request, who made it and where' })
+  @ApiResponse({ status: 200, description: 'The step-up' })
+  @ApiOAuthErrors(401, 404)
+  @Header('cache-control', 'no-store')
+  async get(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<HumanStepUp> {
+    const stepUp = await this.stepUps.getForHuman(human.id, id);
+    if (!stepUp) throw new NotFoundException('step-up not found');
+    return stepUp;
+  }
+
+  @Post(':id/decision/options')
+  @ApiOperation({ summary: 'Decide on a step-up, step 1: the step-up document and the WebAuthn options that sign it' })
+  @ApiJsonBody(StepUpDecisionOptionsSchema)
+  @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {
+    return this.stepUps.beginDecision(human.id, id, body);
+  }
+
+  @Post(':id/decision')
+  @ApiOperation({ summary: 'Decide on a step-up, step 2: the passkey assertion over the document; an approval reaches the verifiers' })
+  @ApiJsonBody(StepUpDecisionSchema)
+  @ApiResponse({ status: 200, description: '{step_up, receipt_hash}' })
+  @ApiResponse({ status: 503, description: "temporarily_unavailable: the verifiers' store cannot be reached; nothing was decided" })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<{ step_up: HumanStepUp; receipt_hash: string }> {
+    const { stepUp, receiptHash } = await this.stepUps.finishDecision(human.id, id, body);
+    return { step_up: stepUp, receipt_hash: receiptHash };
+  }
+
+  @Get(':id/receipt')
+  @ApiOperation({ summary: 'The signed receipt of the decision on a step-up, with what an offline check needs' })
+  @ApiResponse({ status: 200, description: '{receipt, hash, public_key, rp_id, origins}' })
+  @ApiOAuthErrors(401, 404)
+  @Header('cache-control', 'no-store')
+  async receipt(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<StepUpReceiptExport> {
+    const receipt = await this.stepUps.receipt(human.id, id);
+    if (!receipt) throw new NotFoundException('no decision has been signed for this step-up');
+    return receipt;
+  }
+}

@@ -1,0 +1,479 @@
+import { createHash } from 'node:crypto';
+import { generateAuthenticationOptions, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import {
+  AccessDenied,
+  approvalChallenge,
+  type ApprovalReceipt,
+  approvalReceiptHash,
+  type Clock,
+  InvalidGrant,
+  InvalidRequest,
+  randomId,
+  ReceiptInvalid,
+  type StepUpDocument,
+  stepUpDocumentText,
+  TemporarilyUnavailable,
+  verifyStepUpReceipt,
+} from '@writ/core';
+import type { JWK } from 'jose';
+import { In } from 'typeorm';
+import { z } from 'zod';
+import type { RegistryConfig } from '../../config/config.js';
+import type { Database } from '../../infra/database.service.js';
+import { AgentEntity } from '../agents/agent.entity.js';
+import type { AuditDraft, AuditService } from '../audit/audit.service.js';
+import { PasskeyEntity } from '../humans/human.entities.js';
+import { CEREMONY_TTL_MS, type HumansService, parseBody } from '../humans/humans.service.js';
+import { ServiceEntity } from '../services/service.entity.js';
+import { STEP_UP_STATUSES, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
+import type { VerifierStepUps } from './verifier-step-ups.js';
+
+export const StepUpDecisionOptionsSchema = z.strictObject({ decision: z.enum(['approve', 'deny']) });
+
+export const StepUpDecisionSchema = z.strictObject({
+  ceremony: z.string().min(1).max(64),
+  document: z.string().min(2).max(64 * 1024),
+  response: z.unknown(),
+});
+
+/** How long a step-up lives when the verifier's event does not say (the verifier's own TTL). */
+const DEFAULT_STEP_UP_TTL_MS = 15 * 60_000;
+
+/** The most step-ups one list answers. */
+const LIST_LIMIT = 200;
+
+/** A step-up as its human sees it: the exact request, who made it and where, by name. */
+export interface HumanStepUp {
+  step_up_id: string;
+  status: StepUpStatus;
+  grant_id: string;
+  txn: string;
+  agent: { client_id: string; name: string };
+  service: { id: string; uri: string; name: string };
+  method: string;
+  url: string;
+  action: string;
+  resource: string | null;
+  amount: number;
+  currency: string;
+  requested_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  receipt_hash: string | null;
+}
+
+/** A step-up as the agent that made the request sees it (`GET /step-ups/:id`). */
+export interface AgentStepUp {
+  step_up_id: string;
+  status: StepUpStatus;
+  grant_id: string;
+  txn: string;
+  amount: number;
+  currency: string;
+}
+
+/** A committed change of one step-up, for the human's live inbox (`event: step_up`). */
+export interface StepUpChange {
+  step_up_id: string;
+  owner: string;
+  status: StepUpStatus;
+}
+
+/** A step-up receipt as its human downloads it: everything an offline check needs. */
+export interface StepUpReceiptExport {
+  receipt: ApprovalReceipt;
+  hash: string;
+  public_key: JWK;
+  rp_id: string;
+  origins: string[];
+}
+
+/** What an `approval_required` verification event says about the step-up it asks for. */
+interface AskedStepUp {
+  id: string;
+  eventId: string;
+  grantId: string;
+  agentId: string;
+  txn: string;
+  serviceId: string;
+  method: string;
+  url: string;
+  action: string;
+  resource: string | null;
+  amount: number;
+  currency: string;
+  expiresAt: Date | undefined;
+}
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** The step-up an ingested verification event asks the human for, or undefined (any other event). */
+function askedStepUp(draft: AuditDraft): AskedStepUp | undefined {
+  const data = draft.data ?? {};
+  if (draft.type !== 'verification.denied' || data.outcome !== 'approval_required') return undefined;
+  const id = text(data.step_up_id);
+  const grantId = text(draft.grant_id);
+  const agentId = text(draft.actor);
+  const txn = text(draft.txn);
+  const serviceId = text(data.service);
+  const method = text(data.method);
+  const url = text(data.url);
+  const action = text(data.action);
+  const currency = text(data.currency);
+  const amount = data.amount;
+  if (id === undefined || grantId === undefined || agentId === undefined || txn === undefined || serviceId === undefined) return undefined;
+  if (method === undefined || url === undefined || action === undefined || currency === undefined) return undefined;
+  if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) return undefined;
+  const expires = text(data.step_up_expires_at);
+  const expiresAt = expires === undefined ? undefined : new Date(expires);
+  return {
+    id,
+    eventId: draft.id ?? id,
+    grantId,
+    agentId,
+    txn,
+    serviceId,
+    method,
+    url,
+    action,
+    resource: text(data.resource) ?? null,
+    amount,
+    currency,
+    expiresAt: expiresAt === undefined || Number.isNaN(expiresAt.getTime()) ? undefined : expiresAt,
+  };
+}
+
+type Waiter = () => void;
+
+/**
+ * Step-ups (ARCHITECTURE.md "Behavioural envelope"): a request above the grant's `approval_above`
+ * that the verifier holds (`approval_required`, with a step-up id) until the grant's human
+ * approves exactly that request with a passkey.
+ *
+ * - The registry learns of each from the verifier's decision events ({@link recordRequested},
+ *   called by the ingestion before it acks them): one row per step-up id, idempotent.
+ * - The human decides with the same two-step WebAuthn ceremony as for grants, over the step-up
+ *   document (`@writ/core` {@link StepUpDocument}); the receipt is kept with the step-up.
+ * - An approval is written to the verifiers' store inside the deciding transaction: it commits only
+ *   if the store flipped the step-up from pending to approved.
+ * - The agent that made the request long-polls its status; waiters are woken in process after
+ *   each commit (no database polling), like grants' decisions.
+ */
+export class StepUpsService {
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly listeners = new Set<(change: StepUpChange) => void>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly humans: HumansService,
+    private readonly clock: Clock,
+    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
+    private readonly verifier: VerifierStepUps | undefined,
+    private readonly logger: { warn(message: string): void } = { warn: (message) => console.warn(`[step-ups] ${message}`) },
+  ) {}
+
+  /**
+   * Records the step-ups that ingested verification events ask for: a pending row per new id
+   * (owned by the grant's human), nothing for an id already known, so a batch delivered twice or a
+   * retried request changes nothing. Throws if the database does, so that the batch is not acked.
+   */
+  async recordRequested(drafts: readonly AuditDraft[]): Promise<void> {
+    for (const draft of drafts) {
+      const asked = askedStepUp(draft);
+      if (asked === undefined) {
+        if (draft.data?.outcome === 'approval_required') this.logger.warn(`verification event ${draft.id ?? '?'} asks for a step-up it does not describe: ignored`);
+        continue;
+      }
+      const now = this.clock.now();
+      const expiresAt = asked.expiresAt ?? new Date(now + DEFAULT_STEP_UP_TTL_MS);
+      // The owner is the grant's human, read in the same statement; an unknown grant adds nothing.
+      const inserted = await this.db.query<{ owner: string }[]>(
+        `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at)
+         SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14 FROM grants g WHERE g.id = $2
+         ON CONFLICT (id) DO NOTHING
+         RETURNING owner`,
+        [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt],
+      );
+      const [row] = inserted;
+      if (row === undefined) continue;
+      this.notify({ step_up_id: asked.id, owner: row.owner, status: 'pending' });
+    }
+  }
+
+  /** The human's step-ups, newest first, optionally of one status. */
+  async listForHuman(humanId: string, status: string | undefined): Promise<HumanStepUp[]> {
+    if (status !== undefined && !(STEP_UP_STATUSES as readonly string[]).includes(status)) {
+      throw new InvalidRequest(`status must be one of ${STEP_UP_STATUSES.join(', ')}`);
+    }
+    const now = new Date(this.clock.now());
+    const query = this.db.dataSource.getRepository(StepUpEntity).createQueryBuilder('s').where('s.owner = :humanId', { humanId });
+    if (status === 'pending') query.andWhere("s.status = 'pending' AND s.expires_at > :now", { now });
+    else if (status === 'expired') query.andWhere("s.status = 'pending' AND s.expires_at <= :now", { now });
+    else if (status !== undefined) query.andWhere('s.status = :status', { status });
+    const rows = await query.orderBy('s.requested_at', 'DESC').take(LIST_LIMIT).getMany();
+    return this.describe(rows);
+  }
+
+  /** One of the human's step-ups; null for an unknown id or another human's. */
+  async getForHuman(humanId: string, stepUpId: string): Promise<HumanStepUp | null> {
+    const row = await this.find(stepUpId);
+    if (!row || row.owner !== humanId) return null;
+    const [view] = await this.describe([row]);
+    return view ?? null;
+  }
+
+  /** Step 1 of a decision: the step-up document and the WebAuthn options that sign it. */
+  async beginDecision(humanId: string, stepUpId: string, body: unknown): Promise<{ ceremony: string; document: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const { decision } = parseBody(StepUpDecisionOptionsSchema, body);
+    const row = await this.find(stepUpId);
+    this.checkDecidable(row, humanId);
+    const [agent, service] = await Promise.all([
+      this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: row.agent_id }),
+      this.db.dataSource.getRepository(ServiceEntity).findOneBy({ id: row.service_id }),
+    ]);
+    if (!agent || !service) throw new InvalidGrant('step-up names an agent or service that no longer exists');
+    const document: StepUpDocument = {
+      decision,
+      kind: 'step_up',
+      step_up_id: row.id,
+      grant_id: row.grant_id,
+      txn: row.txn,
+      subject: row.owner,
+      agent: { client_id: agent.client_id, name: agent.client_name },
+      service: { id: service.id, uri: service.uri },
+      method: row.method,
+      url: row.url,
+      action: row.action,
+      resource: row.resource,
+      amount: row.amount,
+      currency: row.currency,
+      nonce: randomId(),
+    };
+    const documentText = stepUpDocumentText(document);
+    const passkeys = await this.humans.passkeysOf(humanId);
+    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.rp.id,
+      // The challenge is the document's hash, so the signature commits to this exact request.
+      challenge: createHash('sha256').update(documentText).digest(),
+      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
+      userVerification: 'required',
+      timeout: CEREMONY_TTL_MS,
+    });
+    const ceremony = await this.humans.saveCeremony('step_up_decision', options.challenge, {
+      humanId,
+      grantId: row.grant_id,
+      document: documentText,
+      data: { decision, step_up_id: row.id },
+    });
+    return { ceremony, document: documentText, options };
+  }
+
+  /**
+   * Step 2: the assertion over the document. Checked like a grant decision (ceremony, exact
+   * document, challenge, passkey, then the receipt as a third party checks it), then applied in one
+   * transaction: the step-up row, the receipt, the `step_up.approved` or `step_up.denied` event
+   * and, for an approval, the verifiers' store, whose refusal undoes the rest.
+   */
+  async finishDecision(humanId: string, stepUpId: string, body: unknown): Promise<{ stepUp: HumanStepUp; receiptHash: string }> {
+    const input = parseBody(StepUpDecisionSchema, body);
+    const ceremony = await this.humans.consume(input.ceremony, 'step_up_decision', humanId);
+    if (ceremony.data.step_up_id !== stepUpId) throw new AccessDenied('ceremony is for another step-up');
+    if (input.document !== ceremony.document) throw new AccessDenied('step-up document differs from the one issued with this ceremony');
+    const challenge = await approvalChallenge(input.document);
+    // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
+    if (challenge !== ceremony.challenge) throw new AccessDenied('step-up document does not match the ceremony challenge');
+    const { passkey, response } = await this.humans.verifyAssertion(input.response, { challenge, humanId, what: 'this step-up document' });
+    const receipt: ApprovalReceipt = {
+      document: input.document,
+      credential_id: response.id,
+      authenticator_data: response.response.authenticatorData,
+      client_data_json: response.response.clientDataJSON,
+      signature: response.response.signature,
+      user_handle: response.response.userHandle ?? null,
+    };
+    let document: StepUpDocument;
+    try {
+      ({ document } = await verifyStepUpReceipt(receipt, { publicKey: passkey.jwk, rpId: this.config.rp.id, origins: this.config.uiOrigins, stepUpId }));
+    } catch (error) {
+      if (error instanceof ReceiptInvalid) throw new AccessDenied(`step-up receipt does not verify offline: ${error.message}`);
+      throw error;
+    }
+    const receiptHash = await approvalReceiptHash(receipt);
+    const now = this.clock.now();
+    const decided = await this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(StepUpEntity);
+      const row = await repo.findOne({ where: { id: stepUpId }, lock: { mode: 'pessimistic_write' } });
+      this.checkDecidable(row, humanId, now);
+      Object.assign(row, {
+        status: document.decision === 'approve' ? 'approved' : 'denied',
+        decided_at: new Date(now),
+        credential_id: passkey.id,
+        receipt,
+        receipt_hash: receiptHash,
+      });
+      await repo.save(row);
+      await this.audit.append(
+        {
+          type: document.decision === 'approve' ? 'step_up.approved' : 'step_up.denied',
+          actor: humanId,
+          subject: row.owner,
+          grant_id: row.grant_id,
+          txn: row.txn,
+          data: { step_up_id: row.id, agent: row.agent_id, amount: row.amount, currency: row.currency, receipt_hash: receiptHash },
+        },
+        manager,
+      );
+      // Last, so that a refusal or an unreachable store rolls the decision back.
+      if (document.decision === 'approve') await this.approveAtVerifier(row);
+      return row;
+    });
+    this.notify({ step_up_id: decided.id, owner: decided.owner, status: stepUpStatus(decided, now) });
+    const [view] = await this.describe([decided]);
+    return { stepUp: view!, receiptHash };
+  }
+
+  /** The stored receipt of one of the human's step-ups, with what an offline check needs; null if none. */
+  async receipt(humanId: string, stepUpId: string): Promise<StepUpReceiptExport | null> {
+    const row = await this.find(stepUpId);
+    if (!row || row.owner !== humanId || row.receipt === null || row.receipt_hash === null || row.credential_id === null) return null;
+    const passkey = await this.db.dataSource.getRepository(PasskeyEntity).findOneByOrFail({ id: row.credential_id });
+    return { receipt: row.receipt, hash: row.receipt_hash, public_key: passkey.jwk, rp_id: this.config.rp.id, origins: this.config.uiOrigins };
+  }
+
+  /** What the agent that made the request sees of a step-up. */
+  agentView(row: StepUpEntity): AgentStepUp {
+    return { step_up_id: row.id, status: stepUpStatus(row, this.clock.now()), grant_id: row.grant_id, txn: row.txn, amount: row.amount, currency: row.currency };
+  }
+
+  /** The step-up if `agentId` made the request; another agent's is indistinguishable from none. */
+  async getForAgent(stepUpId: string, agentId: string): Promise<StepUpEntity | null> {
+    const row = await this.find(stepUpId);
+    return row?.agent_id === agentId ? row : null;
+  }
+
+  /**
+   * Resolves with the step-up once it is decided or expired, or after `timeoutMs` with its state
+   * then. A step-up the registry has not heard of yet (the verifier's event is still on its way) is
+   * waited for too, within the same time. No polling: waiters are woken in process when the event
+   * is ingested and when a decision commits, and at the step-up's own expiry. Another agent's
+   * step-up answers null at once. Rejects with `signal.reason` when aborted.
+   */
+  async waitForDecision(stepUpId: string, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<StepUpEntity | null> {
+    const deadline = this.clock.now() + Math.max(0, timeoutMs);
+    for (;;) {
+      signal?.throwIfAborted();
+      let wake!: Waiter;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      // Subscribed before the read, so an ingestion or a decision committed in between is not missed.
+      this.subscribe(stepUpId, wake);
+      let timer: NodeJS.Timeout | undefined;
+      let onAbort: (() => void) | undefined;
+      try {
+        const row = await this.find(stepUpId);
+        if (row && row.agent_id !== agentId) return null;
+        const now = this.clock.now();
+        if (row && stepUpStatus(row, now) !== 'pending') return row;
+        const left = deadline - now;
+        if (left <= 0) return row;
+        const until = row ? Math.min(left, row.expires_at.getTime() - now) : left;
+        const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until))));
+        const aborted = new Promise<never>((_, reject) => {
+          onAbort = () => reject(signal?.reason as Error);
+          signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        await Promise.race([woken, timedOut, aborted]);
+      } finally {
+        clearTimeout(timer);
+        if (onAbort) signal?.removeEventListener('abort', onAbort);
+        this.unsubscribe(stepUpId, wake);
+      }
+    }
+  }
+
+  /** Calls `listener` after every committed change of a step-up (a new one included); returns the unsubscribe. */
+  onChange(listener: (change: StepUpChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private find(stepUpId: string): Promise<StepUpEntity | null> {
+    if (stepUpId.length > 128) return Promise.resolve(null);
+    return this.db.dataSource.getRepository(StepUpEntity).findOneBy({ id: stepUpId });
+  }
+
+  /** Refuses a decision on a step-up that is not the human's, or not pending any more. */
+  private checkDecidable(row: StepUpEntity | null, humanId: string, now = this.clock.now()): asserts row is StepUpEntity {
+    // Another human's step-up answers as an unknown one, so ids are not probeable.
+    if (!row || row.owner !== humanId) throw new InvalidGrant('step-up not found');
+    const status = stepUpStatus(row, now);
+    if (status !== 'pending') throw new InvalidGrant(`step-up is ${status}, not pending`);
+  }
+
+  /** Flips the step-up to approved in the verifiers' store; anything but a flip aborts the decision. */
+  private async approveAtVerifier(row: StepUpEntity): Promise<void> {
+    if (this.verifier === undefined) throw new TemporarilyUnavailable('no verifier store is configured: the approval cannot reach the verifiers');
+    let flipped: boolean;
+    try {
+      flipped = await this.verifier.approveStepUp(row.grant_id, row.id);
+    } catch (error) {
+      this.logger.warn(`step-up ${row.id}: the verifiers' store did not answer: ${error instanceof Error ? error.message : String(error)}`);
+      throw new TemporarilyUnavailable("the verifiers' store cannot be reached: try again");
+    }
+    if (!flipped) throw new InvalidGrant('step-up is no longer pending at the verifier: it expired there');
+  }
+
+  private async describe(rows: StepUpEntity[]): Promise<HumanStepUp[]> {
+    if (rows.length === 0) return [];
+    const [agents, services] = await Promise.all([
+      this.db.dataSource.getRepository(AgentEntity).findBy({ client_id: In([...new Set(rows.map((r) => r.agent_id))]) }),
+      this.db.dataSource.getRepository(ServiceEntity).findBy({ id: In([...new Set(rows.map((r) => r.service_id))]) }),
+    ]);
+    const agentName = new Map(agents.map((a) => [a.client_id, a.client_name]));
+    const service = new Map(services.map((s) => [s.id, s]));
+    const now = this.clock.now();
+    return rows.map((row) => ({
+      step_up_id: row.id,
+      status: stepUpStatus(row, now),
+      grant_id: row.grant_id,
+      txn: row.txn,
+      agent: { client_id: row.agent_id, name: agentName.get(row.agent_id) ?? row.agent_id },
+      service: { id: row.service_id, uri: service.get(row.service_id)?.uri ?? '', name: service.get(row.service_id)?.display_name ?? row.service_id },
+      method: row.method,
+      url: row.url,
+      action: row.action,
+      resource: row.resource,
+      amount: row.amount,
+      currency: row.currency,
+      requested_at: row.requested_at.toISOString(),
+      expires_at: row.expires_at.toISOString(),
+      decided_at: row.decided_at?.toISOString() ?? null,
+      receipt_hash: row.receipt_hash,
+    }));
+  }
+
+  private subscribe(stepUpId: string, waiter: Waiter): void {
+    let set = this.waiters.get(stepUpId);
+    if (!set) this.waiters.set(stepUpId, (set = new Set()));
+    set.add(waiter);
+  }
+
+  private unsubscribe(stepUpId: string, waiter: Waiter): void {
+    const set = this.waiters.get(stepUpId);
+    set?.delete(waiter);
+    if (set?.size === 0) this.waiters.delete(stepUpId);
+  }
+
+  /** Wakes the step-up's waiters (they re-read the committed row) and tells the listeners. */
+  private notify(change: StepUpChange): void {
+    for (const wake of this.waiters.get(change.step_up_id) ?? []) wake();
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's failure (a closed stream) is its own business.
+      }
+    }
+  }
+}
