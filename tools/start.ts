@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   }
 
   say(registryConfig.databaseUrl ? `opening PostgreSQL (${new URL(registryConfig.databaseUrl).host})` : `opening embedded PGlite in ${registryConfig.dataDir}`);
-  const { app } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}) });
+  const { app } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}), ...(inProcess ? { verifierAdmin: inProcess } : {}) });
   await app.listen({ host: registryConfig.host, port: registryConfig.port });
   let unsubscribe = (): void => undefined;
   if (inProcess) {
