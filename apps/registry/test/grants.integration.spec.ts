@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { InvalidAuthorizationDetails, InvalidGrant, InvalidRequest, type OAuthError } from '@writ/core';
 import { ServicesGrants1764000002000 } from '../../../migrations/1764000002000-services-grants.js';
 import { Humans1764000005000 } from '../../../migrations/1764000005000-humans.js';
+import { StepUps1764000006000 } from '../../../migrations/1764000006000-step-ups.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
@@ -346,21 +347,53 @@ describe.each(storages)('services and grants migration on $name', ({ create }) =
           `SELECT table_name FROM information_schema.tables WHERE table_name IN ('services', 'grants') ORDER BY table_name`,
         );
       expect(await tables()).toHaveLength(2);
-      // Run directly, so a later migration does not change what is undone; the humans migration
-      // refers to grants, so it is undone first and redone last, and goes down and up itself.
+      // Run directly, so a later migration does not change what is undone; the humans and step-ups
+      // migrations refer to grants, so they are undone first and redone last, and go down and up themselves.
       const migration = new ServicesGrants1764000002000();
       const humans = new Humans1764000005000();
+      const stepUps = new StepUps1764000006000();
       const runner = db.dataSource.createQueryRunner();
       try {
+        await stepUps.down(runner);
         await humans.down(runner);
         await migration.down(runner);
         expect(await tables()).toHaveLength(0);
         await migration.up(runner);
         await humans.up(runner);
+        await stepUps.up(runner);
       } finally {
         await runner.release();
       }
       expect((await tables()).map((t) => t.table_name)).toEqual(['grants', 'services']);
+    } finally {
+      await db.close();
+      await testDb.drop();
+    }
+  });
+});
+
+describe.each(storages)('step-ups migration on $name', ({ create }) => {
+  it('goes down and up again: the step_ups table, and the step-up decision ceremonies', async () => {
+    const testDb = await create();
+    const db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
+    try {
+      const tables = async () => (await db.dataSource.query<unknown[]>(`SELECT 1 FROM information_schema.tables WHERE table_name = 'step_ups'`)).length;
+      const ceremony = (kind: string) =>
+        db.dataSource.query(`INSERT INTO webauthn_ceremonies (id, kind, challenge, data, expires_at) VALUES ($1, $2, 'c', '{}', now())`, [`cer_${kind}_${Date.now()}`, kind]);
+      expect(await tables()).toBe(1);
+      await ceremony('step_up_decision');
+      const runner = db.dataSource.createQueryRunner();
+      try {
+        await new StepUps1764000006000().down(runner);
+        expect(await tables()).toBe(0);
+        await expect(ceremony('step_up_decision')).rejects.toThrow(/webauthn_ceremonies_kind_check/);
+        await ceremony('decision');
+        await new StepUps1764000006000().up(runner);
+      } finally {
+        await runner.release();
+      }
+      expect(await tables()).toBe(1);
+      await ceremony('step_up_decision');
     } finally {
       await db.close();
       await testDb.drop();

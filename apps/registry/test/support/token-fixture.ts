@@ -23,6 +23,7 @@ import { KeyStore } from '../../src/modules/keys/key-store.js';
 import { ServicesService } from '../../src/modules/services/services.service.js';
 import { createRegistry } from '../../src/registry.js';
 import type { VerifierEventSource } from '../../src/modules/audit/redis-verifier-events.js';
+import type { VerifierStepUps } from '../../src/modules/step-ups/verifier-step-ups.js';
 import type { storages, TestDatabase } from './databases.js';
 import { approveGrant } from './humans.js';
 
@@ -75,6 +76,8 @@ export interface TokenFixtureOptions<Owner extends string> {
   env?: Record<string, string>;
   /** An in-process verifier store whose decisions the registry appends to its audit chain. */
   verifierEvents?: VerifierEventSource;
+  /** Where the registry writes approved step-ups (an in-process verifier store); Redis when `env` has REDIS_URL. */
+  verifierAdmin?: VerifierStepUps;
 }
 
 /** The booted registry, as `start` hands it over. */
@@ -115,8 +118,14 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     testDb = await storage.create();
     dataDir = mkdtempSync(join(tmpdir(), options.dataDirPrefix));
     const config = loadConfig({ ...options.env, WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
-    const verifierEvents = options.verifierEvents;
-    const registry = await createRegistry(config, { logger: false, database: testDb.target, clock, ...(verifierEvents ? { verifierEvents } : {}) });
+    const { verifierEvents, verifierAdmin } = options;
+    const registry = await createRegistry(config, {
+      logger: false,
+      database: testDb.target,
+      clock,
+      ...(verifierEvents ? { verifierEvents } : {}),
+      ...(verifierAdmin ? { verifierAdmin } : {}),
+    });
     app = registry.app;
     await app.init();
     await app.getHttpAdapter().getInstance().ready();

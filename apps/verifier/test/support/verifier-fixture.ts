@@ -24,15 +24,15 @@ export interface StoreUnderTest {
 }
 
 /**
- * A real registry (embedded PGlite, listening on loopback: the verifier fetches its JWKS and asks
+ * A real registry (embedded PGlite unless `storage` says otherwise, listening on loopback: the verifier fetches its JWKS and asks
  * it who a service is over HTTP) and verifiers on `storeUnderTest`, on the registry fixture's
  * clock. With the embedded store the registry's in-process revocations are handed to the store,
  * as `npm start` wires them; with Redis the registry writes them there itself.
  */
-export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: readonly string[] = ['alice', 'bob']) {
+export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: readonly string[] = ['alice', 'bob'], storage: (typeof storages)[number] = storages[0]!) {
   let registryEnv: Record<string, string> = {};
   let events: VerifierEventSource | undefined;
-  const fx = createTokenFixture(storages[0]!, {
+  const fx = createTokenFixture(storage, {
     dataDirPrefix: 'writ-verifier-',
     owners,
     get env() {
@@ -41,6 +41,11 @@ export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: re
     // Embedded: the registry drains the in-process store's queue, as when both share a process.
     get verifierEvents() {
       return events ?? (Object.keys(registryEnv).length === 0 ? (store as unknown as VerifierEventSource) : undefined);
+    },
+    // Without REDIS_URL the registry approves step-ups through the store's admin side (in process,
+    // or the cluster, which the registry's own Redis client does not speak to); with it, in Redis.
+    get verifierAdmin() {
+      return Object.keys(registryEnv).length === 0 ? store : undefined;
     },
   });
   let app: NestFastifyApplication;
