@@ -35,7 +35,17 @@ export interface AgentRegistration {
   registered_at: string;
 }
 
-/** Why a key file was refused. */
+/**
+ * Why a key file was refused: `missing` (loading an agent that never enrolled here), `unreadable`
+ * (permissions, a folder), `not_json`, `not_p256_private_jwk`, `inconsistent` (public members
+ * of another key), `bad_registration`, `not_enrolled` (no registration, or one at another
+ * registry), `changed` (the file now holds another key; the registration was not saved).
+ *
+ * @example
+ * ```ts
+ * const problem: AgentKeyFileProblem = 'not_p256_private_jwk';
+ * ```
+ */
 export type AgentKeyFileProblem =
   | 'missing'
   | 'unreadable'
@@ -82,7 +92,15 @@ const RegistrationSchema = z.object({
   registered_at: z.string().min(1),
 });
 
-/** The public members of a P-256 key, plus what the registry expects of an agent's signing key. */
+/**
+ * The agent's public key as registered (RFC 7591 `jwks`); its public members go in every DPoP proof's `jwk`
+ * header: the public members of its P-256 key, plus `kid`, `alg` and `use`.
+ *
+ * @example
+ * ```ts
+ * const jwk: AgentPublicJwk = agent.key.publicJwk; // { kty: 'EC', crv: 'P-256', x, y, kid, alg: 'ES256', use: 'sig' }
+ * ```
+ */
 export interface AgentPublicJwk {
   kty: 'EC';
   crv: 'P-256';
