@@ -93,8 +93,8 @@ const RegistrationSchema = z.object({
 });
 
 /**
- * The agent's public key as registered (RFC 7591 `jwks`); its public members go in every DPoP proof's `jwk`
- * header: the public members of its P-256 key, plus `kid`, `alg` and `use`.
+ * The agent's public key as registered (RFC 7591 `jwks`): `kty`, `crv`, `x`, `y` of its P-256
+ * key (which also go in every DPoP proof's `jwk` header), plus `kid`, `alg` and `use`.
  *
  * @example
  * ```ts
