@@ -1,38 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { freePort } from '../../apps/registry/test/support/redis.js';
-
-const ROOT = resolve(import.meta.dirname, '../..');
-
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `npm start` in its own process group, as a terminal runs it (Ctrl-C reaches the whole group). */
-function npmStart(env: Record<string, string>): Run {
-  const child = spawn('npm', ['start'], { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
-  return { child, output: () => output, exited };
-}
-
-async function waitFor(run: Run, text: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!run.output().includes(text)) {
-    if (run.child.exitCode !== null) throw new Error(`npm start exited (${run.child.exitCode}) before '${text}':\n${run.output()}`);
-    if (Date.now() > deadline) throw new Error(`no '${text}' within ${timeoutMs} ms:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { npmStart, waitFor } from './support.js';
 
 /** Starts, checks that the three services answer, then Ctrl-C: a clean exit. */
 async function startAndStop(env: Record<string, string>): Promise<string> {
