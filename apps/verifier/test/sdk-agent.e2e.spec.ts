@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AccessDenied, ApprovalRequired, type Clock, InsufficientScope, InvalidDpopProof, RateLimited } from '@writ/core';
 import { writVerifier } from '@writ/sdk';
-import { capability, envelope, GrantDenied, type TransactionToken, writDenialOf, WritAgent } from '@writ/sdk/agent';
+import { capability, envelope, GrantDenied, StepUpDenied, type TransactionToken, writDenialOf, WritAgent } from '@writ/sdk/agent';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../../registry/src/modules/agents/agents.service.js';
+import { StepUpsService } from '../../registry/src/modules/step-ups/step-ups.service.js';
 import { storages } from '../../registry/test/support/databases.js';
-import { approveGrant, denyGrant } from '../../registry/test/support/humans.js';
+import { approveGrant, denyGrant, humanWithPasskey } from '../../registry/test/support/humans.js';
 import { createTokenFixture, ISSUER } from '../../registry/test/support/token-fixture.js';
 import { storesUnderTest } from './support/stores.js';
 import { createVerifierFixture } from './support/verifier-fixture.js';
@@ -80,9 +81,12 @@ async function until(sent: Sent[], match: (s: Sent) => boolean): Promise<void> {
   expect(sent.some(match)).toBe(true);
 }
 
+/** The registry's database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise. */
+const storage = storages.at(-1)!;
+
 // The agent does not care which store the verifier runs on; Redis shows the same answers when set.
-describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))('an SDK agent against the real registry and verifier ($name)', (store) => {
-  const vf = createVerifierFixture(store, ['alice']);
+describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))(`an SDK agent against the real registry (${storage.name}) and verifier ($name store)`, (store) => {
+  const vf = createVerifierFixture(store, ['alice'], storage);
   const net = router();
   const clock: Clock = { now: () => vf.fx.clock.now() };
   let registry: NestFastifyApplication;
@@ -224,16 +228,47 @@ describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))
     expect(error).toMatchObject({ code: 'access_denied', grant: { grant_id, status: 'denied' } });
   });
 
-  it('throws ApprovalRequired with its step-up id above approval_above, the same id on a retry', async () => {
+  /** Alice decides a step-up with her passkey, once the registry has learnt of it from the verifier's event. */
+  async function decideStepUp(stepUpId: string, decision: 'approve' | 'deny'): Promise<void> {
+    const stepUps = registry.get(StepUpsService);
+    await expect.poll(() => stepUps.getForHuman('alice', stepUpId), { timeout: 15_000, interval: 50 }).not.toBeNull();
+    const passkey = await humanWithPasskey(registry, 'alice');
+    const { ceremony, document, options } = await stepUps.beginDecision('alice', stepUpId, { decision });
+    await stepUps.finishDecision('alice', stepUpId, { ceremony, document, response: passkey.assert(options) });
+  }
+
+  /** A payment of `amount` EUR by `agent`. */
+  const pay = (agent: WritAgent, token: TransactionToken, amount: number) =>
+    agent.fetch(PAYMENTS, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount }) }, { token });
+
+  it('throws ApprovalRequired above approval_above, waits while the human approves the step-up with a passkey, and the retried payment passes once', async () => {
     const token = await planner.token(await approvedGrant(planner, envelope().amount('EUR', { per_request_max: 500, approval_above: 100 })));
-    const pay = (amount: number) =>
-      planner.fetch(PAYMENTS, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount }) }, { token });
-    expect((await pay(80)).status).toBe(200);
-    const first = await pay(150).catch((e: unknown) => e);
-    expect(first).toBeInstanceOf(ApprovalRequired);
-    const stepUpId = (first as ApprovalRequired).stepUpId;
-    expect(stepUpId).toEqual(expect.any(String));
-    await expect(pay(150)).rejects.toMatchObject({ code: 'approval_required', stepUpId });
+    expect((await pay(planner, token, 80)).status).toBe(200);
+    const refused = await pay(planner, token, 150).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApprovalRequired);
+    const stepUpId = (refused as ApprovalRequired).stepUpId!;
+    expect(stepUpId).toMatch(/^su_/);
+    // The same request again, before the human decides: the same step-up.
+    await expect(pay(planner, token, 150)).rejects.toMatchObject({ code: 'approval_required', stepUpId });
+
+    const waiting = planner.waitForStepUp(stepUpId, { timeoutMs: 20_000 });
+    await until(net.sent, (s) => s.url.pathname === `/step-ups/${stepUpId}`);
+    await decideStepUp(stepUpId, 'approve');
+    expect(await waiting).toMatchObject({ step_up_id: stepUpId, status: 'approved', amount: 150, currency: 'EUR', txn: token.claims.txn });
+
+    expect((await pay(planner, token, 150)).status).toBe(200);
+    // Approved for one request only: the next one asks again.
+    await expect(pay(planner, token, 150)).rejects.toThrow(ApprovalRequired);
+  });
+
+  it('ends the step-up wait with StepUpDenied when the human refuses the payment', async () => {
+    const token = await planner.token(await approvedGrant(planner, envelope().amount('EUR', { approval_above: 100 })));
+    const { stepUpId } = (await pay(planner, token, 300).catch((e: unknown) => e)) as ApprovalRequired;
+    const waiting = planner.waitForStepUp(stepUpId!, { timeoutMs: 20_000 });
+    await decideStepUp(stepUpId!, 'deny');
+    const error = await waiting.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StepUpDenied);
+    expect(error).toMatchObject({ code: 'access_denied', stepUp: { step_up_id: stepUpId, status: 'denied' } });
   });
 
   it('throws RateLimited with the seconds to wait', async () => {
