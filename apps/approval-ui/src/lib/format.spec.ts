@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   describeDelegation,
+  describePayee,
+  describePaymentRequest,
+  describeStepUpStatus,
+  formatAmount,
   formatDuration,
   formatRelative,
   prettyDocument,
@@ -68,5 +72,41 @@ describe('routeParam', () => {
     expect(routeParam('a%20b')).toBe('a b');
     expect(routeParam('100%')).toBe('100%');
     expect(routeParam(undefined)).toBe('');
+  });
+});
+
+describe('payments', () => {
+  const stepUp = {
+    step_up_id: 'su_1',
+    status: 'pending' as const,
+    grant_id: 'grt_1',
+    txn: 'txn_1',
+    agent: { client_id: 'agt_2', name: 'payment agent' },
+    service: { id: 'svc_1', uri: 'https://flights.example/', name: 'Flights' },
+    method: 'POST',
+    url: 'https://flights.example/api/bookings',
+    action: 'book',
+    resource: null,
+    amount: 1250.5,
+    currency: 'EUR',
+    requested_at: '2026-11-25T10:00:00Z',
+    expires_at: '2026-11-25T10:15:00Z',
+    decided_at: null,
+    receipt_hash: null,
+  };
+
+  it('says an amount with its currency, as stated, to the thousandth', () => {
+    expect(formatAmount(150, 'EUR')).toBe('150 EUR');
+    expect(formatAmount(1250.5, 'USD')).toBe('1,250.5 USD');
+    expect(formatAmount(0.125, 'EUR')).toBe('0.125 EUR');
+  });
+
+  it('says where the money goes and what the request does', () => {
+    expect(describePayee(stepUp)).toBe('Flights, at https://flights.example/api/bookings');
+    expect(describePayee({ ...stepUp, resource: 'flight/AF123' })).toBe('Flights, at https://flights.example/api/bookings, resource flight/AF123');
+    expect(describePaymentRequest(stepUp)).toBe(
+      'payment agent wants to “book” at Flights, paying 1,250.5 EUR, with the request POST https://flights.example/api/bookings, in transaction txn_1.',
+    );
+    expect(describeStepUpStatus('approved')).toBe('Payment approved');
   });
 });

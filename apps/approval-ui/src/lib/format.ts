@@ -1,4 +1,4 @@
-import type { Delegation, GrantStatus, HumanGrant } from './types';
+import type { Delegation, GrantStatus, HumanGrant, HumanStepUp, StepUpStatus } from './types';
 
 /*
  * Plain words for what libs/core does not describe: durations, dates, delegation, statuses.
@@ -108,4 +108,47 @@ export function routeParam(value: string | string[] | undefined): string {
   } catch {
     return text;
   }
+}
+
+const amountFormat = new Intl.NumberFormat('en-GB', { maximumFractionDigits: 3 });
+
+/**
+ * An amount of money with its currency code, as stated (up to the thousandths the verifier
+ * counts): "150 EUR", "1,250.5 USD".
+ *
+ * @example
+ * ```ts
+ * formatAmount(150, 'EUR'); // '150 EUR'
+ * ```
+ */
+export function formatAmount(amount: number, currency: string): string {
+  return `${amountFormat.format(amount)} ${currency}`;
+}
+
+/** Where a payment goes, in words: the service, and the address (and resource) the request is for. */
+export function describePayee(stepUp: Pick<HumanStepUp, 'service' | 'url' | 'resource'>): string {
+  const where = stepUp.resource === null ? stepUp.url : `${stepUp.url}, resource ${stepUp.resource}`;
+  return `${serviceLabel(stepUp.service)}, at ${where}`;
+}
+
+/** The request a step-up holds, in one sentence: who does what, where, for how much. */
+export function describePaymentRequest(stepUp: HumanStepUp): string {
+  const resource = stepUp.resource === null ? '' : ` on resource ${stepUp.resource}`;
+  return (
+    `${stepUp.agent.name} wants to “${stepUp.action}”${resource} at ${serviceLabel(stepUp.service)}, ` +
+    `paying ${formatAmount(stepUp.amount, stepUp.currency)}, with the request ${stepUp.method} ${stepUp.url}, ` +
+    `in transaction ${stepUp.txn}.`
+  );
+}
+
+const STEP_UP_STATUS_WORDS: Readonly<Record<StepUpStatus, string>> = {
+  pending: 'Waiting for your decision',
+  approved: 'Payment approved',
+  denied: 'Payment denied',
+  expired: 'Expired: nobody decided in time',
+};
+
+/** A step-up's status in words. */
+export function describeStepUpStatus(status: StepUpStatus): string {
+  return STEP_UP_STATUS_WORDS[status] ?? status;
 }

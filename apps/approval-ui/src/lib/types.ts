@@ -63,6 +63,34 @@ export interface DecisionAnswer {
   receipt_hash: string;
 }
 
+export type StepUpStatus = 'pending' | 'approved' | 'denied' | 'expired';
+
+/** A payment above a grant's `approval_above` that waits for the person (docs/approval.md, "Step-up"). */
+export interface HumanStepUp {
+  step_up_id: string;
+  status: StepUpStatus;
+  grant_id: string;
+  txn: string;
+  agent: { client_id: string; name: string };
+  service: { id: string; uri: string; name: string | null };
+  method: string;
+  /** Without query or fragment, as the verifier saw it. */
+  url: string;
+  action: string;
+  resource: string | null;
+  amount: number;
+  currency: string;
+  requested_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  receipt_hash: string | null;
+}
+
+export interface StepUpDecisionAnswer {
+  step_up: HumanStepUp;
+  receipt_hash: string;
+}
+
 export interface Passkey {
   id: string;
   label: string | null;
