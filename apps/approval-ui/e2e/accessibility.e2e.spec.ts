@@ -128,6 +128,7 @@ describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI accessibility in Chrom
 
   describe('signed in, with agents, grants and a transaction', () => {
     let planner: Agent;
+    let booker: Agent;
     let approvedGrant: string;
     let pendingGrant: string;
     let txn: string;
@@ -139,7 +140,7 @@ describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI accessibility in Chrom
       await visible(page.getByRole('heading', { name: 'Requests waiting for you' }), 15_000);
       const { human } = await uiGet<{ human: { id: string } }>('/auth/session');
       planner = await stack.enrolThroughUi('trip planner', human.id);
-      const booker = await stack.enrolThroughUi('booking agent', human.id);
+      booker = await stack.enrolThroughUi('booking agent', human.id);
 
       // One grant approved with the passkey, then used: a root token and a hop, with the verifier's decisions.
       approvedGrant = await requestGrant(planner);
@@ -214,6 +215,64 @@ describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI accessibility in Chrom
         .toBeGreaterThan(0);
       expect(await page.getByRole('treeitem').count()).toBe(2);
       await audit('transaction');
+    });
+
+    describe('a payment held for approval (a step-up)', () => {
+      let stepUpId: string;
+
+      it('the booking agent pays above approval_above: the verifier holds the payment', async () => {
+        const envelope = { amount: { currency: 'EUR', per_request_max: 500, total_max: 1000, approval_above: 100 } };
+        const grantId = await requestGrant(planner, { envelope });
+        await openRequest(grantId, 'trip planner');
+        await page.getByRole('button', { name: 'Approve with passkey' }).click();
+        await expect.poll(() => page.getByRole('status').filter({ hasText: 'Approved' }).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+        const root = await fx.rootToken(planner, grantId);
+        const hop = await fx.delegate(planner, root, booker, { requestDetails: { authorization_details: [{ ...capability, actions: ['book'] }], envelope } });
+        expect(hop.statusCode).toBe(200);
+        const held = await stack.payAtService(booker, hop.json<{ access_token: string }>().access_token, 150);
+        expect(held).toMatchObject({ error: 'approval_required' });
+        stepUpId = held.step_up_id!;
+      });
+
+      it('inbox, with a pending payment and a pending request', async () => {
+        await page.goto(uiUrl);
+        await visible(page.getByRole('article', { name: 'Payment request from booking agent' }), 15_000);
+        await visible(page.getByRole('article', { name: 'Request from trip planner' }));
+        await audit('inbox with a payment');
+      });
+
+      it('payment page of a pending payment', async () => {
+        await page.goto(`${uiUrl}/step-ups/${stepUpId}`);
+        await visible(page.getByRole('button', { name: 'Approve payment with passkey' }));
+        await audit('payment page');
+      });
+
+      it('approves the payment with the keyboard alone: the focus ends on the decision, then reaches what was signed and the receipt', async () => {
+        await page.goto(`${uiUrl}/step-ups/${stepUpId}`);
+        await visible(page.getByRole('button', { name: 'Approve payment with passkey' }));
+        for (let i = 0; i < 30 && (await focused(page)).name !== 'Approve payment with passkey'; i++) {
+          await page.keyboard.press('Tab');
+          expect(await focused(page), `focus indicator at Tab stop ${i + 1}`).toMatchObject({ indicator: true, onScreen: true });
+        }
+        expect(await focused(page)).toMatchObject({ tag: 'button', name: 'Approve payment with passkey' });
+        await page.keyboard.press('Tab');
+        expect(await focused(page)).toMatchObject({ name: 'Deny with passkey', indicator: true });
+        await page.keyboard.press('Shift+Tab');
+        await page.keyboard.press('Enter');
+        await expect.poll(() => page.getByRole('status').filter({ hasText: /^Payment approved$/ }).count(), { timeout: 15_000 }).toBe(1);
+        expect(await focused(page)).toMatchObject({ inMain: true, name: 'Your decision' });
+        await page.keyboard.press('Tab');
+        expect(await focused(page)).toMatchObject({ tag: 'summary', name: 'Exactly what you sign', indicator: true });
+        await page.keyboard.press('Tab');
+        expect(await focused(page)).toMatchObject({ tag: 'a', name: 'Receipt (JSON)', indicator: true });
+        await audit('payment page after approving');
+      });
+
+      it('payment page of a decided payment', async () => {
+        await page.goto(`${uiUrl}/step-ups/${stepUpId}`);
+        await visible(page.getByRole('link', { name: 'Receipt (JSON)' }));
+        await audit('decided payment');
+      });
     });
 
     it('account', async () => {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type ApprovalReceipt, approvalReceiptHash, verifyApprovalReceipt } from '@writ/core';
+import { type ApprovalReceipt, approvalReceiptHash, verifyApprovalReceipt, verifyStepUpReceipt } from '@writ/core';
 import type { JWK } from 'jose';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +158,53 @@ describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI in Chromium (registry 
     await grant.getByRole('button', { name: 'Revoke now' }).click();
     await expect.poll(() => grant.getByText('Revoked').count(), { timeout: 10_000 }).toBeGreaterThan(0);
     expect((await exchange(planner, approvedGrant)).json()).toEqual({ error: 'invalid_grant', error_description: 'grant is revoked' });
+  });
+
+  it('shows a payment above approval_above in the inbox as the verifier holds it, and approves exactly that payment with the passkey', async () => {
+    const envelope = { amount: { currency: 'EUR', per_request_max: 500, total_max: 1000, approval_above: 100 } };
+    const grantId = await requestGrant(planner, { envelope });
+    await openRequest(grantId, 'trip planner');
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Approved' }).count(), { timeout: 15_000 }).toBeGreaterThan(0);
+    // The planner hands the payment to the booking agent, which pays 150 EUR at the flights service.
+    const root = await rootToken(planner, grantId);
+    const hop = await fx.delegate(planner, root, booker, { requestDetails: { authorization_details: [{ ...grantRequest.authorization_details[0], actions: ['book'] }], envelope } });
+    expect(hop.statusCode).toBe(200);
+    const hopToken = hop.json<{ access_token: string }>().access_token;
+    const { txn } = await verify(hopToken);
+
+    await page.goto(uiUrl);
+    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible()).toBe(true);
+    const held = await stack.payAtService(booker, hopToken, 150);
+    expect(held).toMatchObject({ allow: false, error: 'approval_required' });
+    const stepUpId = held.step_up_id!;
+    // The inbox updates live: no reload.
+    const payment = page.getByRole('article', { name: 'Payment request from booking agent' });
+    await expect.poll(() => payment.count(), { timeout: 15_000 }).toBe(1);
+    expect(await page.getByRole('heading', { name: 'Payments waiting for you' }).isVisible()).toBe(true);
+    const words = await payment.textContent();
+    for (const shown of ['booking agent asks to pay 150 EUR', 'Flights, at https://flights.example/api/bookings', 'POST https://flights.example/api/bookings', txn]) expect(words).toContain(shown);
+    expect((await stack.stepUpAsAgent(booker, stepUpId)).status).toBe('pending');
+
+    await payment.getByRole('link', { name: 'Review' }).click();
+    await page.waitForURL(`${uiUrl}/step-ups/${stepUpId}`);
+    await expect.poll(() => page.getByRole('heading', { name: 'booking agent asks to pay 150 EUR', level: 1 }).isVisible()).toBe(true);
+    await page.screenshot({ path: join(SCREENSHOTS, 'step-up.png'), fullPage: true });
+    const countBefore = (await passkeys.credentials())[0]!.signCount;
+    await page.getByRole('button', { name: 'Approve payment with passkey' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Payment approved' }).count(), { timeout: 15_000 }).toBe(1);
+    expect((await passkeys.credentials())[0]!.signCount).toBeGreaterThan(countBefore);
+    // What was signed is on the page, and its receipt verifies offline.
+    await page.getByText('Exactly what you sign').click();
+    expect(await page.locator('pre').textContent()).toContain(`"step_up_id": "${stepUpId}"`);
+    const stored = await uiGet<StoredReceipt>(`/me/step-ups/${stepUpId}/receipt`);
+    const checked = await verifyStepUpReceipt(stored.receipt, { publicKey: stored.public_key, rpId: 'localhost', origins: [uiUrl], stepUpId });
+    expect(checked.document).toMatchObject({ decision: 'approve', amount: 150, currency: 'EUR', txn, agent: { client_id: booker.clientId, name: 'booking agent' } });
+
+    // The agent learns it, and its retried payment passes once.
+    expect((await stack.stepUpAsAgent(booker, stepUpId, 5)).status).toBe('approved');
+    expect(await stack.payAtService(booker, hopToken, 150)).toMatchObject({ allow: true, step_up_id: stepUpId });
+    expect(await stack.payAtService(booker, hopToken, 150)).toMatchObject({ allow: false, error: 'approval_required' });
   });
 
   it('fits a phone-width screen', async () => {

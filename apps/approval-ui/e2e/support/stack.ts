@@ -44,7 +44,8 @@ interface Running {
 /**
  * The whole approval stack for a browser test: a registry (createTokenFixture, listening on a
  * loopback port) that accepts the UI's origin with WebAuthn for RP ID localhost, a verifier in
- * process whose decisions reach the registry's audit chain (as `npm start` runs it), the approval
+ * process whose decisions reach the registry's audit chain and whose step-ups the registry approves
+ * in its store (as `npm start` runs it), the approval
  * UI's production build (built first when its sources changed), and headless Chromium with a
  * virtual passkey authenticator on one page. Helpers drive it the way agents, services and
  * people do; they work once `start` has resolved.
@@ -57,7 +58,7 @@ interface Running {
  */
 export function createUiStack(options: { dataDirPrefix?: string } = {}) {
   const store = new InProcessVerifierStore();
-  const fixtureOptions: TokenFixtureOptions<never> = { dataDirPrefix: options.dataDirPrefix ?? 'writ-ui-e2e-', owners: [], verifierEvents: store };
+  const fixtureOptions: TokenFixtureOptions<never> = { dataDirPrefix: options.dataDirPrefix ?? 'writ-ui-e2e-', owners: [], verifierEvents: store, verifierAdmin: store };
   const fx = createTokenFixture(storage, fixtureOptions);
   const { selfSigned } = fx;
   let running: Running | undefined;
@@ -169,6 +170,34 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
     return res.json<{ allow: boolean; error?: string }>();
   }
 
+  /**
+   * The flights service asks the verifier whether `agent` may book for `amount` EUR with `token`
+   * (a payment: above the grant's `approval_above`, the answer is `approval_required` with a step-up id).
+   */
+  async function payAtService(agent: Agent, token: string, amount: number): Promise<{ allow: boolean; error?: string; step_up_id?: string }> {
+    const { verifier, service } = started();
+    const url = 'https://flights.example/api/bookings';
+    const dpop = await createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu: url, accessToken: token, clock: fx.clock });
+    const res = await verifier.app.inject({
+      method: 'POST',
+      url: '/v1/verify',
+      headers: { authorization: `Basic ${Buffer.from(`${service.id}:${service.credential}`).toString('base64')}` },
+      payload: { token, dpop, method: 'POST', url, action: 'book', amount, currency: 'EUR' },
+    });
+    return res.json<{ allow: boolean; error?: string; step_up_id?: string }>();
+  }
+
+  /** The agent that made a payment reads its step-up, as the SDK's `waitForStepUp` does. */
+  async function stepUpAsAgent(agent: Agent, stepUpId: string, wait = 0): Promise<{ step_up_id: string; status: string }> {
+    const res = await started().app.inject({
+      method: 'GET',
+      url: `/step-ups/${stepUpId}?wait=${wait}`,
+      headers: { authorization: `private_key_jwt ${await selfSigned(agent.clientId, agent.privateKey)}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json<{ step_up_id: string; status: string }>();
+  }
+
   /** From the inbox, follows "Review" on this request to its approval page. */
   async function openRequest(grantId: string, agentName: string): Promise<void> {
     const { page, uiUrl } = started();
@@ -188,6 +217,8 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
     uiGet,
     exchange,
     verifyAtService,
+    payAtService,
+    stepUpAsAgent,
     openRequest,
     get app(): NestFastifyApplication {
       return started().app;
