@@ -35,7 +35,18 @@ export async function headlessHuman(uiUrl: string, name: string): Promise<Human>
   const session = (await (await page.request.get(`${uiUrl}/api/auth/session`)).json()) as { human: { id: string } };
 
   async function approve(path: string, button: string, outcome: string): Promise<void> {
-    await page.goto(`${uiUrl}${path}`);
+    // A step-up reaches the registry with the verifier's decision event, a moment after the agent
+    // hears of it: the person opens the page again until it is there, as one would.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await page.goto(`${uiUrl}${path}`);
+      const ready = await page
+        .getByRole('button', { name: button })
+        .waitFor({ timeout: 2_000 })
+        .then(() => true, () => false);
+      if (ready) break;
+      if (Date.now() > deadline) throw new Error(`${uiUrl}${path} never showed "${button}"`);
+    }
     await page.getByRole('button', { name: button }).click();
     await page.getByRole('status').filter({ hasText: outcome }).first().waitFor({ timeout: 20_000 });
   }

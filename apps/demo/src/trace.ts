@@ -9,7 +9,7 @@ export interface TraceLine {
   expected: string;
 }
 
-const COLUMNS = { hop: 4, agent: 20, what: 58 };
+const COLUMNS = { hop: 4, agent: 26, what: 58 };
 
 function pad(text: string, width: number): string {
   return text.length >= width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);

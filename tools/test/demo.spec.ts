@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CHROMIUM_PATH } from '../../apps/approval-ui/e2e/support/browser.js';
+import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
+import { freePort } from '../../apps/registry/test/support/redis.js';
+import { npmRun, npmStart, waitFor } from './support.js';
+
+if (CHROMIUM_PATH === undefined) console.warn('headless demo skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
+
+/** Every line the demo must print, each with the decision it checked (✓: as expected). */
+const OUTCOMES = [
+  /planner +grant grt_\S+ +approved +✓/,
+  /flight agent +delegated: flight:book flight:search payment:transact +issued +✓/,
+  /hotel agent +delegated: hotel:book hotel:search payment:transact +issued +✓/,
+  /notification agent +delegated: notification:write +issued +✓/,
+  /flight agent +flight: book TP1234 +allow +✓/,
+  /hotel agent +hotel: book Alfama Inn +allow +✓/,
+  /payment agent +delegated: payment:transact +issued +✓/,
+  /payment agent +payment: 420 EUR to TAP \(flight\) +allow +✓/,
+  /payment agent +payment: 560 EUR to Alfama Inn \(hotel\) +approval_required +✓/,
+  /payment agent +step-up su_\S+ +approved +✓/,
+  /payment agent +payment: 560 EUR to Alfama Inn, retried +allow +✓/,
+  /notification agent +notification: "Your trip is booked" +allow +✓/,
+  /payment agent \(replayed\) +the 420 EUR request sent again, same proof +invalid_dpop_proof +✓/,
+  /intruder \(no key\) +payment: 90 EUR with the stolen token +invalid_dpop_proof +✓/,
+  /payment agent +payment: 50 EUR seat upgrade \(total 1030\) +budget_exceeded +✓/,
+  /notification agent +notification: "Here is your receipt" +revoked +✓/,
+  /hotel agent +hotel: book a second night +revoked +✓/,
+  /anyone +re-verify the hash chain \(\d+ events\) +verified +✓/,
+];
+
+/** `npm start`, then `npm run demo -- --headless` against it, as the README says; then Ctrl-C. */
+async function demoAgainstNpmStart(env: Record<string, string>): Promise<string> {
+  const ports = { UI_PORT: String(await freePort()), REGISTRY_PORT: String(await freePort()), VERIFIER_PORT: String(await freePort()) };
+  const writ = npmStart({ ...env, ...ports });
+  try {
+    await waitFor(writ, 'Ctrl-C stops all three.', 180_000);
+    const demo = npmRun(['run', 'demo', '--', '--headless'], { ...env, ...ports });
+    const { code } = await demo.exited;
+    expect(code, demo.output()).toBe(0);
+    return demo.output();
+  } finally {
+    if (writ.child.exitCode === null) process.kill(-writ.child.pid!, 'SIGINT');
+    await writ.exited;
+  }
+}
+
+function expectEveryOutcome(output: string): void {
+  for (const outcome of OUTCOMES) expect(output).toMatch(outcome);
+  expect(output).not.toContain('✗');
+  expect(output).toMatch(/Every decision was the expected one \(\d+ checks\), and the audit chain of \d+ events verifies\./);
+  expect(output).toMatch(/the transaction in the approval UI: http:\/\/localhost:\d+\/transactions\/txn_\S+/);
+}
+
+describe.skipIf(CHROMIUM_PATH === undefined)('npm run demo -- --headless', () => {
+  it('books the trip, stops every attack, and verifies the audit chain, against npm start on embedded storage', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
+    try {
+      expectEveryOutcome(await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' }));
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(process.env.DATABASE_URL && process.env.REDIS_URL)('passes the same against PostgreSQL and Redis', async () => {
+    const db = await createPostgresDatabase(process.env.DATABASE_URL!, 'writ_demo_');
+    const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
+    try {
+      expectEveryOutcome(
+        await demoAgainstNpmStart({
+          WRIT_DATA_DIR: dataDir,
+          DATABASE_URL: (db.target as { url: string }).url,
+          REDIS_URL: process.env.REDIS_URL!,
+          WRIT_REDIS_PREFIX: `writ-demo-${randomBytes(4).toString('hex')}:`,
+        }),
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      await db.drop();
+    }
+  });
+});
