@@ -358,7 +358,8 @@ export class StepUpsService {
    * then. A step-up the registry has not heard of yet (the verifier's event is still on its way) is
    * waited for too, within the same time. No polling: waiters are woken in process when the event
    * is ingested and when a decision commits, and at the step-up's own expiry. Another agent's
-   * step-up answers null at once. Rejects with `signal.reason` when aborted.
+   * step-up is treated exactly like an unknown id (waited for, then null), so that not even the
+   * time of the answer tells whether it exists. Rejects with `signal.reason` when aborted.
    */
   async waitForDecision(stepUpId: string, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<StepUpEntity | null> {
     const deadline = this.clock.now() + Math.max(0, timeoutMs);
@@ -371,8 +372,8 @@ export class StepUpsService {
       let timer: NodeJS.Timeout | undefined;
       let onAbort: (() => void) | undefined;
       try {
-        const row = await this.find(stepUpId);
-        if (row && row.agent_id !== agentId) return null;
+        const found = await this.find(stepUpId);
+        const row = found?.agent_id === agentId ? found : null;
         const now = this.clock.now();
         if (row && stepUpStatus(row, now) !== 'pending') return row;
         const left = deadline - now;
