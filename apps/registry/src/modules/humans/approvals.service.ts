@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { generateAuthenticationOptions, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import {
   AccessDenied,
   type ApprovalDocument,
-  approvalChallenge,
   approvalDocumentText,
   type ApprovalReceipt,
   approvalReceiptHash,
@@ -23,7 +21,7 @@ import type { GrantEntity } from '../grants/grant.entity.js';
 import { GrantNarrowingSchema, type GrantsService } from '../grants/grants.service.js';
 import type { ServicesService } from '../services/services.service.js';
 import { ApprovalReceiptEntity, PasskeyEntity } from './human.entities.js';
-import { CEREMONY_TTL_MS, type HumansService, parseBody } from './humans.service.js';
+import { type HumansService, parseBody } from './humans.service.js';
 
 export const DecisionOptionsSchema = z.strictObject({
   decision: z.enum(['approve', 'deny']),
@@ -89,20 +87,8 @@ export class ApprovalsService {
       nonce: randomId(),
     };
     const text = approvalDocumentText(document);
-    const passkeys = await this.humans.passkeysOf(humanId);
-    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
-    const options = await generateAuthenticationOptions({
-      rpID: this.config.rp.id,
-      // The challenge is the document's hash, so the signature commits to the document.
-      challenge: createHash('sha256').update(text).digest(),
-      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
-      userVerification: 'required',
-      timeout: CEREMONY_TTL_MS,
-    });
-    const ceremony = await this.humans.saveCeremony('decision', options.challenge, {
-      humanId,
+    const { ceremony, options } = await this.humans.beginSigning('decision', humanId, text, {
       grantId,
-      document: text,
       data: { decision: input.decision, duration_s: narrowed.duration_s },
     });
     return { ceremony, document: text, options };
@@ -113,19 +99,7 @@ export class ApprovalsService {
     const input = parseBody(DecisionSchema, body);
     const ceremony = await this.humans.consume(input.ceremony, 'decision', humanId);
     if (ceremony.grant_id !== grantId) throw new AccessDenied('ceremony is for another grant');
-    if (input.document !== ceremony.document) throw new AccessDenied('approval document differs from the one issued with this ceremony');
-    const challenge = await approvalChallenge(input.document);
-    // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
-    if (challenge !== ceremony.challenge) throw new AccessDenied('approval document does not match the ceremony challenge');
-    const { passkey, response } = await this.humans.verifyAssertion(input.response, { challenge, humanId, what: 'this approval document' });
-    const receipt: ApprovalReceipt = {
-      document: input.document,
-      credential_id: response.id,
-      authenticator_data: response.response.authenticatorData,
-      client_data_json: response.response.clientDataJSON,
-      signature: response.response.signature,
-      user_handle: response.response.userHandle ?? null,
-    };
+    const { passkey, receipt } = await this.humans.finishSigning(ceremony, input.document, input.response, humanId, 'approval document');
     // The receipt must stand on its own: checked the way anyone will check it later.
     let document: ApprovalDocument;
     try {

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -9,7 +9,7 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
-import { AccessDenied, type Clock, InvalidRequest, randomId } from '@writ/core';
+import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, InvalidRequest, randomId } from '@writ/core';
 import { type EntityManager, IsNull } from 'typeorm';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
@@ -242,6 +242,54 @@ export class HumansService {
       await repo.update({ id }, { used_at: new Date(now) });
       return ceremony;
     });
+  }
+
+  /**
+   * Step 1 of a signed decision (a grant's or a step-up's): WebAuthn request options over the
+   * human's passkeys whose challenge is the 32 bytes of SHA-256(`documentText`), so the signature
+   * commits to the document, stored as a single-use ceremony with the document.
+   */
+  async beginSigning(
+    kind: 'decision' | 'step_up_decision',
+    humanId: string,
+    documentText: string,
+    extra: { grantId: string; data: Record<string, unknown> },
+  ): Promise<{ ceremony: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const passkeys = await this.passkeysOf(humanId);
+    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.rp.id,
+      challenge: createHash('sha256').update(documentText).digest(),
+      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
+      userVerification: 'required',
+      timeout: CEREMONY_TTL_MS,
+    });
+    const ceremony = await this.saveCeremony(kind, options.challenge, { humanId, grantId: extra.grantId, document: documentText, data: extra.data });
+    return { ceremony, options };
+  }
+
+  /**
+   * Step 2 of a signed decision: the document sent back must be exactly the one issued with the
+   * (already consumed) ceremony, and the assertion must sign it with one of `humanId`'s passkeys.
+   * Answers the passkey and the receipt, for the caller to check offline and apply.
+   */
+  async finishSigning(ceremony: CeremonyEntity, documentText: string, response: unknown, humanId: string, what: string): Promise<{ passkey: PasskeyEntity; receipt: ApprovalReceipt }> {
+    if (documentText !== ceremony.document) throw new AccessDenied(`${what} differs from the one issued with this ceremony`);
+    const challenge = await approvalChallenge(documentText);
+    // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
+    if (challenge !== ceremony.challenge) throw new AccessDenied(`${what} does not match the ceremony challenge`);
+    const { passkey, response: signed } = await this.verifyAssertion(response, { challenge, humanId, what: `this ${what}` });
+    return {
+      passkey,
+      receipt: {
+        document: documentText,
+        credential_id: signed.id,
+        authenticator_data: signed.response.authenticatorData,
+        client_data_json: signed.response.clientDataJSON,
+        signature: signed.response.signature,
+        user_handle: signed.response.userHandle ?? null,
+      },
+    };
   }
 
   /**

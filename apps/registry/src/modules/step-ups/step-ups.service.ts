@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto';
-import { generateAuthenticationOptions, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import {
   AccessDenied,
-  approvalChallenge,
   type ApprovalReceipt,
   approvalReceiptHash,
   type Clock,
@@ -23,7 +21,7 @@ import type { Database } from '../../infra/database.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditDraft, AuditService } from '../audit/audit.service.js';
 import { PasskeyEntity } from '../humans/human.entities.js';
-import { CEREMONY_TTL_MS, type HumansService, parseBody } from '../humans/humans.service.js';
+import { type HumansService, parseBody } from '../humans/humans.service.js';
 import { ServiceEntity } from '../services/service.entity.js';
 import { STEP_UP_STATUSES, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
@@ -251,20 +249,8 @@ export class StepUpsService {
       nonce: randomId(),
     };
     const documentText = stepUpDocumentText(document);
-    const passkeys = await this.humans.passkeysOf(humanId);
-    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
-    const options = await generateAuthenticationOptions({
-      rpID: this.config.rp.id,
-      // The challenge is the document's hash, so the signature commits to this exact request.
-      challenge: createHash('sha256').update(documentText).digest(),
-      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
-      userVerification: 'required',
-      timeout: CEREMONY_TTL_MS,
-    });
-    const ceremony = await this.humans.saveCeremony('step_up_decision', options.challenge, {
-      humanId,
+    const { ceremony, options } = await this.humans.beginSigning('step_up_decision', humanId, documentText, {
       grantId: row.grant_id,
-      document: documentText,
       data: { decision, step_up_id: row.id },
     });
     return { ceremony, document: documentText, options };
@@ -280,19 +266,7 @@ export class StepUpsService {
     const input = parseBody(StepUpDecisionSchema, body);
     const ceremony = await this.humans.consume(input.ceremony, 'step_up_decision', humanId);
     if (ceremony.data.step_up_id !== stepUpId) throw new AccessDenied('ceremony is for another step-up');
-    if (input.document !== ceremony.document) throw new AccessDenied('step-up document differs from the one issued with this ceremony');
-    const challenge = await approvalChallenge(input.document);
-    // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
-    if (challenge !== ceremony.challenge) throw new AccessDenied('step-up document does not match the ceremony challenge');
-    const { passkey, response } = await this.humans.verifyAssertion(input.response, { challenge, humanId, what: 'this step-up document' });
-    const receipt: ApprovalReceipt = {
-      document: input.document,
-      credential_id: response.id,
-      authenticator_data: response.response.authenticatorData,
-      client_data_json: response.response.clientDataJSON,
-      signature: response.response.signature,
-      user_handle: response.response.userHandle ?? null,
-    };
+    const { passkey, receipt } = await this.humans.finishSigning(ceremony, input.document, input.response, humanId, 'step-up document');
     let document: StepUpDocument;
     try {
       ({ document } = await verifyStepUpReceipt(receipt, { publicKey: passkey.jwk, rpId: this.config.rp.id, origins: this.config.uiOrigins, stepUpId }));
