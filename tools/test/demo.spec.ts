@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { CHROMIUM_PATH } from '../../apps/approval-ui/e2e/support/browser.js';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { freePort } from '../../apps/registry/test/support/redis.js';
-import { npmRun, npmStart, waitFor } from './support.js';
+import { headlessHuman, type Human } from '../../apps/demo/src/human.js';
+import { npmRun, npmStart, type Run, waitFor } from './support.js';
 
 if (CHROMIUM_PATH === undefined) console.warn('headless demo skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
 
@@ -32,13 +33,17 @@ const OUTCOMES = [
   /anyone +re-verify the hash chain \(\d+ events\) +verified +✓/,
 ];
 
-/** `npm start`, then `npm run demo -- --headless` against it, as the README says; then Ctrl-C. */
-async function demoAgainstNpmStart(env: Record<string, string>): Promise<string> {
+/**
+ * `npm start`, then `npm run demo` against it, as the README says; then Ctrl-C. `person` plays
+ * the person of the default mode from what the demo prints; without it the demo runs headless.
+ */
+async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: Run, uiUrl: string) => Promise<void>): Promise<string> {
   const ports = { UI_PORT: String(await freePort()), REGISTRY_PORT: String(await freePort()), VERIFIER_PORT: String(await freePort()) };
   const writ = npmStart({ ...env, ...ports });
   try {
     await waitFor(writ, 'Ctrl-C stops all three.', 180_000);
-    const demo = npmRun(['run', 'demo', '--', '--headless'], { ...env, ...ports });
+    const demo = npmRun(['run', 'demo', ...(person ? [] : ['--', '--headless'])], { ...env, ...ports });
+    if (person) await person(demo, `http://localhost:${ports.UI_PORT}`);
     const { code } = await demo.exited;
     expect(code, demo.output()).toBe(0);
     return demo.output();
@@ -61,6 +66,40 @@ describe.skipIf(CHROMIUM_PATH === undefined)('npm run demo -- --headless', () =>
     try {
       expectEveryOutcome(await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' }));
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('by default, waits for a person who signs up, approves and revokes in the browser from the links it prints', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
+    let human: Human | undefined;
+    /** A person at a browser: reads each link the demo prints, and does what it asks. */
+    const person = async (demo: Run, uiUrl: string): Promise<void> => {
+      await waitFor(demo, `Open ${uiUrl}/signup in your browser`, 60_000);
+      human = await headlessHuman(uiUrl, 'Person at a browser');
+      let handled = 0;
+      while (demo.child.exitCode === null) {
+        const asks = [...demo.output().matchAll(/→ (approve the request|approve the payment|now revoke the transaction)[^\n]*?: (\S+)/g)];
+        for (const [, what, link] of asks.slice(handled)) {
+          const id = new URL(link!).pathname.split('/').pop()!;
+          if (what === 'approve the request') await human.grantRequested(id);
+          else if (what === 'approve the payment') await human.stepUpRequested(id);
+          else {
+            await human.revokeTransaction(id);
+            demo.child.stdin!.write('\n');
+          }
+          handled += 1;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(handled).toBe(3);
+    };
+    try {
+      const output = await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' }, person);
+      expectEveryOutcome(output);
+      expect(output).toContain('Welcome, Person at a browser.');
+    } finally {
+      await human?.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

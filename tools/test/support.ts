@@ -14,9 +14,9 @@ export function npmStart(env: Record<string, string>): Run {
   return npmRun(['start'], env);
 }
 
-/** `npm <args>` in its own process group, its output collected. */
+/** `npm <args>` in its own process group, its output collected, its input writable (`child.stdin`). */
 export function npmRun(args: string[], env: Record<string, string>): Run {
-  const child = spawn('npm', args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npm', args, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
