@@ -23,10 +23,11 @@ import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './mo
 import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
 import { RevocationsController } from './modules/revocations/revocations.controller.js';
 import { RevocationsService } from './modules/revocations/revocations.service.js';
-import { CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
+import { CHANGE_RELAY, CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
 import type { VerifierEventSource } from './modules/audit/redis-verifier-events.js';
 import { VerifierEventsRunner } from './modules/audit/verifier-events.module-hooks.js';
 import { Database } from './infra/database.service.js';
+import { type ChangeRelay, PgChangeRelay } from './infra/change-feed.js';
 import { HumanSessionGuard, OriginGuard } from './http/human-session.guard.js';
 import { ApprovalsService } from './modules/humans/approvals.service.js';
 import { AuthController } from './modules/humans/auth.controller.js';
@@ -98,9 +99,20 @@ export class AppModule {
         },
         {
           provide: GrantsService,
-          inject: [AuditService, ServicesService, RevocationRecorder],
-          useFactory: (audit: AuditService, services: ServicesService, recorder: RevocationRecorder) =>
-            new GrantsService(infra.db, audit, services, infra.clock, { recordRevocation: recorder.recordGrant }),
+          inject: [AuditService, ServicesService, RevocationRecorder, CHANGE_RELAY],
+          useFactory: (audit: AuditService, services: ServicesService, recorder: RevocationRecorder, relay: ChangeRelay | null) =>
+            new GrantsService(infra.db, audit, services, infra.clock, { recordRevocation: recorder.recordGrant, ...(relay ? { relay } : {}) }),
+        },
+        // On PostgreSQL, several registry processes may share the database: changes reach them all.
+        {
+          provide: CHANGE_RELAY,
+          useFactory: async (): Promise<ChangeRelay | null> => {
+            const pool = infra.db.pgPool();
+            if (!pool || !infra.config.databaseUrl) return null;
+            const relay = new PgChangeRelay(infra.config.databaseUrl, pool);
+            await relay.start();
+            return relay;
+          },
         },
         {
           provide: RevocationsService,
@@ -128,9 +140,9 @@ export class AppModule {
         },
         {
           provide: StepUpsService,
-          inject: [AuditService, HumansService, VERIFIER_STEP_UPS],
-          useFactory: (audit: AuditService, humans: HumansService, verifier: VerifierStepUps | null) =>
-            new StepUpsService(infra.db, audit, humans, infra.clock, infra.config, verifier ?? undefined),
+          inject: [AuditService, HumansService, VERIFIER_STEP_UPS, CHANGE_RELAY],
+          useFactory: (audit: AuditService, humans: HumansService, verifier: VerifierStepUps | null, relay: ChangeRelay | null) =>
+            new StepUpsService(infra.db, audit, humans, infra.clock, infra.config, verifier ?? undefined, undefined, relay ?? undefined),
         },
         {
           provide: HumansService,

@@ -15,6 +15,7 @@ import {
 import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
+import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { ServiceEntity } from '../services/service.entity.js';
 import type { ServicesService } from '../services/services.service.js';
@@ -89,7 +90,12 @@ export interface GrantsOptions {
    * the grant's status change, audited as `grant.revoked`.
    */
   recordRevocation?: GrantRevocationRecorder;
+  /** Carries grant changes to the other registry processes on the same database (PostgreSQL). */
+  relay?: ChangeRelay;
 }
+
+/** The LISTEN/NOTIFY channel of grant changes. */
+export const GRANT_CHANGES_CHANNEL = 'writ_grant_changes';
 
 /** Two-key advisory lock space (separate from the audit chain's one-key lock): one per agent. */
 const GRANT_REQUEST_LOCK_CLASS = 0x5772_4772; // "WrGr"
@@ -167,9 +173,8 @@ export class GrantsService {
   private readonly pendingLimit: number;
   private readonly pendingTtlMs: number;
   private readonly recordRevocation: GrantRevocationRecorder | undefined;
-  /** Waiters per grant id, woken after a commit that takes the grant out of pending. */
-  private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly listeners = new Set<(change: GrantChange) => void>();
+  /** Waiters per grant id and the inbox listeners, woken after each commit (in every process, with a relay). */
+  private readonly changes: ChangeFeed<GrantChange>;
 
   constructor(
     private readonly db: Database,
@@ -181,6 +186,7 @@ export class GrantsService {
     this.pendingLimit = options.pendingLimit ?? 10;
     this.pendingTtlMs = options.pendingTtlMs ?? 15 * 60_000;
     this.recordRevocation = options.recordRevocation;
+    this.changes = new ChangeFeed((change) => change.grant_id, options.relay ? { via: options.relay, channel: GRANT_CHANGES_CHANNEL } : undefined);
   }
 
   /**
@@ -344,8 +350,7 @@ export class GrantsService {
 
   /** Calls `listener` after every committed change of any grant (requests included); returns the unsubscribe. */
   onChange(listener: (change: GrantChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.changes.onChange(listener);
   }
 
   /**
@@ -411,17 +416,16 @@ export class GrantsService {
 
   /**
    * Resolves with the grant as soon as it leaves pending, or after `timeoutMs` with its state
-   * then (re-read, so expiry is applied). No polling: a waiter is woken by an in-process
-   * notification sent after the deciding transaction commits. With several registry processes
-   * on one PostgreSQL, a decision made in another process is seen at the timeout re-read (a
-   * PostgreSQL LISTEN/NOTIFY relay would wake it sooner; not needed for one process).
+   * then (re-read, so expiry is applied). No polling: a waiter is woken by a notification sent
+   * after the deciding transaction commits, in this process and, with a relay (PostgreSQL
+   * LISTEN/NOTIFY), from every other registry process on the same database.
    * Returns null if the grant is not this agent's. Rejects with `signal.reason` when aborted.
    */
   async waitForDecision(grantId: string, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<GrantEntity | null> {
     signal?.throwIfAborted();
     let wake!: Waiter;
     const woken = new Promise<void>((resolve) => (wake = resolve));
-    this.subscribe(grantId, wake);
+    const unsubscribe = this.changes.wait(grantId, wake);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
@@ -439,7 +443,7 @@ export class GrantsService {
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
-      this.unsubscribe(grantId, wake);
+      unsubscribe();
     }
   }
 
@@ -522,32 +526,13 @@ export class GrantsService {
     await manager.getRepository(GrantEntity).save(grant);
   }
 
-  private subscribe(grantId: string, waiter: Waiter): void {
-    let set = this.waiters.get(grantId);
-    if (!set) this.waiters.set(grantId, (set = new Set()));
-    set.add(waiter);
-  }
-
-  private unsubscribe(grantId: string, waiter: Waiter): void {
-    const set = this.waiters.get(grantId);
-    set?.delete(waiter);
-    if (set?.size === 0) this.waiters.delete(grantId);
-  }
-
   /** Wakes this grant's waiters (they re-read the committed row themselves), and tells the listeners what changed. */
   private notify(grantId: string, grant?: GrantEntity | null): void {
-    for (const wake of this.waiters.get(grantId) ?? []) wake();
     if (grant) this.emit(grant);
+    else this.changes.wake(grantId);
   }
 
   private emit(grant: GrantEntity): void {
-    const change: GrantChange = { grant_id: grant.id, owner: grant.owner, status: grant.status, version: grant.version };
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure (a closed stream) is its own business.
-      }
-    }
+    this.changes.publish({ grant_id: grant.id, owner: grant.owner, status: grant.status, version: grant.version });
   }
 }

@@ -25,6 +25,10 @@ import { type HumansService, parseBody } from '../humans/humans.service.js';
 import { ServiceEntity } from '../services/service.entity.js';
 import { STEP_UP_STATUSES, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
+import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
+
+/** The LISTEN/NOTIFY channel of step-up changes. */
+export const STEP_UP_CHANGES_CHANNEL = 'writ_step_up_changes';
 
 export const StepUpDecisionOptionsSchema = z.strictObject({ decision: z.enum(['approve', 'deny']) });
 
@@ -154,12 +158,12 @@ type Waiter = () => void;
  *   document (`@writ/core` {@link StepUpDocument}); the receipt is kept with the step-up.
  * - An approval is written to the verifiers' store inside the deciding transaction: it commits only
  *   if the store flipped the step-up from pending to approved.
- * - The agent that made the request long-polls its status; waiters are woken in process after
- *   each commit (no database polling), like grants' decisions.
+ * - The agent that made the request long-polls its status; waiters are woken after each commit
+ *   (no database polling), in every registry process with a relay, like grants' decisions.
  */
 export class StepUpsService {
-  private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly listeners = new Set<(change: StepUpChange) => void>();
+  /** Waiters per step-up id and the inbox listeners, woken after each commit (in every process, with a relay). */
+  private readonly changes: ChangeFeed<StepUpChange>;
 
   constructor(
     private readonly db: Database,
@@ -169,7 +173,10 @@ export class StepUpsService {
     private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
     private readonly verifier: VerifierStepUps | undefined,
     private readonly logger: { warn(message: string): void } = { warn: (message) => console.warn(`[step-ups] ${message}`) },
-  ) {}
+    relay?: ChangeRelay,
+  ) {
+    this.changes = new ChangeFeed((change) => change.step_up_id, relay ? { via: relay, channel: STEP_UP_CHANGES_CHANNEL } : undefined);
+  }
 
   /**
    * Records the step-ups that ingested verification events ask for: a pending row per new id
@@ -342,7 +349,7 @@ export class StepUpsService {
       let wake!: Waiter;
       const woken = new Promise<void>((resolve) => (wake = resolve));
       // Subscribed before the read, so an ingestion or a decision committed in between is not missed.
-      this.subscribe(stepUpId, wake);
+      const unsubscribe = this.changes.wait(stepUpId, wake);
       let timer: NodeJS.Timeout | undefined;
       let onAbort: (() => void) | undefined;
       try {
@@ -362,15 +369,14 @@ export class StepUpsService {
       } finally {
         clearTimeout(timer);
         if (onAbort) signal?.removeEventListener('abort', onAbort);
-        this.unsubscribe(stepUpId, wake);
+        unsubscribe();
       }
     }
   }
 
   /** Calls `listener` after every committed change of a step-up (a new one included); returns the unsubscribe. */
   onChange(listener: (change: StepUpChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.changes.onChange(listener);
   }
 
   private find(stepUpId: string): Promise<StepUpEntity | null> {
@@ -428,27 +434,8 @@ export class StepUpsService {
     }));
   }
 
-  private subscribe(stepUpId: string, waiter: Waiter): void {
-    let set = this.waiters.get(stepUpId);
-    if (!set) this.waiters.set(stepUpId, (set = new Set()));
-    set.add(waiter);
-  }
-
-  private unsubscribe(stepUpId: string, waiter: Waiter): void {
-    const set = this.waiters.get(stepUpId);
-    set?.delete(waiter);
-    if (set?.size === 0) this.waiters.delete(stepUpId);
-  }
-
-  /** Wakes the step-up's waiters (they re-read the committed row) and tells the listeners. */
+  /** Wakes the step-up's waiters (they re-read the committed row) and tells the listeners, in every process. */
   private notify(change: StepUpChange): void {
-    for (const wake of this.waiters.get(change.step_up_id) ?? []) wake();
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure (a closed stream) is its own business.
-      }
-    }
+    this.changes.publish(change);
   }
 }
