@@ -42,6 +42,16 @@ export interface AuditVerification {
   checkpoints: { verified: number; failed: { seq: number; reason: string }[] };
 }
 
+/**
+ * A value's JSON as a SQL string literal, for a transaction with standard_conforming_strings on:
+ * backslashes are then literal, so only single quotes are doubled (JSON text holds no NUL: it is
+ * escaped as \u0000). One native pass, where pg's escapeLiteral walks the text character by
+ * character (about 4 µs per audit event).
+ */
+function jsonLiteral(value: unknown): string {
+  return `'${JSON.stringify(value).replaceAll("'", "''")}'`;
+}
+
 /** At most this many queued events go into one group commit (bounds one transaction's size). */
 const MAX_GROUP = 256;
 
@@ -141,14 +151,18 @@ export class AuditService {
     let inTransaction = false;
     try {
       inTransaction = true;
-      const opened = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`)) as unknown as QueryResult<{ seq: string; hash: string }>[];
+      // standard_conforming_strings (PostgreSQL's default) is pinned for this transaction: the
+      // inlined JSON literal below relies on backslashes being literal.
+      const opened = (await client.query(
+        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`,
+      )) as unknown as QueryResult<{ seq: string; hash: string }>[];
       const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
       const known = await knownEvents(query, drafts);
-      const { result, appended } = await this.chain(toHead(opened[2]!.rows[0]), drafts, known);
+      const { result, appended } = await this.chain(toHead(opened[3]!.rows[0]), drafts, known);
       const checkpoints = await this.checkpointsFor(appended);
       const statements: string[] = [];
-      if (appended.length > 0) statements.push(insertEventsSql(`${client.escapeLiteral(JSON.stringify(appended))}::jsonb`));
-      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${client.escapeLiteral(JSON.stringify(checkpoints))}::jsonb`));
+      if (appended.length > 0) statements.push(insertEventsSql(`${jsonLiteral(appended)}::jsonb`));
+      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${jsonLiteral(checkpoints)}::jsonb`));
       await client.query([...statements, 'COMMIT'].join('; '));
       inTransaction = false;
       return result;
