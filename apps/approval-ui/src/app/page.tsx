@@ -33,6 +33,12 @@ export default function InboxPage() {
     const events = new EventSource('/api/me/events');
     events.addEventListener('grant', reload);
     events.addEventListener('step_up', reloadPayments);
+    // On every (re)connection: what changed before the stream was listening (between the first
+    // load and the subscription, or during a blip) is read again, so nothing is missed.
+    events.addEventListener('open', () => {
+      reload();
+      reloadPayments();
+    });
     return () => events.close();
   }, [reload, reloadPayments]);
 
