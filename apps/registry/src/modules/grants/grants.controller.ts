@@ -3,6 +3,7 @@ import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagge
 import { InvalidRequest } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
+import { longPoll } from '../../http/long-poll.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { GrantEntity } from './grant.entity.js';
 import { GrantRequestSchema, GrantsService } from './grants.service.js';
@@ -81,20 +82,12 @@ export class GrantsController {
     @Query('wait') wait: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ReturnType<typeof grantView>> {
-    const seconds = parseWait(wait);
-    let grant: GrantEntity | null;
-    if (seconds === 0) {
-      grant = await this.grants.getForAgent(id, agent.clientId);
-    } else {
-      // Stop waiting when the client goes away.
-      const gone = new AbortController();
-      reply.raw.once('close', () => gone.abort(new Error('client closed the connection')));
-      grant = await this.grants.waitForDecision(id, agent.clientId, seconds * 1000, gone.signal).catch((error: unknown) => {
-        // Nobody is listening any more: answer quietly rather than log a server error.
-        if (gone.signal.aborted) return null;
-        throw error;
-      });
-    }
+    const grant = await longPoll(
+      reply,
+      parseWait(wait),
+      () => this.grants.getForAgent(id, agent.clientId),
+      (ms, signal) => this.grants.waitForDecision(id, agent.clientId, ms, signal),
+    );
     if (!grant) throw new NotFoundException('grant not found');
     return grantView(grant);
   }

@@ -2,9 +2,9 @@ import { Controller, Get, Header, Inject, NotFoundException, Param, Query, Res, 
 import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
+import { longPoll } from '../../http/long-poll.js';
 import { ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { MAX_WAIT_S, parseWait } from '../grants/grants.controller.js';
-import type { StepUpEntity } from './step-up.entity.js';
 import { type AgentStepUp, StepUpsService } from './step-ups.service.js';
 
 /**
@@ -34,20 +34,12 @@ export class StepUpsController {
     @Query('wait') wait: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<AgentStepUp> {
-    const seconds = parseWait(wait);
-    let stepUp: StepUpEntity | null;
-    if (seconds === 0) {
-      stepUp = await this.stepUps.getForAgent(id, agent.clientId);
-    } else {
-      // Stop waiting when the client goes away.
-      const gone = new AbortController();
-      reply.raw.once('close', () => gone.abort(new Error('client closed the connection')));
-      stepUp = await this.stepUps.waitForDecision(id, agent.clientId, seconds * 1000, gone.signal).catch((error: unknown) => {
-        // Nobody is listening any more: answer quietly rather than log a server error.
-        if (gone.signal.aborted) return null;
-        throw error;
-      });
-    }
+    const stepUp = await longPoll(
+      reply,
+      parseWait(wait),
+      () => this.stepUps.getForAgent(id, agent.clientId),
+      (ms, signal) => this.stepUps.waitForDecision(id, agent.clientId, ms, signal),
+    );
     if (!stepUp) throw new NotFoundException('step-up not found');
     return this.stepUps.agentView(stepUp);
   }
