@@ -50,13 +50,14 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT, return503OnClosing: true });
 
-  app.addHook('onSend', async (_request, reply) => {
-    void reply.header('cache-control', 'no-store');
-  });
+  // Every answer is for one request only (RFC 9111 §5.2.2.5). Set where each answer is made rather
+  // than in an onSend hook: a hook costs a promise and a lookup on every request.
+  const NO_STORE = 'no-store';
 
   app.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
     // Fastify's own refusals: bad JSON, wrong content type, too large a body.
     const status = error.statusCode ?? 500;
+    void reply.header('cache-control', NO_STORE);
     if (status >= 400 && status < 500) {
       void reply.status(status).send({ error: 'invalid_request', error_description: status === 413 ? 'request body is too large' : 'request body must be a JSON verify request' });
       return;
@@ -67,6 +68,7 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
   });
 
   app.post('/v1/verify', async (request, reply) => {
+    void reply.header('cache-control', NO_STORE);
     try {
       const parsed = VerifyRequestSchema.safeParse(request.body);
       if (!parsed.success) {
@@ -84,7 +86,13 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
     }
   });
 
-  app.get('/healthz', () => ({ ok: true }));
+  app.get('/healthz', (_request, reply) => {
+    void reply.header('cache-control', NO_STORE);
+    return { ok: true };
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    void reply.header('cache-control', NO_STORE).status(404).send({ error: 'not_found', error_description: 'no such endpoint' });
+  });
 
   await app.ready();
   void jwks.warm();

@@ -146,6 +146,8 @@ interface PreparedToken {
   approvalAboveMinor: number | undefined;
   /** The token's capabilities naming each service URI, by URI. */
   capabilitiesAt: Map<string, AuthorizationDetail[]>;
+  /** The start of its audit events, by service id ({@link eventPrefix}). */
+  eventPrefixes: Map<string, string>;
 }
 
 const prepared = new WeakMap<TxnTokenClaims, PreparedToken>();
@@ -162,10 +164,28 @@ function prepare(claims: TxnTokenClaims): PreparedToken {
       totalMaxMinor: envelope.amount?.total_max === undefined ? undefined : toMinorUnits(envelope.amount.total_max),
       approvalAboveMinor: envelope.amount?.approval_above === undefined ? undefined : toMinorUnits(envelope.amount.approval_above),
       capabilitiesAt: new Map(),
+      eventPrefixes: new Map(),
     };
     prepared.set(claims, ready);
   }
   return ready;
+}
+
+/**
+ * The start of a decision's audit event for this token at this service, up to the open `data`
+ * object: `{"type":"verification","actor":…,"subject":…,"grant_id":…,"txn":…,"data":{"service":…,"jti":…`.
+ * The same for every request of the token there, so it is serialised once (a few services per
+ * token at most, like {@link capabilitiesAt}).
+ */
+function eventPrefix(ready: PreparedToken, claims: TxnTokenClaims, serviceId: string): string {
+  let prefix = ready.eventPrefixes.get(serviceId);
+  if (prefix === undefined) {
+    const head = { type: 'verification', actor: claims.act.sub, subject: serviceId, grant_id: claims.tctx.grant_id, txn: claims.txn, data: { service: serviceId, jti: claims.jti } };
+    // The JSON of `head` without its two closing braces: the request's own fields follow.
+    prefix = JSON.stringify(head).slice(0, -2);
+    if (ready.eventPrefixes.size < 16) ready.eventPrefixes.set(serviceId, prefix);
+  }
+  return prefix;
 }
 
 /** The token's capabilities with a location under `serviceUri` (a few services per token at most). */
@@ -186,13 +206,17 @@ function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri
  * there), `max_uses`, rate, budget, step-up. Every decision's audit event is queued.
  */
 export class Verifier {
-  constructor(private readonly options: VerifierOptions) {}
+  /** This verifier's name as a JSON string, for its audit events. */
+  private readonly instanceJson: string;
+
+  constructor(private readonly options: VerifierOptions) {
+    this.instanceJson = JSON.stringify(options.instance);
+  }
 
   async verify(service: ServiceIdentity, request: VerifyRequest): Promise<VerifyAnswer> {
     const { clock, store } = this.options;
     const nowMs = clock.now();
     const url = safeUrl(request.url);
-    const base = { service: service.id, method: request.method, url, action: request.action };
     const tokenHash = request.token === '' ? '' : sha256(request.token);
 
     let claims: TxnTokenClaims;
@@ -221,31 +245,25 @@ export class Verifier {
       await store.queueEvent({
         id: eventId(),
         outcome: deny.error,
-        body: JSON.stringify({ type: 'verification', actor: null, subject: service.id, grant_id: null, txn: null, data: { ...base, token: tokenHash.slice(0, 16), error_description: deny.error_description, verifier: this.options.instance } }),
+        body: JSON.stringify({ type: 'verification', actor: null, subject: service.id, grant_id: null, txn: null, data: { service: service.id, method: request.method, url, action: request.action, token: tokenHash.slice(0, 16), error_description: deny.error_description, verifier: this.options.instance } }),
       });
       return deny;
     }
 
     const grantId = claims.tctx.grant_id;
     const envelope = claims.tctx.envelope;
-    const event = {
-      type: 'verification',
-      actor: claims.act.sub,
-      subject: service.id,
-      grant_id: grantId,
-      txn: claims.txn,
-      data: {
-        ...base,
-        jti: claims.jti,
-        proof_jti: proof.jti,
-        ...(request.resource === undefined ? {} : { resource: request.resource }),
-        ...(request.amount === undefined ? {} : { amount: request.amount, currency: request.currency }),
-        verifier: this.options.instance,
-      },
-    };
 
     // Decided without state; reported by the store after the replay and revocation checks.
     const ready = prepare(claims);
+    // The audit event: what this token and service always say, written once, then this request.
+    let body = `${eventPrefix(ready, claims, service.id)},"method":${JSON.stringify(request.method)},"url":${JSON.stringify(url)},"action":${JSON.stringify(request.action)},"proof_jti":${JSON.stringify(proof.jti)}`;
+    if (request.resource !== undefined) body += `,"resource":${JSON.stringify(request.resource)}`;
+    if (request.amount !== undefined) {
+      body += `,"amount":${JSON.stringify(request.amount)}`;
+      if (request.currency !== undefined) body += `,"currency":${JSON.stringify(request.currency)}`;
+    }
+    body += `,"verifier":${this.instanceJson}}}`;
+
     let precheck: OAuthError | undefined;
     let capability: AuthorizationDetail | undefined;
     if (!locationCovers(service.uri, request.url)) {
@@ -268,7 +286,7 @@ export class Verifier {
       proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
       revocations: ready.revocations,
       stateTtlMs: STATE_TTL_MS,
-      event: { id: eventId(), body: JSON.stringify(event) },
+      event: { id: eventId(), body },
     };
     if (precheck !== undefined) input.precheck = { code: precheck.code };
     if (ready.maxUses !== undefined) input.maxUses = ready.maxUses;

@@ -252,6 +252,17 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       const res = await verifier.app.inject({ method: 'POST', url: '/v1/verify', headers: { 'content-type': 'application/json', authorization: vf.basic() }, payload: '{' });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'request body must be a JSON verify request' });
+      expect(res.headers['cache-control']).toBe('no-store');
+    });
+
+    it('answers 404 not_found, never cached, anywhere but its two routes', async () => {
+      const res = await verifier.app.inject({ method: 'GET', url: '/v1/verify' });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({ error: 'not_found', error_description: 'no such endpoint' });
+      expect(res.headers['cache-control']).toBe('no-store');
+      const health = await verifier.app.inject({ method: 'GET', url: '/healthz' });
+      expect(health.json()).toEqual({ ok: true });
+      expect(health.headers['cache-control']).toBe('no-store');
     });
   });
 
