@@ -116,6 +116,10 @@ describe('hashing helpers', () => {
     expect(toHex(fromHex('00ff10Ab'))).toBe('00ff10ab');
     expect(() => fromHex('abc')).toThrow('not a hex string');
     expect(() => fromHex('zz')).toThrow('not a hex string');
+    for (const bad of ['0g', 'g0', '\u00e90', '0 ', '-1']) expect(() => fromHex(bad)).toThrow('not a hex string');
+    const every = Uint8Array.from({ length: 256 }, (_, i) => i);
+    expect(toHex(every)).toBe(Buffer.from(every).toString('hex'));
+    expect(fromHex(Buffer.from(every).toString('hex').toUpperCase())).toEqual(every);
   });
 
   it('compares strings for equality without early exit', () => {

@@ -103,9 +103,22 @@ export async function canonicalHash(value: unknown): Promise<string> {
  */
 export function toHex(bytes: Uint8Array): string {
   let out = '';
-  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  for (let i = 0; i < bytes.length; i++) out += HEX_PAIRS[bytes[i]!]!;
   return out;
 }
+
+/** `'00'` to `'ff'`, by byte value. */
+const HEX_PAIRS = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
+/** The value of a hex digit by its char code, -1 for anything else. */
+const HEX_VALUES = (() => {
+  const values = new Int8Array(128).fill(-1);
+  for (let digit = 0; digit < 16; digit++) {
+    values['0123456789abcdef'.charCodeAt(digit)] = digit;
+    values['0123456789ABCDEF'.charCodeAt(digit)] = digit;
+  }
+  return values;
+})();
 
 /**
  * Bytes of a hex string; throws on odd length or a non-hex digit.
@@ -116,9 +129,14 @@ export function toHex(bytes: Uint8Array): string {
  * ```
  */
 export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError('not a hex string');
+  if (hex.length % 2 !== 0) throw new TypeError('not a hex string');
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const high = HEX_VALUES[hex.charCodeAt(i * 2)] ?? -1;
+    const low = HEX_VALUES[hex.charCodeAt(i * 2 + 1)] ?? -1;
+    if (high < 0 || low < 0) throw new TypeError('not a hex string');
+    out[i] = (high << 4) | low;
+  }
   return out;
 }
 
