@@ -152,6 +152,9 @@ interface PreparedToken {
 
 const prepared = new WeakMap<TxnTokenClaims, PreparedToken>();
 
+/** Services remembered per token (a token names a few at most; more are computed each time). */
+const SERVICES_PER_TOKEN = 16;
+
 function prepare(claims: TxnTokenClaims): PreparedToken {
   let ready = prepared.get(claims);
   if (ready === undefined) {
@@ -183,7 +186,7 @@ function eventPrefix(ready: PreparedToken, claims: TxnTokenClaims, serviceId: st
     const head = { type: 'verification', actor: claims.act.sub, subject: serviceId, grant_id: claims.tctx.grant_id, txn: claims.txn, data: { service: serviceId, jti: claims.jti } };
     // The JSON of `head` without its two closing braces: the request's own fields follow.
     prefix = JSON.stringify(head).slice(0, -2);
-    if (ready.eventPrefixes.size < 16) ready.eventPrefixes.set(serviceId, prefix);
+    if (ready.eventPrefixes.size < SERVICES_PER_TOKEN) ready.eventPrefixes.set(serviceId, prefix);
   }
   return prefix;
 }
@@ -193,7 +196,7 @@ function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri
   let here = ready.capabilitiesAt.get(serviceUri);
   if (here === undefined) {
     here = claims.tctx.authorization_details.filter((c) => c.locations.some((l) => locationCovers(serviceUri, l)));
-    if (ready.capabilitiesAt.size < 16) ready.capabilitiesAt.set(serviceUri, here);
+    if (ready.capabilitiesAt.size < SERVICES_PER_TOKEN) ready.capabilitiesAt.set(serviceUri, here);
   }
   return here;
 }

@@ -94,7 +94,7 @@ export async function hashAuditEvent(event: UnhashedAuditEvent, digest: AuditDig
   return toHex(await digest(input));
 }
 
-/** An audit event's members in RFC 8785 order (by UTF-16 code units), `data` aside. */
+/** An audit event's members without `hash`, in RFC 8785 order (by UTF-16 code units). */
 const EVENT_MEMBERS = ['actor', 'at', 'data', 'grant_id', 'id', 'parent_id', 'prev_hash', 'seq', 'subject', 'txn', 'type'] as const;
 
 /**

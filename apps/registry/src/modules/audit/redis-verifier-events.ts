@@ -2,13 +2,13 @@ import { grantStateKey, verifierKey } from '@writ/core';
 import { Cluster, type Redis } from 'ioredis';
 import { isKeyable } from '../revocations/redis-revocation-bus.js';
 
+/** Keys one SCAN call looks at (see scanGrantStreams). */
+const SCAN_STEP = 100;
+
 /**
  * A verifier decision as it waits in the queue (the verifier's `QueuedEvent`; the registry never
  * imports verifier code, so the shape is repeated here and matched structurally).
  */
-
-/** Keys a SCAN call looks at (see scanGrantStreams). */
-const SCAN_STEP = 100;
 export interface QueuedVerifierEvent {
   id: string;
   /** JSON of `{ type, actor, subject, grant_id, txn, data }`. */
