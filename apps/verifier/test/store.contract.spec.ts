@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { grantStateKey, randomId, type RevocationKind, revocationChannel, revocationKey, verifierKey } from '@writ/core';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
@@ -568,6 +569,30 @@ describe.skipIf(!REDIS_INSTALLED && !REDIS_URL)('Redis store specifics (one node
     ({ url, raw } = await singleNode.acquire());
   });
   afterAll(() => singleNode.release());
+
+  it('sends the decisions of one event-loop turn to Redis in one write, and a lone one at the end of its turn', async () => {
+    const subject = await redisSubject(url, raw);
+    const store = subject.store as RedisVerifierStore;
+    const socket = (store as unknown as { redis: { stream: Socket } }).redis.stream;
+    const writes: number[] = [];
+    const writev = socket._writev!.bind(socket);
+    const write = socket._write.bind(socket);
+    socket._writev = (chunks, callback) => {
+      writes.push(chunks.length);
+      writev(chunks, callback);
+    };
+    socket._write = (chunk, encoding, callback) => {
+      writes.push(1);
+      write(chunk, encoding, callback);
+    };
+    const now = Date.now();
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => store.decide(decision('g1', now))));
+    expect(outcomes.every((o) => o.allow)).toBe(true);
+    expect(writes).toEqual([20]);
+    writes.length = 0;
+    expect((await store.decide(decision('g1', now))).allow).toBe(true);
+    expect(writes).toEqual([1]);
+  });
 
   it('writes revocation keys exactly as the registry does, and honours the registry bus', async () => {
     const subject = await redisSubject(url, raw);
