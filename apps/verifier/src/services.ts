@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { InvalidClient, TemporarilyUnavailable } from '@writ/core';
 
 /** A service provider, as the registry describes it. */
@@ -32,7 +32,7 @@ export class ServiceDirectory {
     if (authorization === undefined || authorization === '') {
       return Promise.reject(new InvalidClient('service credentials are missing: use HTTP Basic with the service id and credential'));
     }
-    const id = createHash('sha256').update(authorization).digest('base64url');
+    const id = hash('sha256', authorization, 'base64url');
     const hit = this.known.get(id);
     if (hit !== undefined && hit.untilMs > this.now()) return Promise.resolve(hit.service);
     let pending = this.inflight.get(id);

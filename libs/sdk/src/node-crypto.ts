@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import { createPublicKey, hash, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import type { DpopAlg, JwsSignatureVerifier } from '@writ/core';
 import type { JWK } from 'jose';
 
@@ -104,5 +104,5 @@ export function verifyJws(token: string, jwk: JWK): { header: Record<string, unk
  * and `tokenHash`, without a Web Crypto round trip through the thread pool.
  */
 export function sha256Base64urlSync(data: string): string {
-  return createHash('sha256').update(data).digest('base64url');
+  return hash('sha256', data, 'base64url');
 }

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import {
   appendAuditEvent,
   AuditChainVerifier,
@@ -28,8 +28,11 @@ export interface AuditDraft {
   id?: string;
 }
 
-/** SHA-256 with node:crypto: synchronous, and far cheaper per event than a Web Crypto digest. */
-const nodeDigest = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
+/**
+ * SHA-256 with node:crypto: synchronous, and far cheaper per event than a Web Crypto digest; one
+ * shot, so no native Hash object per event for the garbage collector.
+ */
+const nodeDigest = (bytes: Uint8Array): Uint8Array => hash('sha256', bytes, 'buffer');
 
 /** Any 64-bit constant: the PostgreSQL advisory lock that serialises every chain append. */
 const AUDIT_APPEND_LOCK = 0x5772_6974_4175_6474n; // "WritAudt"
