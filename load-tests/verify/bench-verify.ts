@@ -54,6 +54,7 @@ import { loadConfig } from '../../apps/registry/src/config/config.js';
 import { Database } from '../../apps/registry/src/infra/database.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
+import { choosePinning, pinSelf } from '../support/cpus.js';
 import { groupCpuSeconds, machineTicks, ownCpuSeconds, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
 import { buildRequest, closedLoop, Connection, describeCounts, type Endpoint, openLoop, type RunResult, verdictOf } from '../support/load.js';
 import { type Started, stopAll, stopProcess } from '../support/processes.js';
@@ -102,6 +103,8 @@ const OPEN_LOOP_CONNECTIONS = 64;
 const REVOCATION_WARM = 20;
 /** A revocation not seen by then counts as never seen. */
 const REVOCATION_TIMEOUT_MS = 5000;
+
+const { pinning, why: pinWhy } = choosePinning(process.env.BENCH_PIN);
 
 const GOALS = { ratio: 0.8, steadyP99Ms: 5, revocationP99Ms: 100 };
 
@@ -437,10 +440,13 @@ async function bench(): Promise<void> {
       return;
     }
 
+    // Before the registry starts: it inherits this process's CPUs.
+    pinSelf(pinning);
+    console.log(`cpus        ${pinWhy}`);
     let registry: Started | undefined = await startRegistry(env, process.env.BENCH_CPU_PROFILE);
     console.log(`registry    ${issuer} (child process ${registry.child.pid}), ${AGENTS} agents with approved grants`);
     const holders = await Promise.all(seeded.agents.map(async (agent) => holder(agent, await fetchToken(issuer, agent))));
-    const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix })]);
+    const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix, pinning), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning)]);
     const servers: Record<Server, Measured> = { floor: { server: floor, registry, redis }, verifier: { server: verifier, registry, redis } };
     const endpoints: Record<Server, Endpoint> = {
       floor: { port: Number(urlOf(floor).port), path: '/v1/verify', headers: { authorization } },

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { loadConfig } from '../../apps/registry/src/config/config.js';
 import { ServicesService } from '../../apps/registry/src/modules/services/services.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
+import { onServerCpu, type Pinning } from '../support/cpus.js';
 import { buildRequest, type Endpoint } from '../support/load.js';
 import { startProcess, type Started } from '../support/processes.js';
 import { type BenchAgent, enrolAgent, FLIGHT_BOOKING, FLIGHTS } from '../support/registry.js';
@@ -128,11 +129,12 @@ export async function countKeys(redis: Redis, pattern: string): Promise<number> 
 }
 
 /** The floor server (floor-server.ts) as a child process, in a process group of its own. */
-export function startFloor(redisUrl: string, prefix: string): Promise<Started> {
+export function startFloor(redisUrl: string, prefix: string, pinning?: Pinning): Promise<Started> {
+  // BENCH_FLOOR_NODE_ARGS: node options for the floor alone (for example a CPU profile).
+  const nodeArgs = process.env.BENCH_FLOOR_NODE_ARGS ? process.env.BENCH_FLOOR_NODE_ARGS.split(' ') : [];
   return startProcess({
     name: 'floor server',
-    command: process.execPath,
-    args: ['--import', '@swc-node/register/esm-register', 'load-tests/verify/floor-server.ts'],
+    ...onServerCpu(pinning, process.execPath, [...nodeArgs, '--import', '@swc-node/register/esm-register', 'load-tests/verify/floor-server.ts']),
     env: { ...process.env, SWC_NODE_PROJECT: 'load-tests/tsconfig.json', NODE_ENV: 'production', REDIS_URL: redisUrl, WRIT_REDIS_PREFIX: prefix, FLOOR_HOST: '127.0.0.1', FLOOR_PORT: '0' },
     ready: /listening on (http:\/\/127\.0\.0\.1:\d+)/,
     group: true,
@@ -151,12 +153,12 @@ export interface VerifierEnv {
  * command line, to measure something else in its place), in a process group of its own so that
  * npm, its shell and node all stop together.
  */
-export function startVerifier(env: VerifierEnv): Promise<Started> {
+export function startVerifier(env: VerifierEnv, pinning?: Pinning): Promise<Started> {
   const override = process.env.BENCH_VERIFIER_COMMAND;
   return startProcess({
     name: 'verifier',
-    command: override ? '/bin/sh' : 'npm',
-    args: override ? ['-c', override] : ['run', '--silent', 'start:verifier'],
+    // Pinned with its shell or npm: node inherits the CPU.
+    ...(override ? onServerCpu(pinning, '/bin/sh', ['-c', override]) : onServerCpu(pinning, 'npm', ['run', '--silent', 'start:verifier'])),
     env: {
       ...process.env,
       NODE_ENV: 'production',
