@@ -10,6 +10,7 @@ import {
   checkpointPayload,
   GENESIS_HASH,
   hashAuditEvent,
+  linkAuditEvent,
   signCheckpoint,
   verifyAuditChain,
   verifyCheckpoint,
@@ -96,6 +97,35 @@ describe('audit hashing', () => {
     for (const odd of [{ ...body, extra: 'x' }, { ...body, seq: 2 ** 60 }, { ...body, actor: 7 }, { ...body, data: [1, 'two'] }]) {
       expect(await hashAuditEvent(odd as never, native)).toBe(reference(odd));
     }
+  });
+
+  it('links an event with its JSON text: the text parses to the event, whose hash is the one hashAuditEvent gives', async () => {
+    const native = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
+    const text = fc.string({ unit: 'binary', maxLength: 24 });
+    const nullable = fc.option(text, { nil: null });
+    const draft = fc.record({
+      id: text,
+      at: text,
+      type: text,
+      actor: nullable,
+      subject: nullable,
+      grant_id: nullable,
+      txn: nullable,
+      parent_id: nullable,
+      data: fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 }),
+    });
+    const previous = (await chain(2))[1]!;
+    await fc.assert(
+      fc.asyncProperty(draft, fc.boolean(), async (d, first) => {
+        const before = first ? null : previous;
+        const { event, json } = await linkAuditEvent(before, d, native);
+        expect(event).toEqual(await appendAuditEvent(before, d, native));
+        expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(event)));
+        const { hash, ...unhashed } = event;
+        expect(hash).toBe(await hashAuditEvent(unhashed, native));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('links each event to the previous one and numbers them from 1', async () => {

@@ -86,11 +86,16 @@ export type AuditDigest = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array
  */
 export async function hashAuditEvent(event: UnhashedAuditEvent, digest: AuditDigest = sha256): Promise<string> {
   const { hash: _ignored, ...body } = event as UnhashedAuditEvent & { hash?: string };
-  const prev = fromHex(body.prev_hash);
-  const text = utf8(canonicalEvent(body));
-  const input = new Uint8Array(prev.length + text.length);
+  return hashOfText(body.prev_hash, canonicalEvent(body), digest);
+}
+
+/** SHA-256 over the raw bytes of `prevHash` and the UTF-8 of `text`, as hex. */
+async function hashOfText(prevHash: string, text: string, digest: AuditDigest): Promise<string> {
+  const prev = fromHex(prevHash);
+  const bytes = utf8(text);
+  const input = new Uint8Array(prev.length + bytes.length);
   input.set(prev, 0);
-  input.set(text, prev.length);
+  input.set(bytes, prev.length);
   return toHex(await digest(input));
 }
 
@@ -144,6 +149,42 @@ export async function appendAuditEvent(
     prev_hash: previous ? previous.hash : GENESIS_HASH,
   };
   return { ...unhashed, hash: await hashAuditEvent(unhashed, digest) };
+}
+
+/** An event just linked to the chain, with its JSON text. */
+export interface LinkedAuditEvent {
+  event: AuditEvent;
+  /**
+   * The event as one JSON object: the RFC 8785 text that was hashed, with `hash` added as its last
+   * member. For storage (a database can take it as it is); `JSON.parse(json)` equals `event`.
+   */
+  json: string;
+}
+
+/**
+ * {@link appendAuditEvent}, also answering the event's JSON text, written once: the canonical
+ * text the hash is taken over is the stored text too, so a server need not serialise the event a
+ * second time to store it.
+ *
+ * @example
+ * ```ts
+ * const { event, json } = await linkAuditEvent(previous, draft, nodeDigest);
+ * rows.push(json); // then one INSERT ... FROM jsonb_to_recordset('[' || rows || ']')
+ * ```
+ */
+export async function linkAuditEvent(
+  previous: Pick<AuditEvent, 'seq' | 'hash'> | null,
+  draft: Omit<UnhashedAuditEvent, 'seq' | 'prev_hash'>,
+  digest: AuditDigest = sha256,
+): Promise<LinkedAuditEvent> {
+  const unhashed: UnhashedAuditEvent = {
+    ...draft,
+    seq: previous ? previous.seq + 1 : 1,
+    prev_hash: previous ? previous.hash : GENESIS_HASH,
+  };
+  const text = canonicalEvent(unhashed);
+  const hash = await hashOfText(unhashed.prev_hash, text, digest);
+  return { event: { ...unhashed, hash }, json: `${text.slice(0, -1)},"hash":${JSON.stringify(hash)}}` };
 }
 
 /**

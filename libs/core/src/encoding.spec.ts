@@ -1,3 +1,5 @@
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalHash,
@@ -88,6 +90,38 @@ describe('canonicalJson (RFC 8785)', () => {
     expect(() => canonicalJson({ f: () => 1 })).toThrow('$.f has no JSON representation (function)');
     expect(() => canonicalJson([1n])).toThrow('$[0] has no JSON representation (bigint)');
     expect(() => canonicalJson(undefined)).toThrow('$ has no JSON representation (undefined)');
+  });
+
+  it('writes a flat object (the one-pass path) exactly as the general canonicaliser does, and refuses what it refuses', () => {
+    // The reference is the canonicalize package itself: its text, or 'refused' (never a JSON text).
+    const reference = (value: unknown): string => {
+      try {
+        return canonicalize(value) ?? 'refused';
+      } catch {
+        return 'refused';
+      }
+    };
+    const ours = (value: unknown): string => {
+      try {
+        return canonicalJson(value);
+      } catch {
+        return 'refused';
+      }
+    };
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    const member = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.constantFrom(1e21, -0, 5e-324, 0.1));
+    fc.assert(
+      fc.property(fc.dictionary(text, member, { maxKeys: 12 }), (flat) => {
+        expect(ours(flat)).toBe(reference(flat));
+      }),
+      { numRuns: 2000 },
+    );
+    // Lone surrogates in a value or a key, nesting, a null prototype: the same outcome as the reference.
+    const bare = Object.assign(Object.create(null) as object, { b: 1, a: 'x' });
+    for (const odd of [{ a: '\uD800' }, { '\uDC00': 1 }, { a: '\uD83D\uDE00' }, { a: { b: 1 } }, { a: [1] }, bare, { a: Number.NaN }, { a: 1n }]) {
+      expect(ours(odd)).toBe(reference(odd));
+    }
+    expect(canonicalJson(bare)).toBe('{"a":"x","b":1}');
   });
 
   it('drops undefined members as JSON does', () => {

@@ -13,10 +13,58 @@ const encoder = new TextEncoder();
  * ```
  */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const flat = flatCanonicalJson(value);
+    if (flat !== undefined) return flat;
+  }
   assertJsonValue(value, '$');
   const text = canonicalizeJson(value);
   if (text === undefined) throw new TypeError('value has no JSON representation');
   return text;
+}
+
+/** Any UTF-16 surrogate: strings holding one take the general path (which refuses lone ones). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * The RFC 8785 text of a plain object whose members are all strings without surrogates, finite
+ * numbers, booleans or null (an audit event's `data` from the verifier, say), written in one pass:
+ * keys sorted by UTF-16 code units, every value by JSON.stringify, which is what RFC 8785 §3.2.2
+ * prescribes for these. Anything else (nesting, undefined, a prototype, a surrogate) answers
+ * undefined and goes the general way.
+ */
+function flatCanonicalJson(value: object): string | undefined {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return undefined;
+  const keys = Object.keys(value).sort();
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const item: unknown = (value as Record<string, unknown>)[key];
+    let member: string;
+    switch (typeof item) {
+      case 'string':
+        if (SURROGATE.test(item)) return undefined;
+        member = JSON.stringify(item);
+        break;
+      case 'number':
+        if (!Number.isFinite(item)) return undefined;
+        member = JSON.stringify(item);
+        break;
+      case 'boolean':
+        member = item ? 'true' : 'false';
+        break;
+      case 'object':
+        if (item !== null) return undefined;
+        member = 'null';
+        break;
+      default:
+        return undefined;
+    }
+    if (SURROGATE.test(key)) return undefined;
+    text += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${member}`;
+  }
+  return `${text}}`;
 }
 
 function assertJsonValue(value: unknown, path: string): void {

@@ -1,10 +1,10 @@
 import { hash, randomUUID } from 'node:crypto';
 import {
-  appendAuditEvent,
   AuditChainVerifier,
   type AuditEvent,
   type ChainVerification,
   type Clock,
+  linkAuditEvent,
   signCheckpoint,
   verifyCheckpoint,
 } from '@writ/core';
@@ -52,7 +52,12 @@ export interface AuditVerification {
  * character (about 4 µs per audit event).
  */
 function jsonLiteral(value: unknown): string {
-  return `'${JSON.stringify(value).replaceAll("'", "''")}'`;
+  return sqlText(JSON.stringify(value));
+}
+
+/** JSON text as a SQL string literal (see {@link jsonLiteral}). */
+function sqlText(json: string): string {
+  return `'${json.replaceAll("'", "''")}'`;
 }
 
 /** At most this many queued events go into one group commit (bounds one transaction's size). */
@@ -137,8 +142,8 @@ export class AuditService {
     await query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
     const known = await knownEvents(query, drafts);
     const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
-    const { result, appended } = await this.chain(toHead(headRow), drafts, known);
-    if (appended.length > 0) await query(insertEventsSql('$1::jsonb'), [JSON.stringify(appended)]);
+    const { result, appended, rows } = await this.chain(toHead(headRow), drafts, known);
+    if (appended.length > 0) await query(insertEventsSql('$1::jsonb'), [rows]);
     const checkpoints = await this.checkpointsFor(appended);
     if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [JSON.stringify(checkpoints)]);
     return result;
@@ -161,10 +166,10 @@ export class AuditService {
       )) as unknown as QueryResult<{ seq: string; hash: string }>[];
       const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
       const known = await knownEvents(query, drafts);
-      const { result, appended } = await this.chain(toHead(opened[3]!.rows[0]), drafts, known);
+      const { result, appended, rows } = await this.chain(toHead(opened[3]!.rows[0]), drafts, known);
       const checkpoints = await this.checkpointsFor(appended);
       const statements: string[] = [];
-      if (appended.length > 0) statements.push(insertEventsSql(`${jsonLiteral(appended)}::jsonb`));
+      if (appended.length > 0) statements.push(insertEventsSql(`${sqlText(rows)}::jsonb`));
       if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${jsonLiteral(checkpoints)}::jsonb`));
       await client.query([...statements, 'COMMIT'].join('; '));
       inTransaction = false;
@@ -182,9 +187,11 @@ export class AuditService {
    * the group) is not appended again; one that cannot be hashed (its data is not JSON) yields its
    * error and is skipped, and the others go on.
    */
-  private async chain(head: Head, drafts: AuditDraft[], known: Map<string, AuditEvent>): Promise<{ result: (AuditEvent | Error)[]; appended: AuditEvent[] }> {
+  private async chain(head: Head, drafts: AuditDraft[], known: Map<string, AuditEvent>): Promise<{ result: (AuditEvent | Error)[]; appended: AuditEvent[]; rows: string }> {
     const at = new Date(this.clock.now()).toISOString();
     const appended: AuditEvent[] = [];
+    // The appended events' JSON texts, as linkAuditEvent wrote them for the hash: stored as they are.
+    const texts: string[] = [];
     const result: (AuditEvent | Error)[] = [];
     let previous = head;
     for (const draft of drafts) {
@@ -193,7 +200,7 @@ export class AuditService {
         result.push(existing);
         continue;
       }
-      const event = await appendAuditEvent(previous, {
+      const linked = await linkAuditEvent(previous, {
         id: draft.id ?? `evt_${randomUUID()}`,
         at,
         type: draft.type,
@@ -204,16 +211,18 @@ export class AuditService {
         parent_id: draft.parent_id ?? null,
         data: draft.data ?? {},
       }, nodeDigest).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-      if (event instanceof Error) {
-        result.push(event);
+      if (linked instanceof Error) {
+        result.push(linked);
         continue;
       }
+      const { event } = linked;
+      texts.push(linked.json);
       known.set(event.id, event);
       appended.push(event);
       result.push(event);
       previous = event;
     }
-    return { result, appended };
+    return { result, appended, rows: `[${texts.join(',')}]` };
   }
 
   /** A signed checkpoint for every event of the group whose seq is a multiple of `checkpointEvery`. */
