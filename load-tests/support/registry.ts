@@ -16,6 +16,7 @@ import { AgentsService } from '../../apps/registry/src/modules/agents/agents.ser
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { approveGrant } from '../../apps/registry/test/support/humans.js';
+import { onRegistryCpus, type Pinning } from './cpus.js';
 import { startProcess, type Started } from './processes.js';
 import { jws } from './signing.js';
 
@@ -149,12 +150,11 @@ export async function fetchToken(issuer: string, agent: BenchAgent, grantId = ag
 }
 
 /** The registry (`apps/registry/src/main.ts`) as a child process on `env`; `cpuProfileDir` makes it write a V8 CPU profile there. */
-export function startRegistry(env: Record<string, string>, cpuProfileDir?: string): Promise<Started> {
+export function startRegistry(env: Record<string, string>, cpuProfileDir?: string, pinning?: Pinning): Promise<Started> {
   const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfileDir)}`] : [];
   return startProcess({
     name: 'registry',
-    command: process.execPath,
-    args: [...profile, '--import', '@swc-node/register/esm-register', 'apps/registry/src/main.ts'],
+    ...onRegistryCpus(pinning, process.execPath, [...profile, '--import', '@swc-node/register/esm-register', 'apps/registry/src/main.ts']),
     env: { ...process.env, ...env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', NODE_ENV: 'production' },
     ready: /registry {2}\S+/,
   });

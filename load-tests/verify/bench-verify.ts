@@ -54,7 +54,7 @@ import { loadConfig } from '../../apps/registry/src/config/config.js';
 import { Database } from '../../apps/registry/src/infra/database.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
-import { choosePinning, pinSelf } from '../support/cpus.js';
+import { choosePinning } from '../support/cpus.js';
 import { groupCpuSeconds, machineTicks, ownCpuSeconds, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
 import { buildRequest, closedLoop, Connection, describeCounts, type Endpoint, openLoop, type RunResult, verdictOf } from '../support/load.js';
 import { type Started, stopAll, stopProcess } from '../support/processes.js';
@@ -440,10 +440,8 @@ async function bench(): Promise<void> {
       return;
     }
 
-    // Before the registry starts: it inherits this process's CPUs.
-    pinSelf(pinning);
     console.log(`cpus        ${pinWhy}`);
-    let registry: Started | undefined = await startRegistry(env, process.env.BENCH_CPU_PROFILE);
+    let registry: Started | undefined = await startRegistry(env, process.env.BENCH_CPU_PROFILE, pinning);
     console.log(`registry    ${issuer} (child process ${registry.child.pid}), ${AGENTS} agents with approved grants`);
     const holders = await Promise.all(seeded.agents.map(async (agent) => holder(agent, await fetchToken(issuer, agent))));
     const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix, pinning), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning)]);
