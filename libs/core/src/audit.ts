@@ -151,7 +151,15 @@ export async function appendAuditEvent(
   return { ...unhashed, hash: await hashAuditEvent(unhashed, digest) };
 }
 
-/** An event just linked to the chain, with its JSON text. */
+/**
+ * An event just linked to the chain, with its JSON text.
+ *
+ * @example
+ * ```ts
+ * const linked: LinkedAuditEvent = await linkAuditEvent(previous, draft);
+ * JSON.parse(linked.json); // deep-equals linked.event
+ * ```
+ */
 export interface LinkedAuditEvent {
   event: AuditEvent;
   /**
