@@ -143,13 +143,7 @@ export async function appendAuditEvent(
   draft: Omit<UnhashedAuditEvent, 'seq' | 'prev_hash'>,
   digest: AuditDigest = sha256,
 ): Promise<AuditEvent> {
-  const unhashed = after(previous, draft);
-  return { ...unhashed, hash: await hashAuditEvent(unhashed, digest) };
-}
-
-/** `draft` numbered and linked after `previous` (the genesis when null), not yet hashed. */
-function after(previous: Pick<AuditEvent, 'seq' | 'hash'> | null, draft: Omit<UnhashedAuditEvent, 'seq' | 'prev_hash'>): UnhashedAuditEvent {
-  return { ...draft, seq: previous ? previous.seq + 1 : 1, prev_hash: previous ? previous.hash : GENESIS_HASH };
+  return (await linkAuditEvent(previous, draft, digest)).event;
 }
 
 /**
@@ -186,7 +180,7 @@ export async function linkAuditEvent(
   draft: Omit<UnhashedAuditEvent, 'seq' | 'prev_hash'>,
   digest: AuditDigest = sha256,
 ): Promise<LinkedAuditEvent> {
-  const unhashed = after(previous, draft);
+  const unhashed: UnhashedAuditEvent = { ...draft, seq: previous ? previous.seq + 1 : 1, prev_hash: previous ? previous.hash : GENESIS_HASH };
   const text = canonicalEvent(unhashed);
   const hash = await hashOfText(unhashed.prev_hash, text, digest);
   return { event: { ...unhashed, hash }, json: `${text.slice(0, -1)},"hash":${JSON.stringify(hash)}}` };
