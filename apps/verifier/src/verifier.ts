@@ -208,7 +208,7 @@ function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri
 
 /**
  * One verification, in the order ARCHITECTURE.md "Verification" gives: the token (signature with
- * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached by hash),
+ * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached by the token text, with its hash),
  * the DPoP proof (RFC 9449 §4.3, bound to the token's `cnf.jkt` and `ath`), then one store round
  * trip: proof `jti` unused, nothing revoked, capability and time window (decided here, reported
  * there), `max_uses`, rate, budget, step-up. Every decision's audit event is queued.
@@ -225,12 +225,15 @@ export class Verifier {
     const { clock, store } = this.options;
     const nowMs = clock.now();
     const url = safeUrl(request.url);
-    const tokenHash = request.token === '' ? '' : sha256(request.token);
+    // A cached token brings its hash along; any other is hashed here (a bad one too: the hash
+    // names it in the audit event).
+    const cached = request.token === '' ? undefined : this.options.tokens.get(request.token, nowMs);
+    const tokenHash = cached?.hash ?? (request.token === '' ? '' : sha256(request.token));
 
     let claims: TxnTokenClaims;
     let proof: { jkt: string; jti: string; iat: number };
     try {
-      claims = await this.claimsOf(request.token, tokenHash, nowMs);
+      claims = cached?.claims ?? (await this.verifyToken(request.token, tokenHash));
       proof = await verifyDpopProof(request.dpop, {
         htm: request.method,
         htu: request.url,
@@ -322,9 +325,8 @@ export class Verifier {
     return this.denied(outcome, precheck, claims, request);
   }
 
-  private async claimsOf(token: string, hash: string, nowMs: number): Promise<TxnTokenClaims> {
-    const cached = hash === '' ? undefined : this.options.tokens.get(hash, nowMs);
-    if (cached !== undefined) return cached;
+  /** Checks a token that is not in the cache (signature with the cached JWKS, claims), and caches it. */
+  private async verifyToken(token: string, hash: string): Promise<TxnTokenClaims> {
     const claims = await verifyTxnToken(token, {
       key: this.options.jwks.resolver,
       issuer: this.options.issuer,
@@ -332,7 +334,7 @@ export class Verifier {
       clock: this.options.clock,
       maxSkewSeconds: TOKEN_SKEW_S,
     });
-    this.options.tokens.set(hash, claims);
+    this.options.tokens.set(token, { claims, hash });
     return claims;
   }
 
