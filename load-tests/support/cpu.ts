@@ -74,13 +74,17 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** The whole machine's busy and total CPU time so far, in clock ticks summed over every core (proc(5), the `cpu` line of /proc/stat). */
-export function machineTicks(): { busy: number; total: number } | undefined {
+/**
+ * The whole machine's busy and total CPU time so far, in clock ticks summed over every core (proc(5),
+ * the `cpu` line of /proc/stat). `steal` (part of `busy`) is time the hypervisor gave this virtual
+ * machine's CPUs to someone else: on a shared host it is the noise no process here caused.
+ */
+export function machineTicks(): { busy: number; steal: number; total: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
     const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
     const busy = user! + nice! + system! + irq! + softirq! + steal!;
-    return { busy, total: busy + idle! + iowait! };
+    return { busy, steal: steal!, total: busy + idle! + iowait! };
   } catch {
     return undefined;
   }
