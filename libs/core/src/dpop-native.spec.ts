@@ -9,7 +9,7 @@ import type * as Dpop from './dpop.js';
 import type { JwsSignatureVerifier, VerifyDpopProofOptions } from './dpop.js';
 
 const nativeVerifier: JwsSignatureVerifier = (alg, jwk, input, signature) =>
-  verify(alg === 'ES256' ? 'sha256' : null, input, { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, signature);
+  verify(alg === 'ES256' ? 'sha256' : null, Buffer.from(input, 'latin1'), { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
 
 vi.mock('./dpop.js', async (importOriginal) => {
   const original = await importOriginal<typeof Dpop>();

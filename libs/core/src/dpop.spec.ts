@@ -278,6 +278,20 @@ describe('verifyDpopProof: hostile proofs', () => {
       await rejects(await handMade(header(), 'hello'), 'DPoP proof payload is not JSON');
     });
 
+    it('reads a payload with characters outside ASCII as UTF-8', async () => {
+      await expect(verify(await handMade(header(), claims({ jti: 'prüf-€-🔑' })))).resolves.toMatchObject({ jti: 'prüf-€-🔑' });
+    });
+
+    it('rejects a signed payload that is not UTF-8', async () => {
+      await rejects(await handMade(header(), new Uint8Array([0x7b, 0x22, 0x6a, 0xff, 0x22, 0x7d])), 'DPoP proof payload is not JSON');
+    });
+
+    it('rejects a signed payload part of 4n + 1 base64url characters, which encodes no whole bytes', async () => {
+      const input = `${b64(header())}.AAAAA`;
+      const signature = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, agent.privateKey, new TextEncoder().encode(input));
+      await rejects(`${input}.${base64url.encode(new Uint8Array(signature))}`, 'DPoP proof is not a valid JWS');
+    });
+
     it('rejects a payload that is a JSON array', async () => {
       await rejects(await handMade(header(), [claims()]), 'DPoP proof payload is not a JSON object');
     });

@@ -33,7 +33,9 @@ export async function makeKey(alg: TestKey['alg'] = 'ES256'): Promise<TestKey> {
 
 const encoder = new TextEncoder();
 
+/** base64url of a string as it is, of bytes as they are, or of anything else's JSON. */
 export function b64(value: unknown): string {
+  if (value instanceof Uint8Array) return base64url.encode(value);
   return base64url.encode(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
@@ -43,7 +45,7 @@ export type Signer =
   | { kind: 'hmac'; secret: Uint8Array }
   | { kind: 'none' };
 
-/** Signs `b64(header).b64(payload)` exactly as given; a string payload is used as is. */
+/** Signs `b64(header).b64(payload)` exactly as given; a string or byte payload is used as is. */
 export async function signCompact(header: Record<string, unknown>, payload: unknown, signer: Signer): Promise<string> {
   const input = `${b64(header)}.${b64(payload)}`;
   const data = encoder.encode(input);

@@ -42,7 +42,8 @@ function publicKeyByMembers(jwk: JWK): KeyObject {
 
 /** The signature check libs/core's `verifyDpopProof` accepts as `verifySignature`. */
 export const nodeSignatureVerifier: JwsSignatureVerifier = (alg, jwk, input, signature) =>
-  verify(alg === 'ES256' ? 'sha256' : null, input, { key: publicKey(jwk), dsaEncoding: 'ieee-p1363' }, signature);
+  // Both decoded into Node's pooled buffers (the input is ASCII: latin1 is a byte per character).
+  verify(alg === 'ES256' ? 'sha256' : null, Buffer.from(input, 'latin1'), { key: publicKey(jwk), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
 
 /** Why a JWS was refused: not a compact JWS with JSON parts, another algorithm than the key's, or a bad signature. */
 export type JwsFailure = 'malformed' | 'alg' | 'signature';

@@ -232,15 +232,18 @@ describe('verifyJws', () => {
 });
 
 describe('nodeSignatureVerifier', () => {
-  const input = (t: string) => Buffer.from(t.split('.').slice(0, 2).join('.'));
-  const sig = (t: string) => Buffer.from(part(t, 2), 'base64url');
+  // What libs/core hands it: the JWS's own text, `header.payload` and the signature's base64url.
+  const input = (t: string) => t.split('.').slice(0, 2).join('.');
+  const sig = (t: string) => part(t, 2);
 
   it.each([es, ed])('returns true for a valid $alg signature and false for another key or input', async (key) => {
     const token = await jwt(key);
     const other = key.alg === 'ES256' ? otherEs : otherEd;
     expect(await nodeSignatureVerifier(key.alg, key.jwk, input(token), sig(token))).toBe(true);
     expect(await nodeSignatureVerifier(key.alg, other.jwk, input(token), sig(token))).toBe(false);
-    expect(await nodeSignatureVerifier(key.alg, key.jwk, Buffer.concat([input(token), Buffer.from('x')]), sig(token))).toBe(false);
+    expect(await nodeSignatureVerifier(key.alg, key.jwk, `${input(token)}x`, sig(token))).toBe(false);
+    const signature = sig(token);
+    expect(await nodeSignatureVerifier(key.alg, key.jwk, input(token), `${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`)).toBe(false);
   });
 
   it('throws for an EC JWK whose point is not on the curve', async () => {
