@@ -7,7 +7,10 @@ import { JwksCache } from './jwks.js';
 import { ServiceDirectory } from './services.js';
 import type { VerifierStore } from './store/store.js';
 import { TokenCache } from './token-cache.js';
-import { failureAnswer, Verifier, VerifyRequestSchema } from './verifier.js';
+import { allowJson, failureAnswer, Verifier, VerifyRequestSchema } from './verifier.js';
+
+/** The content type Fastify gives the JSON it serialises itself. */
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** A token may be 64 KiB (libs/core's bound), a proof 8 KiB; the rest is small. */
 const BODY_LIMIT = 96 * 1024;
@@ -81,7 +84,10 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
         throw new InvalidRequest(`${where}${issue.message}`);
       }
       const service = await services.resolve(request.headers.authorization);
-      return await verifier.verify(service, parsed.data);
+      const answer = await verifier.verify(service, parsed.data);
+      // Most answers allow: their JSON is mostly the same for every request on one token.
+      if (answer.allow) return reply.type(JSON_TYPE).send(allowJson(answer));
+      return answer;
     } catch (error) {
       const failure = failureAnswer(error);
       if (failure.status >= 500) request.log.warn({ err: error }, 'verify denied: cannot decide');

@@ -45,6 +45,7 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       const res = await vf.verify(verifier, await request(token));
       expect(res.status).toBe(200);
       expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
       expect(res.body).toEqual({
         allow: true,
         sub: claims.sub,

@@ -46,14 +46,19 @@ const BACKLOG_BATCH = 256;
 /**
  * The whole decision (docs/adr/0011), one script, one round trip. Every key is under the grant's hash tag.
  *
- * KEYS: 1 proof, 2 counters, 3 rate, 4 events, 5 stepup-for:<fingerprint>, 6 stepup:<newId>,
- *       7.. revocation keys (in checking order).
+ * KEYS: 1 proof, 2 counters, 3 rate, 4 events, then the revocation keys (in checking order), then,
+ *       with a step-up only, stepup-for:<fingerprint> and stepup:<newId>.
  * ARGV: 1 proof TTL ms, 2 state TTL ms, 3 event id, 4 event body,
  *       5 precheck code ('' = none), 6 max uses ('' = none),
  *       7 rate limit ('' = none), 8 window start (now - window, trimmed inclusive), 9 window ms, 10 now ms, 11 rate member,
  *       12 amount in thousandths ('' = no money), 13 total max ('' = none),
- *       14 step-up key prefix ('' = no step-up), 15 new step-up id, 16 step-up request JSON, 17 step-up TTL ms,
- *       18 a new step-up's expiry (epoch ms), 19.. revocation kinds, one per revocation key.
+ *       with a step-up only: 14 step-up key prefix, 15 new step-up id, 16 step-up request JSON, 17 step-up TTL ms,
+ *       18 a new step-up's expiry (epoch ms).
+ *
+ * Nothing is sent that the decision does not use: a request without a step-up carries neither its
+ * keys nor its arguments, and a revocation's kind is read from its key
+ * (`<prefix>{g:<grant>}:revoked:<kind>:<value>`: the first `}` closes the hash tag) only when it
+ * is revoked. Each argument is a string Redis copies into Lua.
  *
  * The event of an `approval_required` decision carries the step-up's id and expiry (fields
  * `step_up`, `step_up_expires_at`), and that of an allow the step-up it consumed (`step_up`): the
@@ -77,21 +82,25 @@ local function emit(label, stepUp, expires)
   redis.call(unpack(entry))
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
 end
+local stepUp = #ARGV >= 14
+local lastRevocation = #KEYS
+if stepUp then lastRevocation = #KEYS - 2 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   emit('replayed')
   return {'replayed'}
 end
-for i = 7, #KEYS do
+for i = 5, lastRevocation do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    emit('revoked:' .. ARGV[12 + i])
-    return {'revoked', i - 6}
+    emit('revoked:' .. string.match(KEYS[i], '}:revoked:(%a+):'))
+    return {'revoked', i - 4}
   end
 end
 if ARGV[5] ~= '' then
   emit(ARGV[5])
   return {'precheck'}
 end
-local uses = tonumber(redis.call('HGET', KEYS[2], 'uses') or '0')
+local counters = redis.call('HMGET', KEYS[2], 'uses', 'spent')
+local uses = tonumber(counters[1] or '0')
 if ARGV[6] ~= '' and uses >= tonumber(ARGV[6]) then
   emit('max_uses')
   return {'max_uses', uses}
@@ -109,28 +118,29 @@ if ARGV[7] ~= '' then
   end
   rateCount = count + 1
 end
-local spent = redis.call('HGET', KEYS[2], 'spent') or '0'
+local spent = counters[2] or '0'
 if ARGV[12] ~= '' and ARGV[13] ~= '' and tonumber(spent) + tonumber(ARGV[12]) > tonumber(ARGV[13]) then
   emit('budget_exceeded')
   return {'budget_exceeded', spent}
 end
 local consumed = ''
-if ARGV[14] ~= '' then
-  local id = redis.call('GET', KEYS[5])
+if stepUp then
+  local stepUpFor, newStepUp = KEYS[#KEYS - 1], KEYS[#KEYS]
+  local id = redis.call('GET', stepUpFor)
   local status = false
   if id then status = redis.call('HGET', ARGV[14] .. id, 'status') end
   if status == 'approved' then
     redis.call('HSET', ARGV[14] .. id, 'status', 'used')
-    redis.call('DEL', KEYS[5])
+    redis.call('DEL', stepUpFor)
     consumed = id
   elseif status == 'pending' then
     emit('approval_required', id, redis.call('HGET', ARGV[14] .. id, 'expires'))
     return {'approval_required', id}
   else
-    redis.call('DEL', KEYS[6])
-    redis.call('HSET', KEYS[6], 'status', 'pending', 'request', ARGV[16], 'expires', ARGV[18])
-    redis.call('PEXPIRE', KEYS[6], ARGV[17])
-    redis.call('SET', KEYS[5], ARGV[15], 'PX', ARGV[17])
+    redis.call('DEL', newStepUp)
+    redis.call('HSET', newStepUp, 'status', 'pending', 'request', ARGV[16], 'expires', ARGV[18])
+    redis.call('PEXPIRE', newStepUp, ARGV[17])
+    redis.call('SET', stepUpFor, ARGV[15], 'PX', ARGV[17])
     emit('approval_required', ARGV[15], ARGV[18])
     return {'approval_required', ARGV[15]}
   end
@@ -259,18 +269,18 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
   }
 
   /**
-   * Revocation keys and kinds by the revocations list: the verifier hands the same list for every
-   * decision on one token, so they are built once per token, not per request.
+   * Revocation keys by the revocations list: the verifier hands the same list for every decision
+   * on one token, so they are built once per token, not per request.
    */
-  private readonly revocationKeys = new WeakMap<DecisionInput['revocations'], { grantId: string; keys: string[]; kinds: string[] }>();
+  private readonly revocationKeys = new WeakMap<DecisionInput['revocations'], { grantId: string; keys: string[] }>();
 
-  private revocationsPrepared(grantId: string, revocations: DecisionInput['revocations']): { keys: string[]; kinds: string[] } {
+  private revocationKeysOf(grantId: string, revocations: DecisionInput['revocations']): string[] {
     let ready = this.revocationKeys.get(revocations);
     if (ready === undefined || ready.grantId !== grantId) {
-      ready = { grantId, keys: revocations.map((r) => revocationKey(this.prefix, grantId, r.kind, r.value)), kinds: revocations.map((r) => r.kind) };
+      ready = { grantId, keys: revocations.map((r) => revocationKey(this.prefix, grantId, r.kind, r.value)) };
       this.revocationKeys.set(revocations, ready);
     }
-    return ready;
+    return ready.keys;
   }
 
   async decide(input: DecisionInput): Promise<DecisionOutcome> {
@@ -290,17 +300,12 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     }
     const stepUp = amount?.stepUp;
     const p = this.prefix;
-    const counters = grantStateKey(p, grantId, 'counters');
-    const revocations = this.revocationsPrepared(grantId, input.revocations);
     const keys = [
       grantStateKey(p, grantId, 'proof', `${input.proof.jkt}:${input.proof.jti}`),
-      counters,
+      grantStateKey(p, grantId, 'counters'),
       grantStateKey(p, grantId, 'rate'),
       grantStateKey(p, grantId, 'events'),
-      // Not touched without a step-up; any key of the grant's slot stands in.
-      stepUp ? grantStateKey(p, grantId, 'stepup-for', stepUp.fingerprint) : counters,
-      stepUp ? grantStateKey(p, grantId, 'stepup', stepUp.newId) : counters,
-      ...revocations.keys,
+      ...this.revocationKeysOf(grantId, input.revocations),
     ];
     const args = [
       String(Math.max(1, Math.ceil(input.proof.keepUntilMs - nowMs))),
@@ -316,13 +321,11 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       `${nowMs}:${input.proof.jkt}:${input.proof.jti}`,
       amount ? String(amount.minor) : '',
       amount?.totalMaxMinor === undefined ? '' : String(amount.totalMaxMinor),
-      stepUp ? grantStateKey(p, grantId, 'stepup', '') : '',
-      stepUp?.newId ?? '',
-      stepUp?.request ?? '',
-      stepUp ? String(stepUp.ttlMs) : '',
-      stepUp ? String(nowMs + stepUp.ttlMs) : '',
-      ...revocations.kinds,
     ];
+    if (stepUp) {
+      keys.push(grantStateKey(p, grantId, 'stepup-for', stepUp.fingerprint), grantStateKey(p, grantId, 'stepup', stepUp.newId));
+      args.push(grantStateKey(p, grantId, 'stepup', ''), stepUp.newId, stepUp.request, String(stepUp.ttlMs), String(nowMs + stepUp.ttlMs));
+    }
     this.coalesceWrites();
     const reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
     const outcome = parseDecision(reply, input);
