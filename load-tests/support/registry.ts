@@ -152,9 +152,11 @@ export async function fetchToken(issuer: string, agent: BenchAgent, grantId = ag
 /** The registry (`apps/registry/src/main.ts`) as a child process on `env`; `cpuProfileDir` makes it write a V8 CPU profile there. */
 export function startRegistry(env: Record<string, string>, cpuProfileDir?: string, pinning?: Pinning): Promise<Started> {
   const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfileDir)}`] : [];
+  // Node options for the registry alone (BENCH_REGISTRY_NODE_ARGS), for example a GC trace.
+  const extra = (process.env.BENCH_REGISTRY_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
   return startProcess({
     name: 'registry',
-    ...onRegistryCpus(pinning, process.execPath, [...profile, '--import', '@swc-node/register/esm-register', 'apps/registry/src/main.ts']),
+    ...onRegistryCpus(pinning, process.execPath, [...profile, ...extra, '--import', '@swc-node/register/esm-register', 'apps/registry/src/main.ts']),
     env: { ...process.env, ...env, SWC_NODE_PROJECT: 'apps/registry/tsconfig.json', NODE_ENV: 'production' },
     ready: /registry {2}\S+/,
   });
