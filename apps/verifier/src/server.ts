@@ -52,7 +52,7 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
   const stopListening = store.onRevocation((notice) => tokens.dropGrants(notice.grantIds));
 
   // The body is parsed by plain JSON.parse, without secure-json-parse's scan of the whole text for
-  // `__proto__` and `constructor` (about 5 µs a request with a token in it): JSON.parse makes such
+  // `__proto__` and `constructor` (about 1 µs of 2.4 with a 1.5 KB token): JSON.parse makes such
   // a key an own property, never the prototype, and VerifyRequestSchema is strict, so a body with
   // either key is refused (400, `Unrecognized key`) before anything reads it.
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT, return503OnClosing: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
