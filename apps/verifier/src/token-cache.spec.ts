@@ -22,6 +22,17 @@ describe('TokenCache', () => {
     expect(cache.get('header.payload.signatureX', NOW_MS)).toBeUndefined();
   });
 
+  it('misses a token that carries a cached token\'s signature over another header or payload', () => {
+    const cache = new TokenCache(10);
+    cache.set('header.payload.signature', { claims: claims('g1', NOW_MS / 1000 + 60), hash: 'h1' });
+    expect(cache.get('header.forged-payload.signature', NOW_MS)).toBeUndefined();
+    expect(cache.get('forged-header.payload.signature', NOW_MS)).toBeUndefined();
+    expect(cache.get('signature', NOW_MS)).toBeUndefined();
+    // The cached token is still there, and still only for itself.
+    expect(cache.get('header.payload.signature', NOW_MS)?.hash).toBe('h1');
+    expect(cache.size).toBe(1);
+  });
+
   it('drops a token once its exp has passed, so a cached token still expires on time', () => {
     const cache = new TokenCache(10);
     cache.set('t1', { claims: claims('g1', NOW_MS / 1000 + 1), hash: 'h1' });

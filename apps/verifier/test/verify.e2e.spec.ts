@@ -116,6 +116,15 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       const bad = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'txntoken+jwt', kid: signingKey.kid }).sign(other.privateKey);
       await expectInvalidToken(bad, 'token signature is invalid');
     });
+    it('refuses a cached token\'s signature on another payload, however often the real token was verified', async () => {
+      // The real token is verified, so cached, first.
+      expect((await vf.verify(verifier, await request(token))).body.allow).toBe(true);
+      const [header, , signature] = token.split('.');
+      const claims = await vf.fx.verify(token);
+      const payload = Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url');
+      await expectInvalidToken(`${header}.${payload}.${signature}`, 'token signature is invalid');
+      expect((await vf.verify(verifier, await request(token))).body.allow).toBe(true);
+    });
     it('refuses an expired token', async () => {
       const now = Math.floor(Date.now() / 1000);
       await expectInvalidToken(await forged((c) => Object.assign(c, { iat: now - 600, exp: now - 120 })), 'token expired');

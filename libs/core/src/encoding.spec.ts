@@ -161,5 +161,25 @@ describe('hashing helpers', () => {
     expect(timingSafeEqual('abc', 'abd')).toBe(false);
     expect(timingSafeEqual('abc', 'abcd')).toBe(false);
     expect(timingSafeEqual('', '')).toBe(true);
+    expect(timingSafeEqual('', 'a')).toBe(false);
+    expect(timingSafeEqual('a\u0000', 'a')).toBe(false);
+    expect(timingSafeEqual('prüf-€-🔑', 'prüf-€-🔑')).toBe(true);
+    expect(timingSafeEqual('prüf-€-🔑', 'prüf-€-🔒')).toBe(false);
+    // Two different lone surrogates: both would be U+FFFD as UTF-8, but they are not the same string.
+    expect(timingSafeEqual('\ud800', '\udc00')).toBe(false);
+  });
+
+  it('says two strings are equal exactly when === does', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 8 });
+    fc.assert(fc.property(text, text, (a, b) => timingSafeEqual(a, b) === (a === b) && timingSafeEqual(a, a)), { numRuns: 2000 });
+    // Mostly unequal pairs above; near misses too: one code unit changed, added or removed.
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 8 }), fc.nat(), (a, at) => {
+        const i = at % a.length;
+        const changed = `${a.slice(0, i)}${String.fromCharCode((a.charCodeAt(i) + 1) & 0xffff)}${a.slice(i + 1)}`;
+        return !timingSafeEqual(a, changed) && !timingSafeEqual(a, `${a}\u0000`) && !timingSafeEqual(a, a.slice(0, -1));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -190,7 +190,8 @@ export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
 
 /**
  * Compares two strings in time that depends only on their lengths, for secrets, hashes and
- * thumbprints.
+ * thumbprints. Compares UTF-16 code units as they are (no byte array is made: the verifier calls
+ * it twice a request), so strings are equal exactly when `===` says so, lone surrogates included.
  *
  * @example
  * ```ts
@@ -198,10 +199,9 @@ export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
  * ```
  */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const x = utf8(a);
-  const y = utf8(b);
-  let diff = x.length ^ y.length;
-  const n = Math.max(x.length, y.length);
-  for (let i = 0; i < n; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  let diff = a.length ^ b.length;
+  const n = Math.max(a.length, b.length);
+  // Past the end of the shorter string charCodeAt is NaN, and NaN | 0 is 0: every index is visited.
+  for (let i = 0; i < n; i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
   return diff === 0;
 }
