@@ -208,10 +208,11 @@ function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri
 
 /**
  * One verification, in the order ARCHITECTURE.md "Verification" gives: the token (signature with
- * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached by the token text, with its hash),
- * the DPoP proof (RFC 9449 §4.3, bound to the token's `cnf.jkt` and `ath`), then one store round
- * trip: proof `jti` unused, nothing revoked, capability and time window (decided here, reported
- * there), `max_uses`, rate, budget, step-up. Every decision's audit event is queued.
+ * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached with the
+ * token's text and hash), the DPoP proof (RFC 9449 §4.3, bound to the token's `cnf.jkt` and
+ * `ath`), then one store round trip: proof `jti` unused, nothing revoked, capability and time
+ * window (decided here, reported there), `max_uses`, rate, budget, step-up. Every decision's audit
+ * event is queued.
  */
 export class Verifier {
   /** This verifier's name as a JSON string, for its audit events. */
