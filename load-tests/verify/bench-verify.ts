@@ -62,10 +62,12 @@ import { groupCpuSeconds, machineTicks, ownCpuSeconds, processCpuSeconds, redisC
 import { buildRequest, closedLoop, Connection, describeCounts, type Endpoint, openLoop, type RunResult, verdictOf } from '../support/load.js';
 import { type Started, stopAll, stopProcess } from '../support/processes.js';
 import { approvedGrant, type BenchAgent, createBenchStorage, enrolAgent, fetchToken, freePort, startRegistry } from '../support/registry.js';
-import { percentiles } from '../support/stats.js';
+import { median, percentiles } from '../support/stats.js';
 import { serveK6Fixture } from './k6-fixture.js';
 import {
   BENCH_GRANT,
+  benchRegistryEnv,
+  numberOption,
   countKeys,
   deleteKeys,
   holder,
@@ -80,25 +82,18 @@ import {
   verifyBody,
 } from './setup.js';
 
-function option(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number of at least ${min}`);
-  return value;
-}
-
-const DURATION_S = option('BENCH_DURATION_S', 4);
-const ROUNDS = option('BENCH_ROUNDS', 6);
-const WARMUP_S = option('BENCH_WARMUP_S', 3, 0);
-const CONNECTIONS = option('BENCH_CONNECTIONS', 32);
-const AGENTS = option('BENCH_AGENTS', 16);
-const RATE = option('BENCH_RATE', 1000);
-const STEADY_S = option('BENCH_STEADY_S', 15);
-const STEADY_SLICES = option('BENCH_STEADY_SLICES', 3);
-const REVOCATIONS = option('BENCH_REVOCATIONS', 30, 0);
-const MAX_RATE = option('BENCH_MAX_RATE', 12_000);
-const K6_HOLD_S = option('BENCH_K6_HOLD_S', 900);
-const DRAIN_TIMEOUT_S = option('BENCH_DRAIN_TIMEOUT_S', 300);
+const DURATION_S = numberOption('BENCH_DURATION_S', 4);
+const ROUNDS = numberOption('BENCH_ROUNDS', 6);
+const WARMUP_S = numberOption('BENCH_WARMUP_S', 3, 0);
+const CONNECTIONS = numberOption('BENCH_CONNECTIONS', 32);
+const AGENTS = numberOption('BENCH_AGENTS', 16);
+const RATE = numberOption('BENCH_RATE', 1000);
+const STEADY_S = numberOption('BENCH_STEADY_S', 15);
+const STEADY_SLICES = numberOption('BENCH_STEADY_SLICES', 3);
+const REVOCATIONS = numberOption('BENCH_REVOCATIONS', 30, 0);
+const MAX_RATE = numberOption('BENCH_MAX_RATE', 12_000);
+const K6_HOLD_S = numberOption('BENCH_K6_HOLD_S', 900);
+const DRAIN_TIMEOUT_S = numberOption('BENCH_DRAIN_TIMEOUT_S', 300);
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const TRUST_DOMAIN = 'writ.bench';
 /** Connections the open loop may use at once. */
@@ -180,13 +175,6 @@ interface Phase1 {
   allowed: Record<Server, number>;
   /** (b)/(a) of each round: the two runs of a round are next to each other in time. */
   roundRatios: number[];
-}
-
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function throughput(servers: Record<Server, Measured>, endpoints: Record<Server, Endpoint>, holders: TokenHolder[]): Promise<Phase1> {
@@ -467,18 +455,8 @@ async function bench(): Promise<void> {
       throw new Error(`Redis at ${REDIS_URL} is needed (the floor server and the verifier keep their state there): ${(error as Error).message}`);
     });
     const port = await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
-    const env: Record<string, string> = {
-      ...storage.env,
-      WRIT_ISSUER: issuer,
-      WRIT_TRUST_DOMAIN: TRUST_DOMAIN,
-      REGISTRY_PORT: String(port),
-      REGISTRY_HOST: '127.0.0.1',
-      REDIS_URL,
-      WRIT_REDIS_PREFIX: prefix,
-      // Tokens outlive the run whatever its options.
-      WRIT_TOKEN_TTL_S: '3600',
-    };
+    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix });
+    const issuer = env.WRIT_ISSUER!;
     console.log(`storage     ${storage.description}`);
     console.log(`redis       ${new URL(REDIS_URL).host}, keys under ${prefix} (deleted at the end)`);
     const seeded = await seed(env, AGENTS);

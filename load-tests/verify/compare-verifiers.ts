@@ -28,19 +28,14 @@ import { groupCpuSeconds } from '../support/cpu.js';
 import { closedLoop, type Endpoint } from '../support/load.js';
 import { ROOT, type Started, stopAll } from '../support/processes.js';
 import { createBenchStorage, fetchToken, freePort, startRegistry } from '../support/registry.js';
-import { deleteKeys, holder, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
+import { median } from '../support/stats.js';
+import { benchRegistryEnv, deleteKeys, holder, numberOption, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
 
-function option(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < 1) throw new Error(`${name} must be a number of at least 1`);
-  return value;
-}
-
-const SLICES = option('COMPARE_SLICES', 12);
-const SLICE_S = option('COMPARE_SLICE_S', 3);
-const CONNECTIONS = option('BENCH_CONNECTIONS', 32);
+const SLICES = numberOption('COMPARE_SLICES', 12);
+const SLICE_S = numberOption('COMPARE_SLICE_S', 3);
+const CONNECTIONS = numberOption('BENCH_CONNECTIONS', 32);
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const TRUST_DOMAIN = 'writ.bench';
 /** Signed requests per second of slice: more than a verifier answers here. */
 const POOL_RATE = 9000;
 
@@ -61,12 +56,6 @@ function linkModules(worktree: string): void {
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 async function compare(revision: string): Promise<void> {
   const commit = execFileSync('git', ['rev-parse', '--short', `${revision}^{commit}`], { cwd: ROOT, encoding: 'utf8' }).trim();
   const here = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
@@ -82,17 +71,8 @@ async function compare(revision: string): Promise<void> {
     linkModules(worktree);
     await redis.connect();
     const port = await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
-    const env: Record<string, string> = {
-      ...storage.env,
-      WRIT_ISSUER: issuer,
-      WRIT_TRUST_DOMAIN: 'writ.bench',
-      REGISTRY_PORT: String(port),
-      REGISTRY_HOST: '127.0.0.1',
-      REDIS_URL,
-      WRIT_REDIS_PREFIX: prefix,
-      WRIT_TOKEN_TTL_S: '3600',
-    };
+    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix });
+    const issuer = env.WRIT_ISSUER!;
     console.log(`storage     ${storage.description}`);
     console.log(`cpus        ${why}`);
     const seeded = await seed(env, 16);
@@ -108,7 +88,7 @@ async function compare(revision: string): Promise<void> {
     for (const tree of trees) {
       // The same command as `npm run start:verifier`, from the tree's own folder.
       process.env.BENCH_VERIFIER_COMMAND = `cd '${tree.dir}' && SWC_NODE_PROJECT=apps/verifier/tsconfig.json exec node --import @swc-node/register/esm-register apps/verifier/src/main.ts`;
-      const started = await startVerifier({ issuer, trustDomain: 'writ.bench', redisUrl: REDIS_URL, prefix }, pinning);
+      const started = await startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning);
       servers.push({ label: tree.label, started, endpoint: { port: Number(urlOf(started).port), path: '/v1/verify', headers: { authorization } }, rates: [], cpu: [] });
     }
     delete process.env.BENCH_VERIFIER_COMMAND;

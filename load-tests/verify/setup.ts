@@ -99,6 +99,32 @@ export async function seed(env: Record<string, string>, count: number): Promise<
   }
 }
 
+/**
+ * The registry's environment for a benchmark run: its storage, issuer and port on 127.0.0.1, the
+ * run's Redis and key prefix, and a token life of one hour, so that no token expires during a run
+ * whatever its options.
+ */
+export function benchRegistryEnv(options: { storageEnv: Record<string, string>; port: number; trustDomain: string; redisUrl: string; prefix: string }): Record<string, string> {
+  return {
+    ...options.storageEnv,
+    WRIT_ISSUER: `http://127.0.0.1:${options.port}`,
+    WRIT_TRUST_DOMAIN: options.trustDomain,
+    REGISTRY_PORT: String(options.port),
+    REGISTRY_HOST: '127.0.0.1',
+    REDIS_URL: options.redisUrl,
+    WRIT_REDIS_PREFIX: options.prefix,
+    WRIT_TOKEN_TTL_S: '3600',
+  };
+}
+
+/** A numeric option from the environment (`fallback` when unset or empty); a bad one stops the run with its name. */
+export function numberOption(name: string, fallback: number, min = 1): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number of at least ${min}`);
+  return value;
+}
+
 /** A Redis key prefix of its own for one run: nothing it writes meets another run's keys. */
 export function uniquePrefix(): string {
   return `writbench-${randomBytes(4).toString('hex')}:`;
