@@ -1,7 +1,7 @@
 /**
  * CPU time spent by the processes of a benchmark, to tell where the two cores went: a process
- * group (read from /proc, Linux only), Redis (`INFO cpu`) and this process. Each reader answers
- * seconds so far, or undefined where it cannot tell.
+ * group or the processes of one command (read from /proc, Linux only), Redis (`INFO cpu`) and
+ * this process. Each reader answers seconds so far, or undefined where it cannot tell.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,9 +20,12 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** User + system CPU seconds of every live process in process group `pgid` (proc(5): fields 5, 14 and 15 of /proc/<pid>/stat). */
-export function groupCpuSeconds(pgid: number): number | undefined {
-  let ticks = 0;
+/**
+ * User + system CPU seconds of each live process whose /proc/<pid>/stat (proc(5)) passes `take`,
+ * given the command name (field 2) and the fields after it (field 3 onwards); by pid.
+ */
+function readProcesses(take: (command: string, fields: string[]) => boolean): Map<number, number> | undefined {
+  const seconds = new Map<number, number>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -38,11 +41,38 @@ export function groupCpuSeconds(pgid: number): number | undefined {
       continue;
     }
     // The command name (field 2) may hold spaces: the fields after it start past its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) !== pgid) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    if (!take(stat.slice(stat.indexOf('(') + 1, close), fields)) continue;
+    seconds.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / clockTicks());
   }
-  return ticks / clockTicks();
+  return seconds;
+}
+
+/** User + system CPU seconds of every live process in process group `pgid` (fields 5, 14 and 15). */
+export function groupCpuSeconds(pgid: number): number | undefined {
+  const seconds = readProcesses((_command, fields) => Number(fields[2]) === pgid);
+  return seconds === undefined ? undefined : [...seconds.values()].reduce((a, b) => a + b, 0);
+}
+
+/**
+ * User + system CPU seconds of every live process named `command`, by pid (for PostgreSQL: the
+ * postmaster, every backend and the background workers, whichever database they serve). Compare
+ * two readings with {@link cpuSecondsBetween}.
+ */
+export function commandCpuSeconds(command: string): Map<number, number> | undefined {
+  return readProcesses((name) => name === command);
+}
+
+/**
+ * CPU seconds spent between two readings by pid: each process of the second reading, less what it
+ * had at the first (a process started in between counts whole). A process that exited in between
+ * takes its last seconds with it, so this can only undercount.
+ */
+export function cpuSecondsBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
 }
 
 /** Redis's own CPU seconds (main thread and children, user + system). */

@@ -58,7 +58,7 @@ import { Database } from '../../apps/registry/src/infra/database.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
 import { choosePinning } from '../support/cpus.js';
-import { groupCpuSeconds, machineTicks, ownCpuSeconds, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
+import { commandCpuSeconds, cpuSecondsBetween, groupCpuSeconds, machineTicks, ownCpuSeconds, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
 import { buildRequest, closedLoop, Connection, describeCounts, type Endpoint, openLoop, type RunResult, verdictOf } from '../support/load.js';
 import { type Started, stopAll, stopProcess } from '../support/processes.js';
 import { approvedGrant, type BenchAgent, createBenchStorage, enrolAgent, fetchToken, freePort, startRegistry } from '../support/registry.js';
@@ -117,15 +117,20 @@ interface Cpu {
   server: number | undefined;
   registry: number | undefined;
   redis: number | undefined;
+  postgres: Map<number, number> | undefined;
   generator: number;
   machine: { busy: number; steal: number; total: number } | undefined;
 }
 
-/** The processes whose CPU time is read: the server measured and the registry (while it is a child process). */
+/**
+ * The processes whose CPU time is read: the server measured, the registry (while it is a child
+ * process), Redis, and PostgreSQL's processes when the database is on this machine.
+ */
 interface Measured {
   server: Started;
   registry: Started | undefined;
   redis: Redis;
+  localPostgres: boolean;
 }
 
 async function cpuNow(m: Measured): Promise<Cpu> {
@@ -133,6 +138,7 @@ async function cpuNow(m: Measured): Promise<Cpu> {
     server: groupCpuSeconds(m.server.child.pid!),
     registry: m.registry ? processCpuSeconds(m.registry.child.pid!) : undefined,
     redis: await redisCpuSeconds(m.redis),
+    postgres: m.localPostgres ? commandCpuSeconds('postgres') : undefined,
     generator: ownCpuSeconds(),
     machine: machineTicks(),
   };
@@ -140,14 +146,17 @@ async function cpuNow(m: Measured): Promise<Cpu> {
 
 /**
  * CPU µs per allowed request of the server, Redis, the registry (appending the verifier's
- * decisions to the audit chain) and this generator; and the machine's busy share of all its cores,
+ * decisions to the audit chain), PostgreSQL (every process of it on this machine, `-` when the
+ * database is elsewhere or embedded) and this generator; and the machine's busy share of all its cores,
  * with the share of it the hypervisor stole (`busy/steal%`).
  */
 function cpuColumns(before: Cpu, after: Cpu, requests: number): { perRequest: string; busy: string } {
-  const us = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || requests === 0 ? '-' : (((b - a) / requests) * 1e6).toFixed(0));
+  const perRequest = (seconds: number | undefined): string => (seconds === undefined || requests === 0 ? '-' : ((seconds / requests) * 1e6).toFixed(0));
+  const us = (a: number | undefined, b: number | undefined): string => perRequest(a === undefined || b === undefined ? undefined : b - a);
+  const postgres = before.postgres && after.postgres ? cpuSecondsBetween(before.postgres, after.postgres) : undefined;
   const share = (of: 'busy' | 'steal'): string => (((after.machine![of] - before.machine![of]) / (after.machine!.total - before.machine!.total)) * 100).toFixed(0);
   const busy = before.machine && after.machine && after.machine.total > before.machine.total ? `${share('busy')}/${share('steal')}%` : '-';
-  return { perRequest: [us(before.server, after.server), us(before.redis, after.redis), us(before.registry, after.registry), us(before.generator, after.generator)].join(' / '), busy };
+  return { perRequest: [us(before.server, after.server), us(before.redis, after.redis), us(before.registry, after.registry), perRequest(postgres), us(before.generator, after.generator)].join(' / '), busy };
 }
 
 function fmt(ms: number): string {
@@ -158,8 +167,8 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((cell, i) => (i === 0 ? String(cell).padEnd(widths[i]!) : String(cell).padStart(widths[i]!))).join('  ');
 }
 
-const RUN_WIDTHS = [24, 8, 8, 8, 8, 8, 9, 24, 10];
-const RUN_HEADER = row(['run', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'allowed', 'cpu us/req srv/rds/reg/gen', 'busy/steal'], RUN_WIDTHS);
+const RUN_WIDTHS = [24, 8, 8, 8, 8, 8, 9, 30, 10];
+const RUN_HEADER = row(['run', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'allowed', 'cpu us/req srv/rds/reg/pg/gen', 'busy/steal'], RUN_WIDTHS);
 
 /** Checks that a load run was allowed throughout; records a failure otherwise. */
 function expectAllAllowed(label: string, result: RunResult): void {
@@ -181,8 +190,9 @@ async function throughput(servers: Record<Server, Measured>, endpoints: Record<S
   console.log('');
   console.log(`1. throughput, closed loop: ${CONNECTIONS} keep-alive connections; warm-up ${WARMUP_S} s each, then ${ROUNDS} rounds of ${DURATION_S} s each, alternating`);
   console.log('   (cpu us/req: CPU time per allowed request of the server, Redis, the registry (it appends the verifier\'s decisions');
-  console.log('   to the audit chain), this load generator; busy/steal: share of both cores in use, by anything on the machine,');
-  console.log('   and the share the hypervisor gave to other machines (steal): time no process here had)');
+  console.log('   to the audit chain), PostgreSQL (all its processes on this machine), this load generator; busy/steal: share of');
+  console.log('   both cores in use, by anything on the machine, and the share the hypervisor gave to other machines (steal): time');
+  console.log('   no process here had)');
   console.log(`   ${RUN_HEADER}`);
   // Requests signed per run (about 2 KB each): MAX_RATE's worth, or 1.5 times the best rate seen
   // if more (a warmed-up server can be much faster than in a short warm-up).
@@ -255,8 +265,8 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
   console.log('');
   console.log(`2. steady load, open loop: ${RATE} req/s for ${STEADY_S} s against each server, in ${STEADY_SLICES} slices of ${fmt(sliceS)} s alternating`);
   console.log("   (latency from each request's scheduled send time; lag: how late this generator itself sent)");
-  const widths = [24, 9, 8, 8, 8, 8, 9, 24, 10];
-  console.log(`   ${row(['run', 'achieved', 'p50 ms', 'p99 ms', 'max ms', 'lag p99', 'allowed', 'cpu us/req srv/rds/reg/gen', 'busy/steal'], widths)}`);
+  const widths = [24, 9, 8, 8, 8, 8, 9, 30, 10];
+  console.log(`   ${row(['run', 'achieved', 'p50 ms', 'p99 ms', 'max ms', 'lag p99', 'allowed', 'cpu us/req srv/rds/reg/pg/gen', 'busy/steal'], widths)}`);
   const pooled: Record<Server, { latency: number[]; lag: number[]; service: number[]; answered: number; elapsedS: number; allowed: number }> = {
     floor: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0 },
     verifier: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0 },
@@ -478,7 +488,8 @@ async function bench(): Promise<void> {
     console.log(`registry    ${issuer} (child process ${registry.child.pid}), ${AGENTS} agents with approved grants`);
     const holders = await Promise.all(seeded.agents.map(async (agent) => holder(agent, await fetchToken(issuer, agent))));
     const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix, pinning), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning)]);
-    const servers: Record<Server, Measured> = { floor: { server: floor, registry, redis }, verifier: { server: verifier, registry, redis } };
+    const localPostgres = storage.databaseUrl !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(storage.databaseUrl).hostname);
+    const servers: Record<Server, Measured> = { floor: { server: floor, registry, redis, localPostgres }, verifier: { server: verifier, registry, redis, localPostgres } };
     const endpoints: Record<Server, Endpoint> = {
       floor: { port: Number(urlOf(floor).port), path: '/v1/verify', headers: { authorization } },
       verifier: { port: Number(urlOf(verifier).port), path: '/v1/verify', headers: { authorization } },
