@@ -52,6 +52,20 @@ export class JwksCache {
     return key;
   };
 
+  /** Whether signing keys have been fetched: without them no token can be verified. */
+  get loaded(): boolean {
+    return this.set !== undefined && this.set.keys.size > 0;
+  }
+
+  /**
+   * While no keys are loaded, fetches them again in the background, no more often than an unknown
+   * `kid` would (every 5 s): a verifier that started while the registry was away becomes ready
+   * without waiting for a token to ask.
+   */
+  retryIfEmpty(): void {
+    if (!this.loaded) this.fetchAfterCooldown().catch(() => undefined);
+  }
+
   /** Fetches now (start-up warm-up); resolves whether or not the registry answered. */
   async warm(): Promise<boolean> {
     try {

@@ -35,9 +35,9 @@ export interface VerifierServer {
 }
 
 /**
- * The verifier's HTTP face: `POST /v1/verify` (docs/verifier.md), `GET /healthz`. Bare Fastify:
- * it is on every request of every service provider, so nothing sits between the route and the
- * checks.
+ * The verifier's HTTP face: `POST /v1/verify` (docs/verifier.md), `GET /healthz` (alive),
+ * `GET /readyz` (able to decide). Bare Fastify: it is on every request of every service provider,
+ * so nothing sits between the route and the checks.
  */
 export async function createVerifierServer(options: CreateVerifierOptions): Promise<VerifierServer> {
   const { config, store } = options;
@@ -96,9 +96,22 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
     }
   });
 
+  // Liveness: the process answers. Readiness: it can decide, so a load balancer or an
+  // orchestrator sends it requests only then (every request would be a 503 deny otherwise).
   app.get('/healthz', (_request, reply) => {
     void reply.header('cache-control', NO_STORE);
     return { ok: true };
+  });
+  app.get('/readyz', (_request, reply) => {
+    void reply.header('cache-control', NO_STORE);
+    const reasons: string[] = [];
+    if (!store.ready()) reasons.push('the verifier store cannot be reached');
+    if (!jwks.loaded) {
+      reasons.push("the registry's token signing keys have not been fetched");
+      jwks.retryIfEmpty();
+    }
+    if (reasons.length === 0) return { ready: true };
+    return reply.status(503).send({ ready: false, reasons });
   });
   app.setNotFoundHandler((_request, reply) => {
     void reply.header('cache-control', NO_STORE).status(404).send({ error: 'not_found', error_description: 'no such endpoint' });

@@ -40,10 +40,15 @@ describe('Redis stopped during a run', () => {
     const { grantId, token } = await vf.tokenFor(alice, { max_uses: 1000 });
     const verifier = await vf.newVerifier();
     const call = async () => vf.verify(verifier, { token, dpop: await vf.proof(alice, token), method: 'POST', url: `${API}/bookings`, action: 'book' });
+    const readiness = async () => {
+      const res = await verifier.app.inject({ method: 'GET', url: '/readyz' });
+      return { status: res.statusCode, body: res.json<unknown>() };
+    };
 
     const before = [];
     for (let i = 0; i < 10; i++) before.push(await call());
     expect(before.map((r) => r.body.allow)).toEqual(Array(10).fill(true));
+    expect(await readiness()).toEqual({ status: 200, body: { ready: true } });
 
     await redis.kill();
     const during = [];
@@ -52,6 +57,9 @@ describe('Redis stopped during a run', () => {
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'the verifier cannot reach its store: deny', status: 503 });
     }
+    // A load balancer's readiness probe sees it too, while the process stays alive.
+    expect(await readiness()).toEqual({ status: 503, body: { ready: false, reasons: ['the verifier store cannot be reached'] } });
+    expect((await verifier.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
 
     redis = await startRedisServer(redis.port, persistent, dir);
     // No restart of the verifier: it reconnects by itself. Requests made meanwhile are still denied.
@@ -66,6 +74,7 @@ describe('Redis stopped during a run', () => {
     const after = [];
     for (let i = 0; i < 10; i++) after.push(await call());
     expect(after.map((r) => r.body.allow)).toEqual(Array(10).fill(true));
+    expect(await readiness()).toEqual({ status: 200, body: { ready: true } });
 
     // Every answer has its audit event in the chain, the 503s included (they waited in memory).
     const allowed = 10 + 1 + 10;

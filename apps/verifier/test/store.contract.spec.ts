@@ -197,6 +197,16 @@ describe.each(targets)('verifier store contract: $name', (target) => {
   beforeAll(() => target.setup());
   afterAll(() => target.teardown());
 
+  it('says it is ready while it can decide, and is not once closed (Redis)', async () => {
+    const { store } = await target.open();
+    expect(store.ready()).toBe(true);
+    await store.decide(decision('g1', Date.now()));
+    expect(store.ready()).toBe(true);
+    await store.close();
+    // In process the state stays reachable; a closed Redis store has no connection left.
+    expect(store.ready()).toBe(!target.redis);
+  });
+
   it('allows and counts: uses, money spent, requests in the window', async () => {
     const { store } = await target.open();
     const t = Date.now();
@@ -668,6 +678,7 @@ describe.skipIf(!REDIS_INSTALLED && !REDIS_URL)('Redis store specifics (one node
       await expect(store.decide(decision('g1', Date.now()))).rejects.toBeInstanceOf(StoreUnavailable);
       await expect(store.approveStepUp('g1', 's')).rejects.toBeInstanceOf(StoreUnavailable);
       expect(await store.whenReady(0)).toBe(false);
+      expect(store.ready()).toBe(false);
       await expect(store.queueEvent({ id: 'evt_wait_1', body: '{}', outcome: 'temporarily_unavailable' })).resolves.toBeUndefined();
       await store.queueEvent({ id: 'evt_wait_2', body: '{}', outcome: 'temporarily_unavailable' });
       expect(store.backlogSize).toBe(2);
@@ -675,6 +686,7 @@ describe.skipIf(!REDIS_INSTALLED && !REDIS_URL)('Redis store specifics (one node
       started.push(await startRedisServer(port));
       // The same store, never recreated, decides again once it has reconnected.
       await vi.waitFor(() => expect(store.decide(decision('g1', Date.now()))).resolves.toMatchObject({ allow: true, uses: 1 }), { timeout: 10_000, interval: 20 });
+      expect(store.ready()).toBe(true);
       expect(await store.backlogDrained(5_000)).toBe(true);
       const other = new Redis({ port, host: '127.0.0.1' });
       onTestFinished(() => other.disconnect());
@@ -691,9 +703,12 @@ describe.skipIf(!REDIS_INSTALLED && !REDIS_URL)('Redis store specifics (one node
       onTestFinished(() => store.close());
       await vi.waitFor(() => expect(store.decide(decision('g1', Date.now()))).resolves.toMatchObject({ allow: true }), { timeout: 5_000, interval: 20 });
 
+      expect(store.ready()).toBe(true);
+
       await server.kill();
       await expect(store.decide(decision('g1', Date.now()))).rejects.toBeInstanceOf(StoreUnavailable);
       await expect(store.stepUp('g1', 's')).rejects.toBeInstanceOf(StoreUnavailable);
+      expect(store.ready()).toBe(false);
       for (let i = 1; i <= 5; i++) await store.queueEvent({ id: `evt_down_${i}`, body: '{}', outcome: 'temporarily_unavailable' });
       // The backlog is bounded: beyond it, events are counted as dropped.
       expect(store.backlogSize).toBe(3);

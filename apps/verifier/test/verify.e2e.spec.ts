@@ -2,7 +2,7 @@ import { KeyStore } from '../../registry/src/modules/keys/key-store.js';
 import { GrantsService } from '../../registry/src/modules/grants/grants.service.js';
 import { createDpopProof } from '@writ/core';
 import { type CryptoKey, generateKeyPair, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import type { VerifierServer } from '../src/server.js';
 import { storesUnderTest } from './support/stores.js';
@@ -278,7 +278,7 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       expect(res.headers['cache-control']).toBe('no-store');
     });
 
-    it('answers 404 not_found, never cached, anywhere but its two routes', async () => {
+    it('answers 404 not_found, never cached, anywhere but its routes', async () => {
       const res = await verifier.app.inject({ method: 'GET', url: '/v1/verify' });
       expect(res.statusCode).toBe(404);
       expect(res.json()).toEqual({ error: 'not_found', error_description: 'no such endpoint' });
@@ -286,6 +286,10 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       const health = await verifier.app.inject({ method: 'GET', url: '/healthz' });
       expect(health.json()).toEqual({ ok: true });
       expect(health.headers['cache-control']).toBe('no-store');
+      const ready = await verifier.app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(200);
+      expect(ready.json()).toEqual({ ready: true });
+      expect(ready.headers['cache-control']).toBe('no-store');
     });
   });
 
@@ -338,6 +342,28 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       await vf.registry().get(KeyStore).rotate();
       const token = await vf.fx.rootToken(alice, grantId);
       expect((await vf.verify(verifier, await request(token))).body.allow).toBe(true);
+    });
+
+    it('is not ready (503 on /readyz) until it has fetched the signing keys, and fetches them again by itself', async () => {
+      const jwksUrl = `${vf.registryUrl()}/.well-known/jwks.json`;
+      let registryAway = true;
+      const cut = await vf.newVerifier({ fetch: (input, init) => (input === jwksUrl && registryAway ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init)) });
+      const ready = async () => {
+        const res = await cut.app.inject({ method: 'GET', url: '/readyz' });
+        return { status: res.statusCode, body: res.json<unknown>() };
+      };
+      await vi.waitFor(async () => expect(await ready()).toEqual({ status: 503, body: { ready: false, reasons: ["the registry's token signing keys have not been fetched"] } }));
+      // Still alive: only readiness says it cannot decide.
+      expect((await cut.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+
+      registryAway = false;
+      // The next fetch waits out the unknown-kid cooldown (5 s after the last one) on the verifier's clock.
+      vf.fx.setClockOffset(6_000);
+      try {
+        await expect.poll(ready, { timeout: 5_000, interval: 20 }).toEqual({ status: 200, body: { ready: true } });
+      } finally {
+        vf.fx.setClockOffset(0);
+      }
     });
 
     it('denies with 503 when the JWKS cannot be fetched for an unknown kid', async () => {

@@ -280,6 +280,11 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     return this.maps.reduce((total, map) => total + map.size, 0);
   }
 
+  /** Always: the state is in this process. */
+  ready(): boolean {
+    return true;
+  }
+
   close(): Promise<void> {
     this.listeners.clear();
     return Promise.resolve();

@@ -390,6 +390,10 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     return true;
   }
 
+  ready(): boolean {
+    return !this.closed && this.isReady();
+  }
+
   /** Events waiting in memory for Redis. */
   get backlogSize(): number {
     return this.backlog.length;

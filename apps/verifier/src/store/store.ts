@@ -134,6 +134,11 @@ export interface VerifierStore {
    * drop them. Returns a function that removes the listener.
    */
   onRevocation(listener: (notice: RevocationNotice) => void): () => void;
+  /**
+   * Whether a decision can reach the store now (Redis: the connection is up and ready). For
+   * readiness probes only: a decision made while it is false still fails closed by itself.
+   */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
