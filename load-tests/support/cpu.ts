@@ -119,3 +119,22 @@ export function machineTicks(): { busy: number; steal: number; total: number } |
     return undefined;
   }
 }
+
+/**
+ * Each CPU's stolen and total clock ticks so far (the `cpu<N>` lines of /proc/stat, proc(5)), by
+ * CPU number; undefined off Linux.
+ */
+export function stealTicksByCpu(): { steal: number; total: number }[] | undefined {
+  try {
+    const cpus: { steal: number; total: number }[] = [];
+    for (const line of readFileSync('/proc/stat', 'latin1').split('\n')) {
+      const match = /^cpu(\d+)\s+(.*)$/.exec(line);
+      if (match === null) continue;
+      const [user, nice, system, idle, iowait, irq, softirq, steal] = match[2]!.trim().split(/\s+/).map(Number);
+      cpus[Number(match[1])] = { steal: steal!, total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal! };
+    }
+    return cpus.length > 0 ? cpus : undefined;
+  } catch {
+    return undefined;
+  }
+}

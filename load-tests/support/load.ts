@@ -212,6 +212,11 @@ export interface OpenLoopResult extends RunResult {
   sendLagMs: number[];
   /** From the actual send to the answer, ms: what a generator blind to coordinated omission would report. */
   serviceMs: number[];
+  /**
+   * Every answered request as [scheduled send time, answer time] (`performance.now()`, ms), in
+   * order of answer: to line the slow ones up with what the machine was doing then.
+   */
+  answers: [number, number][];
 }
 
 function emptyResult(): RunResult {
@@ -295,7 +300,7 @@ export interface OpenLoopOptions {
 
 /** Sends `rate` requests per second for `durationS`, on the clock, then waits for the answers. */
 export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
-  const result: OpenLoopResult = { ...emptyResult(), scheduled: Math.round(options.rate * options.durationS), sent: 0, windowS: options.durationS, sendLagMs: [], serviceMs: [] };
+  const result: OpenLoopResult = { ...emptyResult(), scheduled: Math.round(options.rate * options.durationS), sent: 0, windowS: options.durationS, sendLagMs: [], serviceMs: [], answers: [] };
   const connections = Array.from({ length: options.connections }, () => new Connection(options.port));
   await Promise.all(connections.map((c) => c.open()));
   const idle = [...connections];
@@ -319,6 +324,7 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
         lastAnswer = now;
         record(result, answer, now - at);
         result.serviceMs.push(now - sentAt);
+        result.answers.push([at, now]);
         release(connection);
       },
       (error: unknown) => {

@@ -63,6 +63,7 @@ import { buildRequest, closedLoop, Connection, describeCounts, type Endpoint, op
 import { type Started, stopAll, stopProcess } from '../support/processes.js';
 import { approvedGrant, type BenchAgent, createBenchStorage, enrolAgent, fetchToken, freePort, startRegistry } from '../support/registry.js';
 import { median, percentiles } from '../support/stats.js';
+import { StealSampler, type StealWindow, tailAgainstSteal } from '../support/steal.js';
 import { serveK6Fixture } from './k6-fixture.js';
 import {
   BENCH_GRANT,
@@ -100,6 +101,10 @@ const TRUST_DOMAIN = 'writ.bench';
 const OPEN_LOOP_CONNECTIONS = 64;
 /** Allowed answers a revocation client sees before the grant is revoked. */
 const REVOCATION_WARM = 20;
+/** The steady phase's slow requests are lined up with /proc/stat steal in windows this long... */
+const STEAL_WINDOW_MS = 200;
+/** ...and a window counts as stolen when the hypervisor took at least this share of one CPU in it. */
+const STOLEN_SHARE = 0.2;
 /** A revocation not seen by then counts as never seen. */
 const REVOCATION_TIMEOUT_MS = 5000;
 
@@ -267,9 +272,9 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
   console.log("   (latency from each request's scheduled send time; lag: how late this generator itself sent)");
   const widths = [24, 9, 8, 8, 8, 8, 9, 30, 10];
   console.log(`   ${row(['run', 'achieved', 'p50 ms', 'p99 ms', 'max ms', 'lag p99', 'allowed', 'cpu us/req srv/rds/reg/pg/gen', 'busy/steal'], widths)}`);
-  const pooled: Record<Server, { latency: number[]; lag: number[]; service: number[]; answered: number; elapsedS: number; allowed: number }> = {
-    floor: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0 },
-    verifier: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0 },
+  const pooled: Record<Server, { latency: number[]; lag: number[]; service: number[]; answered: number; elapsedS: number; allowed: number; answers: [number, number][]; windows: StealWindow[] }> = {
+    floor: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0, answers: [], windows: [] },
+    verifier: { latency: [], lag: [], service: [], answered: 0, elapsedS: 0, allowed: 0, answers: [], windows: [] },
   };
   for (let slice = 1; slice <= STEADY_SLICES; slice++) {
     const order: Server[] = slice % 2 === 1 ? ['verifier', 'floor'] : ['floor', 'verifier'];
@@ -277,7 +282,10 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
       const label = `slice ${slice} ${server}`;
       const next = requestPool(endpoints[server], holders, Math.ceil(RATE * sliceS));
       const before = await cpuNow(servers[server]);
+      const sampler = new StealSampler(STEAL_WINDOW_MS);
+      sampler.start();
       const result = await openLoop({ port: endpoints[server].port, rate: RATE, durationS: sliceS, connections: OPEN_LOOP_CONNECTIONS, next });
+      const windows = sampler.stop();
       const after = await cpuNow(servers[server]);
       const cpu = cpuColumns(before, after, result.allowed);
       const p = percentiles(result.latencyMs);
@@ -292,6 +300,8 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
       into.answered += result.answered;
       into.elapsedS += result.elapsedS;
       into.allowed += result.allowed;
+      into.answers.push(...result.answers);
+      into.windows.push(...windows);
     }
   }
   const figures = {} as Phase2;
@@ -301,6 +311,13 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
     figures[server] = f;
     console.log(`   ${server.padEnd(8)}    ${f.achieved.toFixed(1)} req/s; latency ms p50 ${fmt(f.p.p50)}  p90 ${fmt(f.p.p90)}  p99 ${fmt(f.p.p99)}  max ${fmt(f.p.max)}`);
     console.log(`               of which the generator sent late by p50 ${fmt(f.lag.p50)}  p99 ${fmt(f.lag.p99)} ms; from actual send p50 ${fmt(f.service.p50)}  p99 ${fmt(f.service.p99)} ms`);
+    if (all.windows.length > 0) {
+      const t = tailAgainstSteal(all.answers, all.windows, GOALS.steadyP99Ms, STOLEN_SHARE);
+      const pct = (part: number, whole: number): string => (whole === 0 ? '-' : `${((part / whole) * 100).toFixed(0)} %`);
+      console.log(
+        `               over ${GOALS.steadyP99Ms} ms: ${t.slow} of ${t.slow + t.fast}; of them ${pct(t.slowInStolen, t.slow)} overlapped a ${STEAL_WINDOW_MS}-ms window in which the hypervisor took >= ${STOLEN_SHARE * 100} % of a CPU (the others: ${pct(t.fastInStolen, t.fast)}; such windows: ${pct(t.stolenTime, 1)} of the time)`,
+      );
+    }
   }
   return figures;
 }
