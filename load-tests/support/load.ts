@@ -217,6 +217,8 @@ export interface OpenLoopResult extends RunResult {
    * order of answer: to line the slow ones up with what the machine was doing then.
    */
   answers: [number, number][];
+  /** When the measured window began (`performance.now()`, ms), after the lead-in. */
+  measuredFrom: number;
 }
 
 function emptyResult(): RunResult {
@@ -227,14 +229,15 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-function record(result: RunResult, answer: Answer, latencyMs: number): void {
+/** Counts an answer by its verdict, and keeps its latency unless it is `undefined` (a lead-in request). */
+function record(result: RunResult, answer: Answer, latencyMs: number | undefined): void {
   const verdict = verdictOf(answer);
   if (verdict.kind === 'error') {
     count(result.errors, verdict.error);
     return;
   }
   result.answered += 1;
-  result.latencyMs.push(latencyMs);
+  if (latencyMs !== undefined) result.latencyMs.push(latencyMs);
   if (verdict.kind === 'allowed') result.allowed += 1;
   else count(result.denied, verdict.error);
 }
@@ -292,21 +295,35 @@ export interface OpenLoopOptions {
   port: number;
   /** Requests per second. */
   rate: number;
+  /** The measured window. */
   durationS: number;
+  /**
+   * A lead-in before the measured window, at the same rate, whose requests are sent, answered and
+   * counted (allowed, denied, errors) but not timed: the first tens of milliseconds of a run carry
+   * its start (fresh connections, the generator's collection of the pool it just signed, what the
+   * previous run left), not the steady state. Default 0.
+   */
+  leadS?: number;
   /** Most connections in use at once; a request scheduled while all are busy waits for one (and that wait counts). */
   connections: number;
   next: () => Buffer | undefined;
 }
 
-/** Sends `rate` requests per second for `durationS`, on the clock, then waits for the answers. */
+/**
+ * Sends `rate` requests per second for `leadS` + `durationS`, on the clock, then waits for the
+ * answers; the timings (latency, lag, service time, answers) are those of the measured window.
+ */
 export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
-  const result: OpenLoopResult = { ...emptyResult(), scheduled: Math.round(options.rate * options.durationS), sent: 0, windowS: options.durationS, sendLagMs: [], serviceMs: [], answers: [] };
+  const leadS = options.leadS ?? 0;
+  const result: OpenLoopResult = { ...emptyResult(), scheduled: Math.round(options.rate * (leadS + options.durationS)), sent: 0, windowS: options.durationS, sendLagMs: [], serviceMs: [], answers: [], measuredFrom: 0 };
   const connections = Array.from({ length: options.connections }, () => new Connection(options.port));
   await Promise.all(connections.map((c) => c.open()));
   const idle = [...connections];
   const queue: { message: Buffer; at: number }[] = [];
   const interval = 1000 / options.rate;
   const start = performance.now() + 1;
+  const measuredFrom = start + leadS * 1000;
+  result.measuredFrom = measuredFrom;
   let index = 0;
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -316,15 +333,18 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
 
   const fire = (connection: Connection, message: Buffer, at: number): void => {
     const sentAt = performance.now();
+    const measured = at >= measuredFrom;
     result.sent += 1;
-    result.sendLagMs.push(sentAt - at);
+    if (measured) result.sendLagMs.push(sentAt - at);
     connection.request(message).then(
       (answer) => {
         const now = performance.now();
         lastAnswer = now;
-        record(result, answer, now - at);
-        result.serviceMs.push(now - sentAt);
-        result.answers.push([at, now]);
+        record(result, answer, measured ? now - at : undefined);
+        if (measured) {
+          result.serviceMs.push(now - sentAt);
+          result.answers.push([at, now]);
+        }
         release(connection);
       },
       (error: unknown) => {
@@ -370,7 +390,7 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
     } else if (inFlight === 0) finish();
   };
 
-  const watchdog = setTimeout(() => connections.forEach((c) => c.destroy()), options.durationS * 1000 + GRACE_MS);
+  const watchdog = setTimeout(() => connections.forEach((c) => c.destroy()), (leadS + options.durationS) * 1000 + GRACE_MS);
   pump();
   await finished;
   clearTimeout(watchdog);

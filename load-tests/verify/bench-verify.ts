@@ -91,6 +91,7 @@ const AGENTS = numberOption('BENCH_AGENTS', 16);
 const RATE = numberOption('BENCH_RATE', 1000);
 const STEADY_S = numberOption('BENCH_STEADY_S', 15);
 const STEADY_SLICES = numberOption('BENCH_STEADY_SLICES', 3);
+const STEADY_LEAD_S = numberOption('BENCH_STEADY_LEAD_S', 0.5, 0);
 const REVOCATIONS = numberOption('BENCH_REVOCATIONS', 30, 0);
 const MAX_RATE = numberOption('BENCH_MAX_RATE', 12_000);
 const K6_HOLD_S = numberOption('BENCH_K6_HOLD_S', 900);
@@ -269,7 +270,8 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
   const sliceS = STEADY_S / STEADY_SLICES;
   console.log('');
   console.log(`2. steady load, open loop: ${RATE} req/s for ${STEADY_S} s against each server, in ${STEADY_SLICES} slices of ${fmt(sliceS)} s alternating`);
-  console.log("   (latency from each request's scheduled send time; lag: how late this generator itself sent)");
+  console.log(`   (latency from each request's scheduled send time; lag: how late this generator itself sent; each slice starts`);
+  console.log(`   with a lead-in of ${STEADY_LEAD_S} s at the same rate whose answers are checked and counted but not timed)`);
   const widths = [24, 9, 8, 8, 8, 8, 9, 30, 10];
   console.log(`   ${row(['run', 'achieved', 'p50 ms', 'p99 ms', 'max ms', 'lag p99', 'allowed', 'cpu us/req srv/rds/reg/pg/gen', 'busy/steal'], widths)}`);
   const pooled: Record<Server, { latency: number[]; lag: number[]; service: number[]; answered: number; elapsedS: number; allowed: number; answers: [number, number][]; windows: StealWindow[] }> = {
@@ -280,12 +282,13 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
     const order: Server[] = slice % 2 === 1 ? ['verifier', 'floor'] : ['floor', 'verifier'];
     for (const server of order) {
       const label = `slice ${slice} ${server}`;
-      const next = requestPool(endpoints[server], holders, Math.ceil(RATE * sliceS));
+      const next = requestPool(endpoints[server], holders, Math.ceil(RATE * (STEADY_LEAD_S + sliceS)));
       const before = await cpuNow(servers[server]);
       const sampler = new StealSampler(STEAL_WINDOW_MS);
       sampler.start();
-      const result = await openLoop({ port: endpoints[server].port, rate: RATE, durationS: sliceS, connections: OPEN_LOOP_CONNECTIONS, next });
-      const windows = sampler.stop();
+      const result = await openLoop({ port: endpoints[server].port, rate: RATE, durationS: sliceS, leadS: STEADY_LEAD_S, connections: OPEN_LOOP_CONNECTIONS, next });
+      // The lead-in's windows say nothing about the measured requests.
+      const windows = sampler.stop().filter((w) => w.to > result.measuredFrom);
       const after = await cpuNow(servers[server]);
       const cpu = cpuColumns(before, after, result.allowed);
       const p = percentiles(result.latencyMs);
@@ -301,6 +304,7 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
       into.elapsedS += result.elapsedS;
       into.allowed += result.allowed;
       into.answers.push(...result.answers);
+      if (process.env.DUMP_ANSWERS) (await import('node:fs')).appendFileSync(process.env.DUMP_ANSWERS, JSON.stringify({ server, slice, answers: result.answers, windows }) + '\n');
       into.windows.push(...windows);
     }
   }
