@@ -50,6 +50,7 @@
  * goes to 127.0.0.1; the run stops by itself and stops every process it started, also on error.
  */
 import 'reflect-metadata';
+import { appendFileSync } from 'node:fs';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { grantStateKey, verifierKey } from '@writ/core';
 import { Redis } from 'ioredis';
@@ -92,6 +93,8 @@ const RATE = numberOption('BENCH_RATE', 1000);
 const STEADY_S = numberOption('BENCH_STEADY_S', 15);
 const STEADY_SLICES = numberOption('BENCH_STEADY_SLICES', 3);
 const STEADY_LEAD_S = numberOption('BENCH_STEADY_LEAD_S', 0.5, 0);
+/** A file to which each steady slice's timed requests and steal windows are appended (JSON Lines). */
+const STEADY_TRACE = process.env.BENCH_STEADY_TRACE || undefined;
 const REVOCATIONS = numberOption('BENCH_REVOCATIONS', 30, 0);
 const MAX_RATE = numberOption('BENCH_MAX_RATE', 12_000);
 const K6_HOLD_S = numberOption('BENCH_K6_HOLD_S', 900);
@@ -304,7 +307,8 @@ async function steady(servers: Record<Server, Measured>, endpoints: Record<Serve
       into.elapsedS += result.elapsedS;
       into.allowed += result.allowed;
       into.answers.push(...result.answers);
-      if (process.env.DUMP_ANSWERS) (await import('node:fs')).appendFileSync(process.env.DUMP_ANSWERS, JSON.stringify({ server, slice, answers: result.answers, windows }) + '\n');
+      // For a closer look: each measured request's [scheduled, answered] and the steal windows.
+      if (STEADY_TRACE) appendFileSync(STEADY_TRACE, `${JSON.stringify({ server, slice, measuredFrom: result.measuredFrom, answers: result.answers, windows })}\n`);
       into.windows.push(...windows);
     }
   }
