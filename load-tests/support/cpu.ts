@@ -111,13 +111,17 @@ export function processCpuSeconds(pid: number): number | undefined {
  */
 export function machineTicks(): { busy: number; steal: number; total: number } | undefined {
   try {
-    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    const busy = user! + nice! + system! + irq! + softirq! + steal!;
-    return { busy, steal: steal!, total: busy + idle! + iowait! };
+    return ticksOf(readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!.trim().split(/\s+/).slice(1));
   } catch {
     return undefined;
   }
+}
+
+/** Busy (steal included), stolen and total clock ticks from the numbers of a `cpu` line of /proc/stat. */
+function ticksOf(fields: string[]): { busy: number; steal: number; total: number } {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number);
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy, steal: steal!, total: busy + idle! + iowait! };
 }
 
 /**
@@ -130,8 +134,8 @@ export function stealTicksByCpu(): { steal: number; total: number }[] | undefine
     for (const line of readFileSync('/proc/stat', 'latin1').split('\n')) {
       const match = /^cpu(\d+)\s+(.*)$/.exec(line);
       if (match === null) continue;
-      const [user, nice, system, idle, iowait, irq, softirq, steal] = match[2]!.trim().split(/\s+/).map(Number);
-      cpus[Number(match[1])] = { steal: steal!, total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal! };
+      const { steal, total } = ticksOf(match[2]!.trim().split(/\s+/));
+      cpus[Number(match[1])] = { steal, total };
     }
     return cpus.length > 0 ? cpus : undefined;
   } catch {

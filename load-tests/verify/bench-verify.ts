@@ -68,6 +68,8 @@ import { StealSampler, type StealWindow, tailAgainstSteal } from '../support/ste
 import { serveK6Fixture } from './k6-fixture.js';
 import {
   BENCH_GRANT,
+  BENCH_REDIS_URL,
+  BENCH_TRUST_DOMAIN,
   benchRegistryEnv,
   numberOption,
   countKeys,
@@ -99,8 +101,6 @@ const REVOCATIONS = numberOption('BENCH_REVOCATIONS', 30, 0);
 const MAX_RATE = numberOption('BENCH_MAX_RATE', 12_000);
 const K6_HOLD_S = numberOption('BENCH_K6_HOLD_S', 900);
 const DRAIN_TIMEOUT_S = numberOption('BENCH_DRAIN_TIMEOUT_S', 300);
-const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-const TRUST_DOMAIN = 'writ.bench';
 /** Connections the open loop may use at once. */
 const OPEN_LOOP_CONNECTIONS = 64;
 /** Allowed answers a revocation client sees before the grant is revoked. */
@@ -472,7 +472,7 @@ async function usesCounted(redis: Redis, prefix: string, agents: BenchAgent[]): 
 async function bench(): Promise<void> {
   const storage = await createBenchStorage('writ_bench_verify_');
   const prefix = uniquePrefix();
-  const redis = new Redis(REDIS_URL, { connectionName: 'writ-bench-verify', maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = new Redis(BENCH_REDIS_URL, { connectionName: 'writ-bench-verify', maxRetriesPerRequest: 1, lazyConnect: true });
   let inProcess: NestFastifyApplication | undefined;
   let cleaned: Promise<void> | undefined;
   cleanup = () =>
@@ -487,13 +487,13 @@ async function bench(): Promise<void> {
     })());
   try {
     await redis.connect().catch((error: unknown) => {
-      throw new Error(`Redis at ${REDIS_URL} is needed (the floor server and the verifier keep their state there): ${(error as Error).message}`);
+      throw new Error(`Redis at ${BENCH_REDIS_URL} is needed (the floor server and the verifier keep their state there): ${(error as Error).message}`);
     });
     const port = await freePort();
-    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix });
+    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix });
     const issuer = env.WRIT_ISSUER!;
     console.log(`storage     ${storage.description}`);
-    console.log(`redis       ${new URL(REDIS_URL).host}, keys under ${prefix} (deleted at the end)`);
+    console.log(`redis       ${new URL(BENCH_REDIS_URL).host}, keys under ${prefix} (deleted at the end)`);
     const seeded = await seed(env, AGENTS);
     const authorization = serviceAuthorization(seeded.serviceId, seeded.credential);
 
@@ -501,7 +501,7 @@ async function bench(): Promise<void> {
       inProcess = (await createRegistry(loadConfig(env), { logger: false })).app;
       await inProcess.listen({ host: '127.0.0.1', port });
       const holders = await Promise.all(seeded.agents.map(async (agent) => holder(agent, await fetchToken(issuer, agent))));
-      const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix })]);
+      const [floor, verifier] = await Promise.all([startFloor(BENCH_REDIS_URL, prefix), startVerifier({ issuer, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix })]);
       console.log(`registry    ${issuer} (in this process), ${AGENTS} agents with approved grants`);
       console.log(`floor       ${urlOf(floor).origin}; verifier ${urlOf(verifier).origin}`);
       await serveK6Fixture({ app: inProcess, issuer, holders, authorization, floorUrl: urlOf(floor).origin, verifierUrl: urlOf(verifier).origin, holdS: K6_HOLD_S });
@@ -512,7 +512,7 @@ async function bench(): Promise<void> {
     let registry: Started | undefined = await startRegistry(env, process.env.BENCH_CPU_PROFILE, pinning);
     console.log(`registry    ${issuer} (child process ${registry.child.pid}), ${AGENTS} agents with approved grants`);
     const holders = await Promise.all(seeded.agents.map(async (agent) => holder(agent, await fetchToken(issuer, agent))));
-    const [floor, verifier] = await Promise.all([startFloor(REDIS_URL, prefix, pinning), startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning)]);
+    const [floor, verifier] = await Promise.all([startFloor(BENCH_REDIS_URL, prefix, pinning), startVerifier({ issuer, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix }, pinning)]);
     const localPostgres = storage.databaseUrl !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(storage.databaseUrl).hostname);
     const servers: Record<Server, Measured> = { floor: { server: floor, registry, redis, localPostgres }, verifier: { server: verifier, registry, redis, localPostgres } };
     const endpoints: Record<Server, Endpoint> = {

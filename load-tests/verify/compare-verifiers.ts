@@ -29,13 +29,11 @@ import { closedLoop, type Endpoint } from '../support/load.js';
 import { ROOT, type Started, stopAll } from '../support/processes.js';
 import { createBenchStorage, fetchToken, freePort, startRegistry } from '../support/registry.js';
 import { median } from '../support/stats.js';
-import { benchRegistryEnv, deleteKeys, holder, numberOption, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
+import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, deleteKeys, holder, numberOption, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
 
 const SLICES = numberOption('COMPARE_SLICES', 12);
 const SLICE_S = numberOption('COMPARE_SLICE_S', 3);
 const CONNECTIONS = numberOption('BENCH_CONNECTIONS', 32);
-const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-const TRUST_DOMAIN = 'writ.bench';
 /** Signed requests per second of slice: more than a verifier answers here. */
 const POOL_RATE = 9000;
 
@@ -65,13 +63,13 @@ async function compare(revision: string): Promise<void> {
   const { pinning, why } = choosePinning(process.env.BENCH_PIN);
   const storage = await createBenchStorage('writ_bench_compare_');
   const prefix = uniquePrefix();
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
   try {
     execFileSync('git', ['worktree', 'add', '--detach', worktree, commit], { cwd: ROOT, stdio: 'ignore' });
     linkModules(worktree);
     await redis.connect();
     const port = await freePort();
-    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix });
+    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix });
     const issuer = env.WRIT_ISSUER!;
     console.log(`storage     ${storage.description}`);
     console.log(`cpus        ${why}`);
@@ -88,7 +86,7 @@ async function compare(revision: string): Promise<void> {
     for (const tree of trees) {
       // The same command as `npm run start:verifier`, from the tree's own folder.
       process.env.BENCH_VERIFIER_COMMAND = `cd '${tree.dir}' && SWC_NODE_PROJECT=apps/verifier/tsconfig.json exec node --import @swc-node/register/esm-register apps/verifier/src/main.ts`;
-      const started = await startVerifier({ issuer, trustDomain: TRUST_DOMAIN, redisUrl: REDIS_URL, prefix }, pinning);
+      const started = await startVerifier({ issuer, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix }, pinning);
       servers.push({ label: tree.label, started, endpoint: { port: Number(urlOf(started).port), path: '/v1/verify', headers: { authorization } }, rates: [], cpu: [] });
     }
     delete process.env.BENCH_VERIFIER_COMMAND;

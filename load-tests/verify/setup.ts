@@ -35,6 +35,10 @@ export const BENCH_GRANT = {
 };
 
 /** The agent's request each verify call asks about (`POST /v1/verify` body fields besides token and proof). */
+/** The Redis both benchmarks use (`REDIS_URL`), and the trust domain of their registry and verifiers. */
+export const BENCH_REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+export const BENCH_TRUST_DOMAIN = 'writ.bench';
+
 export const AGENT_REQUEST = { method: 'POST', url: 'https://flights.example/api/bookings', action: 'book', amount: 1, currency: 'EUR' };
 
 /** An agent with a root token on its grant, and what it needs to prove possession per request. */
