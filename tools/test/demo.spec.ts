@@ -2,14 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_PATH } from '../../apps/approval-ui/e2e/support/browser.js';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { freePort } from '../../apps/registry/test/support/redis.js';
 import { headlessHuman, type Human } from '../../apps/demo/src/human.js';
 import { npmRun, npmStart, type Run, waitFor } from './support.js';
 
-if (CHROMIUM_PATH === undefined) console.warn('headless demo skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
 
 /** Every line the demo must print, each with the decision it checked (✓: as expected). */
 const OUTCOMES = [
@@ -60,7 +59,11 @@ function expectEveryOutcome(output: string): void {
   expect(output).toMatch(/the transaction in the approval UI: http:\/\/localhost:\d+\/transactions\/txn_\S+/);
 }
 
-describe.skipIf(CHROMIUM_PATH === undefined)('npm run demo -- --headless', () => {
+describe('npm run demo -- --headless', () => {
+  beforeAll(() => {
+    if (CHROMIUM_PATH === undefined) throw new Error('the headless demo drives Chromium: apt-get install -y chromium, or set CHROMIUM_PATH');
+  });
+
   it('books the trip, stops every attack, and verifies the audit chain, against npm start on embedded storage', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
     try {

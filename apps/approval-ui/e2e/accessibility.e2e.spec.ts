@@ -3,7 +3,7 @@ import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, capability, grantRequest } from '../../registry/test/support/token-fixture.js';
 import { APPROVAL_UI_RULES, type AxeViolation, describeViolations, runAxe } from './support/axe.js';
-import { CHROMIUM_PATH, createUiStack, DESKTOP_VIEWPORT, storage } from './support/stack.js';
+import { createUiStack, DESKTOP_VIEWPORT, storage } from './support/stack.js';
 
 /** A phone held upright (an iPhone mini's CSS width). */
 const PHONE_VIEWPORT = { width: 375, height: 812 } as const;
@@ -45,7 +45,7 @@ function focused(page: Page): Promise<Focused> {
   });
 }
 
-describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI accessibility in Chromium (registry on ${storage.name})`, () => {
+describe(`approval UI accessibility in Chromium (registry on ${storage.name})`, () => {
   const stack = createUiStack({ dataDirPrefix: 'writ-ui-a11y-' });
   const { fx, requestGrant, uiGet, verifyAtService, openRequest } = stack;
   let uiUrl: string;

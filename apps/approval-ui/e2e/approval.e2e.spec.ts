@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, grantRequest } from '../../registry/test/support/token-fixture.js';
 import type { VirtualCredential } from './support/browser.js';
-import { CHROMIUM_PATH, createUiStack, storage } from './support/stack.js';
+import { createUiStack, storage } from './support/stack.js';
 
 /**
  * Where the screenshots go: a temporary folder, or docs/screenshots with UPDATE_SCREENSHOTS=1
@@ -24,7 +24,7 @@ interface StoredReceipt {
   origins: string[];
 }
 
-describe.skipIf(CHROMIUM_PATH === undefined)(`approval UI in Chromium (registry on ${storage.name})`, () => {
+describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
   // The registry, a verifier in process, the UI and Chromium with a virtual passkey (support/stack.ts).
   const stack = createUiStack();
   const { fx, requestGrant, uiGet, exchange, verifyAtService, openRequest } = stack;

@@ -11,13 +11,7 @@ import { loadVerifierConfig } from '../../../verifier/src/config.js';
 import { createVerifierServer, type VerifierServer } from '../../../verifier/src/server.js';
 import { InProcessVerifierStore } from '../../../verifier/src/store/in-process-store.js';
 import { ensureApprovalUiBuilt, type RunningApprovalUi, startApprovalUi } from '../../server.mjs';
-import { addVirtualPasskeyAuthenticator, CHROMIUM_PATH, launchChromium, type VirtualCredential } from './browser.js';
-
-export { CHROMIUM_PATH };
-
-if (CHROMIUM_PATH === undefined) {
-  console.warn('approval UI e2e skipped: no Chromium found (apt-get install -y chromium, or set CHROMIUM_PATH); CI installs it and runs this');
-}
+import { addVirtualPasskeyAuthenticator, launchChromium, type VirtualCredential } from './browser.js';
 
 /** Where the registry keeps its data: PostgreSQL when DATABASE_URL is set (as in CI), else embedded PGlite. */
 export const storage = (() => {

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +37,12 @@ export async function startRedisServer(port?: number, extra: string[] = [], dir?
   }
 }
 
+/** Whether `redis-server` runs here; asked once. */
+let installed: boolean | undefined;
+
 async function startOn(p: number, extra: string[], dir: string | undefined): Promise<RedisServer> {
+  installed ??= spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!installed) throw new Error('these tests start redis-server on loopback ports: install it (apt-get install -y redis-server)');
   const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(dir ? ['--dir', dir] : []), ...extra], { stdio: 'ignore' });
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { RedisVerifierEventSource } from '../../../registry/src/modules/audit/redis-verifier-events.js';
@@ -7,13 +6,11 @@ import { RedisVerifierStore } from '../../src/store/redis-store.js';
 import { startRedisCluster } from './redis-cluster.js';
 import type { StoreUnderTest } from './verifier-fixture.js';
 
-const REDIS_INSTALLED = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-
 /**
  * The stores the end-to-end suites run on: always the embedded one; Redis too when `REDIS_URL`
  * is set (as CI sets it), each suite under its own key prefix so runs never collide; and a
- * three-master Redis Cluster on loopback ports, started for the suite, when redis-server is
- * installed. On the cluster the registry's revocations reach the store through its admin side
+ * three-master Redis Cluster on loopback ports, started for the suite (redis-server must be
+ * installed). On the cluster the registry's revocations reach the store through its admin side
  * (the registry's own Redis client is single-node, ADR 0008) and the registry reads decisions
  * with a cluster client.
  */
@@ -37,27 +34,23 @@ export const storesUnderTest: StoreUnderTest[] = [
         },
       ]
     : []),
-  ...(REDIS_INSTALLED
-    ? [
-        {
-          name: 'Redis Cluster',
-          create: async () => {
-            const cluster = await startRedisCluster(3);
-            const prefix = `test-${randomUUID().slice(0, 8)}:`;
-            const store = new RedisVerifierStore(cluster.nodes, { prefix });
-            const reader = new Cluster(cluster.nodes);
-            return {
-              store,
-              registryEnv: {},
-              verifierEvents: new RedisVerifierEventSource(reader, { prefix, scanIntervalMs: 1_000 }),
-              close: async () => {
-                await store.close();
-                reader.disconnect();
-                await cluster.stop();
-              },
-            };
-          },
+  {
+    name: 'Redis Cluster',
+    create: async () => {
+      const cluster = await startRedisCluster(3);
+      const prefix = `test-${randomUUID().slice(0, 8)}:`;
+      const store = new RedisVerifierStore(cluster.nodes, { prefix });
+      const reader = new Cluster(cluster.nodes);
+      return {
+        store,
+        registryEnv: {},
+        verifierEvents: new RedisVerifierEventSource(reader, { prefix, scanIntervalMs: 1_000 }),
+        close: async () => {
+          await store.close();
+          reader.disconnect();
+          await cluster.stop();
         },
-      ]
-    : []),
+      };
+    },
+  },
 ];
