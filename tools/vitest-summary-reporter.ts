@@ -1,14 +1,18 @@
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, SerializedError, TestModule, TestRunEndReason } from 'vitest/node';
 
 /**
- * Prints one plain closing line, `Tests: N passed, N failed, N skipped`, after vitest's own
- * summary, so that a reader (or CI) that does not know vitest's format can tell what ran.
+ * Prints one plain closing line after vitest's own summary, so that a reader (or CI) that does not
+ * know vitest's format can tell what ran and why a run failed:
+ * `Tests: N passed, N failed, N skipped; files failed outside a test: N; unhandled errors: N`.
+ * A file whose hooks or collection failed and an error thrown outside every test fail the run as
+ * surely as a failed test, so they are counted too, and each is named.
  */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>, reason: TestRunEndReason): void {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
+    const brokenFiles: string[] = [];
     for (const mod of testModules) {
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
@@ -16,8 +20,14 @@ export default class SummaryReporter implements Reporter {
         else if (state === 'failed') failed++;
         else skipped++;
       }
-      if (mod.state() === 'failed' && mod.children.size === 0) failed++;
+      // A failed file none of whose tests failed broke in collection or in a hook.
+      const testFailed = [...mod.children.allTests()].some((test) => test.result().state === 'failed');
+      if (mod.state() === 'failed' && !testFailed) brokenFiles.push(mod.moduleId);
     }
-    process.stdout.write(`\nTests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    const lines = [`Tests: ${passed} passed, ${failed} failed, ${skipped} skipped; files failed outside a test: ${brokenFiles.length}; unhandled errors: ${unhandledErrors.length}`];
+    for (const file of brokenFiles) lines.push(`  file failed outside a test: ${file}`);
+    for (const error of unhandledErrors) lines.push(`  unhandled error: ${error.name ?? 'Error'}: ${error.message ?? ''}`);
+    if (reason !== 'passed') lines.push(`Run ${reason}.`);
+    process.stdout.write(`\n${lines.join('\n')}\n`);
   }
 }

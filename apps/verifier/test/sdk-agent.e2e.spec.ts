@@ -219,10 +219,11 @@ describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))
 
   it('ends the wait with GrantDenied when the human denies the grant', async () => {
     const { grant_id } = await planner.requestGrant({ service: SERVICE, authorization_details: [flights], purpose: 'Book a first-class seat', duration_s: 600 });
-    const waiting = planner.waitForGrant(grant_id, { timeoutMs: 20_000 });
+    // The handler is attached at once: the rejection may come while denyGrant is still finishing.
+    const waiting = planner.waitForGrant(grant_id, { timeoutMs: 20_000 }).catch((e: unknown) => e);
     await until(net.sent, (s) => s.url.pathname === `/grants/${grant_id}`);
     await denyGrant(registry, grant_id, 'alice');
-    const error = await waiting.catch((e: unknown) => e);
+    const error = await waiting;
     expect(error).toBeInstanceOf(GrantDenied);
     expect(error).toBeInstanceOf(AccessDenied);
     expect(error).toMatchObject({ code: 'access_denied', grant: { grant_id, status: 'denied' } });
@@ -264,9 +265,9 @@ describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))
   it('ends the step-up wait with StepUpDenied when the human refuses the payment', async () => {
     const token = await planner.token(await approvedGrant(planner, envelope().amount('EUR', { approval_above: 100 })));
     const { stepUpId } = (await pay(planner, token, 300).catch((e: unknown) => e)) as ApprovalRequired;
-    const waiting = planner.waitForStepUp(stepUpId!, { timeoutMs: 20_000 });
+    const waiting = planner.waitForStepUp(stepUpId!, { timeoutMs: 20_000 }).catch((e: unknown) => e);
     await decideStepUp(stepUpId!, 'deny');
-    const error = await waiting.catch((e: unknown) => e);
+    const error = await waiting;
     expect(error).toBeInstanceOf(StepUpDenied);
     expect(error).toMatchObject({ code: 'access_denied', stepUp: { step_up_id: stepUpId, status: 'denied' } });
   });
