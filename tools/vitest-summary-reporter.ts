@@ -14,6 +14,7 @@ export default class SummaryReporter implements Reporter {
     let skipped = 0;
     const brokenFiles: string[] = [];
     for (const mod of testModules) {
+      const failedBefore = failed;
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
@@ -21,8 +22,7 @@ export default class SummaryReporter implements Reporter {
         else skipped++;
       }
       // A failed file none of whose tests failed broke in collection or in a hook.
-      const testFailed = [...mod.children.allTests()].some((test) => test.result().state === 'failed');
-      if (mod.state() === 'failed' && !testFailed) brokenFiles.push(mod.moduleId);
+      if (mod.state() === 'failed' && failed === failedBefore) brokenFiles.push(mod.moduleId);
     }
     const lines = [`Tests: ${passed} passed, ${failed} failed, ${skipped} skipped; files failed outside a test: ${brokenFiles.length}; unhandled errors: ${unhandledErrors.length}`];
     for (const file of brokenFiles) lines.push(`  file failed outside a test: ${file}`);
