@@ -510,8 +510,15 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     }
   }
 
+  /**
+   * Connected and able to send. One node's status leaves `ready` only on the socket's `close`
+   * event; between the peer's FIN and that event the socket is no longer writable and every
+   * command already fails, so that counts as not ready too.
+   */
   private isReady(): boolean {
-    return this.redis.status === 'ready';
+    if (this.redis.status !== 'ready') return false;
+    const stream = this.redis instanceof Cluster ? undefined : this.redis.stream;
+    return stream === undefined || stream.writable;
   }
 
   private enqueue(event: QueuedEvent): void {
