@@ -662,6 +662,18 @@ describe('Redis store specifics (one node)', () => {
     await expect(subject.store.decide(decision('gw', Date.now()))).rejects.toBeInstanceOf(StoreUnavailable);
   });
 
+  it('is not ready once its connection stops being writable, before the client has seen it close', async () => {
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    onTestFinished(() => client.disconnect());
+    const store = new RedisVerifierStore(client, { prefix: `t${randomId(6)}:`, logger: silent });
+    onTestFinished(() => store.close());
+    await vi.waitFor(() => expect(store.ready()).toBe(true), { timeout: 5_000, interval: 10 });
+    // What Node does to the socket when Redis sends its FIN; the client's 'close' comes later.
+    client.stream.end();
+    expect(client.status).toBe('ready');
+    expect(store.ready()).toBe(false);
+  });
+
   describe('while Redis is unreachable', () => {
     const started: RedisServer[] = [];
     afterAll(async () => {
