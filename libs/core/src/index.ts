@@ -5,6 +5,8 @@ export * from './capabilities.js';
 export * from './envelope.js';
 export * from './audit.js';
 export * from './dpop.js';
+export * from './agent-jwt.js';
 export * from './txn-token.js';
 export * from './store-keys.js';
 export * from './approval.js';
+export * from './text.js';
