@@ -15,6 +15,38 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 /** A token may be 64 KiB (libs/core's bound), a proof 8 KiB; the rest is small. */
 const BODY_LIMIT = 96 * 1024;
 
+const NOT_A_VERIFY_REQUEST = 'request body must be a JSON verify request';
+
+/**
+ * The request's JSON, parsed by plain JSON.parse (see the Fastify options below), or
+ * InvalidRequest when it is not `application/json` or not JSON at all.
+ */
+function jsonBody(contentType: string | undefined, body: unknown): unknown {
+  const type = contentType?.split(';', 1)[0]!.trim().toLowerCase();
+  if (type !== 'application/json' || typeof body !== 'string') throw new InvalidRequest(NOT_A_VERIFY_REQUEST);
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new InvalidRequest(NOT_A_VERIFY_REQUEST);
+  }
+}
+
+/**
+ * What `/readyz` shows of the store's event queue (issue 16, 4: trouble is visible): the embedded
+ * store's waiting events, its bound and the decisions a full queue refused; the Redis store's
+ * events waiting in memory for Redis and those it dropped. Read structurally, as the stores differ.
+ */
+function queueStats(store: VerifierStore): { shown: Record<string, number>; full: boolean } {
+  const embedded = store as Partial<{ stats(): { queued: number; queueMax: number; refused: number } }>;
+  if (typeof embedded.stats === 'function') {
+    const { queued, queueMax, refused } = embedded.stats();
+    return { shown: { waiting: queued, max: queueMax, refused }, full: queued >= queueMax };
+  }
+  const redis = store as Partial<{ backlogSize: number; droppedEvents: number }>;
+  if (typeof redis.backlogSize === 'number') return { shown: { backlog: redis.backlogSize, dropped: redis.droppedEvents ?? 0 }, full: false };
+  return { shown: {}, full: false };
+}
+
 export interface CreateVerifierOptions {
   config: VerifierConfig;
   store: VerifierStore;
@@ -66,7 +98,7 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
     const status = error.statusCode ?? 500;
     void reply.header('cache-control', NO_STORE);
     if (status >= 400 && status < 500) {
-      void reply.status(status).send({ error: 'invalid_request', error_description: status === 413 ? 'request body is too large' : 'request body must be a JSON verify request' });
+      void reply.status(status).send({ error: 'invalid_request', error_description: status === 413 ? 'request body is too large' : NOT_A_VERIFY_REQUEST });
       return;
     }
     request.log.error({ err: error }, 'verify failed');
@@ -74,16 +106,24 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
     void reply.status(failure.status).send(failure.body);
   });
 
+  // The body is kept as text until the caller is authenticated: an unauthenticated caller learns
+  // nothing about what a body should look like and costs no parse (401 before 400, issue 16, 10).
+  // Any content type reaches the route, which refuses all but JSON once the caller is known.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body);
+  });
+
   app.post('/v1/verify', async (request, reply) => {
     void reply.header('cache-control', NO_STORE);
     try {
-      const parsed = VerifyRequestSchema.safeParse(request.body);
+      const service = await services.resolve(request.headers.authorization);
+      const parsed = VerifyRequestSchema.safeParse(jsonBody(request.headers['content-type'], request.body));
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
         throw new InvalidRequest(`${where}${issue.message}`);
       }
-      const service = await services.resolve(request.headers.authorization);
       const answer = await verifier.verify(service, parsed.data);
       // Most answers allow: their JSON is mostly the same for every request on one token.
       if (answer.allow) return reply.type(JSON_TYPE).send(allowJson(answer));
@@ -110,8 +150,10 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
       reasons.push("the registry's token signing keys have not been fetched");
       jwks.retryIfEmpty();
     }
-    if (reasons.length === 0) return { ready: true };
-    return reply.status(503).send({ ready: false, reasons });
+    const queue = queueStats(store);
+    if (queue.full) reasons.push('the audit event queue is full: decisions are refused until the registry has recorded its events');
+    if (reasons.length === 0) return { ready: true, queue: queue.shown };
+    return reply.status(503).send({ ready: false, reasons, queue: queue.shown });
   });
   app.setNotFoundHandler((_request, reply) => {
     void reply.header('cache-control', NO_STORE).status(404).send({ error: 'not_found', error_description: 'no such endpoint' });

@@ -9,6 +9,7 @@ import {
   type Envelope,
   evaluateEnvelope,
   findCoveringCapability,
+  identifierText,
   InsufficientScope,
   InvalidDpopProof,
   InvalidRequest,
@@ -34,17 +35,22 @@ import type { ServiceIdentity } from './services.js';
 import { type DecisionInput, type DecisionOutcome, StoreUnavailable, type VerifierStore } from './store/store.js';
 import type { TokenCache } from './token-cache.js';
 
-/** `POST /v1/verify`: what the service provider saw (docs/verifier.md). Unknown fields are refused. */
+/**
+ * `POST /v1/verify`: what the service provider saw (docs/verifier.md). Unknown fields are refused.
+ * Every text that reaches the decision's audit event is `identifierText` (libs/core): a NUL or a
+ * lone surrogate would be allowed here yet could never be appended to the chain (issue 16, 4).
+ * `token` and `dpop` are not: they are parsed as compact JWS, which refuses any such character.
+ */
 export const VerifyRequestSchema = z.strictObject({
   token: z.string(),
   dpop: z.string(),
   // RFC 9110 §5.6.2 token: methods are case-sensitive, compared as sent.
   method: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/, 'method is an HTTP method token'),
-  url: z.string().min(1).max(8192),
-  action: z.string().min(1).max(128),
-  resource: z.string().min(1).max(1024).optional(),
+  url: identifierText(z.string().min(1).max(8192)),
+  action: identifierText(z.string().min(1).max(128)),
+  resource: identifierText(z.string().min(1).max(1024)).optional(),
   amount: z.number().optional(),
-  currency: z.string().max(16).optional(),
+  currency: identifierText(z.string().max(16)).optional(),
 });
 
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;

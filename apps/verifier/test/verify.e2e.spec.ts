@@ -288,7 +288,7 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       expect(health.headers['cache-control']).toBe('no-store');
       const ready = await verifier.app.inject({ method: 'GET', url: '/readyz' });
       expect(ready.statusCode).toBe(200);
-      expect(ready.json()).toEqual({ ready: true });
+      expect(ready.json()).toEqual({ ready: true, queue: expect.any(Object) });
       expect(ready.headers['cache-control']).toBe('no-store');
     });
   });
@@ -352,7 +352,7 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
         const res = await cut.app.inject({ method: 'GET', url: '/readyz' });
         return { status: res.statusCode, body: res.json<unknown>() };
       };
-      await vi.waitFor(async () => expect(await ready()).toEqual({ status: 503, body: { ready: false, reasons: ["the registry's token signing keys have not been fetched"] } }));
+      await vi.waitFor(async () => expect(await ready()).toEqual({ status: 503, body: { ready: false, reasons: ["the registry's token signing keys have not been fetched"], queue: expect.any(Object) } }));
       // Still alive: only readiness says it cannot decide.
       expect((await cut.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
 
@@ -360,7 +360,7 @@ describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnder
       // The next fetch waits out the unknown-kid cooldown (5 s after the last one) on the verifier's clock.
       vf.fx.setClockOffset(6_000);
       try {
-        await expect.poll(ready, { timeout: 5_000, interval: 20 }).toEqual({ status: 200, body: { ready: true } });
+        await expect.poll(ready, { timeout: 5_000, interval: 20 }).toEqual({ status: 200, body: { ready: true, queue: expect.any(Object) } });
       } finally {
         vf.fx.setClockOffset(0);
       }
