@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
+import { CLIENT_ASSERTION_TYP, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { JWT_BEARER_ASSERTION_TYPE } from '../../apps/registry/src/modules/agents/client-auth.service.js';
 import { AgentsService } from '../../apps/registry/src/modules/agents/agents.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
@@ -125,15 +125,16 @@ export interface TokenRequest {
 /** A token exchange for `grantId` (the agent's own grant by default), signed now. */
 export function tokenRequest(agent: BenchAgent, issuer: string, grantId = agent.grantId): TokenRequest {
   const iat = Math.floor(Date.now() / 1000);
-  const selfSigned = (): string =>
-    jws({ alg: 'ES256' }, { iss: agent.clientId, sub: agent.clientId, aud: issuer, iat, exp: iat + 240, jti: randomUUID() }, agent.key);
+  // ADR 0015: each kind of JWT an agent signs carries its own typ.
+  const selfSigned = (typ: string): string =>
+    jws({ alg: 'ES256', typ }, { iss: agent.clientId, sub: agent.clientId, aud: issuer, iat, exp: iat + 240, jti: randomUUID() }, agent.key);
   const body = new URLSearchParams({
     grant_type: TOKEN_EXCHANGE_GRANT,
     requested_token_type: TXN_TOKEN_TYPE,
     subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-    subject_token: selfSigned(),
+    subject_token: selfSigned(SUBJECT_TOKEN_TYP),
     client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
-    client_assertion: selfSigned(),
+    client_assertion: selfSigned(CLIENT_ASSERTION_TYP),
     request_details: JSON.stringify({ grant_id: grantId }),
   }).toString();
   const dpop = jws({ typ: 'dpop+jwt', alg: 'ES256', jwk: agent.publicJwk }, { jti: randomUUID(), htm: 'POST', htu: `${issuer}/oauth/token`, iat }, agent.key);

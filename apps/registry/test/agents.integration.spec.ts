@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type AuditEvent, jwkThumbprint, randomId, sha256Base64url } from '@writ/core';
+import { type AuditEvent, CLIENT_ASSERTION_TYP, jwkThumbprint, randomId, sha256Base64url } from '@writ/core';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
@@ -39,6 +39,10 @@ interface AssertionOptions {
   exp?: number | undefined;
   jti?: string | undefined;
   key?: AgentKey;
+  /** The JOSE typ header; CLIENT_ASSERTION_TYP by default, none with null. */
+  typ?: string | null;
+  /** The JOSE alg header; the signing key's by default. */
+  alg?: string;
 }
 
 describe.each(storages)('agents and agent authentication on $name', ({ create }) => {
@@ -95,7 +99,7 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
     if (!('exp' in options) || options.exp !== undefined) claims.exp = now + (options.exp ?? 60);
     if (!('jti' in options) || options.jti !== undefined) claims.jti = options.jti ?? randomId();
     const signer = options.key ?? key;
-    return new SignJWT(claims).setProtectedHeader({ alg: signer.alg }).sign(signer.privateKey);
+    return new SignJWT(claims).setProtectedHeader({ alg: options.alg ?? signer.alg, ...(options.typ !== null && { typ: options.typ ?? CLIENT_ASSERTION_TYP }) }).sign(signer.privateKey);
   }
 
   function me(jwt: string | undefined) {
@@ -305,7 +309,7 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
       expect(res.json()).toEqual({ client_id: clientId, owner: 'user:dave', jkt: await jwkThumbprint(key.publicJwk) });
     });
 
-    it('authenticates a call with the assertion in a form body, and in a JSON body, with an audience array', async () => {
+    it('authenticates a call with the assertion in a form body, and in a JSON body', async () => {
       const key = await agentKey('EdDSA');
       const { clientId } = await registered(key);
       const form = new URLSearchParams({ client_id: clientId, client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion(clientId, key) });
@@ -315,9 +319,17 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
       const byJson = await app.inject({
         method: 'POST',
         url: '/agents/me',
-        payload: { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion(clientId, key, { aud: ['https://other.example', ISSUER] }) },
+        payload: { client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: await assertion(clientId, key) },
       });
       expect(byJson.statusCode).toBe(200);
+    });
+
+    it('takes the typ client-authentication+jwt as a media type: any case, with or without application/ (RFC 7515 §4.1.9)', async () => {
+      const key = await agentKey();
+      const { clientId } = await registered(key);
+      for (const typ of ['client-authentication+jwt', 'Client-Authentication+JWT', 'application/client-authentication+jwt', 'APPLICATION/client-authentication+jwt']) {
+        expect((await me(await assertion(clientId, key, { typ }))).statusCode, typ).toBe(200);
+      }
     });
 
     describe('answers 401 invalid_client', () => {
@@ -384,10 +396,20 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
         await expectHeaderRejected(await assertion(agent.clientId, agent.key, { exp: undefined }), 'client assertion exp claim is required');
       });
 
+      it('for an assertion without the typ client-authentication+jwt: the old untyped shape, a plain JWT, another kind an agent signs', async () => {
+        for (const typ of [null, 'JWT', 'jwt', 'writ-actor+jwt', 'writ-subject+jwt', 'application/jwt', 'text/client-authentication+jwt', 'client-authentication+jwt; x=1']) {
+          await expectHeaderRejected(await assertion(agent.clientId, agent.key, { typ }), 'client assertion typ must be client-authentication+jwt');
+        }
+      });
+
+      it('for an assertion whose aud is an array, even one naming only this issuer', async () => {
+        await expectHeaderRejected(await assertion(agent.clientId, agent.key, { aud: ['https://other.example', ISSUER] }), 'client assertion aud must be a single string, not an array');
+        await expectHeaderRejected(await assertion(agent.clientId, agent.key, { aud: [ISSUER] }), 'client assertion aud must be a single string, not an array');
+      });
+
       it('for an assertion whose audience is not this issuer', async () => {
         await expectHeaderRejected(await assertion(agent.clientId, agent.key, { aud: 'https://other.example' }), 'client assertion audience is not this issuer');
         await expectHeaderRejected(await assertion(agent.clientId, agent.key, { aud: `${ISSUER}/oauth/token` }), 'client assertion audience is not this issuer');
-        await expectHeaderRejected(await assertion(agent.clientId, agent.key, { aud: ['https://other.example'] }), 'client assertion audience is not this issuer');
       });
 
       it('for a replayed jti', async () => {
@@ -467,7 +489,7 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
         // Signed with the real clock, valid at the registry's later time.
         const now = Math.floor(clock.now() / 1000);
         const later = await new SignJWT({ iss: clientId, sub: clientId, aud: ISSUER, iat: now, exp: now + 60, jti: randomId() })
-          .setProtectedHeader({ alg: 'ES256' })
+          .setProtectedHeader({ alg: 'ES256', typ: CLIENT_ASSERTION_TYP })
           .sign(key.privateKey);
         expect((await me(later)).statusCode).toBe(200);
       } finally {

@@ -1,5 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { approvalChallenge, type ApprovalReceipt, approvalReceiptHash, verifyApprovalReceipt } from '@writ/core';
+import { approvalChallenge, type ApprovalReceipt, approvalReceiptHash, SUBJECT_TOKEN_TYP, verifyApprovalReceipt } from '@writ/core';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storages } from './support/databases.js';
@@ -247,7 +247,7 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
           grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
           requested_token_type: 'urn:ietf:params:oauth:token-type:txn_token',
           subject_token_type: 'urn:ietf:params:oauth:token-type:self_signed',
-          subject_token: await selfSigned(agent.clientId, agent.privateKey),
+          subject_token: await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP),
           client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
           client_assertion: await selfSigned(agent.clientId, agent.privateKey),
           request_details: JSON.stringify({ grant_id: grantId }),

@@ -1,5 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { jwkThumbprint, tokenHash, TXN_TOKEN_TYPE } from '@writ/core';
+import { ACTOR_TOKEN_TYP, jwkThumbprint, tokenHash, TXN_TOKEN_TYPE } from '@writ/core';
 import { generateKeyPair } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
@@ -144,7 +144,7 @@ describe.each(storages)('delegation on $name', (storage) => {
 
     it('an unregistered actor', async () => {
       const { privateKey } = await generateKeyPair('ES256');
-      const actorToken = await selfSigned('agt_unknown', privateKey);
+      const actorToken = await selfSigned('agt_unknown', privateKey, undefined, ACTOR_TOKEN_TYP);
       expectError(await delegate(alice, parentToken, bob, { actorToken }), 400, 'invalid_grant', 'actor is not a registered agent');
     });
 
@@ -155,12 +155,12 @@ describe.each(storages)('delegation on $name', (storage) => {
     });
 
     it('an actor token not signed by the actor', async () => {
-      const actorToken = await selfSigned(bob.clientId, carol.privateKey);
+      const actorToken = await selfSigned(bob.clientId, carol.privateKey, undefined, ACTOR_TOKEN_TYP);
       expectError(await delegate(alice, parentToken, bob, { actorToken }), 400, 'invalid_grant', 'actor token signature is invalid');
     });
 
     it('a replayed actor token', async () => {
-      const actorToken = await selfSigned(bob.clientId, bob.privateKey);
+      const actorToken = await selfSigned(bob.clientId, bob.privateKey, undefined, ACTOR_TOKEN_TYP);
       expect((await delegate(alice, parentToken, bob, { actorToken })).statusCode).toBe(200);
       expectError(await delegate(alice, parentToken, bob, { actorToken }), 400, 'invalid_grant', 'actor token jti was already used');
     });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type Clock, createDpopProof, JWT_TOKEN_TYPE, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
+import { ACTOR_TOKEN_TYP, CLIENT_ASSERTION_TYP, type Clock, createDpopProof, JWT_TOKEN_TYPE, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { storages } from './support/databases.js';
@@ -39,11 +39,11 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', (st
     return { app, alice, bob, grantId, stop: () => fx.close() };
   }
 
-  /** A JWT from the agent with iss = sub = its client_id, aud = issuer, single-use jti, on the test clock. */
-  function selfSigned(agent: Agent): Promise<string> {
+  /** A JWT from the agent with iss = sub = its client_id, aud = issuer, single-use jti, on the test clock, of the kind `typ` names (ADR 0015). */
+  function selfSigned(agent: Agent, typ: string): Promise<string> {
     const iat = Math.floor(clock.now() / 1000);
     return new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256' })
+      .setProtectedHeader({ alg: 'ES256', typ })
       .setIssuer(agent.clientId)
       .setSubject(agent.clientId)
       .setAudience(ISSUER)
@@ -75,9 +75,9 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', (st
         grant_type: TOKEN_EXCHANGE_GRANT,
         requested_token_type: TXN_TOKEN_TYPE,
         subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent),
+        subject_token: await selfSigned(agent, SUBJECT_TOKEN_TYP),
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(agent),
+        client_assertion: await selfSigned(agent, CLIENT_ASSERTION_TYP),
         request_details: JSON.stringify({ grant_id: grantId }),
         ...params,
       },
@@ -194,7 +194,7 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', (st
         status: 401,
         body: { error: 'invalid_dpop_proof', error_description: 'DPoP proof nonce claim must be a string' },
         cacheControl: 'no-store',
-        challenge: 'DPoP error="invalid_dpop_proof", error_description="DPoP proof nonce claim must be a string", algs="ES256 EdDSA"',
+        challenge: 'DPoP error="invalid_dpop_proof", error_description="DPoP proof nonce claim must be a string", algs="ES256 EdDSA Ed25519"',
       });
       expect(res.headers['dpop-nonce']).toMatch(NONCE);
     });
@@ -220,9 +220,9 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', (st
             subject_token_type: TXN_TOKEN_TYPE,
             subject_token: parent,
             actor_token_type: JWT_TOKEN_TYPE,
-            actor_token: await selfSigned(bob),
+            actor_token: await selfSigned(bob, ACTOR_TOKEN_TYP),
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: await selfSigned(alice),
+            client_assertion: await selfSigned(alice, CLIENT_ASSERTION_TYP),
           },
           dpop,
         );

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { CLIENT_ASSERTION_TYP } from '@writ/core';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
@@ -42,7 +43,7 @@ describe.each(storages)('grants over HTTP on $name', ({ create }) => {
     const { client_id: clientId } = await agents.register(token, { client_name: `agent of ${owner}`, jwks: { keys: [await exportJWK(publicKey)] } });
     const assertion = () =>
       new SignJWT({})
-        .setProtectedHeader({ alg: 'ES256' })
+        .setProtectedHeader({ alg: 'ES256', typ: CLIENT_ASSERTION_TYP })
         .setIssuer(clientId)
         .setSubject(clientId)
         .setAudience(ISSUER)

@@ -1,9 +1,9 @@
 import { InvalidGrant, OAuthError } from '@writ/core';
 import { CompactSign, type JWK, SignJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { type KeyPair, keyPair } from './support/keys.js';
 import { CLOCK_SKEW_S } from '../src/modules/tokens/issued-tokens.js';
-import { MAX_SELF_SIGNED_LIFETIME_S, verifySelfSignedJwt } from '../src/modules/tokens/self-signed-jwt.js';
+import { MAX_SELF_SIGNED_LIFETIME_S, type SelfSignedKind, verifySelfSignedJwt } from '../src/modules/tokens/self-signed-jwt.js';
 
 
 const es = keyPair('ES256');
@@ -18,8 +18,12 @@ const ISSUER = 'https://registry.example';
 
 const valid = (): Record<string, unknown> => ({ iss: CLIENT, sub: CLIENT, aud: ISSUER, iat: NOW_S, exp: NOW_S + 60, jti: 'j1' });
 
-function sign(claims: Record<string, unknown>, key: KeyPair = es): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'JWT' }).sign(key.privateKey);
+/** The typ of the kind under test; set by each describe.each round. */
+let currentTyp = '';
+
+/** Signs `claims` with `key`, typ `typ` (none with null). */
+function sign(claims: Record<string, unknown>, key: KeyPair = es, typ: string | null = currentTyp, alg: string = key.alg): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg, ...(typ !== null && { typ }) }).sign(key.privateKey);
 }
 
 function without(claim: string): Record<string, unknown> {
@@ -28,11 +32,14 @@ function without(claim: string): Record<string, unknown> {
   return claims;
 }
 
+/** The kind under test; set by each describe.each round. */
+let currentKind: SelfSignedKind = 'subject';
+
 /** The InvalidGrant `verifySelfSignedJwt` throws; fails the test when it accepts or throws anything else. */
-function rejection(token: string, label: string, jwk: JWK = es.jwk): { code: string; status: number; message: string; description: string } {
+function rejection(token: string, _label: string, jwk: JWK = es.jwk): { code: string; status: number; message: string; description: string } {
   let error: unknown;
   try {
-    verifySelfSignedJwt(token, jwk, { clientId: CLIENT, audience: ISSUER, now: NOW, label });
+    verifySelfSignedJwt(token, jwk, { kind: currentKind, clientId: CLIENT, audience: ISSUER, now: NOW });
   } catch (e) {
     error = e;
   }
@@ -43,8 +50,8 @@ function rejection(token: string, label: string, jwk: JWK = es.jwk): { code: str
   return { code, status, message, description };
 }
 
-function accept(token: string, label: string, jwk: JWK = es.jwk): Record<string, unknown> {
-  return verifySelfSignedJwt(token, jwk, { clientId: CLIENT, audience: ISSUER, now: NOW, label });
+function accept(token: string, _label: string, jwk: JWK = es.jwk): Record<string, unknown> {
+  return verifySelfSignedJwt(token, jwk, { kind: currentKind, clientId: CLIENT, audience: ISSUER, now: NOW }).payload;
 }
 
 const invalidGrant = (message: string) => ({ code: 'invalid_grant', status: 400, message, description: message });
@@ -54,8 +61,36 @@ it('uses a 5 s clock skew and a 300 s maximum lifetime', () => {
   expect(MAX_SELF_SIGNED_LIFETIME_S).toBe(300);
 });
 
-describe.each(['subject token', 'actor token'])('verifySelfSignedJwt (%s)', (label) => {
+describe.each([
+  { kind: 'subject' as const, label: 'subject token', typ: 'writ-subject+jwt', other: 'writ-actor+jwt' },
+  { kind: 'actor' as const, label: 'actor token', typ: 'writ-actor+jwt', other: 'writ-subject+jwt' },
+])('verifySelfSignedJwt ($label)', ({ kind, label, typ, other }) => {
   const claimInvalid = (claim: string) => invalidGrant(`${label} ${claim} claim is invalid`);
+  beforeEach(() => {
+    currentKind = kind;
+    currentTyp = typ;
+  });
+
+  it('returns the jti and exp to be spent in the agent\'s one single-use space', async () => {
+    expect(verifySelfSignedJwt(await sign(valid()), es.jwk, { kind, clientId: CLIENT, audience: ISSUER, now: NOW })).toEqual({ payload: valid(), jti: 'j1', exp: NOW_S + 60 });
+  });
+
+  describe('typ (ADR 0015)', () => {
+    it('accepts its own typ in any case, with or without application/ (RFC 7515 §4.1.9)', async () => {
+      for (const t of [typ, typ.toUpperCase(), `application/${typ}`]) expect(accept(await sign(valid(), es, t), label)).toEqual(valid());
+    });
+
+    it.each([
+      ['no typ (the old shape)', null],
+      ['JWT', 'JWT'],
+      ['a client assertion', 'client-authentication+jwt'],
+      ['another kind an agent signs', other],
+      ['a DPoP proof', 'dpop+jwt'],
+      ['another media type tree', `text/${typ}`],
+    ])('refuses %s', async (_, t) => {
+      expect(rejection(await sign(valid(), es, t), label)).toEqual(invalidGrant(`${label} typ must be ${typ}`));
+    });
+  });
 
   it('accepts a valid ES256 token and returns its payload', async () => {
     expect(accept(await sign(valid()), label)).toEqual(valid());
@@ -71,7 +106,7 @@ describe.each(['subject token', 'actor token'])('verifySelfSignedJwt (%s)', (lab
   });
 
   describe('required claims', () => {
-    it.each(['iss', 'sub', 'aud', 'exp'])('refuses a token without %s, naming the claim', async (claim) => {
+    it.each(['iss', 'sub', 'aud', 'exp', 'jti'])('refuses a token without %s, naming the claim', async (claim) => {
       expect(rejection(await sign(without(claim)), label)).toEqual(claimInvalid(claim));
     });
 
@@ -114,15 +149,22 @@ describe.each(['subject token', 'actor token'])('verifySelfSignedJwt (%s)', (lab
       ['another issuer', 'https://other.example'],
       ['the issuer with a trailing slash', `${ISSUER}/`],
       ['an array without the issuer', ['https://other.example']],
+      ['an array containing the issuer (ADR 0015: one string)', ['https://other.example', ISSUER]],
+      ['an array of the issuer alone', [ISSUER]],
       ['an empty array', []],
       ['null', null],
     ])('refuses aud %s', async (_, aud) => {
       expect(rejection(await sign({ ...valid(), aud }), label)).toEqual(claimInvalid('aud'));
     });
+  });
 
-    it('accepts aud as an array containing the issuer', async () => {
-      const claims = { ...valid(), aud: ['https://other.example', ISSUER] };
-      expect(accept(await sign(claims), label)).toEqual(claims);
+  describe('jti', () => {
+    it.each([
+      ['empty', ''],
+      ['a number', 7],
+      ['too long', 'j'.repeat(257)],
+    ])('refuses a jti %s', async (_, jti) => {
+      expect(rejection(await sign({ ...valid(), jti }), label)).toEqual(invalidGrant(`${label} jti is required (1 to 256 characters)`));
     });
   });
 
@@ -186,9 +228,9 @@ describe.each(['subject token', 'actor token'])('verifySelfSignedJwt (%s)', (lab
       expect(rejection(token, label)).toEqual(invalidGrant(`${label} is not a valid JWT`));
     });
 
-    it("refuses a token signed with another algorithm than the key's as not a valid JWT", async () => {
-      expect(rejection(await sign(valid(), ed), label, es.jwk)).toEqual(invalidGrant(`${label} is not a valid JWT`));
-      expect(rejection(await sign(valid(), es), label, ed.jwk)).toEqual(invalidGrant(`${label} is not a valid JWT`));
+    it("refuses a token signed with another algorithm than the key's, naming the key's", async () => {
+      expect(rejection(await sign(valid(), ed), label, es.jwk)).toEqual(invalidGrant(`${label} alg must be ES256, the registered key's algorithm`));
+      expect(rejection(await sign(valid(), es), label, ed.jwk)).toEqual(invalidGrant(`${label} alg must be EdDSA or Ed25519, the registered key's algorithm`));
     });
 
     it('refuses a validly signed payload that is not a JSON object as not a valid JWT', async () => {

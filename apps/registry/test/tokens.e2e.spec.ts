@@ -1,5 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { jwkThumbprint, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, tokenHash, TXN_TOKEN_TYPE } from '@writ/core';
+import { jwkThumbprint, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, tokenHash, TXN_TOKEN_TYPE } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
@@ -39,7 +39,7 @@ describe.each(storages)('root token issuance on $name', (storage) => {
       grant_type: TOKEN_EXCHANGE_GRANT,
       requested_token_type: TXN_TOKEN_TYPE,
       subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-      subject_token: options.subjectToken ?? (await selfSigned(agent.clientId, agent.privateKey)),
+      subject_token: options.subjectToken ?? (await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP)),
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: options.assertion ?? (await selfSigned(agent.clientId, agent.privateKey)),
       request_details: JSON.stringify(options.requestDetails ?? { grant_id: grantId }),
@@ -142,7 +142,7 @@ describe.each(storages)('root token issuance on $name', (storage) => {
     });
 
     it('a subject token signed by another key', async () => {
-      const subjectToken = await selfSigned(alice.clientId, bob.privateKey);
+      const subjectToken = await selfSigned(alice.clientId, bob.privateKey, undefined, SUBJECT_TOKEN_TYP);
       expectError(await exchange(alice, grantId, { subjectToken }), 400, 'invalid_grant', 'subject token signature is invalid');
     });
 

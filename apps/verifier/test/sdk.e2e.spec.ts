@@ -60,7 +60,7 @@ describe('the SDK middleware in front of the real verifier', () => {
     expect(res).toEqual({
       status: 401,
       body: { error: 'invalid_dpop_proof', error_description: 'DPoP proof key does not match the token cnf.jkt' },
-      challenge: 'DPoP error="invalid_dpop_proof", error_description="DPoP proof key does not match the token cnf.jkt", algs="ES256 EdDSA"',
+      challenge: 'DPoP error="invalid_dpop_proof", error_description="DPoP proof key does not match the token cnf.jkt", algs="ES256 EdDSA Ed25519"',
     });
   });
 

@@ -8,7 +8,7 @@ import type { VerifierServer } from '../src/server.js';
 import { storesUnderTest } from './support/stores.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
-const DPOP_ALGS = 'algs="ES256 EdDSA"';
+const DPOP_ALGS = 'algs="ES256 EdDSA Ed25519"';
 
 /** The whole answer of a denial the service provider should pass on with a DPoP challenge. */
 function challenged(error: string, description: string, status: number) {

@@ -57,8 +57,8 @@ async function rejects(proof: string, description: string, options: Partial<Veri
 }
 
 describe('DPOP_ALGS', () => {
-  it('lists only asymmetric algorithms', () => {
-    expect(DPOP_ALGS).toEqual(['ES256', 'EdDSA']);
+  it('lists only asymmetric algorithms, Ed25519 under both its names (RFC 9864 §2.2)', () => {
+    expect(DPOP_ALGS).toEqual(['ES256', 'EdDSA', 'Ed25519']);
   });
 });
 

@@ -5,14 +5,17 @@ import { InvalidDpopProof, InvalidRequest, UseDpopNonce } from './errors.js';
 
 /**
  * The DPoP proof algorithms Writ accepts: asymmetric signatures only (RFC 9449 §4.3 (5)); never
- * `none`, never an HMAC. Advertised as `dpop_signing_alg_values_supported` (RFC 9449 §5.1).
+ * `none`, never an HMAC. Ed25519 keys sign under either name: the polymorphic `EdDSA` (RFC 8037)
+ * or the fully-specified `Ed25519` (RFC 9864 §2.2), the same signature. Advertised as
+ * `dpop_signing_alg_values_supported` (RFC 9449 §5.1); the same list applies to every JWT an
+ * agent signs (client assertions, subject and actor tokens).
  *
  * @example
  * ```ts
- * DPOP_ALGS.includes('ES256'); // true
+ * DPOP_ALGS.includes('Ed25519'); // true
  * ```
  */
-export const DPOP_ALGS = ['ES256', 'EdDSA'] as const;
+export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519'] as const;
 
 /**
  * A DPoP proof algorithm Writ accepts.
@@ -118,7 +121,7 @@ export interface CreateDpopProofOptions {
   privateKey: CryptoKey;
   /** The matching public key; only its public members go into the `jwk` header. */
   publicJwk: JWK;
-  /** Defaults to the algorithm of the key type (`ES256` for EC P-256, `EdDSA` for Ed25519). */
+  /** Defaults to the algorithm of the key type (`ES256` for EC P-256, `EdDSA` for Ed25519; `Ed25519` is accepted too). */
   alg?: DpopAlg;
   /** The HTTP method of the request (`htm`), as sent: `POST`, `GET`, ... */
   htm: string;
@@ -153,7 +156,7 @@ export async function createDpopProof(options: CreateDpopProofOptions): Promise<
   const jwk = publicMembers(options.publicJwk);
   if (jwk === undefined) throw new TypeError('publicJwk must be an EC P-256 or OKP Ed25519 public key');
   const alg = options.alg ?? algForKey(jwk);
-  if (algForKey(jwk) !== alg) throw new TypeError(`alg ${alg} does not match the key type`);
+  if (!keySignsWith(jwk, alg)) throw new TypeError(`alg ${alg} does not match the key type`);
   if (!METHOD_TOKEN.test(options.htm)) throw new TypeError('htm is not an HTTP method token');
   const claims: Record<string, string | number> = {
     jti: options.jti ?? randomId(),
@@ -181,8 +184,16 @@ export interface VerifyDpopProofOptions {
   htm: string;
   /** The target URI of the request; compared with `htu` after {@link normalizeHtu} on both. */
   htu: string;
-  /** The access token presented with the proof: then `ath` is required and must match. */
+  /** The access token presented with the proof: then `ath` is required (unless {@link athOptional}) and must match. */
   accessToken?: string;
+  /**
+   * With `accessToken`: a proof without `ath` is accepted; one with `ath` must still match. For
+   * a token endpoint that receives a DPoP-bound token as a parameter (an RFC 8693 `subject_token`),
+   * where RFC 9449 §4.2 does not ask for `ath` (it is defined for requests to protected
+   * resources) and generic clients do not send it; the proof key must then match the token's
+   * `cnf.jkt` ({@link expectedJkt}), which binds the proof to the token.
+   */
+  athOptional?: boolean;
   /**
    * base64url SHA-256 of `accessToken`, when the caller has already computed it (the verifier
    * keys its token cache by it): then the token is not hashed again. Only used with `accessToken`.
@@ -274,6 +285,8 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
   const maxAge = options.maxAgeSeconds ?? 300;
   const futureSkew = options.futureSkewSeconds ?? 5;
   const algorithms: readonly string[] = options.algorithms ?? DPOP_ALGS;
+  // Without ath, only the key binds the proof to the token: never one without the other.
+  if (options.athOptional === true && options.expectedJkt === undefined) throw new TypeError('athOptional requires expectedJkt');
   let requestHtu: string;
   try {
     requestHtu = normalizeHtu(options.htu);
@@ -349,7 +362,7 @@ export async function verifyDpopProof(proof: string, options: VerifyDpopProofOpt
   if (iat > now + futureSkew) throw new InvalidDpopProof('DPoP proof iat is in the future');
 
   // RFC 9449 §4.3 (12): with an access token, ath must be the hash of that token.
-  if (expectedAth !== undefined) {
+  if (expectedAth !== undefined && !(options.athOptional === true && claims.ath === undefined)) {
     if (claims.ath === undefined) throw new InvalidDpopProof('DPoP proof ath claim is missing but an access token is presented');
     if (typeof claims.ath !== 'string') throw new InvalidDpopProof('DPoP proof ath claim must be a string');
     if (!timingSafeEqual(claims.ath, await expectedAth)) {
@@ -444,7 +457,7 @@ function checkHeader(proof: string): CheckedHeader {
   const publicJwk = publicMembers(rawJwk);
   if (publicJwk === undefined) throw new InvalidDpopProof('DPoP proof jwk is not an EC P-256 or OKP Ed25519 public key');
   // RFC 9449 §4.3 (5), (6): the alg must be the one this key type signs with.
-  if (algForKey(publicJwk) !== alg) throw new InvalidDpopProof('DPoP proof alg does not match the jwk key type');
+  if (!keySignsWith(publicJwk, alg)) throw new InvalidDpopProof('DPoP proof alg does not match the jwk key type');
   return { alg, publicJwk };
 }
 
@@ -534,4 +547,9 @@ function publicMembers(jwk: Record<string, unknown>): JWK | undefined {
 
 function algForKey(jwk: JWK): DpopAlg {
   return jwk.kty === 'EC' ? 'ES256' : 'EdDSA';
+}
+
+/** Whether an accepted key signs with `alg`: P-256 with ES256; Ed25519 with EdDSA or, fully specified, Ed25519 (RFC 9864 §2.2). */
+function keySignsWith(jwk: JWK, alg: string): boolean {
+  return jwk.kty === 'EC' ? alg === 'ES256' : alg === 'EdDSA' || alg === 'Ed25519';
 }

@@ -75,7 +75,7 @@ describe('OAuth error classes', () => {
 describe('renderWwwAuthenticate', () => {
   it('renders a DPoP challenge with the algs parameter (RFC 9449 §7.1)', () => {
     expect(new InvalidDpopProof('DPoP proof htm does not match').wwwAuthenticate()).toBe(
-      'DPoP error="invalid_dpop_proof", error_description="DPoP proof htm does not match", algs="ES256 EdDSA"',
+      'DPoP error="invalid_dpop_proof", error_description="DPoP proof htm does not match", algs="ES256 EdDSA Ed25519"',
     );
   });
 

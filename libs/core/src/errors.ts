@@ -43,7 +43,7 @@ export abstract class OAuthError extends Error {
    *
    * @example
    * ```ts
-   * new InvalidToken('token expired').wwwAuthenticate(); // 'DPoP error="invalid_token", error_description="token expired", algs="ES256 EdDSA"'
+   * new InvalidToken('token expired').wwwAuthenticate(); // 'DPoP error="invalid_token", error_description="token expired", algs="ES256 EdDSA Ed25519"'
    * ```
    */
   wwwAuthenticate(options: WwwAuthenticateOptions = {}): string | undefined {
@@ -369,7 +369,7 @@ function quote(value: string): string {
  * @example
  * ```ts
  * renderWwwAuthenticate(new InsufficientScope('no write on /hotels'), { scope: 'hotels:write' });
- * // 'DPoP error="insufficient_scope", error_description="no write on /hotels", scope="hotels:write", algs="ES256 EdDSA"'
+ * // 'DPoP error="insufficient_scope", error_description="no write on /hotels", scope="hotels:write", algs="ES256 EdDSA Ed25519"'
  * ```
  */
 export function renderWwwAuthenticate(error: OAuthError, options: WwwAuthenticateOptions = {}): string | undefined {
@@ -378,7 +378,8 @@ export function renderWwwAuthenticate(error: OAuthError, options: WwwAuthenticat
   const code = error.code === 'revoked' ? 'invalid_token' : error.code;
   const params = [`error=${quote(code)}`, `error_description=${quote(error.description)}`];
   if (options.scope !== undefined) params.push(`scope=${quote(options.scope)}`);
-  if (scheme === 'DPoP') params.push(`algs=${quote((options.algs ?? ['ES256', 'EdDSA']).join(' '))}`);
+  // The default is DPOP_ALGS (dpop.ts, which imports this module): every name a proof may use.
+  if (scheme === 'DPoP') params.push(`algs=${quote((options.algs ?? ['ES256', 'EdDSA', 'Ed25519']).join(' '))}`);
   return `${scheme} ${params.join(', ')}`;
 }
 

@@ -60,6 +60,14 @@ export function algOf(jwk: JWK): DpopAlg {
   return jwk.alg === 'EdDSA' || jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
 }
 
+/**
+ * The algorithm names a JWS signed with a registered agent key may carry: `ES256` for a P-256
+ * key; `EdDSA` or the fully-specified `Ed25519` (RFC 9864 §2.2, the same signature) for an Ed25519 key.
+ */
+export function algsOf(jwk: JWK): readonly DpopAlg[] {
+  return algOf(jwk) === 'ES256' ? ['ES256'] : ['EdDSA', 'Ed25519'];
+}
+
 function json(part: string): Record<string, unknown> {
   const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new JwsError('malformed');
@@ -67,7 +75,8 @@ function json(part: string): Record<string, unknown> {
 }
 
 /**
- * Verifies a compact JWS signed with `jwk`, accepting only that key's algorithm, and returns its
+ * Verifies a compact JWS signed with `jwk`, accepting only that key's algorithm (by either of its
+ * names, see {@link algsOf}), and returns its
  * protected header and JSON payload. Throws {@link JwsError}; nothing about the token is trusted
  * before the signature verifies.
  */
@@ -81,9 +90,9 @@ export function verifyJws(token: string, jwk: JWK): { header: Record<string, unk
   } catch {
     throw new JwsError('malformed');
   }
-  const alg = algOf(jwk);
   if (typeof header.alg !== 'string') throw new JwsError('malformed');
-  if (header.alg !== alg) throw new JwsError('alg');
+  const alg = header.alg;
+  if (!(algsOf(jwk) as readonly string[]).includes(alg)) throw new JwsError('alg');
   // RFC 7515 §4.1.11: we understand no extension, so a critical header cannot be honoured.
   if ('crit' in header || 'b64' in header) throw new JwsError('malformed');
   let valid: boolean;

@@ -136,7 +136,7 @@ describe('enrolling', () => {
 });
 
 describe('registry calls', () => {
-  it('authenticate with a fresh private_key_jwt assertion each: iss = sub = client_id, aud = issuer, single-use jti, short exp', async () => {
+  it('authenticate with a fresh private_key_jwt assertion each: typ client-authentication+jwt, iss = sub = client_id, aud = issuer, single-use jti, short exp', async () => {
     const agent = agentOf();
     await agent.getGrant('grt_1');
     await agent.getGrant('grt_1');
@@ -145,7 +145,7 @@ describe('registry calls', () => {
     expect(claims[0]).toMatchObject({ iss: 'agt_1', sub: 'agt_1', aud: registry.url });
     expect((claims[0]!.exp as number) - (claims[0]!.iat as number)).toBeLessThanOrEqual(60);
     expect(claims[0]!.jti).not.toBe(claims[1]!.jti);
-    expect(header(assertions[0]!)).toEqual({ kid: agent.key.jkt, alg: 'ES256' });
+    expect(header(assertions[0]!)).toEqual({ kid: agent.key.jkt, typ: 'client-authentication+jwt', alg: 'ES256' });
   });
 
   it('fetch the metadata once', async () => {
@@ -339,6 +339,8 @@ describe('token', () => {
     });
     const subject = verifyJws(form.subject_token!, agent.key.publicJwk).payload;
     expect(subject).toMatchObject({ iss: 'agt_1', sub: 'agt_1', aud: registry.url });
+    // ADR 0015: each kind of JWT the agent signs says which it is.
+    expect([header(form.subject_token!).typ, header(form.client_assertion!).typ]).toEqual(['writ-subject+jwt', 'client-authentication+jwt']);
     expect(subject.jti).not.toBe(payload(form.client_assertion!).jti);
     const proof = await verifyDpopProof(String(exchange!.headers.dpop), { htm: 'POST', htu: `${registry.url}/oauth/token`, clock });
     expect(proof.jkt).toBe(agent.key.jkt);
@@ -407,7 +409,8 @@ describe('delegation', () => {
     expect((claims.exp as number) - (claims.iat as number)).toBe(60);
     expect((payload(b).exp as number) - (payload(b).iat as number)).toBe(30);
     expect(claims.jti).not.toBe(payload(b).jti);
-    expect(header(a)).toMatchObject({ typ: 'JWT', alg: 'ES256' });
+    // ADR 0015: typed as a consent, so the registry never takes it for the booker's client assertion.
+    expect(header(a)).toMatchObject({ typ: 'writ-actor+jwt', alg: 'ES256' });
     await expect(booker.actorToken({ ttlSeconds: 301 })).rejects.toThrow(TypeError);
   });
 

@@ -13,7 +13,7 @@ const CREDENTIAL = 'cr3d_8Jk2-secret_value';
 const BASIC = `Basic ${Buffer.from(`${SERVICE_ID}:${CREDENTIAL}`).toString('base64')}`;
 const HOST = 'hotels.example';
 const UNAVAILABLE = 'The verifier could not decide on this request; it is refused. Try again later.';
-const ALGS = 'algs="ES256 EdDSA"';
+const ALGS = 'algs="ES256 EdDSA Ed25519"';
 
 const ALLOW = {
   allow: true,

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
+  ACTOR_TOKEN_TYP,
+  CLIENT_ASSERTION_TYP,
   type Clock,
   createDpopProof,
   JWT_TOKEN_TYPE,
   SELF_SIGNED_TOKEN_TYPE,
+  SUBJECT_TOKEN_TYP,
   TOKEN_EXCHANGE_GRANT,
   TXN_TOKEN_TYPE,
   type TxnTokenClaims,
@@ -160,11 +163,15 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     return { clientId, owner, privateKey, publicJwk };
   }
 
-  /** A JWT from `signer` with iss = sub = `clientId`, aud = issuer, single-use jti, on the test clock. */
-  function selfSigned(clientId: string, signer: CryptoKey, jti: string = randomUUID()): Promise<string> {
+  /**
+   * A JWT from `signer` with iss = sub = `clientId`, aud = issuer, single-use jti, on the test
+   * clock, of the kind `typ` names (ADR 0015): a client assertion unless told otherwise
+   * ({@link SUBJECT_TOKEN_TYP}, {@link ACTOR_TOKEN_TYP}); null signs the untyped shape of before.
+   */
+  function selfSigned(clientId: string, signer: CryptoKey, jti: string = randomUUID(), typ: string | null = CLIENT_ASSERTION_TYP): Promise<string> {
     const iat = Math.floor(clock.now() / 1000);
     return new SignJWT({})
-      .setProtectedHeader({ alg: 'ES256' })
+      .setProtectedHeader({ alg: 'ES256', ...(typ !== null && { typ }) })
       .setIssuer(clientId)
       .setSubject(clientId)
       .setAudience(ISSUER)
@@ -203,7 +210,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
         grant_type: TOKEN_EXCHANGE_GRANT,
         requested_token_type: TXN_TOKEN_TYPE,
         subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent.clientId, agent.privateKey),
+        subject_token: await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP),
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
         client_assertion: await selfSigned(agent.clientId, agent.privateKey),
         request_details: JSON.stringify({ grant_id: grantId }),
@@ -223,7 +230,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
         subject_token_type: TXN_TOKEN_TYPE,
         subject_token: parent,
         actor_token_type: JWT_TOKEN_TYPE,
-        actor_token: delegation.actorToken ?? (await selfSigned(actor.clientId, actor.privateKey)),
+        actor_token: delegation.actorToken ?? (await selfSigned(actor.clientId, actor.privateKey, undefined, ACTOR_TOKEN_TYP)),
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
         client_assertion: await selfSigned(holder.clientId, holder.privateKey),
         ...(delegation.requestDetails ? { request_details: JSON.stringify(delegation.requestDetails) } : {}),

@@ -1,5 +1,7 @@
 import {
+  ACTOR_TOKEN_TYP,
   type AuthorizationDetails,
+  CLIENT_ASSERTION_TYP,
   type Clock,
   createDpopProof,
   type Envelope,
@@ -7,6 +9,7 @@ import {
   JWT_TOKEN_TYPE,
   randomId,
   SELF_SIGNED_TOKEN_TYPE,
+  SUBJECT_TOKEN_TYP,
   systemClock,
   TOKEN_EXCHANGE_GRANT,
   TXN_TOKEN_TYPE,
@@ -687,9 +690,9 @@ export class WritAgent {
         requested_token_type: TXN_TOKEN_TYPE,
         subject_token_type: SELF_SIGNED_TOKEN_TYPE,
         // ARCHITECTURE.md "Issuing a root token": the agent's own statement, iss = sub = client_id, aud = issuer.
-        subject_token: this.#selfSigned(issuer, ASSERTION_LIFETIME_S),
+        subject_token: this.#selfSigned(issuer, ASSERTION_LIFETIME_S, SUBJECT_TOKEN_TYP),
         client_assertion_type: JWT_BEARER,
-        client_assertion: this.#selfSigned(issuer, ASSERTION_LIFETIME_S),
+        client_assertion: this.#selfSigned(issuer, ASSERTION_LIFETIME_S, CLIENT_ASSERTION_TYP),
         request_details: JSON.stringify({ grant_id: grantId, ...details }),
       }),
       undefined,
@@ -701,8 +704,9 @@ export class WritAgent {
 
   /**
    * The delegatee's consent to act (RFC 8693 `actor_token`): a short JWT signed with this agent's
-   * registered key, `iss` = `sub` = its client_id, `aud` = the registry's issuer, single-use
-   * `jti`. Hand it to the delegating agent, which passes it to {@link WritAgent.delegate}.
+   * registered key, `typ` `writ-actor+jwt`, `iss` = `sub` = its client_id, `aud` = the registry's
+   * issuer, single-use `jti`. The registry takes it only as a consent, never as this agent's
+   * login (ADR 0015). Hand it to the delegating agent, which passes it to {@link WritAgent.delegate}.
    *
    * @example
    * ```ts
@@ -716,7 +720,7 @@ export class WritAgent {
     const ttl = options.ttlSeconds ?? 60;
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_ACTOR_TOKEN_TTL_S) throw new TypeError(`ttlSeconds must be a whole number from 1 to ${MAX_ACTOR_TOKEN_TTL_S}`);
     const { issuer } = await this.metadata();
-    return this.#selfSigned(issuer, ttl, 'JWT');
+    return this.#selfSigned(issuer, ttl, ACTOR_TOKEN_TYP);
   }
 
   /**
@@ -753,7 +757,7 @@ export class WritAgent {
         actor_token_type: JWT_TOKEN_TYPE,
         actor_token: options.actorToken,
         client_assertion_type: JWT_BEARER,
-        client_assertion: this.#selfSigned(issuer, ASSERTION_LIFETIME_S),
+        client_assertion: this.#selfSigned(issuer, ASSERTION_LIFETIME_S, CLIENT_ASSERTION_TYP),
         ...(Object.keys(details).length > 0 && { request_details: JSON.stringify(details) }),
       }),
       parent.value,
@@ -937,12 +941,16 @@ export class WritAgent {
     return { privateKey: await material(this.key).webKey, publicJwk: this.key.publicJwk };
   }
 
-  /** A JWT about this agent: iss = sub = client_id, aud = the issuer, short-lived, single-use jti. */
-  #selfSigned(issuer: string, lifetimeS: number, typ?: string): string {
+  /**
+   * A JWT about this agent: iss = sub = client_id, aud = the issuer, short-lived, single-use jti.
+   * `typ` says which kind it is (client assertion, subject or actor token): the registry accepts
+   * each only as its own kind (ADR 0015).
+   */
+  #selfSigned(issuer: string, lifetimeS: number, typ: typeof CLIENT_ASSERTION_TYP | typeof SUBJECT_TOKEN_TYP | typeof ACTOR_TOKEN_TYP): string {
     const iat = Math.floor(this.#now() / 1000);
     return signJwt(
       this.key,
-      { kid: this.key.publicJwk.kid, ...(typ !== undefined && { typ }) },
+      { kid: this.key.publicJwk.kid, typ },
       { iss: this.clientId, sub: this.clientId, aud: issuer, iat, exp: iat + lifetimeS, jti: randomId() },
     );
   }
@@ -953,7 +961,7 @@ export class WritAgent {
     return this.#send(url, {
       method: init.method,
       headers: {
-        authorization: `private_key_jwt ${this.#selfSigned(issuer, ASSERTION_LIFETIME_S)}`,
+        authorization: `private_key_jwt ${this.#selfSigned(issuer, ASSERTION_LIFETIME_S, CLIENT_ASSERTION_TYP)}`,
         accept: 'application/json',
         ...(init.body !== undefined && { 'content-type': 'application/json' }),
       },

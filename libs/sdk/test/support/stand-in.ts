@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { type Clock, jwkThumbprint, type TxnTokenClaims, verifyDpopProof } from '@writ/core';
+import { ACTOR_TOKEN_TYP, CLIENT_ASSERTION_TYP, type Clock, jwkThumbprint, SUBJECT_TOKEN_TYP, type TxnTokenClaims, typMatches, verifyDpopProof } from '@writ/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import { verifyJws } from '../../src/node-crypto.js';
@@ -143,10 +143,16 @@ export class StandInRegistry {
     return this.received.filter((r) => r.path === path);
   }
 
-  /** Checks a private_key_jwt assertion the way the registry does (signature, iss, sub, aud). */
+  /** Checks a private_key_jwt assertion the way the registry does (typ, signature, iss, sub, aud). */
   checkAssertion(assertion: string): Record<string, unknown> {
-    const { payload } = verifyJws(assertion, this.agents.get(String((JSON.parse(Buffer.from(assertion.split('.')[1]!, 'base64url').toString()) as { iss: string }).iss))!);
-    if (payload.iss !== payload.sub || payload.aud !== this.url) throw new Error('assertion claims');
+    return this.checkAgentJwt(assertion, CLIENT_ASSERTION_TYP);
+  }
+
+  /** Checks a JWT an agent signed about itself as the registry does for its kind `typ` (ADR 0015). */
+  checkAgentJwt(jwt: string, typ: string): Record<string, unknown> {
+    const { header, payload } = verifyJws(jwt, this.agents.get(String((JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { iss: string }).iss))!);
+    if (!typMatches(header.typ, typ)) throw new Error(`typ must be ${typ}`);
+    if (payload.iss !== payload.sub || payload.aud !== this.url || typeof payload.jti !== 'string') throw new Error('agent JWT claims');
     return payload;
   }
 
@@ -157,6 +163,7 @@ export class StandInRegistry {
     if (nonce !== undefined) void reply.header('dpop-nonce', nonce);
     const client = this.checkAssertion(form.client_assertion!);
     const delegation = form.subject_token_type === 'urn:ietf:params:oauth:token-type:txn_token';
+    if (!delegation) this.checkAgentJwt(form.subject_token!, SUBJECT_TOKEN_TYP);
     let proof;
     try {
       proof = await verifyDpopProof(String(request.headers.dpop), {
@@ -174,9 +181,8 @@ export class StandInRegistry {
     const nowS = Math.floor(this.clock.now() / 1000);
     const clientId = client.iss as string;
     if (delegation) {
-      const actor = JSON.parse(Buffer.from(form.actor_token!.split('.')[1]!, 'base64url').toString()) as { iss: string };
+      const actor = this.checkAgentJwt(form.actor_token!, ACTOR_TOKEN_TYP) as { iss: string };
       const actorJwk = this.agents.get(actor.iss)!;
-      verifyJws(form.actor_token!, actorJwk);
       const claims = rootClaims(actor.iss, await jwkThumbprint(actorJwk), nowS, this.tokenLifeS, {
         act: { sub: actor.iss, act: { sub: clientId } },
         tctx: { ...rootClaims(clientId, proof.jkt, nowS).tctx, parent: 'trt_parent', depth: 1 },

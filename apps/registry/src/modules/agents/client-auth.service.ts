@@ -1,8 +1,8 @@
-import { InvalidClient } from '@writ/core';
-import { decodeJwt, type JWK } from 'jose';
+import { CLIENT_ASSERTION_TYP, InvalidClient, typMatches } from '@writ/core';
+import { decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
-import { algOf, JwsError, verifyJws } from '@writ/sdk/node-crypto';
+import { algsOf, JwsError, verifyJws } from '@writ/sdk/node-crypto';
 import type { AgentEntity } from './agent.entity.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
@@ -14,7 +14,8 @@ const MAX_ASSERTION_LENGTH = 8192;
 export const MAX_ASSERTION_LIFETIME_S = 300;
 /** Tolerated clock difference for `iat` and `nbf` in the future. */
 const CLOCK_SKEW_S = 5;
-const MAX_JTI_LENGTH = 256;
+/** The longest `jti` accepted in any JWT an agent signs. */
+export const MAX_JTI_LENGTH = 256;
 /** RFC 7515 §7.1: a compact JWS is three base64url parts. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -27,8 +28,14 @@ export interface ClientAssertionParams {
 
 /**
  * RFC 7523 §2.2 and §3 client authentication with `private_key_jwt`: the agent signs a short
- * JWT with its registered key; `iss` = `sub` = client_id, `aud` = this issuer, `exp` soon, `jti`
- * used once. Fails with {@link InvalidClient} (401) and a precise description.
+ * JWT with its registered key; `typ` = `client-authentication+jwt` (draft-ietf-oauth-rfc7523bis
+ * §4), `iss` = `sub` = client_id, `aud` = this issuer (one string), `exp` soon, `jti` used once.
+ * Fails with {@link InvalidClient} (401) and a precise description.
+ *
+ * It also owns the one single-use `jti` space of every JWT an agent signs (ADR 0015): client
+ * assertions, subject tokens and actor tokens are recorded under the agent's client_id in the
+ * same table, so a `jti` used for one kind can never be used again for any kind
+ * ({@link agentJwtJti}).
  */
 export class ClientAuthService {
   private readonly jtis: JtiStore;
@@ -39,6 +46,14 @@ export class ClientAuthService {
     private readonly issuer: string,
   ) {
     this.jtis = new JtiStore(db, { table: 'client_assertion_jtis', key: 'client_id' });
+  }
+
+  /**
+   * The single-use entry of a JWT the agent `clientId` signed, whatever its kind: one key per
+   * agent, no per-kind prefix (ADR 0015). Kept until the JWT expires, plus clock skew.
+   */
+  agentJwtJti(clientId: string, jti: string, exp: number): PendingJti {
+    return { store: this.jtis, key: clientId, jti, expiresAt: new Date((exp + CLOCK_SKEW_S) * 1000) };
   }
 
   /** Authenticates the call and returns the active agent; `now` is in milliseconds since the epoch. */
@@ -68,6 +83,15 @@ export class ClientAuthService {
     if (assertion.length > MAX_ASSERTION_LENGTH || !COMPACT_JWS.test(assertion)) {
       throw new InvalidClient('client assertion is not a compact JWS');
     }
+    // draft-ietf-oauth-rfc7523bis §4, RFC 8725 §3.11: explicitly typed, so that no other JWT the
+    // agent signs (its subject or actor token, ADR 0015) passes for its client assertion.
+    let typ: unknown;
+    try {
+      ({ typ } = decodeProtectedHeader(assertion));
+    } catch {
+      throw new InvalidClient('client assertion header is not a JOSE header');
+    }
+    if (!typMatches(typ, CLIENT_ASSERTION_TYP)) throw new InvalidClient(`client assertion typ must be ${CLIENT_ASSERTION_TYP}`);
     // Read before the signature is checked, to find the key; trusted once it verifies (same bytes).
     let claims: Record<string, unknown>;
     try {
@@ -89,11 +113,12 @@ export class ClientAuthService {
     verifySignature(assertion, agent.jwks.keys[0]!);
     if (agent.status !== 'active') throw new InvalidClient('client is disabled');
 
-    // RFC 7523 §3 (3): the audience identifies this authorization server: its issuer, exactly.
+    // RFC 7523 §3 (3), draft-ietf-oauth-rfc7523bis: the audience is this authorization
+    // server's issuer identifier, as one string: an array could name other servers too, each of
+    // which could then replay the assertion here.
     const { aud } = claims;
-    if (!(aud === this.issuer || (Array.isArray(aud) && aud.includes(this.issuer)))) {
-      throw new InvalidClient('client assertion audience is not this issuer');
-    }
+    if (Array.isArray(aud)) throw new InvalidClient('client assertion aud must be a single string, not an array');
+    if (aud !== this.issuer) throw new InvalidClient('client assertion audience is not this issuer');
     // RFC 7523 §3 (4): exp is required and in the future.
     const nowS = Math.floor(now / 1000);
     const { exp, iat, nbf, jti } = claims;
@@ -111,7 +136,7 @@ export class ClientAuthService {
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
       throw new InvalidClient(`client assertion jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
     }
-    return { agent, replay: { store: this.jtis, key: agent.client_id, jti, expiresAt: new Date(exp * 1000) } };
+    return { agent, replay: this.agentJwtJti(agent.client_id, jti, exp) };
   }
 }
 
@@ -125,7 +150,7 @@ function verifySignature(assertion: string, jwk: JWK): void {
   try {
     verifyJws(assertion, jwk);
   } catch (error) {
-    if (error instanceof JwsError && error.reason === 'alg') throw new InvalidClient(`client assertion alg must be ${algOf(jwk)}, the registered key's algorithm`);
+    if (error instanceof JwsError && error.reason === 'alg') throw new InvalidClient(`client assertion alg must be ${algsOf(jwk).join(' or ')}, the registered key's algorithm`);
     throw new InvalidClient('client assertion signature is invalid');
   }
 }

@@ -30,7 +30,7 @@ import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
 import { nodeSignatureVerifier, sha256Base64urlSync } from '@writ/sdk/node-crypto';
-import { verifySelfSignedJwt } from './self-signed-jwt.js';
+import { type SelfSignedJwt, verifySelfSignedJwt } from './self-signed-jwt.js';
 import { assertionReplayed, type ClientAuthService } from '../agents/client-auth.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -57,9 +57,6 @@ export interface TokenRequest {
 
 /** DPoP proofs older than this are refused by verifyDpopProof, so a jti is kept this long (plus skew). */
 const DPOP_MAX_AGE_S = 300;
-const MAX_JTI_LENGTH = 256;
-/** Actor token jtis share the client assertion jti table under this key prefix. */
-const ACTOR_TOKEN_JTI_PREFIX = 'actor_token:';
 
 /** What a delegation asks for: a subset of the parent token's context (the grant is the parent's). */
 export const DelegationDetailsSchema = z.strictObject({
@@ -81,7 +78,6 @@ export const RequestDetailsSchema = z.strictObject({
  */
 export class TokensService {
   private readonly proofJtis: JtiStore;
-  private readonly assertionJtis: JtiStore;
 
   constructor(
     private readonly db: Database,
@@ -96,7 +92,6 @@ export class TokensService {
     private readonly dpopNonce?: (nonce: string) => boolean,
   ) {
     this.proofJtis = new JtiStore(db, { table: 'dpop_proof_jtis', key: 'jkt' });
-    this.assertionJtis = new JtiStore(db, { table: 'client_assertion_jtis', key: 'client_id' });
   }
 
   async exchange(request: TokenRequest): Promise<TokenResponse> {
@@ -139,12 +134,19 @@ export class TokensService {
       clock: this.clock,
       maxAgeSeconds: DPOP_MAX_AGE_S,
     });
-    const [assertionFresh, proofFresh] = await JtiStore.rememberTogether([assertionJti, this.proofJtiEntry(proof.jkt, proof.jti, proof.iat)], now);
-    if (!assertionFresh) throw assertionReplayed();
-    if (!proofFresh) throw new InvalidDpopProof('DPoP proof jti was already used');
 
     // 4. The subject token: the agent's own statement, signed with its registered key.
-    this.verifySubjectToken(p.subject_token, agent, now);
+    const subject = this.verifySubjectToken(p.subject_token, agent, now);
+    // ADR 0015: the assertion's and the subject token's jtis share the agent's one single-use
+    // space; the same jti twice in one request is a reuse (and is not inserted twice).
+    if (subject.jti === assertionJti.jti) throw new InvalidGrant('subject token jti was already used');
+    const [assertionFresh, proofFresh, subjectFresh] = await JtiStore.rememberTogether(
+      [assertionJti, this.proofJtiEntry(proof.jkt, proof.jti, proof.iat), this.clientAuth.agentJwtJti(agent.client_id, subject.jti, subject.exp)],
+      now,
+    );
+    if (!assertionFresh) throw assertionReplayed();
+    if (!proofFresh) throw new InvalidDpopProof('DPoP proof jti was already used');
+    if (!subjectFresh) throw new InvalidGrant('subject token jti was already used');
 
     // 5. The grant, and the subset of it this transaction needs.
     const settled = await this.grants.settle(grantRow);
@@ -322,7 +324,11 @@ export class TokensService {
     }
   }
 
-  /** Verifies the actor token: iss = sub = a registered, active agent, aud = issuer, short-lived, single-use, signed by that agent's key. */
+  /**
+   * Verifies the actor token: typ writ-actor+jwt, iss = sub = a registered, active agent,
+   * aud = issuer, short-lived, signed by that agent's key; its jti is spent in the agent's one
+   * single-use space (ADR 0015).
+   */
   private async verifyActorToken(token: string, now: number): Promise<AgentEntity> {
     let unverified: Record<string, unknown>;
     try {
@@ -334,27 +340,16 @@ export class TokensService {
     if (typeof iss !== 'string' || iss === '' || iss !== sub) throw new InvalidGrant('actor token iss and sub must be the actor client_id');
     const actor = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: iss });
     if (!actor) throw new InvalidGrant('actor is not a registered agent');
-    const payload = verifySelfSignedJwt(token, actor.jwks.keys[0]!, { clientId: actor.client_id, audience: this.config.issuer, now, label: 'actor token' });
+    const { jti, exp } = verifySelfSignedJwt(token, actor.jwks.keys[0]!, { kind: 'actor', clientId: actor.client_id, audience: this.config.issuer, now });
     if (actor.status !== 'active') throw new InvalidGrant('actor is disabled');
-    const { jti } = payload;
-    if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
-      throw new InvalidGrant(`actor token jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
-    }
-    if (!(await this.rememberActorJti(actor.client_id, jti, payload.exp as number, now))) throw new InvalidGrant('actor token jti was already used');
+    const { store, key, expiresAt } = this.clientAuth.agentJwtJti(actor.client_id, jti, exp);
+    if (!(await store.remember(key, jti, expiresAt, now))) throw new InvalidGrant('actor token jti was already used');
     return actor;
   }
 
-  /**
-   * Records an actor token jti in the client assertion jti table, under a key prefix of its own so
-   * it never collides with a client assertion's; false if it was already recorded and has not expired.
-   */
-  private rememberActorJti(clientId: string, jti: string, exp: number, now: number): Promise<boolean> {
-    return this.assertionJtis.remember(`${ACTOR_TOKEN_JTI_PREFIX}${clientId}`, jti, new Date((exp + CLOCK_SKEW_S) * 1000), now);
-  }
-
-  /** Verifies the self-signed subject token: iss = sub = client_id, aud = issuer, short-lived, signed by the agent's key. */
-  private verifySubjectToken(token: string, agent: AgentEntity, now: number): void {
-    verifySelfSignedJwt(token, agent.jwks.keys[0]!, { clientId: agent.client_id, audience: this.config.issuer, now, label: 'subject token' });
+  /** Verifies the self-signed subject token: typ writ-subject+jwt, iss = sub = client_id, aud = issuer, short-lived, with a jti, signed by the agent's key. */
+  private verifySubjectToken(token: string, agent: AgentEntity, now: number): SelfSignedJwt {
+    return verifySelfSignedJwt(token, agent.jwks.keys[0]!, { kind: 'subject', clientId: agent.client_id, audience: this.config.issuer, now });
   }
 
   /** Records the proof jti; false if it was already recorded and is still within its acceptance window. */
