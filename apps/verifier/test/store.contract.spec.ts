@@ -361,6 +361,58 @@ describe.each(targets)('verifier store contract: $name', (target) => {
     expect(allowedAt.length).toBe(20);
   });
 
+  it("rate: a token's longer window is counted whole after a shorter window's decision on the same grant", async () => {
+    const { store } = await target.open();
+    const t = 1_800_000_000_000;
+    // A parent token's rate and its delegated child's narrower one (fewer, over a longer window).
+    const parent = { limit: 10, windowMs: 60_000 };
+    const child = { limit: 2, windowMs: 3_600_000 };
+    expect(await store.decide(decision('g1', t, { rate: child }))).toMatchObject({ allow: true, rateCount: 1 });
+    expect(await store.decide(decision('g1', t + 1_000, { rate: child }))).toMatchObject({ allow: true, rateCount: 2 });
+    expect(await store.decide(decision('g1', t + 1_001, { rate: child }))).toEqual({ allow: false, reason: 'rate_limited', retryAfterMs: 3_600_000 - 1_001 });
+    // The parent counts over its own 60 s: the child's two requests are outside it.
+    expect(await store.decide(decision('g1', t + 120_000, { rate: parent }))).toMatchObject({ allow: true, rateCount: 1 });
+    // The child still sees all three of its hour: full until its second-newest (t + 1 s) leaves.
+    expect(await store.decide(decision('g1', t + 121_000, { rate: child }))).toEqual({
+      allow: false,
+      reason: 'rate_limited',
+      retryAfterMs: 1_000 + 3_600_000 - 121_000,
+    });
+    expect(await store.decide(decision('g1', t + 3_601_000, { rate: child }))).toMatchObject({ allow: true, rateCount: 2 });
+  });
+
+  it('rate: retry_after is exact for the own window when other tokens filled it past the own limit', async () => {
+    const { store } = await target.open();
+    const t = 1_800_000_000_000;
+    const parent = { limit: 5, windowMs: 1_000 };
+    const child = { limit: 2, windowMs: 10_000 };
+    for (const ms of [0, 10, 20, 30, 40]) expect(await store.decide(decision('g1', t + ms, { rate: parent }))).toMatchObject({ allow: true });
+    // Five in the child's window, which allows two: it fits again once fewer than two remain, when
+    // the second-newest (t + 30) leaves, not the oldest (t).
+    expect(await store.decide(decision('g1', t + 50, { rate: child }))).toEqual({ allow: false, reason: 'rate_limited', retryAfterMs: 30 + 10_000 - 50 });
+    expect(await store.decide(decision('g1', t + 10_029, { rate: child }))).toMatchObject({ allow: false, reason: 'rate_limited', retryAfterMs: 1 });
+    expect(await store.decide(decision('g1', t + 10_030, { rate: child }))).toMatchObject({ allow: true, rateCount: 2 });
+  });
+
+  it('rate: keeps as many entries as the largest limit asked for, and refuses a larger limit whose window reaches past what was trimmed', async () => {
+    const { store, raw, prefix } = await target.open();
+    const t = 1_800_000_000_000;
+    const hour = 3_600_000;
+    const small = { limit: 2, windowMs: hour };
+    const large = { limit: 3, windowMs: 2 * hour };
+    for (const ms of [0, 1, hour + 5]) expect(await store.decide(decision('g1', t + ms, { rate: small }))).toMatchObject({ allow: true });
+    // Only two are kept (t + 1, t + hour + 5); t was trimmed. A limit of 3 over two hours cannot
+    // count what was trimmed, so it is refused until t leaves its window: fail closed, and here
+    // exact too (t, t + 1 and t + hour + 5 are three in those two hours).
+    if (raw) expect(await raw.zcard(grantStateKey(prefix, 'g1', 'rate'))).toBe(2);
+    expect(await store.decide(decision('g1', t + hour + 10, { rate: large }))).toEqual({ allow: false, reason: 'rate_limited', retryAfterMs: 2 * hour - hour - 10 });
+    expect(await store.decide(decision('g1', t + 2 * hour, { rate: large }))).toMatchObject({ allow: true, rateCount: 3 });
+    // From now on three are kept (t + 1 is trimmed next), so the larger limit is counted exactly.
+    expect(await store.decide(decision('g1', t + 2 * hour + 1, { rate: large }))).toMatchObject({ allow: true, rateCount: 3 });
+    if (raw) expect(await raw.zcard(grantStateKey(prefix, 'g1', 'rate'))).toBe(3);
+    expect(await store.decide(decision('g1', t + 2 * hour + 2, { rate: large }))).toEqual({ allow: false, reason: 'rate_limited', retryAfterMs: hour + 5 + 2 * hour - 2 * hour - 2 });
+  });
+
   it('budget: spent + amount may reach total_max exactly, in thousandths, and not pass it', async () => {
     const { store, raw, prefix } = await target.open();
     const t = Date.now();

@@ -33,8 +33,12 @@ interface Counters extends Expiring {
   spent: number;
 }
 interface RateLog extends Expiring {
-  /** Instants (ms) of the allowed requests, ascending by arrival. */
+  /** Instants (ms) of the allowed requests, ascending. */
   times: number[];
+  /** The largest limit any decision on the grant asked for: the newest this many are kept (only raised). */
+  keep: number;
+  /** The newest instant ever trimmed from `times`, if any: a window reaching back past it cannot be counted. */
+  floor?: number;
 }
 interface StepUpRecord extends Expiring {
   status: 'pending' | 'approved' | 'used';
@@ -138,21 +142,32 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
       return { allow: false, reason: 'max_uses', uses };
     }
 
-    // 4. Sliding-window log: keep the instants after now - window.
+    // 4. Sliding-window log, shared by every token of the grant: counted over this decision's own
+    // window, never trimmed by it (ADR 0011 "Rate"; a shorter window must not shorten a longer one).
     const rateKey = grantStateKey(p, grantId, 'rate');
     let rateCount = 0;
     let log: RateLog | undefined;
     if (input.rate) {
       const { limit, windowMs } = input.rate;
       log = liveOr(this.rates, rateKey, now);
-      if (log) log.times = log.times.filter((t) => t > now - windowMs);
-      const count = log?.times.length ?? 0;
-      if (count >= limit) {
-        const oldest = log?.times.reduce((a, b) => Math.min(a, b));
-        emit('rate_limited');
-        return { allow: false, reason: 'rate_limited', retryAfterMs: oldest === undefined ? windowMs : oldest + windowMs - now };
+      if (log === undefined || log.keep < limit) {
+        log ??= { times: [], keep: 0, expiresAt: now + input.stateTtlMs };
+        log.keep = limit;
+        this.rates.set(rateKey, log);
       }
-      rateCount = count + 1;
+      const { times, floor } = log;
+      const start = now - windowMs;
+      // The limit-th newest request still in the window: the window is full until it leaves.
+      const nth = limit === 0 ? undefined : times[times.length - limit];
+      if (limit === 0 || (nth !== undefined && nth > start)) {
+        emit('rate_limited');
+        return { allow: false, reason: 'rate_limited', retryAfterMs: nth === undefined ? windowMs : nth + windowMs - now };
+      }
+      if (floor !== undefined && floor > start) {
+        emit('rate_limited');
+        return { allow: false, reason: 'rate_limited', retryAfterMs: floor + windowMs - now };
+      }
+      rateCount = times.length - firstAfter(times, start) + 1;
     }
 
     // 5. Total budget.
@@ -188,10 +203,15 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     const stateExpiresAt = now + input.stateTtlMs;
     const next: Counters = { uses: uses + 1, spent: spent + (amount?.minor ?? 0), expiresAt: stateExpiresAt };
     this.counters.set(countersKey, next);
-    if (input.rate) {
-      const times = log?.times ?? [];
-      times.push(now);
-      this.rates.set(rateKey, { times, expiresAt: stateExpiresAt });
+    if (log) {
+      log.times.splice(firstAfter(log.times, now), 0, now);
+      const excess = log.times.length - log.keep;
+      if (excess > 0) {
+        const cut = log.times[excess - 1]!;
+        log.times.splice(0, excess);
+        if (log.floor === undefined || cut > log.floor) log.floor = cut;
+      }
+      log.expiresAt = stateExpiresAt;
     }
     emit('allow', consumed === undefined ? undefined : { id: consumed });
     return { allow: true, uses: next.uses, spentMinor: next.spent, rateCount, ...(consumed === undefined ? {} : { stepUpId: consumed }) };
@@ -316,6 +336,18 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
       if (entry && !live(entry, now)) map.delete(next.value);
     }
   }
+}
+
+/** The index of the first of the ascending `times` after `t` (binary search). */
+function firstAfter(times: number[], t: number): number {
+  let low = 0;
+  let high = times.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (times[mid]! > t) high = mid;
+    else low = mid + 1;
+  }
+  return low;
 }
 
 function live(entry: Expiring | undefined, now: number): entry is Expiring {

@@ -50,7 +50,7 @@ const BACKLOG_BATCH = 256;
  *       with a step-up only, stepup-for:<fingerprint> and stepup:<newId>.
  * ARGV: 1 proof TTL ms, 2 state TTL ms, 3 event id, 4 event body,
  *       5 precheck code ('' = none), 6 max uses ('' = none),
- *       7 rate limit ('' = none), 8 window start (now - window, trimmed inclusive), 9 window ms, 10 now ms, 11 rate member,
+ *       7 rate limit ('' = none), 8 window start (now - window: the window is after it), 9 window ms, 10 now ms, 11 rate member,
  *       12 amount in thousandths ('' = no money), 13 total max ('' = none),
  *       with a step-up only: 14 step-up key prefix, 15 new step-up id, 16 step-up request JSON, 17 step-up TTL ms,
  *       18 a new step-up's expiry (epoch ms).
@@ -61,6 +61,13 @@ const BACKLOG_BATCH = 256;
  * is revoked. Each argument is a string Redis copies into Lua, and each `redis.call` costs about a
  * microsecond beyond its command: the revocation keys are tested with one EXISTS, and one by one
  * only when one of them exists.
+ *
+ * Rate (ADR 0011 "Rate"): the grant's one log serves tokens with different windows and limits, so a
+ * decision never trims it by its own window (that shortened a longer window's count, issue 16
+ * finding 7). It counts over its own window (the `limit`-th newest entry, then ZCOUNT) and keeps
+ * the newest `rate_keep` entries, the largest limit any decision on the grant asked for (counters
+ * hash, only ever raised); `rate_floor` is the newest instant ever trimmed, and a window reaching
+ * back past it cannot be counted, so it is refused until the trimmed entries leave that window.
  *
  * The event of an `approval_required` decision carries the step-up's id and expiry (fields
  * `step_up`, `step_up_expires_at`), and that of an allow the step-up it consumed (`step_up`): the
@@ -103,24 +110,36 @@ if ARGV[5] ~= '' then
   emit(ARGV[5])
   return {'precheck'}
 end
-local counters = redis.call('HMGET', KEYS[2], 'uses', 'spent')
+local counters = redis.call('HMGET', KEYS[2], 'uses', 'spent', 'rate_keep', 'rate_floor')
 local uses = tonumber(counters[1] or '0')
 if ARGV[6] ~= '' and uses >= tonumber(ARGV[6]) then
   emit('max_uses')
   return {'max_uses', uses}
 end
 local rateCount = 0
+local keep = tonumber(counters[3] or '0')
+local floor = counters[4]
 if ARGV[7] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[8])
-  local count = redis.call('ZCARD', KEYS[3])
-  if count >= tonumber(ARGV[7]) then
-    local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    local retry = tonumber(ARGV[9])
-    if oldest[2] then retry = tonumber(oldest[2]) + tonumber(ARGV[9]) - tonumber(ARGV[10]) end
-    emit('rate_limited')
-    return {'rate_limited', retry}
+  local limit = tonumber(ARGV[7])
+  if limit > keep then
+    redis.call('HSET', KEYS[2], 'rate_keep', ARGV[7])
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+    keep = limit
   end
-  rateCount = count + 1
+  if limit == 0 then
+    emit('rate_limited')
+    return {'rate_limited', ARGV[9]}
+  end
+  local nth = redis.call('ZREVRANGE', KEYS[3], limit - 1, limit - 1, 'WITHSCORES')
+  if nth[2] and tonumber(nth[2]) > tonumber(ARGV[8]) then
+    emit('rate_limited')
+    return {'rate_limited', tonumber(nth[2]) + tonumber(ARGV[9]) - tonumber(ARGV[10])}
+  end
+  if floor and tonumber(floor) > tonumber(ARGV[8]) then
+    emit('rate_limited')
+    return {'rate_limited', tonumber(floor) + tonumber(ARGV[9]) - tonumber(ARGV[10])}
+  end
+  rateCount = redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[8], '+inf') + 1
 end
 local spent = counters[2] or '0'
 if ARGV[12] ~= '' and ARGV[13] ~= '' and tonumber(spent) + tonumber(ARGV[12]) > tonumber(ARGV[13]) then
@@ -154,6 +173,12 @@ if ARGV[12] ~= '' then spent = redis.call('HINCRBY', KEYS[2], 'spent', ARGV[12])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[10], ARGV[11])
+  local excess = redis.call('ZCARD', KEYS[3]) - keep
+  if excess > 0 then
+    local cut = redis.call('ZRANGE', KEYS[3], excess - 1, excess - 1, 'WITHSCORES')
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, excess - 1)
+    if not floor or tonumber(cut[2]) > tonumber(floor) then redis.call('HSET', KEYS[2], 'rate_floor', cut[2]) end
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
 if consumed ~= '' then emit('allow', consumed) else emit('allow') end

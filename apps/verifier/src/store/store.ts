@@ -43,7 +43,12 @@ export interface DecisionInput {
   precheck?: { code: string };
   /** 3. Allowed requests so far must be below this. */
   maxUses?: number;
-  /** 4. Sliding window: fewer than `limit` requests allowed in the last `windowMs`. */
+  /**
+   * 4. Sliding window over the grant's one rate log, which every token of the grant shares: fewer
+   * than `limit` requests of the grant allowed in this decision's own last `windowMs`. Tokens of
+   * one grant carry different rates (a delegated token's is narrower: ADR 0011 "Rate"), and one
+   * decision's window never shortens another's; `retryAfterMs` is exact for this window.
+   */
   rate?: { limit: number; windowMs: number };
   /** 5, 6. Money, in integer thousandths of the envelope's currency. */
   amount?: {
