@@ -73,8 +73,8 @@ export class AppModule {
         },
         {
           provide: AgentsService,
-          inject: [AuditService],
-          useFactory: (audit: AuditService) => new AgentsService(infra.db, audit, infra.clock),
+          inject: [AuditService, RevocationRecorder],
+          useFactory: (audit: AuditService, recorder: RevocationRecorder) => new AgentsService(infra.db, audit, infra.clock, recorder),
         },
         { provide: ClientAuthService, useFactory: () => new ClientAuthService(infra.db, infra.config.issuer) },
         AgentAuthGuard,

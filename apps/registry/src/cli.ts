@@ -20,12 +20,15 @@ import {
 } from '@writ/core';
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from './config/config.js';
+import { ConfigError, loadConfig, type RegistryConfig } from './config/config.js';
 import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
-import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
+import { AgentsService, type DisableOutcome, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
 import { AuditService } from './modules/audit/audit.service.js';
 import { KeyStore } from './modules/keys/key-store.js';
+import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
+import { InProcessRevocationBus } from './modules/revocations/revocation-bus.js';
+import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
 import { ServicesService } from './modules/services/services.service.js';
 
 const USAGE = `Usage: npm run registry -- <command>
@@ -191,14 +194,14 @@ async function verifyReceiptFile(file: string, overrides: { key?: string; rpId?:
   return 0;
 }
 
-async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; db: Database }) => Promise<T>): Promise<T> {
+async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; db: Database; config: RegistryConfig }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const keys = new KeyStore(config.dataDir, systemClock, config.tokenTtlSeconds + 30);
   await keys.init();
   const ds = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
   const db = new Database(ds, !config.databaseUrl);
   try {
-    return await work({ audit: new AuditService(db, keys, systemClock, config.checkpointEvery), keys, db });
+    return await work({ audit: new AuditService(db, keys, systemClock, config.checkpointEvery), keys, db, config });
   } finally {
     await db.close();
   }
@@ -230,8 +233,20 @@ async function main(argv: string[]): Promise<number> {
   // The one command with an argument: `agents disable <client_id>`.
   if (positionals.length === 3 && positionals[0] === 'agents' && positionals[1] === 'disable') {
     const clientId = positionals[2]!;
-    return withServices(async ({ audit, db }) => {
-      const outcome = await new AgentsService(db, audit, systemClock).disable(clientId, 'cli');
+    return withServices(async ({ audit, db, config }) => {
+      // The `agent` revocation is announced to the verifiers through Redis when there is one; on
+      // embedded storage the registry re-announces every recorded revocation when it starts.
+      // Its retries while connecting are not the user's business; what counts is said once below.
+      const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
+      const bus = config.redisUrl ? new RedisRevocationBus({ url: config.redisUrl, prefix: config.redisPrefix, clock: systemClock, logger: quiet }) : new InProcessRevocationBus();
+      const recorder = new RevocationRecorder(db, audit, bus, systemClock, config);
+      let outcome: DisableOutcome;
+      try {
+        outcome = await new AgentsService(db, audit, systemClock, recorder).disable(clientId, 'cli');
+        if (bus instanceof RedisRevocationBus && !(await bus.drained(10_000))) console.error(`agents disable: the revocation is recorded but Redis could not be reached: the verifiers learn it when the registry next starts`);
+      } finally {
+        await bus.close();
+      }
       switch (outcome) {
         case 'disabled':
           console.log(`agent ${clientId} disabled`);
@@ -330,9 +345,11 @@ async function main(argv: string[]): Promise<number> {
         console.error(`--ttl must be a whole number of seconds from 1 to ${MAX_INITIAL_ACCESS_TOKEN_TTL_S}`);
         return 2;
       }
-      return withServices(async ({ audit, db }) => {
+      return withServices(async ({ audit, db, config }) => {
         try {
-          const { token, expiresAt } = await new AgentsService(db, audit, systemClock).mintInitialAccessToken(owner, ttl, 'cli');
+          // Minting revokes nothing: the recorder's bus is never used.
+          const recorder = new RevocationRecorder(db, audit, new InProcessRevocationBus(), systemClock, config);
+          const { token, expiresAt } = await new AgentsService(db, audit, systemClock, recorder).mintInitialAccessToken(owner, ttl, 'cli');
           // Shown once: only its SHA-256 is stored.
           console.log(`initial access token for ${owner} (single use, not shown again): ${token}`);
           console.log(`expires at ${expiresAt.toISOString()}`);

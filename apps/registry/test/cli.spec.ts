@@ -10,6 +10,8 @@ import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
+import { InProcessRevocationBus } from '../src/modules/revocations/revocation-bus.js';
+import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
 
 describe('registry CLI on embedded storage', () => {
   let dataDir: string;
@@ -83,7 +85,8 @@ describe('registry CLI on embedded storage', () => {
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
-      const agents = new AgentsService(db, new AuditService(db, keys, systemClock, 4), systemClock);
+      const audit = new AuditService(db, keys, systemClock, 4);
+      const agents = new AgentsService(db, audit, systemClock, new RevocationRecorder(db, audit, new InProcessRevocationBus(), systemClock, { tokenTtlSeconds: 300 }));
       const metadata = { client_name: 'CLI agent', jwks: { keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] } };
       clientId = (await agents.register(token, metadata)).client_id;
       expect(await agents.find(clientId)).toMatchObject({ owner: 'user:alice', status: 'active' });

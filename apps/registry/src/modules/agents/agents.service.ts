@@ -10,6 +10,7 @@ import { importJWK, type JWK } from 'jose';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
+import type { RevocationRecorder } from '../revocations/revocation-recorder.js';
 import { describeIssue } from '../validation.js';
 import { AgentEntity } from './agent.entity.js';
 import { InitialAccessTokenRejected } from './agents.errors.js';
@@ -68,6 +69,8 @@ export class AgentsService {
     private readonly db: Database,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    /** Records and announces the `agent` revocation of a disabled agent (ADR 0008). */
+    private readonly revocations: Pick<RevocationRecorder, 'record' | 'announce'>,
   ) {}
 
   /**
@@ -171,18 +174,28 @@ export class AgentsService {
     }
   }
 
-  /** Disables an agent: its calls are refused from now on. Appends `agent.disabled` when it changes. */
-  disable(clientId: string, by: string): Promise<DisableOutcome> {
+  /**
+   * Disables an agent: its calls are refused from now on, and so are the tokens it holds or handed
+   * on (issue 16, 5). In one transaction: the status, `agent.disabled`, and an `agent` revocation
+   * (its row and `revocation.agent` event) on every grant the agent holds or held a live token on,
+   * until the last token issued before now expires (a disabled agent gets no new one). The
+   * revocation is announced to the verifiers once committed, like every other (ADR 0008).
+   */
+  async disable(clientId: string, by: string): Promise<DisableOutcome> {
     const now = this.clock.now();
-    return this.db.transaction(async (manager) => {
+    const outcome = await this.db.transaction(async (manager) => {
       const agents = manager.getRepository(AgentEntity);
       const agent = await agents.findOne({ where: { client_id: clientId }, lock: { mode: 'pessimistic_write' } });
-      if (!agent) return 'unknown';
-      if (agent.status === 'disabled') return 'already_disabled';
+      if (!agent) return 'unknown' as const;
+      if (agent.status === 'disabled') return 'already_disabled' as const;
       await agents.update({ client_id: clientId }, { status: 'disabled', disabled_at: new Date(now) });
       await this.audit.append({ type: 'agent.disabled', actor: by, subject: clientId, data: { client_id: clientId, owner: agent.owner } }, manager);
-      return 'disabled';
+      const revocation = await this.revocations.record(manager, { kind: 'agent', value: clientId, by, reason: 'agent disabled', subject: agent.owner }, now);
+      return revocation;
     });
+    if (typeof outcome === 'string') return outcome;
+    this.revocations.announce(outcome);
+    return 'disabled';
   }
 
   /** The agent with this client_id, whatever its status. */
