@@ -18,7 +18,9 @@ import { loadVerifierConfig } from '../apps/verifier/src/config.js';
 import { createVerifierServer } from '../apps/verifier/src/server.js';
 import { InProcessVerifierStore } from '../apps/verifier/src/store/in-process-store.js';
 import { RedisVerifierStore } from '../apps/verifier/src/store/redis-store.js';
-import type { VerifierStore } from '../apps/verifier/src/store/store.js';
+import type { GrantStateSource, VerifierStore } from '../apps/verifier/src/store/store.js';
+import { DatabaseEventJournal } from '../apps/registry/src/modules/verifier-state/event-journal.js';
+import { VerifierStateKeeper } from '../apps/registry/src/modules/verifier-state/verifier-state.keeper.js';
 
 const started = performance.now();
 const say = (line: string) => console.log(`writ: ${line}`);
@@ -37,6 +39,14 @@ async function main(): Promise<void> {
   // The UI build runs while the registry opens its storage.
   const build = ensureApprovalUiBuilt({ log: (line) => say(line) });
 
+  // ADR 0017: a grant's state that the verifier's store does not hold (after a restart, or a
+  // Redis that lost it) is rebuilt from the registry's durable record before anything is decided
+  // on it. The registry opens after the store, so the store reaches it through these.
+  let keeper: VerifierStateKeeper | undefined;
+  const grantState: GrantStateSource = async (grantId, pending) => {
+    if (keeper === undefined) throw new Error('the registry is not open yet');
+    return keeper.snapshot(grantId, pending);
+  };
   let store: VerifierStore & { close(): Promise<void> };
   let inProcess: InProcessVerifierStore | undefined;
   if (verifierConfig.redisUrl) {
@@ -44,6 +54,7 @@ async function main(): Promise<void> {
       prefix: verifierConfig.redisPrefix,
       commandTimeoutMs: verifierConfig.redisTimeoutMs,
       logger: { warn: (message) => console.warn(`writ: verifier: ${message}`) },
+      grantState,
     });
     if (!(await redis.whenReady(5_000))) console.warn('writ: Redis is not reachable yet; the verifier denies with 503 until it is');
     store = redis;
@@ -52,16 +63,17 @@ async function main(): Promise<void> {
   }
 
   say(registryConfig.databaseUrl ? `opening PostgreSQL (${new URL(registryConfig.databaseUrl).host})` : `opening embedded PGlite in ${registryConfig.dataDir}`);
-  const { app } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}), ...(inProcess ? { verifierAdmin: inProcess } : {}) });
-  await app.listen({ host: registryConfig.host, port: registryConfig.port });
+  const { app, db } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}), ...(inProcess ? { verifierAdmin: inProcess } : {}) });
+  keeper = app.get(VerifierStateKeeper);
   let unsubscribe = (): void => undefined;
   if (inProcess) {
-    // One process: the registry's revocations go straight to the verifier's store.
-    const local = inProcess;
-    unsubscribe = app.get<RevocationBus>(REVOCATION_BUS).subscribe((event) => {
-      void local.revoke({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAtMs: event.expiresAt.getTime() });
-    });
+    // Embedded: the decisions' queue is a table of the embedded database, written before each
+    // decision is answered, so a crash loses none and a restart rebuilds every counter exactly;
+    // the registry's revocations go straight to the store, subscribed before the registry
+    // starts, whose start-up announces every unexpired revocation again.
+    unsubscribe = inProcess.attach({ journal: new DatabaseEventJournal(db), grantState, revocations: app.get<RevocationBus>(REVOCATION_BUS) });
   }
+  await app.listen({ host: registryConfig.host, port: registryConfig.port });
   const verifier = await createVerifierServer({ config: verifierConfig, store });
   const verifierUrl = await verifier.listen();
 

@@ -1,4 +1,4 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import type { Clock } from '@writ/core';
 import type { RegistryConfig } from './config/config.js';
 import { AgentAuthGuard } from './http/agent-auth.guard.js';
@@ -40,6 +40,9 @@ import { StepUpsService } from './modules/step-ups/step-ups.service.js';
 import { RedisVerifierStepUps, VERIFIER_STEP_UPS, type VerifierStepUps } from './modules/step-ups/verifier-step-ups.js';
 import { OPERATOR_TOKEN, OperatorController, OperatorGuard } from './modules/operator/operator.controller.js';
 import { operatorToken } from './modules/operator/operator-token.js';
+import { GrantStateReader } from './modules/verifier-state/grant-state.reader.js';
+import { RedisVerifierState } from './modules/verifier-state/redis-verifier-state.js';
+import { isStateWriter, VerifierStateKeeper } from './modules/verifier-state/verifier-state.keeper.js';
 
 /** What the registry runs on: opened before Nest starts, so a bad database or key stops start-up early. */
 export interface RegistryInfra {
@@ -166,6 +169,20 @@ export class AppModule {
         OriginGuard,
         HumanSessionGuard,
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
+        // ADR 0017: every grant's verifier state is whole, or rebuilt from the durable record before
+        // anything is decided on it: the in-process store (or a store handed over), or Redis.
+        {
+          provide: VerifierStateKeeper,
+          inject: [GrantsService],
+          useFactory: (grants: GrantsService) => {
+            const logger = new Logger('VerifierState');
+            const reader = new GrantStateReader(infra.db, infra.clock);
+            if (isStateWriter(infra.verifierAdmin)) return new VerifierStateKeeper(reader, infra.verifierAdmin, grants, logger);
+            if (!infra.config.redisUrl) return new VerifierStateKeeper(reader, null, grants, logger);
+            const redis = new RedisVerifierState(infra.config.redisUrl, { prefix: infra.config.redisPrefix, logger, clock: infra.clock });
+            return new VerifierStateKeeper(reader, redis, grants, logger, redis);
+          },
+        },
       ],
     };
   }

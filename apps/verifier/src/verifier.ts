@@ -32,7 +32,7 @@ import type { WritClaims, WritRemaining } from '@writ/sdk';
 import { z } from 'zod';
 import type { JwksCache } from './jwks.js';
 import type { ServiceIdentity } from './services.js';
-import { type DecisionInput, type DecisionOutcome, StoreUnavailable, type VerifierStore } from './store/store.js';
+import { type DecisionInput, type DecisionOutcome, GrantStateMissing, StoreUnavailable, type VerifierStore } from './store/store.js';
 import type { TokenCache } from './token-cache.js';
 
 /**
@@ -274,13 +274,14 @@ export class Verifier {
     // Decided without state; reported by the store after the replay and revocation checks.
     const ready = prepare(claims);
     // The audit event: what this token and service always say, written once, then this request.
-    let body = `${eventPrefix(ready, claims, service.id)},"method":${JSON.stringify(request.method)},"url":${JSON.stringify(url)},"action":${JSON.stringify(request.action)},"proof_jti":${JSON.stringify(proof.jti)}`;
+    // `at_ms` (the decision's own clock) and `proof_jkt` let the registry rebuild the grant's
+    // rate log and proof replay state from the chain after the store lost them (ADR 0017).
+    let body = `${eventPrefix(ready, claims, service.id)},"method":${JSON.stringify(request.method)},"url":${JSON.stringify(url)},"action":${JSON.stringify(request.action)},"proof_jti":${JSON.stringify(proof.jti)},"proof_jkt":${JSON.stringify(proof.jkt)},"at_ms":${nowMs}`;
     if (request.resource !== undefined) body += `,"resource":${JSON.stringify(request.resource)}`;
     if (request.amount !== undefined) {
       body += `,"amount":${JSON.stringify(request.amount)}`;
       if (request.currency !== undefined) body += `,"currency":${JSON.stringify(request.currency)}`;
     }
-    body += `,"verifier":${this.instanceJson}}}`;
 
     let precheck: OAuthError | undefined;
     let capability: AuthorizationDetail | undefined;
@@ -304,7 +305,7 @@ export class Verifier {
       proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
       revocations: ready.revocations,
       stateTtlMs: STATE_TTL_MS,
-      event: { id: eventId(), body },
+      event: { id: eventId(), body: '' },
     };
     if (precheck !== undefined) input.precheck = { code: precheck.code };
     if (ready.maxUses !== undefined) input.maxUses = ready.maxUses;
@@ -312,12 +313,17 @@ export class Verifier {
     if (precheck === undefined && envelope.amount !== undefined && request.amount !== undefined) {
       const minor = toMinorUnits(request.amount);
       input.amount = { minor };
+      // What an allow adds to the grant's `spent`, so a rebuild adds exactly the same (ADR 0017).
+      body += `,"charged_minor":${minor}`;
       if (ready.totalMaxMinor !== undefined) input.amount.totalMaxMinor = ready.totalMaxMinor;
       if (ready.approvalAboveMinor !== undefined && minor > ready.approvalAboveMinor) {
         const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
         input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
       }
     }
+
+    body += `,"verifier":${this.instanceJson}}}`;
+    input.event.body = body;
 
     let outcome: DecisionOutcome;
     try {
@@ -435,6 +441,10 @@ function safeUrl(url: string): string {
 
 /** Maps anything `verify` throws to the HTTP answer: store and key failures are 503, never allow. */
 export function failureAnswer(error: unknown): { status: number; body: Deny | { error: string; error_description: string } } {
+  if (error instanceof GrantStateMissing) {
+    // ADR 0017: the store lost this grant's counters; they are being rebuilt from the audit log.
+    return { status: 503, body: { ...denyOf(new TemporarilyUnavailable("the grant's verifier state is being rebuilt: deny, and retry in a second")), status: 503, retry_after: 1 } };
+  }
   if (error instanceof StoreUnavailable) {
     return { status: 503, body: { ...denyOf(new TemporarilyUnavailable('the verifier cannot reach its store: deny')), status: 503 } };
   }

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { grantStateKey, randomId, type RevocationKind, revocationChannel, revocationKey, verifierKey } from '@writ/core';
+import { type GrantStateSnapshot, grantStateKey, randomId, type RevocationKind, revocationChannel, revocationKey, verifierKey } from '@writ/core';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { RedisVerifierEventSource } from '../../registry/src/modules/audit/redis-verifier-events.js';
@@ -9,6 +9,8 @@ import { RedisVerifierStore } from '../src/store/redis-store.js';
 import {
   type DecisionInput,
   type DecisionOutcome,
+  GrantStateMissing,
+  type GrantStateSource,
   outcomeLabel,
   type QueuedEvent,
   type RevocationNotice,
@@ -28,6 +30,8 @@ import { freePort, type RedisClusterHandle, type RedisServer, startRedisCluster,
 
 const REDIS_URL = process.env.REDIS_URL;
 const silent = { warn: () => undefined };
+/** The registry's answer for a grant nothing was decided on yet: its state is empty (ADR 0017). */
+const freshGrants: GrantStateSource = (grantId) => Promise.resolve({ grantId, uses: 0, spentMinor: 0, rate: [], proofs: [], revocations: [] });
 const STATE_TTL = 31 * 24 * 3600 * 1000;
 /** Slack for a Redis TTL read a moment after it was set (the read never sees more than what was set). */
 const TTL_SLACK = 10_000;
@@ -48,7 +52,8 @@ interface Target {
   redis: boolean;
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  open(): Promise<Subject>;
+  /** A store on a fresh prefix; a grant it has no state for gets it from `grantState` ({@link freshGrants} by default). */
+  open(grantState?: GrantStateSource): Promise<Subject>;
 }
 
 function inProcessTarget(): Target {
@@ -57,9 +62,9 @@ function inProcessTarget(): Target {
     redis: false,
     setup: () => Promise.resolve(),
     teardown: () => Promise.resolve(),
-    open: () => {
+    open: (grantState = freshGrants) => {
       const prefix = `t${randomId(6)}:`;
-      const store = new InProcessVerifierStore({ prefix });
+      const store = new InProcessVerifierStore({ prefix, grantState });
       onTestFinished(() => store.close());
       return Promise.resolve({ store, source: store, prefix, pttl: (key, nowMs) => Promise.resolve(store.pttl(key, nowMs)) });
     },
@@ -123,7 +128,7 @@ function singleNodeTarget(): Target {
       handle = await singleNode.acquire();
     },
     teardown: () => singleNode.release(),
-    open: () => redisSubject(handle.url, handle.raw),
+    open: (grantState) => redisSubject(handle.url, handle.raw, grantState),
   };
 }
 
@@ -136,13 +141,13 @@ function clusterTarget(): Target {
       handle = await threeMasters.acquire();
     },
     teardown: () => threeMasters.release(),
-    open: () => redisSubject(handle.cluster.nodes, handle.raw),
+    open: (grantState) => redisSubject(handle.cluster.nodes, handle.raw, grantState),
   };
 }
 
-async function redisSubject(target: string | { host: string; port: number }[], raw: Redis | Cluster): Promise<Subject> {
+async function redisSubject(target: string | { host: string; port: number }[], raw: Redis | Cluster, grantState: GrantStateSource = freshGrants): Promise<Subject> {
   const prefix = `t${randomId(6)}:`;
-  const store = new RedisVerifierStore(target, { prefix, logger: silent, maxRetryMs: 100 });
+  const store = new RedisVerifierStore(target, { prefix, logger: silent, maxRetryMs: 100, grantState });
   onTestFinished(async () => {
     await store.close();
     await deleteKeys(raw, prefix);
@@ -620,6 +625,79 @@ describe.each(targets)('verifier store contract: $name', (target) => {
     stopLater();
     expect(heard).toEqual([notice]);
   });
+
+  describe('a grant whose state the store lost (ADR 0017)', () => {
+    /** What the registry rebuilt for `g1`: 3 uses, 9.000 spent, two recent allows, a proof, a revoked token. */
+    function rebuilt(t: number): GrantStateSnapshot {
+      return {
+        grantId: 'g1',
+        uses: 3,
+        spentMinor: 9_000,
+        rate: [
+          { atMs: t - 20_000, member: `${t - 20_000}:jkt-A:old-1` },
+          { atMs: t - 10_000, member: `${t - 10_000}:jkt-A:old-2` },
+        ],
+        proofs: [{ jkt: 'jkt-A', jti: 'spent-proof', keepUntilMs: t + 300_000 }],
+        revocations: [{ kind: 'token', value: 'trt_revoked', expiresAtMs: t + 300_000 }],
+      };
+    }
+
+    it('rebuilds it before deciding: the replayed proof, the revoked token, the uses, the rate and the budget all hold', async () => {
+      const t = Date.now();
+      const asked: { grantId: string; pending: number }[] = [];
+      const { store } = await target.open((grantId, pending) => {
+        asked.push({ grantId, pending: pending.length });
+        return Promise.resolve(grantId === 'g1' ? rebuilt(t) : null);
+      });
+      expect(await store.decide(decision('g1', t, { proof: { jkt: 'jkt-A', jti: 'spent-proof', keepUntilMs: t + 60_000 } }))).toEqual({ allow: false, reason: 'replayed' });
+      expect(asked).toEqual([{ grantId: 'g1', pending: 0 }]);
+      expect(await store.decide(decision('g1', t + 1, { revocations: [{ kind: 'token', value: 'trt_revoked' }] }))).toMatchObject({ allow: false, reason: 'revoked', value: 'trt_revoked' });
+      expect(await store.decide(decision('g1', t + 2, { maxUses: 3 }))).toEqual({ allow: false, reason: 'max_uses', uses: 3 });
+      expect(await store.decide(decision('g1', t + 3, { rate: { limit: 2, windowMs: 60_000 } }))).toEqual({ allow: false, reason: 'rate_limited', retryAfterMs: 60_000 - 20_003 });
+      expect(await store.decide(decision('g1', t + 4, { amount: { minor: 1_001, totalMaxMinor: 10_000 } }))).toEqual({ allow: false, reason: 'budget_exceeded', spentMinor: 9_000 });
+      expect(await store.decide(decision('g1', t + 5, { amount: { minor: 1_000, totalMaxMinor: 10_000 }, maxUses: 4 }))).toEqual({ allow: true, uses: 4, spentMinor: 10_000, rateCount: 0 });
+      // Rebuilt once: the state is whole from then on.
+      expect(asked).toHaveLength(1);
+    });
+
+    it('never overwrites a state that is there, and never lowers a counter', async () => {
+      const t = Date.now();
+      const { store } = await target.open();
+      expect(await store.decide(decision('g1', t, { amount: { minor: 500 } }))).toMatchObject({ allow: true, uses: 1, spentMinor: 500 });
+      expect(await store.restoreGrant({ grantId: 'g1', uses: 0, spentMinor: 0, rate: [], proofs: [], revocations: [] })).toBe(false);
+      expect(await store.decide(decision('g1', t + 1, { amount: { minor: 1 } }))).toMatchObject({ allow: true, uses: 2, spentMinor: 501 });
+    });
+
+    it('rebuilds once for concurrent first decisions, and answers GrantStateMissing (503) while the registry cannot say', async () => {
+      const t = Date.now();
+      let calls = 0;
+      let failing = true;
+      const { store } = await target.open((grantId) => {
+        calls += 1;
+        return failing ? Promise.reject(new Error('registry unreachable')) : freshGrants(grantId, []);
+      });
+      await expect(store.decide(decision('g1', t))).rejects.toBeInstanceOf(GrantStateMissing);
+      failing = false;
+      const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => store.decide(decision('g1', t + i))));
+      expect(outcomes.every((o) => o.allow)).toBe(true);
+      expect(calls).toBe(2);
+    });
+
+    it('counts the decisions still waiting in its queue towards the rebuilt state', async () => {
+      const t = Date.now();
+      const seen: QueuedEvent[][] = [];
+      const { store } = await target.open((grantId, pending) => {
+        seen.push(pending);
+        return freshGrants(grantId, pending);
+      });
+      await store.restoreGrant({ grantId: 'g2', uses: 0, spentMinor: 0, rate: [], proofs: [], revocations: [] });
+      const queued = decision('g2', t);
+      await store.decide(queued);
+      expect((await store.pendingEvents('g2')).map((e) => e.id)).toEqual([queued.event.id]);
+      expect(await store.pendingEvents('g1')).toEqual([]);
+      expect(seen).toEqual([]);
+    });
+  });
 });
 
 describe('Redis store specifics (one node)', () => {
@@ -633,6 +711,8 @@ describe('Redis store specifics (one node)', () => {
   it('sends the decisions of one event-loop turn to Redis in one write, and a lone one at the end of its turn', async () => {
     const subject = await redisSubject(url, raw);
     const store = subject.store as RedisVerifierStore;
+    // The grant's state is there already: its first decision does not rebuild it (ADR 0017).
+    expect(await store.restoreGrant((await freshGrants('g1', []))!)).toBe(true);
     const socket = (store as unknown as { redis: { stream: Socket } }).redis.stream;
     const writes: number[] = [];
     const writev = socket._writev!.bind(socket);
@@ -652,6 +732,31 @@ describe('Redis store specifics (one node)', () => {
     writes.length = 0;
     expect((await store.decide(decision('g1', now))).allow).toBe(true);
     expect(writes).toEqual([1]);
+  });
+
+  it('without a state source, refuses a grant it has no state for (503) and asks the registry on the restore channel, once a second', async () => {
+    const prefix = `t${randomId(6)}:`;
+    const store = new RedisVerifierStore(url, { prefix, logger: silent });
+    const listener = raw.duplicate();
+    onTestFinished(async () => {
+      await store.close();
+      listener.disconnect();
+      await deleteKeys(raw, prefix);
+    });
+    const asked: string[] = [];
+    listener.on('message', (_channel: string, grantId: string) => asked.push(grantId));
+    await listener.subscribe(verifierKey(prefix, 'restore'));
+    expect(await store.whenReady()).toBe(true);
+    const t = Date.now();
+    await expect(store.decide(decision('g1', t))).rejects.toBeInstanceOf(GrantStateMissing);
+    await expect(store.decide(decision('g1', t + 1))).rejects.toBeInstanceOf(GrantStateMissing);
+    await vi.waitFor(() => expect(asked).toEqual(['g1']), { timeout: 2_000, interval: 10 });
+    // Nothing was counted, and no proof was spent, while the state was missing.
+    expect(await raw.exists(grantStateKey(prefix, 'g1', 'proof', 'jkt-A:x'))).toBe(0);
+    expect(await raw.hgetall(grantStateKey(prefix, 'g1', 'counters'))).toEqual({});
+    // Once the registry wrote the state, the same store decides.
+    expect(await store.restoreGrant({ grantId: 'g1', uses: 2, spentMinor: 0, rate: [], proofs: [], revocations: [] })).toBe(true);
+    expect(await store.decide(decision('g1', t + 2))).toMatchObject({ allow: true, uses: 3 });
   });
 
   it('writes revocation keys exactly as the registry does, and honours the registry bus', async () => {
@@ -735,7 +840,7 @@ describe('Redis store specifics (one node)', () => {
     it('refuses with StoreUnavailable at a dead port, keeps queued events, and recovers when Redis starts', async () => {
       const port = await freePort();
       const prefix = `t${randomId(6)}:`;
-      const store = new RedisVerifierStore(`redis://127.0.0.1:${port}`, { prefix, logger: silent, maxRetryMs: 50 });
+      const store = new RedisVerifierStore(`redis://127.0.0.1:${port}`, { prefix, logger: silent, maxRetryMs: 50, grantState: freshGrants });
       onTestFinished(() => store.close());
       await expect(store.decide(decision('g1', Date.now()))).rejects.toBeInstanceOf(StoreUnavailable);
       await expect(store.approveStepUp('g1', 's')).rejects.toBeInstanceOf(StoreUnavailable);
@@ -761,7 +866,7 @@ describe('Redis store specifics (one node)', () => {
       const server = await startRedisServer();
       started.push(server);
       const prefix = `t${randomId(6)}:`;
-      const store = new RedisVerifierStore(server.url, { prefix, logger: silent, maxRetryMs: 50, backlogMax: 3 });
+      const store = new RedisVerifierStore(server.url, { prefix, logger: silent, maxRetryMs: 50, backlogMax: 3, grantState: freshGrants });
       onTestFinished(() => store.close());
       await vi.waitFor(() => expect(store.decide(decision('g1', Date.now()))).resolves.toMatchObject({ allow: true }), { timeout: 5_000, interval: 20 });
 

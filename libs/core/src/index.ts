@@ -10,3 +10,4 @@ export * from './txn-token.js';
 export * from './store-keys.js';
 export * from './approval.js';
 export * from './text.js';
+export * from './verifier-state.js';

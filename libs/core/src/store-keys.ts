@@ -74,7 +74,9 @@ export function revocationChannel(prefix: string): string {
  * - `rate`: sorted set of the instants (ms) of the requests allowed in the current rate window;
  * - `stepup`: one step-up request (hash: `status`, `request`, `expires` in epoch ms);
  * - `stepup-for`: the current step-up id of one request fingerprint;
- * - `events`: the stream of this grant's decisions, waiting for the registry's audit chain.
+ * - `events`: the stream of this grant's decisions, waiting for the registry's audit chain;
+ * - `state`: the marker that this grant's state is whole (written with the first state, or by a
+ *   restore from the registry's durable record); a decision without it is refused with 503.
  *
  * @example
  * ```ts
@@ -85,7 +87,7 @@ export function revocationChannel(prefix: string): string {
 export function grantStateKey(
   prefix: string,
   grantId: string,
-  part: 'proof' | 'counters' | 'rate' | 'stepup' | 'stepup-for' | 'events',
+  part: 'proof' | 'counters' | 'rate' | 'stepup' | 'stepup-for' | 'events' | 'state',
   suffix?: string,
 ): string {
   const key = `${prefix}${grantHashTag(grantId)}:${part}`;
@@ -95,13 +97,15 @@ export function grantStateKey(
 /**
  * Keys outside any grant: `events` is the stream of decisions taken before a grant was known (a
  * token that does not verify, a bad proof); `event-grants` is the set of grants whose `events`
- * stream may hold entries, a hint that spares the registry a scan of the key space.
+ * stream may hold entries, a hint that spares the registry a scan of the key space; `epoch` is
+ * written by the registry once every live grant's state is in this Redis (its absence means Redis
+ * lost its data); `restore` is the channel on which verifiers ask for a grant's state.
  *
  * @example
  * ```ts
  * verifierKey('writ:', 'events'); // 'writ:verifier:events'
  * ```
  */
-export function verifierKey(prefix: string, part: 'events' | 'event-grants'): string {
+export function verifierKey(prefix: string, part: 'events' | 'event-grants' | 'epoch' | 'restore'): string {
   return `${prefix}verifier:${part}`;
 }

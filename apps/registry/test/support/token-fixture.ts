@@ -81,6 +81,8 @@ export interface TokenFixtureOptions<Owner extends string> {
   verifierEvents?: VerifierEventSource;
   /** Where the registry writes approved step-ups (an in-process verifier store); Redis when `env` has REDIS_URL. */
   verifierAdmin?: VerifierStepUps;
+  /** Runs on each opened registry (at `start` and `restart`) before it starts: wiring a store to it, say. */
+  beforeInit?: (registry: { app: NestFastifyApplication; db: Database }) => void | Promise<void>;
 }
 
 /** The booted registry, as `start` hands it over. */
@@ -120,6 +122,20 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
   async function start(): Promise<StartedRegistry<Owner>> {
     testDb = await storage.create();
     dataDir = mkdtempSync(join(tmpdir(), options.dataDirPrefix));
+    const registry = await open();
+    const { service, credential } = await app
+      .get(ServicesService)
+      .register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
+    const agents = {} as Record<Owner, Agent>;
+    for (const owner of options.owners) agents[owner] = await enrol(owner);
+    started = { app, db: registry.db, grants, agents, service: { id: service.id, credential } };
+    return started;
+  }
+
+  let started: StartedRegistry<Owner> | undefined;
+
+  /** Opens the registry on the fixture's database and data directory (its keys). */
+  async function open(): Promise<{ app: NestFastifyApplication; db: Database }> {
     const config = loadConfig({ ...options.env, WRIT_DATA_DIR: dataDir, WRIT_ISSUER: ISSUER, WRIT_TRUST_DOMAIN: 'writ.test' });
     const { verifierEvents, verifierAdmin } = options;
     const registry = await createRegistry(config, {
@@ -130,15 +146,22 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
       ...(verifierAdmin ? { verifierAdmin } : {}),
     });
     app = registry.app;
+    await options.beforeInit?.(registry);
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
     grants = app.get(GrantsService);
-    const { service, credential } = await app
-      .get(ServicesService)
-      .register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
-    const agents = {} as Record<Owner, Agent>;
-    for (const owner of options.owners) agents[owner] = await enrol(owner);
-    return { app, db: registry.db, grants, agents, service: { id: service.id, credential } };
+    return registry;
+  }
+
+  /**
+   * Stops the registry and opens it again on the same database and keys (a restart): agents,
+   * service and grants stay. `options.beforeInit` runs again, before the new app starts.
+   */
+  async function restart(): Promise<StartedRegistry<Owner>> {
+    await app.close();
+    const registry = await open();
+    started = { ...started!, app, db: registry.db, grants };
+    return started;
   }
 
   /** Closes the app, drops the database and removes the data directory. */
@@ -250,5 +273,5 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
   }
 
-  return { start, close, setClockOffset, clock, enrol, selfSigned, proof, post, approvedGrant, rootToken, delegate, verify, expectError };
+  return { start, restart, close, setClockOffset, clock, enrol, selfSigned, proof, post, approvedGrant, rootToken, delegate, verify, expectError };
 }

@@ -1,13 +1,17 @@
-import { type Clock, grantStateKey, revocationKey, systemClock } from '@writ/core';
-import type {
-  DecisionInput,
-  DecisionOutcome,
-  QueuedEvent,
-  RevocationNotice,
-  VerifierEventBatch,
-  VerifierEventSource,
-  VerifierStore,
-  VerifierStoreAdmin,
+import { type Clock, type GrantStateSnapshot, grantStateKey, revocationKey, systemClock } from '@writ/core';
+import {
+  type DecisionInput,
+  type DecisionOutcome,
+  type EventJournal,
+  GrantStateMissing,
+  type GrantStateSource,
+  type QueuedEvent,
+  type RevocationNotice,
+  StoreUnavailable,
+  type VerifierEventBatch,
+  type VerifierEventSource,
+  type VerifierStore,
+  type VerifierStoreAdmin,
 } from './store.js';
 
 export interface InProcessVerifierStoreOptions {
@@ -15,11 +19,33 @@ export interface InProcessVerifierStoreOptions {
   prefix?: string;
   /** The clock of the admin side (revocations, step-up approval); decisions use their `nowMs`. */
   clock?: Clock;
-  /** Queued events kept until read and acked; beyond this they are counted in {@link InProcessVerifierStore.droppedEvents}. */
+  /**
+   * Queued events kept until read and acked (without a journal). A full queue fails closed: the
+   * decision is refused with StoreUnavailable (503) rather than its event dropped (issue 16, 4).
+   */
   queueMax?: number;
   /** Entries looked at for expiry on each decision (amortised sweeping). */
   sweepPerCall?: number;
+  /**
+   * Where a grant's state comes from when this store does not hold it (after a restart: ADR
+   * 0017). With it, a grant's first decision waits for its state to be rebuilt from the
+   * registry's durable record; without it, a grant the store does not know starts empty.
+   */
+  grantState?: GrantStateSource;
+  /**
+   * Keeps the event queue durably (the embedded database): every decision's event is recorded
+   * before the decision is answered, and read and acked there. Without it the queue is in memory.
+   */
+  journal?: EventJournal;
 }
+
+/** The registry's revocation bus, as far as the store listens to it (matched structurally). */
+export interface RevocationAnnouncer {
+  subscribe(listener: (event: { kind: RevocationNotice['kind']; value: string; grantIds: string[]; expiresAt: Date }) => void): () => void;
+}
+
+/** How long a rebuilt grant's marker lives without a decision: longer than any grant (ADR 0011). */
+const STATE_MARKER_TTL_MS = 31 * 24 * 3600_000;
 
 /** Largest money value (thousandths) accepted, as in the Redis store: 10^12 currency units (ADR 0003). */
 const MAX_MINOR = 1e15;
@@ -70,25 +96,91 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
   private readonly maps: Map<string, Expiring>[];
   private sweepCursor: { map: number; keys: Iterator<string> } | undefined;
   private queue: QueuedEvent[] = [];
-  private dropped = 0;
+  /** Decisions and events refused because the queue was full. */
+  private refused = 0;
   private readonly listeners = new Set<(notice: RevocationNotice) => void>();
+  /** Per grant: its state is whole here (present only when {@link grantState} is set). */
+  private readonly states = new Map<string, Expiring>();
+  private grantState: GrantStateSource | undefined;
+  private readonly restoring = new Map<string, Promise<void>>();
+  private journal: EventJournal | undefined;
+  /** Events waiting for the next journal write, and the write they go with. */
+  private journalBatch: { event: QueuedEvent; grantId: string | null }[] = [];
+  private journalWrite: Promise<void> | undefined;
+  /** Journal writes run one after another, so events reach it in the order they were decided. */
+  private journalChain: Promise<void> = Promise.resolve();
+  /** The grant whose decision is being made (its events go to the journal with it). */
+  private current: string | null = null;
 
   constructor(options: InProcessVerifierStoreOptions = {}) {
     this.prefix = options.prefix ?? 'writ:';
     this.clock = options.clock ?? systemClock;
     this.queueMax = options.queueMax ?? 100_000;
     this.sweepPerCall = options.sweepPerCall ?? 16;
-    this.maps = [this.proofs, this.revocations, this.counters, this.rates, this.stepUps, this.stepUpFor];
+    this.grantState = options.grantState;
+    this.journal = options.journal;
+    this.maps = [this.proofs, this.revocations, this.counters, this.rates, this.stepUps, this.stepUpFor, this.states];
   }
 
-  decide(input: DecisionInput): Promise<DecisionOutcome> {
+  async decide(input: DecisionInput): Promise<DecisionOutcome> {
+    // ADR 0017: never decide on a grant whose state this store lost (a restart): rebuild it first.
+    if (this.grantState !== undefined && !live(this.states.get(this.stateKey(input.grantId)), input.nowMs)) await this.rebuild(input.grantId);
+    // Checked before anything is counted: a decision whose event has no room is not made at all.
+    this.checkRoom();
+    this.current = input.grantId;
+    let outcome: DecisionOutcome;
     try {
-      const outcome = this.decideNow(input);
-      this.sweep(input.nowMs);
-      return Promise.resolve(outcome);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      outcome = this.decideNow(input);
+    } finally {
+      this.current = null;
     }
+    if (this.grantState !== undefined) {
+      const marker = this.states.get(this.stateKey(input.grantId));
+      if (marker) marker.expiresAt = Math.max(marker.expiresAt, input.nowMs + STATE_MARKER_TTL_MS);
+    }
+    this.sweep(input.nowMs);
+    // The decision is answered only once its event is durable (the counters it changed can then
+    // always be rebuilt); a failed write answers 503, having counted: fail closed.
+    await this.journalFlushed();
+    return outcome;
+  }
+
+  /**
+   * Binds the store to the registry it runs with (`npm start`), once the registry is open and
+   * before the first decision: its durable journal, its state source, and its revocations (a
+   * revocation announced by the registry is written here at once). Returns the unsubscribe.
+   */
+  attach(registry: { journal?: EventJournal; grantState?: GrantStateSource; revocations?: RevocationAnnouncer }): () => void {
+    if (registry.journal) this.journal = registry.journal;
+    if (registry.grantState) this.grantState = registry.grantState;
+    return (
+      registry.revocations?.subscribe((event) => {
+        void this.revoke({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAtMs: event.expiresAt.getTime() });
+      }) ?? (() => undefined)
+    );
+  }
+
+  private stateKey(grantId: string): string {
+    return grantStateKey(this.prefix, grantId, 'state');
+  }
+
+  /** Rebuilds one grant's state once, however many decisions wait for it. */
+  private rebuild(grantId: string): Promise<void> {
+    let running = this.restoring.get(grantId);
+    if (running === undefined) {
+      running = (async () => {
+        const snapshot = await this.grantState!(grantId, await this.pendingEvents(grantId));
+        if (snapshot === null) throw new StoreUnavailable(`verifier store: grant ${grantId} is unknown to the registry`);
+        await this.restoreGrant(snapshot);
+      })()
+        .catch((error: unknown) => {
+          if (error instanceof StoreUnavailable) throw error;
+          throw new GrantStateMissing(grantId);
+        })
+        .finally(() => this.restoring.delete(grantId));
+      this.restoring.set(grantId, running);
+    }
+    return running;
   }
 
   private decideNow(input: DecisionInput): DecisionOutcome {
@@ -217,13 +309,64 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     return { allow: true, uses: next.uses, spentMinor: next.spent, rateCount, ...(consumed === undefined ? {} : { stepUpId: consumed }) };
   }
 
-  queueEvent(event: QueuedEvent): Promise<void> {
+  async queueEvent(event: QueuedEvent): Promise<void> {
     this.enqueue(event);
-    return Promise.resolve();
+    await this.journalFlushed();
+  }
+
+  /**
+   * Writes a rebuilt state (ADR 0017) where the grant's marker is absent: counters never go down
+   * (the larger of what is here and the snapshot), the rate log and proofs are merged, the
+   * revocations recorded; then the marker. One synchronous step, like every decision.
+   */
+  restoreGrant(snapshot: GrantStateSnapshot): Promise<boolean> {
+    const now = this.clock.now();
+    const p = this.prefix;
+    const g = snapshot.grantId;
+    const markerKey = this.stateKey(g);
+    if (live(this.states.get(markerKey), now)) return Promise.resolve(false);
+    const expiresAt = now + STATE_MARKER_TTL_MS;
+    const countersKey = grantStateKey(p, g, 'counters');
+    const counters = liveOr(this.counters, countersKey, now);
+    this.counters.set(countersKey, {
+      uses: Math.max(counters?.uses ?? 0, snapshot.uses),
+      spent: Math.max(counters?.spent ?? 0, snapshot.spentMinor),
+      expiresAt: Math.max(counters?.expiresAt ?? 0, expiresAt),
+    });
+    if (snapshot.rate.length > 0) {
+      const rateKey = grantStateKey(p, g, 'rate');
+      const log = liveOr(this.rates, rateKey, now) ?? { times: [], keep: 0, expiresAt };
+      const times = [...new Set([...log.times, ...snapshot.rate.map((r) => r.atMs)])].sort((a, b) => a - b);
+      log.times = times;
+      log.keep = Math.max(log.keep, times.length);
+      if (snapshot.rateFloorMs !== undefined && (log.floor === undefined || log.floor < snapshot.rateFloorMs)) log.floor = snapshot.rateFloorMs;
+      log.expiresAt = Math.max(log.expiresAt, expiresAt);
+      this.rates.set(rateKey, log);
+    }
+    for (const proof of snapshot.proofs) {
+      if (proof.keepUntilMs <= now) continue;
+      const key = grantStateKey(p, g, 'proof', `${proof.jkt}:${proof.jti}`);
+      this.proofs.set(key, { expiresAt: Math.max(this.proofs.get(key)?.expiresAt ?? 0, proof.keepUntilMs) });
+    }
+    for (const revocation of snapshot.revocations) {
+      if (revocation.expiresAtMs <= now) continue;
+      const key = revocationKey(p, g, revocation.kind, revocation.value);
+      this.revocations.set(key, { expiresAt: Math.max(this.revocations.get(key)?.expiresAt ?? 0, revocation.expiresAtMs) });
+    }
+    this.states.set(markerKey, { expiresAt });
+    return Promise.resolve(true);
+  }
+
+  async pendingEvents(grantId: string): Promise<QueuedEvent[]> {
+    // What is still on its way to the journal is the grant's too.
+    const waiting = this.journalBatch.filter((e) => e.grantId === grantId).map((e) => ({ ...e.event }));
+    if (this.journal) return [...(await this.journal.pendingFor(grantId)), ...waiting];
+    return this.queue.filter((e) => grantOf(e) === grantId).map((e) => ({ ...e }));
   }
 
   /** The oldest `max` waiting events; `ack` removes exactly them (others may have been queued meanwhile). */
   read(max: number): Promise<VerifierEventBatch> {
+    if (this.journal) return this.readJournal(max);
     const events = this.queue.slice(0, Math.max(0, max));
     return Promise.resolve({
       events: events.map((e) => ({ ...e })),
@@ -240,9 +383,14 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     return this.queue.length;
   }
 
-  /** Events lost because the queue was full. */
-  get droppedEvents(): number {
-    return this.dropped;
+  /** The queue as `/readyz` shows it: waiting events, the bound, and what a full queue refused. */
+  stats(): { queued: number; queueMax: number; refused: number } {
+    return { queued: this.queue.length, queueMax: this.queueMax, refused: this.refused };
+  }
+
+  /** Events waiting (the registry's ingestion reports it). */
+  depth(): Promise<number> {
+    return Promise.resolve(this.queue.length);
   }
 
   onRevocation(listener: (notice: RevocationNotice) => void): () => void {
@@ -310,12 +458,48 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     return Promise.resolve();
   }
 
+  /** Resolves once every event queued so far is in the journal (at once without one). */
+  private journalFlushed(): Promise<void> {
+    if (this.journal === undefined || this.journalBatch.length === 0) return this.journalWrite ?? Promise.resolve();
+    if (this.journalWrite === undefined) {
+      const journal = this.journal;
+      // One write for every event queued in this turn of the event loop.
+      this.journalWrite = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        const batch = this.journalBatch;
+        this.journalBatch = [];
+        this.journalWrite = undefined;
+        const written = this.journalChain.then(() => journal.append(batch));
+        this.journalChain = written.catch(() => undefined);
+        return written.catch((error: unknown) => {
+          throw new StoreUnavailable(`verifier store: the event journal could not be written: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        });
+      });
+    }
+    return this.journalWrite;
+  }
+
+  private async readJournal(max: number): Promise<VerifierEventBatch> {
+    const events = await this.journal!.read(Math.max(0, max));
+    return {
+      events: events.map((e) => ({ ...e })),
+      ack: () => this.journal!.ack(events.map((e) => e.id)),
+    };
+  }
+
   private enqueue(event: QueuedEvent): void {
-    if (this.queue.length >= this.queueMax) {
-      this.dropped += 1;
+    if (this.journal) {
+      this.journalBatch.push({ event: { ...event }, grantId: this.current });
       return;
     }
+    this.checkRoom();
     this.queue.push({ ...event });
+  }
+
+  /** Throws StoreUnavailable (never drops) when the in-memory queue is full. */
+  private checkRoom(): void {
+    if (this.journal !== undefined || this.queue.length < this.queueMax) return;
+    this.refused += 1;
+    throw new StoreUnavailable(`verifier store: the event queue is full (${this.queue.length} waiting for the registry): deny until it has room`);
   }
 
   /** Looks at `sweepPerCall` entries, map after map, deleting the expired ones. */
@@ -365,4 +549,15 @@ function liveOr<T extends Expiring>(map: Map<string, T>, key: string, now: numbe
 
 function checkInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+}
+
+/** The grant an event's body names, if any. */
+function grantOf(event: QueuedEvent): string | undefined {
+  try {
+    const body: unknown = JSON.parse(event.body);
+    const grantId = typeof body === 'object' && body !== null ? (body as { grant_id?: unknown }).grant_id : undefined;
+    return typeof grantId === 'string' ? grantId : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,9 +1,23 @@
-import { type Clock, grantStateKey, REVOCATION_KINDS, type RevocationKind, revocationChannel, revocationKey, systemClock, verifierKey } from '@writ/core';
+import {
+  type Clock,
+  type GrantStateSnapshot,
+  grantStateKey,
+  RESTORE_GRANT_LUA,
+  restoreGrantCommand,
+  REVOCATION_KINDS,
+  type RevocationKind,
+  revocationChannel,
+  revocationKey,
+  systemClock,
+  verifierKey,
+} from '@writ/core';
 import { Cluster, type ClusterNode, Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   type DecisionInput,
   type DecisionOutcome,
+  GrantStateMissing,
+  type GrantStateSource,
   type QueuedEvent,
   type RevocationNotice,
   StoreUnavailable,
@@ -33,7 +47,19 @@ export interface RedisVerifierStoreOptions {
   /** The clock revocation TTLs are computed from (`expiresAtMs - now`). */
   clock?: Clock;
   logger?: { warn(message: string): void };
+  /**
+   * Where a grant's lost state comes from (ADR 0017) when the registry runs with this store (the
+   * embedded `npm start` on Redis, tests): a decision that finds no state rebuilds it and goes
+   * on. Without it, the store asks the registry on the `restore` channel and answers 503 until the
+   * registry has written the state.
+   */
+  grantState?: GrantStateSource;
 }
+
+/** How long a grant's rebuilt state lives without an allow: longer than any grant (ADR 0011). */
+const RESTORED_STATE_TTL_MS = 31 * 24 * 3600_000;
+/** One restore request per grant per this long, per verifier: decisions retry, the channel need not. */
+const RESTORE_REQUEST_EVERY_MS = 1_000;
 
 export const DEFAULT_PREFIX = 'writ:';
 
@@ -90,6 +116,9 @@ local function emit(label, stepUp, expires)
   end
   redis.call(unpack(entry))
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
+end
+if redis.call('HEXISTS', KEYS[2], 'state') == 0 then
+  return {'no_state'}
 end
 local stepUp = #ARGV >= 14
 local lastRevocation = #KEYS
@@ -197,6 +226,7 @@ return 0
 interface ScriptCommands {
   writVerifierDecide(numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
   writVerifierApprove(key: string): Promise<unknown>;
+  writVerifierRestore(numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
 }
 
 /** What the registry writes under a revocation key and publishes on the channel (ADR 0008). */
@@ -284,6 +314,8 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     }
     this.redis.defineCommand('writVerifierDecide', { lua: DECIDE_LUA });
     this.redis.defineCommand('writVerifierApprove', { lua: APPROVE_LUA, numberOfKeys: 1 });
+    this.redis.defineCommand('writVerifierRestore', { lua: RESTORE_GRANT_LUA });
+    this.grantState = options.grantState;
     this.commands = this.redis as unknown as ScriptCommands;
     this.redis.on('error', (error: unknown) => {
       if (this.outageWarned || this.closed) return;
@@ -356,7 +388,13 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       args.push(grantStateKey(p, grantId, 'stepup', ''), stepUp.newId, stepUp.request, String(stepUp.ttlMs), String(nowMs + stepUp.ttlMs));
     }
     this.coalesceWrites();
-    const reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    let reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    if (isNoState(reply)) {
+      // ADR 0017: this Redis lost the grant's state (or never had it). Never decide from zero.
+      await this.stateMissing(grantId);
+      reply = await this.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+      if (isNoState(reply)) throw new GrantStateMissing(grantId);
+    }
     const outcome = parseDecision(reply, input);
     this.hints.add(grantId);
     this.scheduleHints(this.hintFlushMs);
@@ -486,6 +524,64 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     const reply = await this.run('approve step-up', () => this.commands.writVerifierApprove(grantStateKey(this.prefix, grantId, 'stepup', stepUpId)));
     return reply === 1;
   }
+
+  async restoreGrant(snapshot: GrantStateSnapshot): Promise<boolean> {
+    const { keys, args } = restoreGrantCommand(this.prefix, snapshot, this.clock.now(), RESTORED_STATE_TTL_MS);
+    const reply = await this.run('restore grant state', () => this.commands.writVerifierRestore(keys.length, ...keys, ...args));
+    return reply === 1;
+  }
+
+  async pendingEvents(grantId: string): Promise<QueuedEvent[]> {
+    const entries = await this.run('read pending events', () => this.redis.xrange(grantStateKey(this.prefix, grantId, 'events'), '-', '+'));
+    return entries.flatMap(([, fields]) => {
+      const event = queuedEventOf(fields);
+      return event ? [event] : [];
+    });
+  }
+
+  /**
+   * The grant has no state here: rebuild it now when a source was given (then the decision runs
+   * again), or ask the registry (at most once a second per grant) and answer 503.
+   */
+  private async stateMissing(grantId: string): Promise<void> {
+    const source = this.grantState;
+    if (source !== undefined) {
+      // One rebuild however many decisions found the state missing together.
+      let running = this.rebuilding.get(grantId);
+      if (running === undefined) {
+        running = (async () => {
+          let snapshot: GrantStateSnapshot | null;
+          try {
+            snapshot = await source(grantId, await this.pendingEvents(grantId));
+          } catch (error) {
+            if (error instanceof StoreUnavailable) throw error;
+            this.logger.warn(`could not rebuild the state of grant ${grantId}: ${describe(error)}`);
+            throw new GrantStateMissing(grantId);
+          }
+          if (snapshot === null) throw new GrantStateMissing(grantId);
+          await this.restoreGrant(snapshot);
+        })().finally(() => this.rebuilding.delete(grantId));
+        this.rebuilding.set(grantId, running);
+      }
+      await running;
+      return;
+    }
+    const now = this.clock.now();
+    const last = this.restoreRequests.get(grantId);
+    if (last === undefined || now - last >= RESTORE_REQUEST_EVERY_MS) {
+      if (this.restoreRequests.size >= 10_000) this.restoreRequests.clear();
+      this.restoreRequests.set(grantId, now);
+      this.logger.warn(`no state for grant ${grantId} in Redis: asked the registry to rebuild it (denying with 503 until then)`);
+      await this.run('ask for a restore', () => this.redis.publish(verifierKey(this.prefix, 'restore'), grantId)).catch(() => undefined);
+    }
+    throw new GrantStateMissing(grantId);
+  }
+
+  private readonly grantState: GrantStateSource | undefined;
+  /** When each grant's restore was last asked for. */
+  private readonly restoreRequests = new Map<string, number>();
+  /** Rebuilds in progress (with a {@link grantState} source), by grant. */
+  private readonly rebuilding = new Map<string, Promise<void>>();
 
   async stepUp(grantId: string, stepUpId: string): Promise<{ status: string; request: string } | null> {
     const [status, request] = await this.run('read step-up', () => this.redis.hmget(grantStateKey(this.prefix, grantId, 'stepup', stepUpId), 'status', 'request'));
@@ -651,6 +747,23 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
   private backoff(attempt: number): number {
     return Math.min(this.minRetryMs * 2 ** Math.min(Math.max(attempt - 1, 0), 20), this.maxRetryMs);
   }
+}
+
+function isNoState(reply: unknown): boolean {
+  return Array.isArray(reply) && reply.length === 1 && reply[0] === 'no_state';
+}
+
+/** A stream entry's fields as a queued event (the fields `emit` writes), or undefined. */
+function queuedEventOf(fields: string[]): QueuedEvent | undefined {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
+  const id = map.get('id');
+  const body = map.get('body');
+  const outcome = map.get('outcome');
+  if (id === undefined || body === undefined || outcome === undefined) return undefined;
+  const stepUp = map.get('step_up');
+  const expires = Number(map.get('step_up_expires_at'));
+  return { id, body, outcome, ...(stepUp ? { stepUpId: stepUp } : {}), ...(Number.isSafeInteger(expires) ? { stepUpExpiresAtMs: expires } : {}) };
 }
 
 /** The script's answer as a {@link DecisionOutcome}; anything unexpected is {@link StoreUnavailable}. */

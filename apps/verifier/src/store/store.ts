@@ -1,4 +1,4 @@
-import type { RevocationKind } from '@writ/core';
+import type { GrantStateSnapshot, RevocationKind } from '@writ/core';
 
 /**
  * The verifier's state, behind one interface with two implementations: Redis (one Lua script per
@@ -126,7 +126,44 @@ export interface RevocationNotice {
 
 /** Thrown (or rejected with) when the store cannot be reached or answers garbage: deny with 503. */
 export class StoreUnavailable extends Error {
-  override readonly name = 'StoreUnavailable';
+  override readonly name: string = 'StoreUnavailable';
+}
+
+/**
+ * The store does not hold this grant's state (it lost it: a restart, a flushed or replaced Redis)
+ * and has asked for it to be rebuilt from the registry's durable record (ADR 0017): deny with 503
+ * until it is, never decide on counters that start again from zero.
+ */
+export class GrantStateMissing extends StoreUnavailable {
+  override readonly name = 'GrantStateMissing';
+
+  constructor(readonly grantId: string) {
+    super(`the state of grant ${grantId} is being rebuilt`);
+  }
+}
+
+/**
+ * Rebuilds a grant's state the store lost, from the registry's durable record (ADR 0017): the
+ * store hands over the grant's decisions still waiting in its own queue (not yet in the chain).
+ * Null when the registry has no such grant. Given to a store that runs with the registry (the
+ * embedded `npm start`, tests); a standalone verifier on Redis asks the registry on a channel.
+ */
+export type GrantStateSource = (grantId: string, pending: QueuedEvent[]) => Promise<GrantStateSnapshot | null>;
+
+/**
+ * Where the in-process store's queue is kept durably (the embedded database, ADR 0017): an event
+ * is on disk before its decision is answered, so a crash loses no decision and a restart can
+ * rebuild every grant's counters exactly. Read and acked like the in-memory queue.
+ */
+export interface EventJournal {
+  /** Records the events, in order; resolves once they are durable. */
+  append(entries: { event: QueuedEvent; grantId: string | null }[]): Promise<void>;
+  /** The oldest `max` waiting events, in order. */
+  read(max: number): Promise<QueuedEvent[]>;
+  /** Removes exactly these events. */
+  ack(ids: string[]): Promise<void>;
+  /** The waiting events of one grant, in order. */
+  pendingFor(grantId: string): Promise<QueuedEvent[]>;
 }
 
 export interface VerifierStore {
@@ -158,6 +195,13 @@ export interface VerifierStoreAdmin {
   approveStepUp(grantId: string, stepUpId: string): Promise<boolean>;
   /** The stored step-up: status (`pending`, `approved`, `used`) and the request JSON. */
   stepUp(grantId: string, stepUpId: string): Promise<{ status: string; request: string } | null>;
+  /**
+   * Writes a grant's rebuilt state with its marker, atomically, only where the marker is absent
+   * (a state that is there is never overwritten); true when it wrote (ADR 0017).
+   */
+  restoreGrant(snapshot: GrantStateSnapshot): Promise<boolean>;
+  /** The grant's decisions still waiting in this store's queue (not yet read into the chain). */
+  pendingEvents(grantId: string): Promise<QueuedEvent[]>;
 }
 
 /** A batch of queued decision events, read by the registry; `ack` removes them from the queue. */
