@@ -167,7 +167,7 @@ describe.each(storages)('delegation on $name', (storage) => {
 
     it("a DPoP proof made with a key other than the parent token's", async () => {
       const dpop = await proof(dave, parentToken);
-      expectError(await delegate(alice, parentToken, bob, { dpop }), 401, 'invalid_dpop_proof', 'DPoP proof key does not match the token cnf.jkt');
+      expectError(await delegate(alice, parentToken, bob, { dpop }), 400, 'invalid_dpop_proof', 'DPoP proof key does not match the token cnf.jkt');
     });
 
     it('a client that does not hold the subject token', async () => {

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DpopNonces, NONCE_BUCKET_S, UseDpopNonceAtTokenEndpoint } from '../src/modules/tokens/dpop-nonce.js';
+import { InvalidDpopProof, InvalidGrant, type OAuthError, UseDpopNonce } from '@writ/core';
+import { atTokenEndpoint, DpopNonces, NONCE_BUCKET_S, UseDpopNonceAtTokenEndpoint } from '../src/modules/tokens/dpop-nonce.js';
 
 /** The start of a bucket. */
 const T0 = Date.parse('2026-11-24T09:00:00Z');
@@ -142,5 +143,29 @@ describe('use_dpop_nonce at the token endpoint', () => {
       nonce: 'n',
       challenge: undefined,
     });
+  });
+});
+
+describe('atTokenEndpoint', () => {
+  const shape = (error: unknown) => {
+    const e = error as OAuthError;
+    return { status: e.status, body: e.toJSON(), challenge: e.wwwAuthenticate() };
+  };
+
+  it('turns invalid_dpop_proof into a 400 without WWW-Authenticate (RFC 6749 §5.2, RFC 9449 §5), leaving libs/core\'s resource error as it was', () => {
+    const resourceError = new InvalidDpopProof('DPoP proof is missing');
+    expect(shape(atTokenEndpoint(resourceError, undefined))).toEqual({ status: 400, body: { error: 'invalid_dpop_proof', error_description: 'DPoP proof is missing' }, challenge: undefined });
+    // The verifier's answer is unchanged: 401 with its DPoP challenge (RFC 9449 §7.1).
+    expect(shape(resourceError)).toMatchObject({ status: 401, challenge: expect.stringMatching(/^DPoP error="invalid_dpop_proof"/) });
+  });
+
+  it('turns use_dpop_nonce into a 400 carrying the nonce of this answer, or the one the check named', () => {
+    expect(atTokenEndpoint(new UseDpopNonce('DPoP proof nonce is required', 'old'), 'fresh')).toMatchObject({ status: 400, nonce: 'fresh' });
+    expect(atTokenEndpoint(new UseDpopNonce('DPoP proof nonce is required', 'named'), undefined)).toMatchObject({ status: 400, nonce: 'named' });
+  });
+
+  it('leaves every other error as it is', () => {
+    const other = new InvalidGrant('grant is revoked');
+    expect(atTokenEndpoint(other, 'n')).toBe(other);
   });
 });

@@ -34,7 +34,7 @@ describe.each(storages)('registry HTTP on $name', ({ create }) => {
     expect(res.json()).toMatchObject({
       issuer: 'https://registry.writ.test',
       jwks_uri: 'https://registry.writ.test/.well-known/jwks.json',
-      dpop_signing_alg_values_supported: ['ES256', 'EdDSA'],
+      dpop_signing_alg_values_supported: ['ES256', 'EdDSA', 'Ed25519'],
       token_endpoint_auth_methods_supported: ['private_key_jwt'],
     });
   });

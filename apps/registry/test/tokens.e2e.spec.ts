@@ -123,17 +123,17 @@ describe.each(storages)('root token issuance on $name', (storage) => {
     });
 
     it('a missing DPoP proof', async () => {
-      expectError(await exchange(alice, grantId, { dpop: null }), 401, 'invalid_dpop_proof', 'DPoP proof is missing');
+      expectError(await exchange(alice, grantId, { dpop: null }), 400, 'invalid_dpop_proof', 'DPoP proof is missing');
     });
 
     it('a replayed DPoP proof', async () => {
       const dpop = await proof(alice);
       expect((await exchange(alice, grantId, { dpop })).statusCode).toBe(200);
-      expectError(await exchange(alice, grantId, { dpop }), 401, 'invalid_dpop_proof', 'DPoP proof jti was already used');
+      expectError(await exchange(alice, grantId, { dpop }), 400, 'invalid_dpop_proof', 'DPoP proof jti was already used');
     });
 
     it('a DPoP proof for another URL', async () => {
-      expectError(await exchange(alice, grantId, { dpop: await proof(alice, undefined, `${ISSUER}/grants`) }), 401, 'invalid_dpop_proof', 'DPoP proof htu does not match the request URI');
+      expectError(await exchange(alice, grantId, { dpop: await proof(alice, undefined, `${ISSUER}/grants`) }), 400, 'invalid_dpop_proof', 'DPoP proof htu does not match the request URI');
     });
 
     it('a client assertion signed by another key', async () => {

@@ -165,6 +165,14 @@ describe('verifyDpopProof: valid proofs', () => {
     });
   });
 
+  it('accepts an Ed25519 key signing under the fully-specified alg Ed25519 (RFC 9864 §2.2)', async () => {
+    const proof = await createDpopProof({ privateKey: edAgent.privateKey, publicJwk: edAgent.publicJwk, alg: 'Ed25519', htm: 'POST', htu: HTU, accessToken: ACCESS_TOKEN, clock });
+    expect(decodeProtectedHeader(proof).alg).toBe('Ed25519');
+    const result = await verify(proof, { htm: 'POST', accessToken: ACCESS_TOKEN, expectedJkt: edAgent.jkt });
+    expect(result.jkt).toBe(edAgent.jkt);
+    await rejects(await handMade(header(agent, { alg: 'Ed25519' })), 'DPoP proof alg does not match the jwk key type');
+  });
+
   it('accepts an EdDSA proof bound to an access token', async () => {
     const proof = await createDpopProof({
       privateKey: edAgent.privateKey,
@@ -493,6 +501,25 @@ describe('verifyDpopProof: hostile proofs', () => {
     it('rejects a valid proof from another key than the token cnf.jkt', async () => {
       const proof = await handMade(header(other), claims(), other);
       await rejects(proof, 'DPoP proof key does not match the token cnf.jkt', { expectedJkt: agent.jkt });
+    });
+
+    describe('with athOptional (a token endpoint given the token as a parameter)', () => {
+      it('accepts a proof without ath from the token cnf.jkt key', async () => {
+        await expect(verify(await handMade(), { accessToken: ACCESS_TOKEN, athOptional: true, expectedJkt: agent.jkt })).resolves.toMatchObject({ jkt: agent.jkt });
+      });
+
+      it('still checks an ath that is there', async () => {
+        const ath = base64url.encode(createHash('sha256').update('another-token').digest());
+        await rejects(await handMade(header(), claims({ ath })), 'DPoP proof ath does not match the access token', { accessToken: ACCESS_TOKEN, athOptional: true, expectedJkt: agent.jkt });
+      });
+
+      it('still refuses a proof without ath from another key', async () => {
+        await rejects(await handMade(header(other), claims(), other), 'DPoP proof key does not match the token cnf.jkt', { accessToken: ACCESS_TOKEN, athOptional: true, expectedJkt: agent.jkt });
+      });
+
+      it('is a programming error without expectedJkt: nothing would bind the proof to the token', async () => {
+        await expect(verify(await handMade(), { accessToken: ACCESS_TOKEN, athOptional: true })).rejects.toThrow(new TypeError('athOptional requires expectedJkt'));
+      });
     });
   });
 

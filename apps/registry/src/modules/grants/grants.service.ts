@@ -122,10 +122,26 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   throw path[0] === 'authorization_details' ? new InvalidAuthorizationDetails(text) : new InvalidRequest(text);
 }
 
+/** RFC 3986 §2.1: a percent-encoded `.`, `/` or `\`, which a server may decode into a path step. */
+const ENCODED_PATH_STEP = /%(?:2e|2f|5c)/i;
+
+/**
+ * Whether a location has a dot segment (RFC 3986 §3.3 `.` or `..`) or an encoded dot, slash or
+ * backslash, read on the text as written: the URL parser would silently remove or keep them, so
+ * the person would approve one path and a service could serve another (ADR 0002).
+ */
+function hasPathTraversal(location: string): boolean {
+  if (ENCODED_PATH_STEP.test(location)) return true;
+  const path = /^[a-z]+:\/\/[^/]*(.*)$/i.exec(location)?.[1] ?? '';
+  return path.split('/').some((segment) => segment === '.' || segment === '..');
+}
+
 /** The first capability the service does not offer, as a sentence, or null. */
 function catalogueViolation(details: AuthorizationDetails, service: ServiceEntity): string | null {
   for (const [index, capability] of details.entries()) {
     const prefix = `capability ${index} (${capability.type})`;
+    const traversal = capability.locations.find(hasPathTraversal);
+    if (traversal !== undefined) return `${prefix}: location '${traversal}' has a dot segment or an encoded dot, slash or backslash`;
     const entry = service.catalogue.find((e) => e.type === capability.type);
     if (!entry) return `${prefix}: type '${capability.type}' is not offered by ${service.uri}`;
     const action = capability.actions.find((a) => !entry.actions.includes(a));

@@ -1,12 +1,12 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiSecurity } from '@nestjs/swagger';
-import { InvalidRequest, UseDpopNonce } from '@writ/core';
+import { InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { formParams } from '../../http/form-params.js';
 import { TokenExchangeFormSchema, TokenResponseSchema } from '../../http/oauth-forms.js';
 import { ApiFormBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { DPOP_NONCES } from '../../tokens.js';
-import { type DpopNonces, UseDpopNonceAtTokenEndpoint } from './dpop-nonce.js';
+import { atTokenEndpoint, type DpopNonces } from './dpop-nonce.js';
 import { TokensService, type TokenResponse } from './tokens.service.js';
 
 @Controller('oauth')
@@ -41,8 +41,8 @@ export class TokensController {
     try {
       return await this.tokens.exchange({ params, dpop, ip: request.ip });
     } catch (error) {
-      if (error instanceof UseDpopNonce && nonce !== undefined) throw new UseDpopNonceAtTokenEndpoint(error.description, nonce);
-      throw error;
+      // RFC 6749 §5.2, RFC 9449 §5 and §8: DPoP errors here are token errors (400), not a resource's 401.
+      throw atTokenEndpoint(error, nonce);
     }
   }
 }

@@ -230,12 +230,15 @@ export class TokensService {
     // ARCHITECTURE.md "Revocation": the parent's jti, txn, grant or any actor in its chain.
     if (this.revocations && (await this.revocations.isRevoked(parent))) throw new InvalidGrant('subject token is revoked');
 
-    // 3. Proof of possession of the parent token's key; the proof is single-use.
+    // 3. Proof of possession of the parent token's key; the proof is single-use. RFC 9449 §4.2
+    //    asks for ath only at protected resources, so a generic client sends none here: the key
+    //    (the parent's cnf.jkt) binds the proof to the token, and an ath that is sent must match.
     if (request.dpop === undefined || request.dpop === '') throw new InvalidDpopProof('DPoP proof is missing');
     const proof = await verifyDpopProof(request.dpop, {
       htm: 'POST',
       htu: `${this.config.issuer}/oauth/token`,
       accessToken: subjectToken,
+      athOptional: true,
       expectedJkt: parent.cnf.jkt,
       nonce: this.dpopNonce,
       verifySignature: nodeSignatureVerifier,
