@@ -42,10 +42,10 @@ async function main(): Promise<void> {
   // ADR 0017: a grant's state that the verifier's store does not hold (after a restart, or a
   // Redis that lost it) is rebuilt from the registry's durable record before anything is decided
   // on it. The registry opens after the store, so the store reaches it through these.
-  let keeper: VerifierStateKeeper | undefined;
+  const opened: { keeper?: VerifierStateKeeper } = {};
   const grantState: GrantStateSource = async (grantId, pending) => {
-    if (keeper === undefined) throw new Error('the registry is not open yet');
-    return keeper.snapshot(grantId, pending);
+    if (opened.keeper === undefined) throw new Error('the registry is not open yet');
+    return opened.keeper.snapshot(grantId, pending);
   };
   let store: VerifierStore & { close(): Promise<void> };
   let inProcess: InProcessVerifierStore | undefined;
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
 
   say(registryConfig.databaseUrl ? `opening PostgreSQL (${new URL(registryConfig.databaseUrl).host})` : `opening embedded PGlite in ${registryConfig.dataDir}`);
   const { app, db } = await createRegistry(registryConfig, { logger: ['error', 'warn'], ...(inProcess ? { verifierEvents: inProcess } : {}), ...(inProcess ? { verifierAdmin: inProcess } : {}) });
-  keeper = app.get(VerifierStateKeeper);
+  opened.keeper = app.get(VerifierStateKeeper);
   let unsubscribe = (): void => undefined;
   if (inProcess) {
     // Embedded: the decisions' queue is a table of the embedded database, written before each
