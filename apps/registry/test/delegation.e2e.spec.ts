@@ -11,7 +11,8 @@ import { storages } from './support/databases.js';
 import { type Agent, capability, createTokenFixture } from './support/token-fixture.js';
 
 describe.each(storages)('delegation on $name', (storage) => {
-  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-delegation-', owners: ['alice', 'bob', 'carol', 'dave'] });
+  // bob, carol and dave are agents of alice, the person who approves the grants (finding 6).
+  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-delegation-', owners: ['alice', 'bob', 'carol', 'dave'], ownerOf: { bob: 'alice', carol: 'alice', dave: 'alice' } });
   const { approvedGrant, delegate, enrol, expectError, proof, rootToken, selfSigned, verify } = fx;
   let app: NestFastifyApplication;
   let db: Database;
@@ -96,6 +97,14 @@ describe.each(storages)('delegation on $name', (storage) => {
     expect(res.json<{ expires_in: number }>().expires_in).toBeLessThanOrEqual(200);
   });
 
+  it("hands a delegation to another person's agent that the approved document names in allowed_agents", async () => {
+    const strangers = await enrol('mallory');
+    const named = await rootToken(alice, await approvedGrant(alice, { delegation: { max_depth: 1, allowed_agents: [strangers.clientId] } }));
+    const res = await delegate(alice, named, strangers);
+    expect(res.statusCode).toBe(200);
+    expect((await verify(res.json<{ access_token: string }>().access_token)).act).toEqual({ sub: strangers.clientId, act: { sub: alice.clientId } });
+  });
+
   describe('refuses', () => {
     let grantId: string;
     let parentToken: string;
@@ -140,6 +149,16 @@ describe.each(storages)('delegation on $name', (storage) => {
       const onlyBob = await rootToken(alice, await approvedGrant(alice, { delegation: { max_depth: 2, allowed_agents: [bob.clientId] } }));
       expectError(await delegate(alice, onlyBob, carol), 400, 'invalid_grant', "actor is not allowed by the grant's delegation policy");
       expect((await delegate(alice, onlyBob, bob)).statusCode).toBe(200);
+    });
+
+    it("another person's agent, when the grant names no allowed_agents", async () => {
+      const strangers = await enrol('mallory');
+      expectError(
+        await delegate(alice, parentToken, strangers),
+        400,
+        'invalid_grant',
+        "actor belongs to another person than the grant's owner, and the grant's delegation.allowed_agents does not name it",
+      );
     });
 
     it('an unregistered actor', async () => {

@@ -29,7 +29,7 @@ describe.each(storages)('DPoP server nonces at the token endpoint on $name', (st
 
   /** A registry on a database and data dir of its own, with one service, alice and bob enrolled, and alice's grant approved. */
   async function start(dpopNonce: 'off' | 'required') {
-    const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-dpop-nonce-', owners: ['alice', 'bob'], grantRequest, env: { WRIT_DPOP_NONCE: dpopNonce } });
+    const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-dpop-nonce-', owners: ['alice', 'bob'], ownerOf: { bob: 'alice' }, grantRequest, env: { WRIT_DPOP_NONCE: dpopNonce } });
     current = fx;
     const {
       app,

@@ -15,7 +15,8 @@ function amountOf(i: number): number {
 }
 
 describe.each(storesUnderTest)('one grant budget shared by every token and verifier ($name store)', (storeUnderTest) => {
-  const vf = createVerifierFixture(storeUnderTest);
+  // bob receives a hop of alice's grant, so he is her agent (issue 16, finding 6).
+  const vf = createVerifierFixture(storeUnderTest, undefined, undefined, { bob: 'alice' });
   let alice: Agent;
   let bob: Agent;
   let verifiers: VerifierServer[];

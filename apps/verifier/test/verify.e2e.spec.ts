@@ -22,7 +22,8 @@ function challenged(error: string, description: string, status: number) {
 }
 
 describe.each(storesUnderTest)('POST /v1/verify on the $name store', (storeUnderTest) => {
-  const vf = createVerifierFixture(storeUnderTest);
+  // bob receives hops of alice's grants, so he is her agent (issue 16, finding 6).
+  const vf = createVerifierFixture(storeUnderTest, undefined, undefined, { bob: 'alice' });
   let verifier: VerifierServer;
   let alice: Agent;
   let bob: Agent;

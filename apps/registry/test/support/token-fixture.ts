@@ -73,6 +73,11 @@ export interface TokenFixtureOptions<Owner extends string> {
   dataDirPrefix: string;
   /** The owners that `start` enrols an agent for, in this order. */
   owners: readonly Owner[];
+  /**
+   * The person an agent of `owners` belongs to, when not the one it is named after: a grant is
+   * delegated only to its owner's own agents unless it names others (issue 16, finding 6).
+   */
+  ownerOf?: Partial<Record<Owner, string>>;
   /** The request `approvedGrant` makes (before its overrides); `grantRequest` by default. */
   grantRequest?: object;
   /** More configuration for the registry, as environment variables (`WRIT_DPOP_NONCE`, ...). */
@@ -127,7 +132,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
       .get(ServicesService)
       .register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
     const agents = {} as Record<Owner, Agent>;
-    for (const owner of options.owners) agents[owner] = await enrol(owner);
+    for (const owner of options.owners) agents[owner] = await enrol(options.ownerOf?.[owner] ?? owner);
     started = { app, db: registry.db, grants, agents, service: { id: service.id, credential } };
     return started;
   }

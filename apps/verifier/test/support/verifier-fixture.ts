@@ -29,12 +29,19 @@ export interface StoreUnderTest {
  * clock. With the embedded store the registry's in-process revocations are handed to the store,
  * as `npm start` wires them; with Redis the registry writes them there itself.
  */
-export function createVerifierFixture(storeUnderTest: StoreUnderTest, owners: readonly string[] = ['alice', 'bob'], storage: (typeof storages)[number] = storages[0]!) {
+export function createVerifierFixture(
+  storeUnderTest: StoreUnderTest,
+  owners: readonly string[] = ['alice', 'bob'],
+  storage: (typeof storages)[number] = storages[0]!,
+  /** The person an agent of `owners` belongs to when not its own name: a hop stays with the grant's owner's agents (issue 16, finding 6). */
+  ownerOf: Partial<Record<string, string>> = {},
+) {
   let registryEnv: Record<string, string> = {};
   let events: VerifierEventSource | undefined;
   const fx = createTokenFixture(storage, {
     dataDirPrefix: 'writ-verifier-',
     owners,
+    ownerOf,
     get env() {
       return registryEnv;
     },

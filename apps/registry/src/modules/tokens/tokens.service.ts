@@ -259,6 +259,12 @@ export class TokensService {
     if (grant.delegation.allowed_agents !== undefined && !grant.delegation.allowed_agents.includes(actor.client_id)) {
       throw new InvalidGrant("actor is not allowed by the grant's delegation policy");
     }
+    // By default a grant stays with the person who approved it: only their own agents, which
+    // they see and can disable, may spend it; another person's agent only when the approved
+    // document names it in delegation.allowed_agents (ARCHITECTURE.md "Delegating to the next agent").
+    if (grant.delegation.allowed_agents === undefined && actor.owner !== grant.owner) {
+      throw new InvalidGrant("actor belongs to another person than the grant's owner, and the grant's delegation.allowed_agents does not name it");
+    }
 
     // 6. The child's capabilities and envelope: no wider than the parent's.
     const authorizationDetails = details.authorization_details ?? parent.tctx.authorization_details;
