@@ -90,6 +90,20 @@ describe.each(storages)('revocation on $name', (storage) => {
     });
   });
 
+  it("tells a token's subject, actors, transaction and grant only to its holder and the agents in its act chain", async () => {
+    const root = await rootToken(alice, await approvedGrant(alice));
+    const bobs = await child(alice, root, bob);
+    // The holder and the agent it came through learn about it.
+    expect(await introspect(bobs, bob)).toMatchObject({ active: true, sub: 'alice', act: { sub: bob.clientId, act: { sub: alice.clientId } } });
+    expect(await introspect(bobs, alice)).toMatchObject({ active: true });
+    // Anyone else, of the same person or another, gets exactly the answer for an unknown token.
+    const mallory = await enrol('mallory');
+    for (const outsider of [carol, mallory]) expect(await introspect(bobs, outsider)).toEqual({ active: false });
+    // A delegatee is not in its parent's chain.
+    expect(await introspect(root, bob)).toEqual({ active: false });
+    expect(await introspect(root, mallory)).toEqual({ active: false });
+  });
+
   it('introspects garbage, a foreign token and an expired token as inactive', async () => {
     expect(await introspect('not-a-token')).toEqual({ active: false });
     expect(await introspect(await selfSigned(alice.clientId, alice.privateKey))).toEqual({ active: false });

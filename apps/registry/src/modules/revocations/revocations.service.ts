@@ -90,9 +90,13 @@ export class RevocationsService {
 
   /** RFC 7662 §2: whether the token is active, and if so its claims. */
   async introspect(params: Record<string, string>): Promise<Introspection> {
-    await this.authenticate(params);
+    const caller = await this.authenticate(params);
     const claims = await this.verify(params.token);
     if (!claims) return { active: false };
+    // RFC 7662 §4: the server decides who may learn about a token. A token's subject, actors,
+    // transaction and grant are told only to its holder (act.sub) and the agents it came through
+    // (its act chain); anyone else gets the answer for an unknown token, so learns nothing.
+    if (!actChain(claims.act).includes(caller.client_id)) return { active: false };
     if (await this.isRevoked(claims)) return { active: false };
     const grant = await this.grants.get(claims.tctx.grant_id);
     if (grant?.status !== 'approved') return { active: false };
