@@ -13,6 +13,7 @@ import {
   InsufficientScope,
   InvalidDpopProof,
   InvalidRequest,
+  InvalidToken,
   locationCovers,
   normalizeHtu,
   OAuthError,
@@ -285,7 +286,15 @@ export class Verifier {
 
     let precheck: OAuthError | undefined;
     let capability: AuthorizationDetail | undefined;
-    if (!locationCovers(service.uri, request.url)) {
+    const grantService = claims.tctx.service;
+    if (grantService === undefined) {
+      // Every token names its grant's service since issue 16 (finding 8); one from before lives 5 minutes at most.
+      precheck = new InvalidToken('token names no service (tctx.service): it was issued before tokens were bound to their service; request a new one');
+    } else if (grantService !== service.id) {
+      // A grant is honoured only by the service it was approved for, wherever the URL points
+      // (service URIs do not nest, but this does not depend on it).
+      precheck = new InsufficientScope(`the token's grant was approved for service ${grantService}, not for this service provider (${service.id})`);
+    } else if (!locationCovers(service.uri, request.url)) {
       precheck = new InsufficientScope(`${url} is not under this service provider's URI ${service.uri}`);
     } else {
       // Only capabilities naming this provider count, whatever else the token may carry.

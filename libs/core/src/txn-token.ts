@@ -177,6 +177,11 @@ export const TxnTokenClaimsSchema = z
     cnf: z.object({ jkt: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'jkt is a base64url SHA-256 thumbprint') }),
     tctx: z.object({
       grant_id: Identifier,
+      // The id (`svc_...`) of the one service the grant was approved for: only that service
+      // provider's verify calls may honour the token (issue 16, finding 8). Every token Writ issues
+      // carries it and the verifier refuses one without it; it is optional here only so that a
+      // token issued before it existed still parses and is refused with that reason.
+      service: Identifier.optional(),
       authorization_details: AuthorizationDetailsSchema,
       envelope: EnvelopeSchema,
       purpose: z.string().min(1).max(1024),

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthorizationDetailSchema, type Clock, InvalidRequest, normaliseLocation, randomId } from '@writ/core';
+import { AuthorizationDetailSchema, type Clock, InvalidRequest, locationCovers, normaliseLocation, randomId } from '@writ/core';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -24,6 +24,9 @@ function credentialHash(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
 }
 
+/** Advisory lock (two-key space, like the grants' one) serialising registrations, so two overlapping ones cannot both pass the check. */
+const SERVICE_REGISTRATION_LOCK = [0x5772_5376, 0] as const; // "WrSv"
+
 /** Compared against when the service is unknown, so timing does not reveal which ids exist. */
 const UNKNOWN_SERVICE_HASH = credentialHash(randomBytes(32).toString('base64url'));
 
@@ -39,7 +42,12 @@ export class ServicesService {
    * Registers a service and returns its credential: 256 random bits, base64url, shown this once
    * (only its SHA-256 is stored). Appends `service.registered` in the same transaction.
    *
-   * @throws InvalidRequest on a malformed body, a non-http(s) URI or a URI already registered.
+   * A service's URI may neither be under another service's URI nor have one under it: the
+   * verifier answers a service provider for the URLs under its URI, so nested services would each
+   * answer for the other's requests (issue 16, finding 8; docs/architecture.md "Services").
+   *
+   * @throws InvalidRequest on a malformed body, a non-http(s) URI, a URI already registered, or one
+   *   that overlaps a registered service's URI.
    */
   async register(body: unknown, actor = 'operator'): Promise<{ service: ServiceEntity; credential: string }> {
     const parsed = ServiceRegistrationSchema.safeParse(body);
@@ -48,8 +56,16 @@ export class ServicesService {
     if (uri === undefined) throw new InvalidRequest('uri must be an absolute http(s) URI');
     const credential = randomBytes(32).toString('base64url');
     const service = await this.db.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [...SERVICE_REGISTRATION_LOCK]);
       const repo = manager.getRepository(ServiceEntity);
       if (await repo.existsBy({ uri })) throw new InvalidRequest(`a service is already registered at ${uri}`);
+      // Services are few (one per provider), so every registered URI is compared here.
+      const registered = await repo.find({ select: { id: true, uri: true } });
+      const overlapping = registered.find((other) => locationCovers(other.uri, uri) || locationCovers(uri, other.uri));
+      if (overlapping !== undefined) {
+        const how = locationCovers(overlapping.uri, uri) ? 'is under' : 'contains';
+        throw new InvalidRequest(`${uri} ${how} the URI of registered service ${overlapping.id} (${overlapping.uri}): service URIs may not overlap`);
+      }
       const row = repo.create({
         id: `svc_${randomId()}`,
         uri,

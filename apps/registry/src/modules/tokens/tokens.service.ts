@@ -180,6 +180,8 @@ export class TokensService {
       cnf: { jkt: proof.jkt },
       tctx: {
         grant_id: grant.id,
+        // Only the service the grant was approved for may honour it (issue 16, finding 8).
+        service: grant.service_id,
         authorization_details: authorizationDetails,
         envelope,
         purpose: grant.purpose,
@@ -291,6 +293,8 @@ export class TokensService {
       cnf: { jkt: actor.jkt },
       tctx: {
         grant_id: parent.tctx.grant_id,
+        // The grant's service, as the parent names it: a hop never changes it (issue 16, finding 8).
+        service: parent.tctx.service,
         authorization_details: authorizationDetails,
         envelope,
         purpose: parent.tctx.purpose,
