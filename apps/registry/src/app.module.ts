@@ -7,6 +7,7 @@ import { AgentsController } from './modules/agents/agents.controller.js';
 import { AgentsService } from './modules/agents/agents.service.js';
 import { ClientAuthService } from './modules/agents/client-auth.service.js';
 import { AuditController } from './modules/audit/audit.controller.js';
+import { ReadinessController } from './modules/audit/readiness.controller.js';
 import { AuditService } from './modules/audit/audit.service.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
@@ -63,7 +64,7 @@ export class AppModule {
   static register(infra: RegistryInfra): DynamicModule {
     return {
       module: AppModule,
-      controllers: [MetadataController, AuditController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, MeStepUpsController, StepUpsController, OperatorController, OpenApiController],
+      controllers: [MetadataController, AuditController, ReadinessController, AgentsController, GrantsController, TokensController, RevocationsController, ServicesController, AuthController, MeController, MeStepUpsController, StepUpsController, OperatorController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: infra.config },
         { provide: CLOCK, useValue: infra.clock },

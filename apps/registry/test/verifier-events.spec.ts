@@ -191,6 +191,50 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
     expect((await chain()).filter((e) => queuedIds.includes(e.id)).map((e) => e.id).sort()).toEqual([...queuedIds].sort());
   });
 
+  it('dead-letters an event the chain cannot hold, acks it with the others, and appends the others in the same round', async () => {
+    const prefix = prefixForTest();
+    const before = await queue(prefix, 'g1', 'allow', { n: 1 });
+    const nul = await queue(prefix, 'g1', 'allow', { resource: 'payee:a\u0000b' });
+    const lone = await queue(prefix, 'g2', 'allow', { resource: 'payee:\ud800' });
+    const after = await queue(prefix, 'g1', 'allow', { n: 2 });
+    const errors: string[] = [];
+    const source = new RedisVerifierEventSource(redis, { prefix });
+    const ingestor = new VerifierEventIngestor(source, audit, { logger: { warn: () => undefined, error: (m) => errors.push(m) } });
+    expect(await ingestor.ingestOnce()).toBe(4);
+    expect(await queued(prefix, ['g1', 'g2'])).toBe(0);
+
+    const events = await chain();
+    expect(events.filter((e) => [before, after].includes(e.id)).map((e) => e.id)).toEqual([before, after]);
+    const letters = events.filter((e) => e.type === 'verification.unrecordable' && [nul, lone].includes(e.data.queue_id as string));
+    const letter = (id: string) => letters.find((e) => e.data.queue_id === id)!;
+    expect(letters).toHaveLength(2);
+    expect(letter(nul)).toMatchObject({ grant_id: 'g1', data: { reason: expect.stringMatching(/^refused by the database \(SQLSTATE 22P05\)/) as unknown } });
+    expect(letter(lone)).toMatchObject({ grant_id: 'g2', data: { reason: 'cannot be canonicalised: Lone surrogate is not allowed' } });
+    expect(errors).toHaveLength(2);
+    expect(await ingestor.stats()).toMatchObject({ ingested: 2, deadLettered: 2, failedRounds: 0, failingRounds: 0, queueDepth: 0 });
+    expect((await audit.verify()).chain.ok).toBe(true);
+  });
+
+  it('logs every failed round with its count, and /readyz-style stats show the failing streak', async () => {
+    const prefix = prefixForTest();
+    await queue(prefix, 'g1', 'allow', { n: 1 });
+    const broken = new AuditService(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false), keys, systemClock, 1000);
+    const errors: string[] = [];
+    const ingestor = new VerifierEventIngestor(new RedisVerifierEventSource(redis, { prefix }), broken, {
+      errorDelayMs: 5,
+      maxErrorDelayMs: 10,
+      logger: { warn: () => undefined, error: (m) => errors.push(m) },
+    });
+    ingestor.start();
+    onTestFinished(() => ingestor.stop());
+    await vi.waitFor(() => expect(errors.length).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 10 });
+    await ingestor.stop();
+    expect(errors.slice(0, 3).map((m) => /failed round (\d+) in a row, (\d+) in all/.exec(m)?.slice(1))).toEqual([['1', '1'], ['2', '2'], ['3', '3']]);
+    const stats = await ingestor.stats();
+    expect(stats).toMatchObject({ deadLettered: 0, failedRounds: errors.length, failingRounds: errors.length, queueDepth: 1 });
+    expect(stats.lastError).toEqual(expect.any(String));
+  });
+
   it("keeps each grant's events in their order, across small batches and grants read in turn", async () => {
     const prefix = prefixForTest();
     const grants = ['ga', 'gb', 'gc'];

@@ -8,6 +8,7 @@ import {
   type Act,
   type OAuthErrorCode,
   TemporarilyUnavailable,
+  textProblem,
   tokenHash,
 } from '@writ/core';
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
@@ -399,6 +400,21 @@ function checkInput(input: VerifyRequestInput): void {
   if (!URL.canParse(input.url)) throw new TypeError('url must be the absolute URL the agent called');
 }
 
+/**
+ * A field the verifier would refuse and no audit chain can hold (a NUL, another C0 control or DEL,
+ * a lone surrogate: `textProblem` of @writ/core), refused here without asking the verifier, in the
+ * verifier's words (issue 16, 4). `resource` and `currency` often come from the agent's request
+ * body (a payee, say), so this is the agent's error: 400 invalid_request.
+ */
+function unfitText(input: VerifyRequestInput): InvalidRequest | undefined {
+  for (const field of ['url', 'action', 'resource', 'currency'] as const) {
+    const value = input[field];
+    const problem = value === undefined ? undefined : textProblem(value);
+    if (problem) return new InvalidRequest(`${field}: ${problem.message}`);
+  }
+  return undefined;
+}
+
 const consoleLogger: WritLogger = { warn: (details, message) => console.warn(`@writ/sdk: ${message}`, details) };
 
 /** Why the verifier could not be asked: for the log, never for the agent. */
@@ -441,6 +457,8 @@ export async function verifyRequest(input: VerifyRequestInput, options: Verifier
   checkInput(input);
   const credentials = readCredentials(input.headers);
   if ('allow' in credentials) return credentials;
+  const unfit = unfitText(input);
+  if (unfit) return refuse(unfit);
 
   const body = JSON.stringify({
     token: credentials.token,

@@ -613,3 +613,42 @@ describe('verifyRequest without a framework', () => {
     );
   });
 });
+
+// Issue 16, finding 4: text no audit chain can hold never reaches the verifier.
+describe('writVerifier: text no audit chain can hold', () => {
+  async function payApp(): Promise<FastifyInstance> {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(writVerifier, { verifierUrl, serviceId: SERVICE_ID, credential: CREDENTIAL, logger });
+    app.post<{ Body: { payee: string; amount: number; currency: string } }>(
+      '/pay',
+      {
+        preHandler: app.writ.require({
+          action: 'pay',
+          resource: (request) => `payee:${(request.body as { payee: string }).payee}`,
+          amount: (request) => ({ amount: (request.body as { amount: number }).amount, currency: (request.body as { currency: string }).currency }),
+        }),
+      },
+      (_request, reply) => reply.send({ paid: true }),
+    );
+    return app;
+  }
+
+  it.each([
+    ['a NUL in the payee', { payee: 'acme\u0000evil', amount: 5, currency: 'EUR' }, 'resource: contains a control character (U+0000)'],
+    ['a lone surrogate in the payee', { payee: 'acme\ud800', amount: 5, currency: 'EUR' }, 'resource: is not well-formed UTF-16 (lone surrogate)'],
+    ['a NUL in the currency', { payee: 'acme', amount: 5, currency: 'EU\u0000' }, 'currency: contains a control character (U+0000)'],
+  ])('refuses %s with 400 invalid_request, without asking the verifier', async (_name, body, description) => {
+    const app = await payApp();
+    const res = await app.inject({ method: 'POST', url: '/pay', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    expectDenial(res, 400, { error: 'invalid_request', error_description: description }, { 'www-authenticate': `DPoP error="invalid_request", error_description="${description}", ${ALGS}` });
+    expect(received).toEqual([]);
+  });
+
+  it('passes well-formed text in any script on to the verifier', async () => {
+    const app = await payApp();
+    const res = await app.inject({ method: 'POST', url: '/pay', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify({ payee: 'Zürich 東京 💶', amount: 5, currency: 'EUR' }) });
+    expect(res.statusCode).toBe(200);
+    expect(received).toHaveLength(1);
+  });
+});

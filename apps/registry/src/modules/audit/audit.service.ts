@@ -116,24 +116,42 @@ export class AuditService {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, MAX_GROUP);
         try {
-          const drafts = group.map((p) => p.draft);
-          const pool = this.db.pgPool();
-          const outcomes = await this.appendLock.run(() =>
-            pool ? this.appendGroupOnPostgres(pool, drafts) : this.db.transaction((m) => this.appendIn(m, drafts)),
-          );
-          group.forEach((p, i) => {
-            const outcome = outcomes[i]!;
-            if (outcome instanceof Error) p.reject(outcome);
-            else p.resolve(outcome);
-          });
+          this.settle(group, await this.appendGroup(group));
         } catch (error) {
-          // Nothing of the group was committed: every caller learns it, none answers as if it were.
-          for (const p of group) p.reject(error);
+          // Nothing of the group was committed. When the database refused what one event holds
+          // (a NUL, say), each event is tried alone so that it fails only its own caller (issue
+          // 16, 4); otherwise (an outage) every caller learns it, none answers as if it were.
+          if (group.length === 1 || !isUnrecordableEvent(error)) {
+            for (const p of group) p.reject(error);
+            continue;
+          }
+          for (const p of group) {
+            try {
+              this.settle([p], await this.appendGroup([p]));
+            } catch (alone) {
+              p.reject(alone);
+            }
+          }
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** One group in one transaction: an outcome per draft (an Error for one that cannot be hashed). */
+  private appendGroup(group: Pending[]): Promise<(AuditEvent | Error)[]> {
+    const drafts = group.map((p) => p.draft);
+    const pool = this.db.pgPool();
+    return this.appendLock.run(() => (pool ? this.appendGroupOnPostgres(pool, drafts) : this.db.transaction((m) => this.appendIn(m, drafts))));
+  }
+
+  private settle(group: Pending[], outcomes: (AuditEvent | Error)[]): void {
+    group.forEach((p, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome instanceof Error) p.reject(outcome);
+      else p.resolve(outcome);
+    });
   }
 
   /** Appends `drafts` after the current head inside `manager`'s transaction, under the lock. */
@@ -210,7 +228,7 @@ export class AuditService {
         txn: draft.txn ?? null,
         parent_id: draft.parent_id ?? null,
         data: draft.data ?? {},
-      }, nodeDigest).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+      }, nodeDigest).catch((error: unknown) => new UnhashableEvent(error instanceof Error ? error.message : String(error), { cause: error }));
       if (linked instanceof Error) {
         result.push(linked);
         continue;
@@ -316,6 +334,32 @@ export class AuditService {
       after = page.at(-1)!.seq;
     }
   }
+}
+
+/** An event `linkAuditEvent` could not canonicalise or hash (a lone surrogate, a non-JSON value). */
+export class UnhashableEvent extends Error {
+  override readonly name = 'UnhashableEvent';
+}
+
+/**
+ * Why an append failed, when the failure is about what the event holds and would recur on every
+ * try: it cannot be canonicalised or hashed ({@link UnhashableEvent}, from `linkAuditEvent`), or
+ * the database refused its data (SQLSTATE class 22, data exception: a NUL that jsonb or text
+ * cannot hold, a lone surrogate escape; class 54, a value over a limit). Undefined for anything
+ * else (a connection lost, a database away): such a failure is retried, never dead-lettered.
+ */
+export function unrecordableReason(error: unknown): string | undefined {
+  if (error instanceof UnhashableEvent) return `cannot be canonicalised: ${error.message}`;
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, driverError } = error as { code?: unknown; driverError?: { code?: unknown } };
+  const sqlState = typeof code === 'string' ? code : typeof driverError?.code === 'string' ? driverError.code : undefined;
+  if (sqlState === undefined || !/^(22|54)[0-9A-Z]{3}$/.test(sqlState)) return undefined;
+  return `refused by the database (SQLSTATE ${sqlState}): ${error instanceof Error ? error.message : 'no message'}`;
+}
+
+/** Whether {@link unrecordableReason} names a reason. */
+export function isUnrecordableEvent(error: unknown): boolean {
+  return unrecordableReason(error) !== undefined;
 }
 
 const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';

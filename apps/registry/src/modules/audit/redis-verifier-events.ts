@@ -34,6 +34,8 @@ export interface VerifierEventBatch {
 export interface VerifierEventSource {
   /** Up to `max` waiting events (those of one grant in order), or an empty batch. */
   read(max: number): Promise<VerifierEventBatch>;
+  /** How many events wait, when the source can tell (for `/readyz`). */
+  depth?(): Promise<number>;
 }
 
 export interface RedisVerifierEventSourceOptions {
@@ -119,6 +121,16 @@ export class RedisVerifierEventSource implements VerifierEventSource {
         await Promise.all([...byStream].map(([stream, ids]) => this.redis.xdel(stream, ...ids)));
       },
     };
+  }
+
+  /**
+   * Events waiting in the global stream and in every grant stream this reader knows of (those
+   * hinted or found by its last scan and not yet read empty): one XLEN each, pipelined per node.
+   */
+  async depth(): Promise<number> {
+    const streams = [verifierKey(this.prefix, 'events'), ...[...this.active].map((grantId) => this.grantStream(grantId))];
+    const lengths = await Promise.all(streams.map((stream) => this.redis.xlen(stream)));
+    return lengths.reduce((total, length) => total + length, 0);
   }
 
   /** Grants whose stream would be found by a scan now (every master of a cluster). */

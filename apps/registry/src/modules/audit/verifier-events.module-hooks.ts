@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { RegistryConfig } from '../../config/config.js';
 import type { AuditDraft, AuditService } from './audit.service.js';
 import { RedisVerifierEventSource, type VerifierEventSource } from './redis-verifier-events.js';
-import { VerifierEventIngestor } from './verifier-events.ingestor.js';
+import { VerifierEventIngestor, type VerifierEventsStats } from './verifier-events.ingestor.js';
 
 /**
  * Runs the ingestion of verifier decisions into the audit chain for the app's lifetime: from
@@ -31,6 +31,11 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
       source = new RedisVerifierEventSource(this.redis, { prefix: config.redisPrefix });
     }
     this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit, afterAppend ? { afterAppend } : {});
+  }
+
+  /** The ingestion's counters and queue depth, or null when this process ingests nothing. */
+  stats(): Promise<VerifierEventsStats | null> {
+    return this.ingestor ? this.ingestor.stats() : Promise.resolve(null);
   }
 
   onApplicationBootstrap(): void {

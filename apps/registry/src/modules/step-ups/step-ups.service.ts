@@ -19,7 +19,7 @@ import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
-import type { AuditDraft, AuditService } from '../audit/audit.service.js';
+import { type AuditDraft, type AuditService, unrecordableReason } from '../audit/audit.service.js';
 import { PasskeyEntity } from '../humans/human.entities.js';
 import { type HumansService, parseBody } from '../humans/humans.service.js';
 import { ServiceEntity } from '../services/service.entity.js';
@@ -181,7 +181,10 @@ export class StepUpsService {
   /**
    * Records the step-ups that ingested verification events ask for: a pending row per new id
    * (owned by the grant's human), nothing for an id already known, so a batch delivered twice or a
-   * retried request changes nothing. Throws if the database does, so that the batch is not acked.
+   * retried request changes nothing. Each event on its own (issue 16, 4): one the database refuses
+   * for what it holds (a NUL, see `unrecordableReason`) is logged and skipped, so it never keeps
+   * another grant's step-up from its human; any other failure (an outage) throws, so that the batch
+   * is not acked and comes again.
    */
   async recordRequested(drafts: readonly AuditDraft[]): Promise<void> {
     for (const draft of drafts) {
@@ -190,20 +193,30 @@ export class StepUpsService {
         if (draft.data?.outcome === 'approval_required') this.logger.warn(`verification event ${draft.id ?? '?'} asks for a step-up it does not describe: ignored`);
         continue;
       }
-      const now = this.clock.now();
-      const expiresAt = asked.expiresAt ?? new Date(now + DEFAULT_STEP_UP_TTL_MS);
-      // The owner is the grant's human, read in the same statement; an unknown grant adds nothing.
-      const inserted = await this.db.query<{ owner: string }[]>(
-        `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at)
-         SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14 FROM grants g WHERE g.id = $2
-         ON CONFLICT (id) DO NOTHING
-         RETURNING owner`,
-        [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt],
-      );
-      const [row] = inserted;
-      if (row === undefined) continue;
-      this.notify({ step_up_id: asked.id, owner: row.owner, status: 'pending' });
+      try {
+        await this.recordOne(asked);
+      } catch (error) {
+        const reason = unrecordableReason(error);
+        if (reason === undefined) throw error;
+        this.logger.warn(`step-up of verification event ${asked.eventId} cannot be recorded, skipped: ${reason}`);
+      }
     }
+  }
+
+  private async recordOne(asked: AskedStepUp): Promise<void> {
+    const now = this.clock.now();
+    const expiresAt = asked.expiresAt ?? new Date(now + DEFAULT_STEP_UP_TTL_MS);
+    // The owner is the grant's human, read in the same statement; an unknown grant adds nothing.
+    const inserted = await this.db.query<{ owner: string }[]>(
+      `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at)
+       SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14 FROM grants g WHERE g.id = $2
+       ON CONFLICT (id) DO NOTHING
+       RETURNING owner`,
+      [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt],
+    );
+    const [row] = inserted;
+    if (row === undefined) return;
+    this.notify({ step_up_id: asked.id, owner: row.owner, status: 'pending' });
   }
 
   /** The human's step-ups, newest first, optionally of one status. */
