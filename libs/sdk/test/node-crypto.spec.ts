@@ -13,7 +13,7 @@ function keyPair(alg: KeyPair['alg']): KeyPair {
   const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
   return { alg, privateKey, jwk: publicKey.export({ format: 'jwk' }) };
 }
-import { algOf, type JwsFailure, JwsError, nodeSignatureVerifier, sha256Base64urlSync, verifyJws } from '../src/node-crypto.js';
+import { algOf, algsOf, type JwsFailure, JwsError, nodeSignatureVerifier, sha256Base64urlSync, verifyJws } from '../src/node-crypto.js';
 
 
 const es = keyPair('ES256');
@@ -68,6 +68,12 @@ describe('verifyJws', () => {
   it('returns the protected header and the payload of a valid EdDSA JWT', async () => {
     const token = await jwt(ed);
     expect(verifyJws(token, ed.jwk)).toEqual({ header: { alg: 'EdDSA', typ: 'JWT' }, payload: CLAIMS });
+  });
+
+  it('returns the header and payload of an Ed25519 key JWT naming the fully-specified alg Ed25519 (RFC 9864 §2.2)', async () => {
+    const token = await new SignJWT(CLAIMS).setProtectedHeader({ alg: 'Ed25519', typ: 'JWT' }).sign(ed.privateKey);
+    expect(verifyJws(token, ed.jwk)).toEqual({ header: { alg: 'Ed25519', typ: 'JWT' }, payload: CLAIMS });
+    expect(reason(withPart(token, 2, part(await jwt(otherEd), 2)), ed.jwk)).toBe('signature');
   });
 
   it('accepts a JWS made with CompactSign and a hand-made one alike', async () => {
@@ -258,6 +264,13 @@ describe('nodeSignatureVerifier', () => {
     const token = await jwt(es);
     expect(() => nodeSignatureVerifier('ES256', { kty: 'oct', k: 'c2VjcmV0' }, input(token), sig(token))).toThrow();
     expect(() => nodeSignatureVerifier('ES256', { ...es.jwk, crv: 'P-257' }, input(token), sig(token))).toThrow();
+  });
+});
+
+describe('algsOf', () => {
+  it('names ES256 for a P-256 key, EdDSA and Ed25519 for an Ed25519 key', () => {
+    expect(algsOf(es.jwk)).toEqual(['ES256']);
+    expect(algsOf(ed.jwk)).toEqual(['EdDSA', 'Ed25519']);
   });
 });
 
