@@ -759,6 +759,22 @@ describe('Redis store specifics (one node)', () => {
     expect(await store.decide(decision('g1', t + 2))).toMatchObject({ allow: true, uses: 3 });
   });
 
+  it('without a state source, a decision that finds no state waits a moment for the registry to write it, then decides', async () => {
+    const prefix = `t${randomId(6)}:`;
+    const store = new RedisVerifierStore(url, { prefix, logger: silent, stateWaitMs: 2_000 });
+    onTestFinished(async () => {
+      await store.close();
+      await deleteKeys(raw, prefix);
+    });
+    expect(await store.whenReady()).toBe(true);
+    const t = Date.now();
+    // The registry writes a new grant's empty state when it is approved; the agent may be faster.
+    const decided = Promise.all([store.decide(decision('g1', t)), store.decide(decision('g1', t + 1))]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await store.restoreGrant({ grantId: 'g1', uses: 0, spentMinor: 0, rate: [], proofs: [], revocations: [] })).toBe(true);
+    expect((await decided).map((o) => o.allow)).toEqual([true, true]);
+  });
+
   it('writes revocation keys exactly as the registry does, and honours the registry bus', async () => {
     const subject = await redisSubject(url, raw);
     const store = subject.store as RedisVerifierStore;

@@ -54,12 +54,20 @@ export interface RedisVerifierStoreOptions {
    * registry has written the state.
    */
   grantState?: GrantStateSource;
+  /**
+   * Without {@link grantState}: how long a decision that found no state waits for the registry to
+   * write it (asked on the `restore` channel) before it answers 503. A grant's first decision can
+   * race the registry's write of its empty state at approval; this absorbs that race.
+   */
+  stateWaitMs?: number;
 }
 
 /** How long a grant's rebuilt state lives without an allow: longer than any grant (ADR 0011). */
 const RESTORED_STATE_TTL_MS = 31 * 24 * 3600_000;
 /** One restore request per grant per this long, per verifier: decisions retry, the channel need not. */
 const RESTORE_REQUEST_EVERY_MS = 1_000;
+/** How often a decision waiting for a grant's state looks for it. */
+const STATE_POLL_MS = 10;
 
 export const DEFAULT_PREFIX = 'writ:';
 
@@ -316,6 +324,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     this.redis.defineCommand('writVerifierApprove', { lua: APPROVE_LUA, numberOfKeys: 1 });
     this.redis.defineCommand('writVerifierRestore', { lua: RESTORE_GRANT_LUA });
     this.grantState = options.grantState;
+    this.stateWaitMs = options.stateWaitMs ?? 500;
     this.commands = this.redis as unknown as ScriptCommands;
     this.redis.on('error', (error: unknown) => {
       if (this.outageWarned || this.closed) return;
@@ -566,16 +575,35 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
       await running;
       return;
     }
+    // Decisions that found the state missing together wait for it together.
+    let waiting = this.rebuilding.get(grantId);
+    if (waiting === undefined) {
+      waiting = this.askAndWait(grantId).finally(() => this.rebuilding.delete(grantId));
+      this.rebuilding.set(grantId, waiting);
+    }
+    await waiting;
+  }
+
+  /** Asks the registry for the grant's state (at most once a second) and waits a moment for it. */
+  private async askAndWait(grantId: string): Promise<void> {
     const now = this.clock.now();
     const last = this.restoreRequests.get(grantId);
     if (last === undefined || now - last >= RESTORE_REQUEST_EVERY_MS) {
       if (this.restoreRequests.size >= 10_000) this.restoreRequests.clear();
       this.restoreRequests.set(grantId, now);
-      this.logger.warn(`no state for grant ${grantId} in Redis: asked the registry to rebuild it (denying with 503 until then)`);
       await this.run('ask for a restore', () => this.redis.publish(verifierKey(this.prefix, 'restore'), grantId)).catch(() => undefined);
     }
+    const counters = grantStateKey(this.prefix, grantId, 'counters');
+    const deadline = Date.now() + this.stateWaitMs;
+    while (Date.now() < deadline) {
+      await sleep(STATE_POLL_MS);
+      if ((await this.run('look for the state', () => this.redis.hexists(counters, 'state'))) === 1) return;
+    }
+    this.logger.warn(`no state for grant ${grantId} in Redis: asked the registry to rebuild it (denying with 503 until then)`);
     throw new GrantStateMissing(grantId);
   }
+
+  private readonly stateWaitMs: number;
 
   private readonly grantState: GrantStateSource | undefined;
   /** When each grant's restore was last asked for. */
