@@ -1,5 +1,6 @@
 import {
   type Clock,
+  identifierText,
   InvalidClientMetadata,
   jwkThumbprint,
   OAuthError,
@@ -30,7 +31,7 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as con
  * server ignores metadata it does not understand).
  */
 export const RegistrationSchema = z.object({
-  client_name: z.string().trim().min(1).max(200),
+  client_name: identifierText(z.string().trim().min(1).max(200)),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
   token_endpoint_auth_method: z.unknown().optional(),
   jwks_uri: z.unknown().optional(),

@@ -6,6 +6,7 @@ import {
   detailsSubsetViolation,
   type Envelope,
   EnvelopeSchema,
+  identifierText,
   InvalidAuthorizationDetails,
   InvalidGrant,
   InvalidRequest,
@@ -34,15 +35,15 @@ const durationSchema = z
 /** The body of `POST /grants`. Strict: an unknown field is refused, never ignored. */
 export const GrantRequestSchema = z.strictObject({
   /** The service's id (`svc_...`) or its URI. */
-  service: z.string().min(1).max(2048),
+  service: identifierText(z.string().min(1).max(2048)),
   authorization_details: AuthorizationDetailsSchema,
   envelope: EnvelopeSchema,
-  purpose: z.string().trim().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters'),
+  purpose: identifierText(z.string().trim().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters')),
   duration_s: durationSchema,
   delegation: z
     .strictObject({
       max_depth: z.number().int().min(0).max(8),
-      allowed_agents: z.array(z.string().min(1).max(256)).min(1).max(64).optional(),
+      allowed_agents: z.array(identifierText(z.string().min(1).max(256))).min(1).max(64).optional(),
     })
     .optional(),
 });

@@ -6,6 +6,7 @@ import {
   type ApprovalReceipt,
   approvalReceiptHash,
   type Clock,
+  identifierText,
   InvalidGrant,
   randomId,
   ReceiptInvalid,
@@ -29,8 +30,8 @@ export const DecisionOptionsSchema = z.strictObject({
 });
 
 export const DecisionSchema = z.strictObject({
-  ceremony: z.string().min(1).max(64),
-  document: z.string().min(2).max(64 * 1024),
+  ceremony: identifierText(z.string().min(1).max(64)),
+  document: identifierText(z.string().min(2).max(64 * 1024)),
   response: z.unknown(),
 });
 

@@ -9,7 +9,7 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
-import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, InvalidRequest, randomId } from '@writ/core';
+import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, identifierText, InvalidRequest, randomId } from '@writ/core';
 import { type EntityManager, IsNull } from 'typeorm';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
@@ -35,9 +35,9 @@ export const SESSION_TTL_MS = 12 * 3600_000;
 /** A WebAuthn ceremony must be finished within this time. */
 export const CEREMONY_TTL_MS = 5 * 60_000;
 
-export const NameSchema = z.strictObject({ name: z.string().trim().min(1, 'name must not be empty').max(64, 'name must be at most 64 characters') });
-const LabelSchema = z.string().trim().min(1).max(64).optional();
-export const FinishSchema = z.strictObject({ ceremony: z.string().min(1).max(64), response: z.unknown(), label: LabelSchema });
+export const NameSchema = z.strictObject({ name: identifierText(z.string().trim().min(1, 'name must not be empty').max(64, 'name must be at most 64 characters')) });
+const LabelSchema = identifierText(z.string().trim().min(1).max(64)).optional();
+export const FinishSchema = z.strictObject({ ceremony: identifierText(z.string().min(1).max(64)), response: z.unknown(), label: LabelSchema });
 
 /** A human as the API shows them. */
 export interface HumanView {

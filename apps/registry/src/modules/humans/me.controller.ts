@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { BeforeApplicationShutdown } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
-import { InvalidRequest } from '@writ/core';
+import { identifierText, InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -15,7 +15,7 @@ import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptEx
 import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
 import { FinishSchema, type HumanView, HumansService, parseBody } from './humans.service.js';
 
-const RevokeSchema = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() });
+const RevokeSchema = z.strictObject({ reason: identifierText(z.string().trim().min(1).max(500)).optional() });
 const EnrollmentSchema = z.strictObject({ ttl_s: z.number().int().min(60).max(MAX_INITIAL_ACCESS_TOKEN_TTL_S).optional() });
 
 /** How often an idle event stream gets a comment line, so proxies keep it open. */

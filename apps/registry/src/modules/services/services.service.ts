@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthorizationDetailSchema, type Clock, InvalidRequest, locationCovers, normaliseLocation, randomId } from '@writ/core';
+import { AuthorizationDetailSchema, type Clock, identifierText, InvalidRequest, locationCovers, normaliseLocation, randomId } from '@writ/core';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -8,8 +8,8 @@ import { ServiceEntity } from './service.entity.js';
 
 /** What an operator registers: the same token rules as the capabilities agents will request. */
 export const ServiceRegistrationSchema = z.strictObject({
-  uri: z.string().min(1).max(2048),
-  display_name: z.string().trim().min(1).max(200),
+  uri: identifierText(z.string().min(1).max(2048)),
+  display_name: identifierText(z.string().trim().min(1).max(200)),
   catalogue: z
     .array(z.strictObject({ type: AuthorizationDetailSchema.shape.type, actions: AuthorizationDetailSchema.shape.actions }))
     .min(1)
