@@ -6,8 +6,9 @@ import { z } from 'zod';
  *   DEL (U+007F). Every free-text and identifier field Writ accepts: what PostgreSQL `jsonb`/`text`
  *   and RFC 8785 canonical JSON can both carry, and what a log line cannot be split by.
  * - `human`: also no C1 control (U+0080 to U+009F) and no format character (Unicode category Cf:
- *   bidirectional overrides and isolates, zero-width joiners, soft hyphen, BOM...), for text shown
- *   to a person, where such characters can make one string look like another.
+ *   bidirectional overrides and isolates, zero-width space, soft hyphen, BOM...; ZWNJ and ZWJ stay,
+ *   as scripts and emoji need them), for text shown to a person, where such characters can make
+ *   one string look like another.
  */
 export type TextMode = 'identifier' | 'human';
 
@@ -27,7 +28,9 @@ const LONE_SURROGATE = /\p{Surrogate}/u;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 // eslint-disable-next-line no-control-regex -- likewise, C0, DEL and C1
 const HUMAN_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-const FORMAT = /\p{Cf}/u;
+// ZWNJ and ZWJ (U+200C, U+200D) are format characters that Persian, Indic scripts and emoji
+// sequences need: they stay allowed; bidi controls, zero-width spaces, soft hyphens and BOM do not.
+const FORMAT = /(?![\u200c\u200d])\p{Cf}/u;
 
 function codePoint(text: string, pattern: RegExp): string {
   const match = pattern.exec(text)!;
