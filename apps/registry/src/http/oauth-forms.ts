@@ -14,16 +14,16 @@ import { jsonSchemaOf } from './openapi.js';
 export const ClientAssertionFormSchema = z.object({
   client_id: z.string().optional().describe('Optional; when present it must equal the assertion iss and sub (RFC 7521 §4.2).'),
   client_assertion_type: z.literal(JWT_BEARER_ASSERTION_TYPE),
-  client_assertion: z.string().describe('A JWT signed with the agent registered key: iss = sub = client_id, aud = issuer, exp, jti (RFC 7523 §3).'),
+  client_assertion: z.string().describe('A JWT signed with the agent registered key: typ client-authentication+jwt, iss = sub = client_id, aud = issuer (one string), exp, jti (RFC 7523 §3, draft-ietf-oauth-rfc7523bis; ADR 0015).'),
 });
 
 /** RFC 8693 §2.1: a token exchange for a root Txn-Token, or for a delegated one. */
 export const TokenExchangeFormSchema = ClientAssertionFormSchema.extend({
   grant_type: z.literal(TOKEN_EXCHANGE_GRANT),
   requested_token_type: z.literal(TXN_TOKEN_TYPE),
-  subject_token: z.string().describe("The agent's self-signed token (root), or the parent Txn-Token (delegation)."),
+  subject_token: z.string().describe("The agent's self-signed token, typ writ-subject+jwt (root), or the parent Txn-Token (delegation)."),
   subject_token_type: z.enum([SELF_SIGNED_TOKEN_TYPE, TXN_TOKEN_TYPE]),
-  actor_token: z.string().optional().describe("Delegation only: the new actor's consent, signed with its registered key."),
+  actor_token: z.string().optional().describe("Delegation only: the new actor's consent, typ writ-actor+jwt, signed with its registered key."),
   actor_token_type: z.literal(JWT_TOKEN_TYPE).optional(),
   request_details: z
     .string()

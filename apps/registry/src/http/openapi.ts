@@ -83,7 +83,7 @@ export function buildOpenApiDocument(app: INestApplication, config: RegistryConf
       type: 'http',
       scheme: 'private_key_jwt',
       description:
-        'RFC 7523 client assertion: a JWT signed with the agent registered key (iss = sub = client_id, aud = issuer, exp, jti). ' +
+        'RFC 7523 client assertion: a JWT signed with the agent registered key (typ client-authentication+jwt, iss = sub = client_id, aud = issuer, exp, jti; ADR 0015). ' +
         'Sent as `Authorization: private_key_jwt <assertion>`, or as the RFC 6749 §2.3 body parameters ' +
         '`client_assertion_type` and `client_assertion`, as the OAuth endpoints require.',
     })
