@@ -153,6 +153,13 @@ describe.each(storages)('agents and agent authentication on $name', ({ create })
       expect(res.json<{ jwks: unknown }>().jwks).toEqual({ keys: [{ ...key.publicJwk, kid: await jwkThumbprint(key.publicJwk), alg: 'EdDSA', use: 'sig' }] });
     });
 
+    it('registers an Ed25519 key whose alg member is the fully-specified Ed25519 (RFC 9864), which then signs under either name', async () => {
+      const key = await agentKey('EdDSA');
+      const { clientId } = await registered({ ...key, publicJwk: { ...key.publicJwk, alg: 'Ed25519' } });
+      expect((await agents.find(clientId))?.jwks).toEqual({ keys: [{ ...key.publicJwk, kid: await jwkThumbprint(key.publicJwk), alg: 'Ed25519', use: 'sig' }] });
+      for (const alg of ['Ed25519', 'EdDSA']) expect((await me(await assertion(clientId, key, { alg }))).statusCode, alg).toBe(200);
+    });
+
     it('records the minting and the registration in the audit chain, never the token', async () => {
       const key = await agentKey();
       const { token, expiresAt } = await agents.mintInitialAccessToken('user:carol', 120);

@@ -228,7 +228,7 @@ async function checkMetadata(metadata: unknown): Promise<CheckedMetadata> {
 async function publicSigningKey(raw: Record<string, unknown>): Promise<{ jwk: JWK; jkt: string }> {
   if (raw.kty === 'oct') throw new InvalidClientMetadata('jwks key must be an asymmetric public key, not a symmetric (kty oct) key');
   if (PRIVATE_JWK_MEMBERS.some((member) => member in raw)) throw new InvalidClientMetadata('jwks key contains private key material');
-  let alg: 'ES256' | 'EdDSA';
+  let alg: 'ES256' | 'EdDSA' | 'Ed25519';
   let jwk: JWK;
   if (raw.kty === 'EC' && raw.crv === 'P-256' && typeof raw.x === 'string' && typeof raw.y === 'string') {
     alg = 'ES256';
@@ -239,6 +239,8 @@ async function publicSigningKey(raw: Record<string, unknown>): Promise<{ jwk: JW
   } else {
     throw new InvalidClientMetadata('jwks key must be an EC P-256 or OKP Ed25519 public key');
   }
+  // RFC 9864 §2.2: an Ed25519 key may name its algorithm fully specified; it signs under either name.
+  if (alg === 'EdDSA' && raw.alg === 'Ed25519') alg = 'Ed25519';
   if (raw.alg !== undefined && raw.alg !== alg) throw new InvalidClientMetadata(`jwks key alg must be ${alg} for this key type`);
   if (raw.use !== undefined && raw.use !== 'sig') throw new InvalidClientMetadata('jwks key use must be sig');
   try {
