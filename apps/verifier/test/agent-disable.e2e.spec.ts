@@ -17,7 +17,8 @@ const REVOKED_AGENT = {
 // Issue 16, finding 5: "Disable" must stop the agent's live token and every token delegated from
 // it at every verifier, as fast as any other revocation (ADR 0008).
 describe.each(storesUnderTest)('disabling an agent on the $name store', (storeUnderTest) => {
-  const vf = createVerifierFixture(storeUnderTest, ['alice', 'bob', 'carol']);
+  // bob and carol receive hops of alice's grants, so they are her agents (issue 16, finding 6).
+  const vf = createVerifierFixture(storeUnderTest, ['alice', 'bob', 'carol'], undefined, { bob: 'alice', carol: 'alice' });
   let verifier: VerifierServer;
   let agents: Record<string, Agent>;
 
