@@ -13,7 +13,7 @@ export interface PendingJti {
   expiresAt: Date;
 }
 
-/** The single-use identifier tables: client assertion (and actor token) jtis, DPoP proof jtis. */
+/** The single-use identifier tables: the jtis of every JWT an agent signs (client assertions, subject and actor tokens, one space per agent: ADR 0015), DPoP proof jtis. */
 type JtiTable = { table: 'client_assertion_jtis'; key: 'client_id' } | { table: 'dpop_proof_jtis'; key: 'jkt' };
 
 /**
