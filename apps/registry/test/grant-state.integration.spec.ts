@@ -3,6 +3,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { deadLetterDraft } from '../src/modules/audit/verifier-events.ingestor.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
 import { GrantStateReader } from '../src/modules/verifier-state/grant-state.reader.js';
 import { VerifierStateKeeper } from '../src/modules/verifier-state/verifier-state.keeper.js';
@@ -72,6 +73,21 @@ describe.each(storages)('a grant state rebuilt from the durable record ($name)',
     expect(snapshot).toMatchObject({ uses: 2, spentMinor: 140 });
     expect(snapshot.proofs.map((p) => p.jti).sort()).toEqual(['qa', 'qb', 'qc']);
     expect(snapshot.rate).toHaveLength(2);
+  });
+
+  it('counts an allow the chain could not hold (dead-lettered) once, from its dead letter or its queue entry', async () => {
+    const grantId = await fx.approvedGrant(alice);
+    const now = fx.clock.now();
+    const queued = {
+      id: 'vd_poison',
+      body: JSON.stringify({ type: 'verification', grant_id: grantId, data: { at_ms: now - 5, proof_jkt: 'k', proof_jti: 'qp', charged_minor: 300, resource: 'payee:\ud800' } }),
+      outcome: 'allow',
+    };
+    await app.get(AuditService).append(deadLetterDraft(queued, 'the event cannot be canonicalised'));
+    // Before its ack, the same event is still in the queue: counted once.
+    const snapshot = await reader.snapshot(grantId, [queued]);
+    expect(snapshot).toMatchObject({ uses: 1, spentMinor: 300 });
+    expect(snapshot.proofs.map((p) => p.jti)).toEqual(['qp']);
   });
 
   it('answers null for a grant that does not exist, and lists the live grants', async () => {

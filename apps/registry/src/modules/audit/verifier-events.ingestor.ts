@@ -245,8 +245,27 @@ export function deadLetterDraft(event: QueuedVerifierEvent, reason: string): Aud
       entry_sha256: hash('sha256', entry, 'hex'),
       outcome: isAcceptableText(event.outcome) ? event.outcome : null,
       reason: printable(reason),
+      // What a rebuild of the grant's verifier state counts (ADR 0017): an allow that could not
+      // be recorded was still charged.
+      ...countedFacts(body),
     },
   };
+}
+
+/** The decision's time, charge and proof, from its body's `data`, when they are plain values. */
+function countedFacts(body: Record<string, unknown> | undefined): Record<string, string | number> {
+  const data = body?.data;
+  if (typeof data !== 'object' || data === null) return {};
+  const facts: Record<string, string | number> = {};
+  for (const key of ['at_ms', 'charged_minor'] as const) {
+    const value = (data as Record<string, unknown>)[key];
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) facts[key] = value;
+  }
+  for (const key of ['proof_jkt', 'proof_jti'] as const) {
+    const value = (data as Record<string, unknown>)[key];
+    if (typeof value === 'string' && value.length <= 256 && isAcceptableText(value)) facts[key] = value;
+  }
+  return facts;
 }
 
 /** `text` with every character a log line or the chain could not carry replaced by U+FFFD, cut to 500. */

@@ -4,7 +4,10 @@ import type { QueuedVerifierEvent } from '../audit/redis-verifier-events.js';
 
 /** Token events: who holds each token of a grant, in which txn (as RevocationRecorder reads them). */
 const TOKEN_EVENTS = ['token.issued', 'token.delegated'];
-const DECISION_EVENTS = ['verification.allowed', 'verification.denied'];
+/** Every decision event, the unrecordable ones too: an allow the chain could not hold was still charged (ADR 0016). */
+const DECISION_EVENTS = ['verification.allowed', 'verification.denied', 'verification.unrecordable'];
+/** An allow in the chain: appended, or recorded as unrecordable with its outcome. */
+const ALLOWED = `(type = 'verification.allowed' OR (type = 'verification.unrecordable' AND data->>'outcome' = 'allow'))`;
 
 /** A decision as the fold needs it: from the chain or from the queue. */
 interface Decision {
@@ -55,11 +58,11 @@ export class GrantStateReader {
                 -- Before charged_minor was recorded: the amount, as the store counted it (thousandths).
                 WHEN jsonb_typeof(data->'amount') = 'number' THEN round((data->>'amount')::numeric * 1000)
                 ELSE 0 END), 0)::text AS spent
-         FROM audit_events WHERE grant_id = $1 AND type = 'verification.allowed'`,
+         FROM audit_events WHERE grant_id = $1 AND ${ALLOWED}`,
       [grantId],
     );
-    const recent = await this.db.query<{ id: string; type: string; at: string; data: Record<string, unknown> }[]>(
-      `SELECT id, type, at, jsonb_build_object('at_ms', data->'at_ms', 'proof_jti', data->'proof_jti', 'proof_jkt', data->'proof_jkt') AS data
+    const recent = await this.db.query<{ id: string; allowed: boolean; at: string; data: Record<string, unknown> }[]>(
+      `SELECT id, ${ALLOWED} AS allowed, at, jsonb_build_object('at_ms', data->'at_ms', 'proof_jti', data->'proof_jti', 'proof_jkt', data->'proof_jkt') AS data
          FROM audit_events WHERE grant_id = $1 AND type = ANY($2::text[]) AND at >= $3`,
       // `at` (ISO 8601, UTC) is when the registry appended the event: never before the decision.
       [grantId, DECISION_EVENTS, new Date(now - RATE_HISTORY_MS).toISOString()],
@@ -68,7 +71,7 @@ export class GrantStateReader {
 
     let uses = totals?.uses ?? 0;
     let spentMinor = Number(totals?.spent ?? 0);
-    const decisions: Decision[] = recent.map((row) => decisionOf(row.id, row.type === 'verification.allowed', row.data, Date.parse(row.at)));
+    const decisions: Decision[] = recent.map((row) => decisionOf(row.id, row.allowed, row.data, Date.parse(row.at)));
     for (const event of pending) {
       if (inChain.has(event.id)) continue;
       const body = parseObject(event.body);
@@ -119,7 +122,12 @@ export class GrantStateReader {
   }
 
   private async idsInChain(ids: string[]): Promise<Set<string>> {
-    const rows = await this.db.query<{ id: string }[]>('SELECT id FROM audit_events WHERE id = ANY($1::text[])', [ids]);
+    // A dead-lettered event is in the chain under an id of its own, naming its queue id.
+    const rows = await this.db.query<{ id: string }[]>(
+      `SELECT id FROM audit_events WHERE id = ANY($1::text[])
+       UNION SELECT data->>'queue_id' AS id FROM audit_events WHERE type = 'verification.unrecordable' AND data->>'queue_id' = ANY($1::text[])`,
+      [ids],
+    );
     return new Set(rows.map((r) => r.id));
   }
 }
