@@ -388,9 +388,10 @@ export class InProcessVerifierStore implements VerifierStore, VerifierStoreAdmin
     return { queued: this.queue.length, queueMax: this.queueMax, refused: this.refused };
   }
 
-  /** Events waiting (the registry's ingestion reports it). */
-  depth(): Promise<number> {
-    return Promise.resolve(this.queue.length);
+  /** Events waiting (the registry's ingestion reports it): in the journal when there is one. */
+  async depth(): Promise<number> {
+    if (this.journal) return (await this.journal.depth()) + this.journalBatch.length;
+    return this.queue.length;
   }
 
   onRevocation(listener: (notice: RevocationNotice) => void): () => void {

@@ -164,6 +164,8 @@ export interface EventJournal {
   ack(ids: string[]): Promise<void>;
   /** The waiting events of one grant, in order. */
   pendingFor(grantId: string): Promise<QueuedEvent[]>;
+  /** How many events wait (for `/readyz`). */
+  depth(): Promise<number>;
 }
 
 export interface VerifierStore {
