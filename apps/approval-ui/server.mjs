@@ -190,6 +190,21 @@ export function ensureApprovalUiBuilt({ log = console.log, force = false } = {})
 }
 
 /**
+ * `X-Forwarded-For` with the browser's address (this connection's peer) appended, as a proxy
+ * does: the `/api` proxy passes it on, and the registry believes the last hop only because it
+ * comes from an address it trusts (WRIT_TRUSTED_PROXIES), so it can limit sign-ups and ceremonies
+ * per browser address (ADR 0020). What the browser itself sent stays in front, untrusted.
+ *
+ * @param {import('node:http').IncomingMessage} req
+ */
+function forwardedFor(req) {
+  const sent = req.headers['x-forwarded-for'];
+  const earlier = (Array.isArray(sent) ? sent.join(', ') : (sent ?? '')).trim();
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  return earlier === '' ? peer : `${earlier}, ${peer}`;
+}
+
+/**
  * Serves the production build of the approval UI (run `ensureApprovalUiBuilt` first) on
  * `http://host:port`; `/api/*` is proxied to the registry at `registryUrl`. Port 0 picks a free port.
  *
@@ -208,6 +223,7 @@ export async function startApprovalUi({ port = 3000, host = 'localhost', registr
   // that arrive before Next is ready wait for it.
   let ready;
   const server = createServer((req, res) => {
+    req.headers['x-forwarded-for'] = forwardedFor(req);
     ready.then(
       (handle) => handle(req, res),
       () => {

@@ -1,4 +1,4 @@
-import { createServer, get, type Server } from 'node:http';
+import { createServer, get, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureApprovalUiBuilt, startApprovalUi, type RunningApprovalUi } from '../server.mjs';
@@ -7,6 +7,8 @@ import { ensureApprovalUiBuilt, startApprovalUi, type RunningApprovalUi } from '
 let registry: Server;
 let ui: RunningApprovalUi;
 let eventStreamClosed: Promise<void>;
+/** Every request the stand-in registry received, as `METHOD path`, as soon as it began. */
+const registrySaw: string[] = [];
 
 beforeAll(async () => {
   let closed!: () => void;
@@ -14,6 +16,7 @@ beforeAll(async () => {
     closed = resolve;
   });
   registry = createServer((req, res) => {
+    registrySaw.push(`${req.method} ${req.url}`);
     if (req.url === '/me/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
       res.write('event: grant\ndata: {"grant_id":"grt_1","status":"pending","version":1}\n\n');
@@ -25,7 +28,7 @@ beforeAll(async () => {
       ['set-cookie', 'writ_session=s1; Path=/; HttpOnly; SameSite=Strict'],
       ['set-cookie', 'other=1; Path=/'],
     ]);
-    res.end(JSON.stringify({ human: { id: 'usr_1', name: 'Ada' }, csrf_token: 'csrf1', sawHost: req.headers.host }));
+    res.end(JSON.stringify({ human: { id: 'usr_1', name: 'Ada' }, csrf_token: 'csrf1', sawHost: req.headers.host, sawForwardedFor: req.headers['x-forwarded-for'] }));
   });
   await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));
   const registryUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
@@ -79,6 +82,64 @@ describe('the built approval UI', () => {
     await eventStreamClosed;
   });
 
+  it('tells the registry the browser address last in X-Forwarded-For, after whatever the browser claimed', async () => {
+    const answer = await fetch(`${ui.url}/api/auth/session`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect(((await answer.json()) as { sawForwardedFor: string }).sawForwardedFor).toBe('203.0.113.9, 127.0.0.1');
+  });
+
+  it('refuses a 40 MiB body by its Content-Length with 413 before reading it, and the registry never sees it', async () => {
+    const before = registrySaw.length;
+    // Only the first KiB is sent: an answer can only come if the proxy did not wait for the rest.
+    const answer = await sendPartly('/api/auth/register/options', { 'content-type': 'application/json', 'content-length': String(40 * 1024 * 1024) }, [Buffer.alloc(1024, 0x20)]);
+    expect(answer.status).toBe(413);
+    expect(answer.body).toEqual({ error: 'invalid_request', error_description: 'the request body is larger than 65536 bytes' });
+    expect(registrySaw.slice(before)).toEqual([]);
+  });
+
+  it('refuses a chunked body once it passes 64 KiB, without waiting for its end, and the registry never sees it', async () => {
+    const before = registrySaw.length;
+    const answer = await sendPartly('/api/me/passkeys/verify', { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [
+      Buffer.alloc(32 * 1024, 0x20),
+      Buffer.alloc(32 * 1024, 0x20),
+      Buffer.alloc(1, 0x20),
+    ]);
+    expect(answer.status).toBe(413);
+    expect(answer.body).toEqual({ error: 'invalid_request', error_description: 'the request body is larger than 65536 bytes' });
+    expect(registrySaw.slice(before)).toEqual([]);
+  });
+
+  it('still forwards a chunked body within 64 KiB', async () => {
+    const before = registrySaw.length;
+    const answer = await sendWhole('/api/auth/login/options', { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [Buffer.alloc(64 * 1024, 0x20)]);
+    expect(answer.status).toBe(200);
+    expect(registrySaw.slice(before)).toEqual(['POST /auth/login/options']);
+  });
+
+  it.each([
+    ['POST', '/api/oauth/token'],
+    ['POST', '/api/operator/services'],
+    ['GET', '/api/audit/verify'],
+    ['GET', '/api/.well-known/jwks.json'],
+    ['POST', '/api/register'],
+    ['GET', '/api/grants/grt_1?wait=60'],
+    ['GET', '/api/me/..%2F..%2Faudit/verify'],
+    ['GET', '/api/me/%2e%2e%2Faudit/verify'],
+    ['GET', '/api/auth'],
+  ])('answers 404 to %s %s, outside the human API, and the registry never sees it', async (method, path) => {
+    const before = registrySaw.length;
+    // node:http sends the path exactly as written (fetch would remove the encoded dot segments).
+    const answer = await sendRaw(method, path);
+    expect(answer).toEqual({ status: 404, body: { error: 'not_found', error_description: 'no such route' } });
+    expect(registrySaw.slice(before)).toEqual([]);
+  });
+
+  it('never forwards a path whose encoded dot segments lead out of the human API', async () => {
+    const before = registrySaw.length;
+    // The URL parser takes `%2e%2e` for `..`, so Next answers its own 404 page.
+    expect((await sendRaw('GET', '/api/me/%2e%2e/%2e%2e/audit/verify')).status).toBe(404);
+    expect(registrySaw.slice(before)).toEqual([]);
+  });
+
   it('answers 502 temporarily_unavailable when the registry cannot be reached', async () => {
     registry.closeAllConnections();
     await new Promise((resolve) => registry.close(resolve));
@@ -90,3 +151,54 @@ describe('the built approval UI', () => {
     });
   });
 });
+
+interface RawAnswer {
+  status: number;
+  body: unknown;
+}
+
+function readAnswer(response: IncomingMessage): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('error', reject);
+    response.on('end', () => {
+      const text = Buffer.concat(chunks).toString();
+      resolve({ status: response.statusCode ?? 0, body: response.headers['content-type']?.startsWith('application/json') ? (JSON.parse(text) as unknown) : text });
+    });
+  });
+}
+
+/** POSTs `chunks` and leaves the body unfinished: resolves with the answer, which must come before the end. */
+function sendPartly(path: string, headers: Record<string, string>, chunks: Buffer[]): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${ui.url}${path}`, { method: 'POST', headers: { origin: 'http://localhost:3000', ...headers } }, (response) => {
+      readAnswer(response).then(resolve, reject).finally(() => request.destroy());
+    });
+    // The server may close the connection while the body is still being sent.
+    request.on('error', () => undefined);
+    for (const chunk of chunks) request.write(chunk);
+  });
+}
+
+function sendRaw(method: string, path: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers = method === 'POST' ? { origin: 'http://localhost:3000', 'content-type': 'application/json', 'content-length': '2' } : {};
+    const request = httpRequest(`${ui.url}${path}`, { method, headers }, (response) => {
+      readAnswer(response).then(resolve, reject);
+    });
+    request.on('error', reject);
+    request.end(method === 'POST' ? '{}' : undefined);
+  });
+}
+
+function sendWhole(path: string, headers: Record<string, string>, chunks: Buffer[]): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${ui.url}${path}`, { method: 'POST', headers: { origin: 'http://localhost:3000', ...headers } }, (response) => {
+      readAnswer(response).then(resolve, reject);
+    });
+    request.on('error', reject);
+    for (const chunk of chunks) request.write(chunk);
+    request.end();
+  });
+}

@@ -42,11 +42,20 @@ describe('targetUrl', () => {
     expect(targetUrl('http://localhost:3000/api/me/grants?status=pending', 'http://r:4000')).toBe(
       'http://r:4000/me/grants?status=pending',
     );
-    expect(targetUrl('http://localhost:3000/api/me/grants/a%2Fb', 'http://r:4000')).toBe('http://r:4000/me/grants/a%2Fb');
+    expect(targetUrl('http://localhost:3000/api/auth/login/options', 'http://r:4000')).toBe('http://r:4000/auth/login/options');
+  });
+
+  it('maps only the human API, and no path with an encoded dot, slash or backslash', () => {
+    for (const path of ['/api/oauth/token', '/api/register', '/api/operator/services', '/api/audit/verify', '/api/.well-known/jwks.json', '/api/me', '/api/auth/', '/api/me//x']) {
+      expect(targetUrl(`http://localhost:3000${path}`, 'http://r:4000'), path).toBeUndefined();
+    }
+    for (const path of ['/api/me/grants/a%2Fb', '/api/me/%2E%2E%2Foauth/token', '/api/me/x%5c..%5Coauth', '/api/auth/%2e%2e%2fregister']) {
+      expect(targetUrl(`http://localhost:3000${path}`, 'http://r:4000'), path).toBeUndefined();
+    }
   });
 
   it('never leaves the registry host, and answers nothing outside /api/', () => {
-    expect(targetUrl('http://localhost:3000/api//evil.example/x', 'http://r:4000')).toBe('http://r:4000//evil.example/x');
+    expect(targetUrl('http://localhost:3000/api//evil.example/x', 'http://r:4000')).toBeUndefined();
     expect(targetUrl('http://localhost:3000/api/../../etc', 'http://r:4000')).toBeUndefined();
     expect(targetUrl('http://localhost:3000/signin', 'http://r:4000')).toBeUndefined();
   });
@@ -89,7 +98,8 @@ describe('proxyToRegistry', () => {
       'last-event-id': '7',
     });
     expect(request.headers.host).toBe(new URL(base).host);
-    expect(request.headers['x-forwarded-for']).toBeUndefined();
+    // As received: server.mjs has appended the browser's address; the registry trusts only its last hops.
+    expect(request.headers['x-forwarded-for']).toBe('10.0.0.1');
     expect(request.headers.authorization).toBeUndefined();
   });
 
