@@ -6,6 +6,7 @@ import { Revocations1764000004000 } from './1764000004000-revocations.js';
 import { Humans1764000005000 } from './1764000005000-humans.js';
 import { StepUps1764000006000 } from './1764000006000-step-ups.js';
 import { VerifierEventJournal1764000010000 } from './1764000010000-verifier-event-journal.js';
+import { PasskeyManagement1764000011000 } from './1764000011000-passkey-management.js';
 
 /** Every migration, oldest first: the only way the schema changes (never edit a landed one). */
-export const migrations = [AuditChain1764000000000, Agents1764000001000, ServicesGrants1764000002000, DpopProofJtis1764000003000, Revocations1764000004000, Humans1764000005000, StepUps1764000006000, VerifierEventJournal1764000010000];
+export const migrations = [AuditChain1764000000000, Agents1764000001000, ServicesGrants1764000002000, DpopProofJtis1764000003000, Revocations1764000004000, Humans1764000005000, StepUps1764000006000, VerifierEventJournal1764000010000, PasskeyManagement1764000011000];

@@ -54,9 +54,17 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
     return { humanId: body.human.id, cookie: sessionCookieOf(res).value, csrf: body.csrf_token, passkey };
   }
 
+  /** A fresh passkey confirmation for `purpose`, signed with `who`'s passkey (ADR 0018). */
+  async function confirmation(who: Browser, purpose: string): Promise<{ ceremony: string; response: unknown }> {
+    const begin = await call(who, 'POST', '/me/confirmation/options', { purpose });
+    expect(begin.statusCode, begin.body).toBe(200);
+    const { ceremony, options } = begin.json<{ ceremony: string; options: Parameters<SoftPasskey['assert']>[0] }>();
+    return { ceremony, response: who.passkey.assert(options) };
+  }
+
   /** An agent of `who`, enrolled with a token the human minted in the UI and registered over RFC 7591. */
   async function enrolAgent(who: Browser, name: string): Promise<Agent> {
-    const minted = await call(who, 'POST', '/me/agents/enrollment-tokens', {});
+    const minted = await call(who, 'POST', '/me/agents/enrollment-tokens', { confirmation: await confirmation(who, 'enrollment_token') });
     expect(minted.statusCode).toBe(201);
     const { token } = minted.json<{ token: string }>();
     const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -131,7 +139,7 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
     });
 
     it('keeps several passkeys per person, each with its public key', async () => {
-      const begin = await call(alice, 'POST', '/me/passkeys/options', {});
+      const begin = await call(alice, 'POST', '/me/passkeys/options', { confirmation: await confirmation(alice, 'add_passkey') });
       const { ceremony, options } = begin.json<{ ceremony: string; options: Parameters<SoftPasskey['register']>[0] }>();
       // The passkeys the person already has are excluded, so an authenticator is not registered twice.
       expect(options.excludeCredentials).toEqual([expect.objectContaining({ id: alice.passkey.id })]);

@@ -2,7 +2,7 @@ import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, 
 import { AccessDenied, LoginRequired } from '@writ/core';
 import type { FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../config/config.js';
-import { type HumanView, HumansService, sameSecret, SESSION_COOKIE } from '../modules/humans/humans.service.js';
+import { type HumanView, HumansService, sameSecret, sessionCookieName } from '../modules/humans/humans.service.js';
 import { CONFIG } from '../tokens.js';
 
 /** The header that carries the session's CSRF token on state-changing requests. */
@@ -23,9 +23,13 @@ export function checkOrigin(request: FastifyRequest, allowed: readonly string[])
   if (!allowed.includes(origin)) throw new AccessDenied('request origin is not allowed');
 }
 
-/** The session cookie's value, if the request has one. */
-export function sessionCookie(request: FastifyRequest): string | undefined {
-  const value = request.cookies?.[SESSION_COOKIE];
+/**
+ * The session cookie's value, if the request has one. Only the name these UI origins use is read:
+ * behind https that is the `__Host-` name, so a plain `writ_session` planted by a sibling
+ * subdomain or an http page is ignored.
+ */
+export function sessionCookie(request: FastifyRequest, uiOrigins: readonly string[]): string | undefined {
+  const value = request.cookies?.[sessionCookieName(uiOrigins)];
   return value === undefined || value === '' ? undefined : value;
 }
 
@@ -55,7 +59,7 @@ export class HumanSessionGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<HumanRequest>();
     checkOrigin(request, this.config.uiOrigins);
-    const token = sessionCookie(request);
+    const token = sessionCookie(request, this.config.uiOrigins);
     if (token === undefined) throw new LoginRequired('sign in with your passkey first');
     const session = await this.humans.session(token);
     if (!session) throw new LoginRequired('your session has ended: sign in with your passkey again');
@@ -75,4 +79,11 @@ export const CurrentHuman = createParamDecorator((_: unknown, context: Execution
   const human = context.switchToHttp().getRequest<HumanRequest>().writHuman;
   if (!human) throw new Error('CurrentHuman used on a route without HumanSessionGuard');
   return human;
+});
+
+/** The session cookie of the signed-in human's request, put there by {@link HumanSessionGuard}. */
+export const CurrentSessionToken = createParamDecorator((_: unknown, context: ExecutionContext): string => {
+  const token = context.switchToHttp().getRequest<HumanRequest>().writSessionToken;
+  if (token === undefined) throw new Error('CurrentSessionToken used on a route without HumanSessionGuard');
+  return token;
 });

@@ -7,6 +7,7 @@ import type { GrantNarrowing } from '../../src/modules/grants/grants.service.js'
 import { ApprovalsService } from '../../src/modules/humans/approvals.service.js';
 import { HumanEntity } from '../../src/modules/humans/human.entities.js';
 import { HumansService } from '../../src/modules/humans/humans.service.js';
+import { secretHash } from '../../src/modules/humans/webauthn.js';
 import { CONFIG } from '../../src/tokens.js';
 import { SoftPasskey } from './soft-passkey.js';
 
@@ -24,13 +25,20 @@ export async function humanWithPasskey(app: NestFastifyApplication, humanId: str
   if (known) return known;
   const repo = app.get(Database).dataSource.getRepository(HumanEntity);
   if (!(await repo.existsBy({ id: humanId }))) {
-    await repo.insert({ id: humanId, name: humanId, webauthn_user_id: randomBytes(32).toString('base64url'), created_at: new Date() });
+    await repo.insert({ id: humanId, name: humanId, webauthn_user_id: randomBytes(32).toString('base64url'), created_at: new Date(), passkey_notice_at: new Date() });
   }
   const config = app.get<RegistryConfig>(CONFIG);
   const passkey = new SoftPasskey(config.uiOrigins[0]!, config.rp.id);
   const humans = app.get(HumansService);
-  const { ceremony, options } = await humans.beginAddPasskey(humanId);
-  await humans.finishAddPasskey(humanId, { ceremony, response: passkey.register(options) });
+  // The person's first passkey, through the second step of the real add-passkey ceremony. Its
+  // first step needs a confirmation from a passkey they already have (ADR 0018), which this
+  // person has not: the ceremony is stored here as that step would store it, for a test session.
+  const session = `test-session-${randomBytes(8).toString('hex')}`;
+  const challenge = randomBytes(32).toString('base64url');
+  const human = await repo.findOneByOrFail({ id: humanId });
+  const ceremony = await humans.saveCeremony('add_passkey', challenge, { humanId, data: { session: secretHash(session), confirmed_with: 'test-support' } });
+  const options = { challenge, rp: { id: config.rp.id, name: config.rp.name }, user: { id: human.webauthn_user_id, name: human.name, displayName: human.name }, pubKeyCredParams: [] };
+  await humans.finishAddPasskey(humanId, session, { ceremony, response: passkey.register(options) });
   byApp.set(humanId, passkey);
   return passkey;
 }

@@ -42,6 +42,11 @@ export interface ReceiptExport {
   public_key: JWK;
   rp_id: string;
   origins: string[];
+  /**
+   * Which of the person's passkeys signed it (the receipt's `credential_id`), by the name they
+   * gave it, and when it was removed if it was: its receipts stay verifiable (ADR 0018).
+   */
+  passkey: { id: string; label: string; removed_at: string | null };
 }
 
 /**
@@ -142,7 +147,14 @@ export class ApprovalsService {
     const row = await this.db.dataSource.getRepository(ApprovalReceiptEntity).findOneBy({ grant_id: grantId, human_id: humanId });
     if (!row) return null;
     const passkey = await this.db.dataSource.getRepository(PasskeyEntity).findOneByOrFail({ id: row.credential_id });
-    return { receipt: row.receipt, hash: row.hash, public_key: passkey.jwk, rp_id: this.config.rp.id, origins: this.config.uiOrigins };
+    return {
+      receipt: row.receipt,
+      hash: row.hash,
+      public_key: passkey.jwk,
+      rp_id: this.config.rp.id,
+      origins: this.config.uiOrigins,
+      passkey: { id: passkey.id, label: passkey.label, removed_at: passkey.removed_at?.toISOString() ?? null },
+    };
   }
 
   private async ownPendingGrant(humanId: string, grantId: string): Promise<GrantEntity> {

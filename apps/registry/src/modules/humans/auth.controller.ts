@@ -3,10 +3,10 @@ import { ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
 import { LoginRequired } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../../config/config.js';
-import { HumanSessionGuard, OriginGuard, sessionCookie } from '../../http/human-session.guard.js';
+import { CurrentHuman, CurrentSessionToken, HumanSessionGuard, OriginGuard, sessionCookie } from '../../http/human-session.guard.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { CONFIG } from '../../tokens.js';
-import { FinishSchema, type HumanView, HumansService, NameSchema, SESSION_COOKIE, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
+import { FinishSchema, type HumanView, HumansService, NameSchema, sessionCookieName, sessionCookieSecure, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
 
 /** Passkey sign-up and sign-in, and the session they start. */
 @Controller('auth')
@@ -70,7 +70,7 @@ export class AuthController {
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
   async session(@Req() request: FastifyRequest): Promise<{ human: HumanView; csrf_token: string }> {
-    const token = sessionCookie(request);
+    const token = sessionCookie(request, this.config.uiOrigins);
     const session = token === undefined ? null : await this.humans.session(token);
     if (!session) throw new LoginRequired('sign in with your passkey first');
     return { human: session.human, csrf_token: session.csrfToken };
@@ -84,19 +84,35 @@ export class AuthController {
   @ApiOAuthErrors(401, 403)
   @HttpCode(204)
   @Header('cache-control', 'no-store')
-  async logout(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
-    await this.humans.endSession(sessionCookie(request)!);
-    void reply.clearCookie(SESSION_COOKIE, this.cookieOptions());
+  async logout(@CurrentSessionToken() token: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
+    await this.humans.endSession(token);
+    void reply.clearCookie(sessionCookieName(this.config.uiOrigins), this.cookieOptions());
+  }
+
+  @Post('logout-everywhere')
+  @UseGuards(HumanSessionGuard)
+  @ApiOperation({ summary: 'Sign out everywhere: every session of this person ends, this one included' })
+  @ApiSecurity(SECURITY.session)
+  @ApiResponse({ status: 200, description: '{sessions_ended}' })
+  @ApiOAuthErrors(401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async logoutEverywhere(@CurrentHuman() human: HumanView, @Res({ passthrough: true }) reply: FastifyReply): Promise<{ sessions_ended: number }> {
+    const ended = await this.humans.endAllSessions(human.id);
+    void reply.clearCookie(sessionCookieName(this.config.uiOrigins), this.cookieOptions());
+    return { sessions_ended: ended };
   }
 
   private started(session: StartedSession, reply: FastifyReply): { human: HumanView; csrf_token: string } {
-    void reply.setCookie(SESSION_COOKIE, session.token, { ...this.cookieOptions(), maxAge: SESSION_TTL_MS / 1000 });
+    void reply.setCookie(sessionCookieName(this.config.uiOrigins), session.token, { ...this.cookieOptions(), maxAge: SESSION_TTL_MS / 1000 });
     return { human: session.human, csrf_token: session.csrfToken };
   }
 
-  /** HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure behind https. */
+  /**
+   * HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Path=/ and no Domain,
+   * and behind https Secure with the `__Host-` name ({@link sessionCookieName}).
+   */
   private cookieOptions() {
-    const secure = this.config.uiOrigins.every((origin) => origin.startsWith('https:'));
-    return { httpOnly: true, sameSite: 'strict' as const, path: '/', secure };
+    return { httpOnly: true, sameSite: 'strict' as const, path: '/', secure: sessionCookieSecure(this.config.uiOrigins) };
   }
 }

@@ -23,6 +23,8 @@ export interface HumanGrant {
   expires_at: string;
   revoked_at: string | null;
   receipt_hash: string | null;
+  /** On one grant (not in listings): the passkey that signed its decision, by name (ADR 0018). */
+  signed_with?: { credential_id: string; label: string; removed: boolean } | null;
 }
 
 export interface HopDecision {
@@ -108,7 +110,12 @@ export class HumanViewsService {
   async describe(grant: GrantEntity): Promise<HumanGrant> {
     const agent = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: grant.agent_id });
     const service = await this.db.dataSource.getRepository(ServiceEntity).findOneByOrFail({ id: grant.service_id });
-    return this.view(grant, agent?.client_name ?? null, { uri: service.uri, name: service.display_name });
+    const [signer] = await this.db.query<{ id: string; label: string; removed_at: Date | null }[]>(
+      'SELECT p.id, p.label, p.removed_at FROM approval_receipts r JOIN passkeys p ON p.id = r.credential_id WHERE r.grant_id = $1',
+      [grant.id],
+    );
+    const signedWith = signer ? { credential_id: signer.id, label: signer.label, removed: signer.removed_at !== null } : null;
+    return { ...this.view(grant, agent?.client_name ?? null, { uri: service.uri, name: service.display_name }), signed_with: signedWith };
   }
 
   async agents(humanId: string): Promise<{ client_id: string; name: string; status: string; created_at: string; disabled_at: string | null; jkt: string }[]> {

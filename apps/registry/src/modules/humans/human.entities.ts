@@ -13,6 +13,8 @@ export class HumanEntity {
   /** The WebAuthn user handle (base64url of 32 random bytes), never the id itself. */
   @Column('text') webauthn_user_id: string;
   @Column('timestamptz') created_at: Date;
+  /** Passkeys added after this were not yet acknowledged: the UI warns about them (ADR 0018). */
+  @Column('timestamptz') passkey_notice_at: Date;
 }
 
 /** One passkey of a human. */
@@ -31,6 +33,10 @@ export class PasskeyEntity {
   @Column('text') label: string;
   @Column('timestamptz') created_at: Date;
   @Column('timestamptz', { nullable: true }) last_used_at: Date | null;
+  /** Set when the person removed it: it signs nothing more, but its receipts still verify (ADR 0018). */
+  @Column('timestamptz', { nullable: true }) removed_at: Date | null;
+  /** SHA-256 of the session cookie that added it; null for the sign-up passkey. */
+  @Column('text', { nullable: true }) added_in_session: string | null;
 }
 
 /** A signed-in browser: the cookie's hash, never the cookie. */
@@ -43,7 +49,7 @@ export class HumanSessionEntity {
   @Column('timestamptz', { nullable: true }) ended_at: Date | null;
 }
 
-export type CeremonyKind = 'register' | 'login' | 'add_passkey' | 'decision' | 'step_up_decision';
+export type CeremonyKind = 'register' | 'login' | 'add_passkey' | 'decision' | 'step_up_decision' | 'confirmation';
 
 /** One WebAuthn challenge: single use, short-lived, bound to what it is for. */
 @Entity('webauthn_ceremonies')

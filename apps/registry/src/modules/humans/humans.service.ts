@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { NotFoundException } from '@nestjs/common';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -9,8 +10,9 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
-import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, identifierText, InvalidRequest, randomId } from '@writ/core';
+import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, humanText, identifierText, InvalidRequest, randomId } from '@writ/core';
 import { type EntityManager, IsNull } from 'typeorm';
+import type { JWK } from 'jose';
 import { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
@@ -28,16 +30,85 @@ import {
   SUPPORTED_ALGORITHMS,
 } from './webauthn.js';
 
-/** The session cookie's name. */
+/** The session cookie's name when the approval UI is served over plain http (local development). */
 export const SESSION_COOKIE = 'writ_session';
+/**
+ * The session cookie's name when every UI origin is https. A `__Host-` cookie must be `Secure`,
+ * `Path=/` and have no `Domain` (RFC 6265bis §4.1.3.2), so a sibling subdomain or a plain-http
+ * page cannot plant or overwrite it (cookie tossing). Browsers refuse it without `Secure`, hence
+ * the plain name on http://localhost.
+ */
+export const SECURE_SESSION_COOKIE = '__Host-writ_session';
+
+/** The session cookie's name for these UI origins: `__Host-` whenever they are all https. */
+export function sessionCookieName(uiOrigins: readonly string[]): string {
+  return sessionCookieSecure(uiOrigins) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+}
+
+/** Whether the session cookie is `Secure`: every UI origin is https. */
+export function sessionCookieSecure(uiOrigins: readonly string[]): boolean {
+  return uiOrigins.length > 0 && uiOrigins.every((origin) => origin.startsWith('https:'));
+}
 /** A session lasts this long after sign-in. */
 export const SESSION_TTL_MS = 12 * 3600_000;
 /** A WebAuthn ceremony must be finished within this time. */
 export const CEREMONY_TTL_MS = 5 * 60_000;
 
 export const NameSchema = z.strictObject({ name: identifierText(z.string().trim().min(1, 'name must not be empty').max(64, 'name must be at most 64 characters')) });
-const LabelSchema = identifierText(z.string().trim().min(1).max(64)).optional();
+/** A passkey's name, chosen by the person and shown to them: no control or format characters. */
+const PasskeyLabel = humanText(z.string().trim().min(1, 'label must not be empty').max(64, 'label must be at most 64 characters'));
+const LabelSchema = PasskeyLabel.optional();
 export const FinishSchema = z.strictObject({ ceremony: identifierText(z.string().min(1).max(64)), response: z.unknown(), label: LabelSchema });
+
+/**
+ * What a fresh passkey confirmation is for (ADR 0018): each action that could hand the account to
+ * whoever holds the session cookie. The confirmation names its purpose, so one made to rename a
+ * passkey cannot add one.
+ */
+export const CONFIRMATION_PURPOSES = ['add_passkey', 'enrollment_token', 'rename_passkey', 'remove_passkey'] as const;
+export type ConfirmationPurpose = (typeof CONFIRMATION_PURPOSES)[number];
+
+const PURPOSE_TEXT: Record<ConfirmationPurpose, string> = {
+  add_passkey: 'add a passkey',
+  enrollment_token: 'create an enrollment token',
+  rename_passkey: 'rename a passkey',
+  remove_passkey: 'remove a passkey',
+};
+
+export const ConfirmationOptionsSchema = z.strictObject({ purpose: z.enum(CONFIRMATION_PURPOSES) });
+/** A signed confirmation challenge, sent along with the action it allows. */
+export const ConfirmationSchema = z.strictObject({ ceremony: identifierText(z.string().min(1).max(64)), response: z.unknown() });
+export type Confirmation = z.infer<typeof ConfirmationSchema>;
+
+export const AddPasskeyOptionsSchema = z.strictObject({ confirmation: ConfirmationSchema.optional() });
+export const RenamePasskeySchema = z.strictObject({ label: PasskeyLabel, confirmation: ConfirmationSchema.optional() });
+export const RemovePasskeySchema = z.strictObject({ confirmation: ConfirmationSchema.optional() });
+
+/** A passkey as its owner sees it. */
+export interface PasskeyView {
+  id: string;
+  label: string;
+  created_at: string;
+  last_used_at: string | null;
+  backed_up: boolean;
+  public_key: JWK;
+}
+
+export function passkeyView(p: PasskeyEntity): PasskeyView {
+  return { id: p.id, label: p.label, created_at: p.created_at.toISOString(), last_used_at: p.last_used_at?.toISOString() ?? null, backed_up: p.backed_up, public_key: p.jwk };
+}
+
+/** 404 `not_found`: not one of the human's current passkeys (another's answers the same). */
+export class PasskeyNotFound extends NotFoundException {
+  constructor() {
+    super('passkey not found');
+  }
+}
+
+/** The first characters of a credential id: enough to tell passkeys apart in the audit chain. */
+function shortId(credentialId: string): string {
+  return credentialId.slice(0, 16);
+}
 
 /** A human as the API shows them. */
 export interface HumanView {
@@ -115,8 +186,10 @@ export class HumansService {
     const name = String(ceremony.data.name);
     const webauthnUserId = String(ceremony.data.user_id);
     const now = this.clock.now();
-    const human = { id: `usr_${randomId()}`, name, webauthn_user_id: webauthnUserId, created_at: new Date(now) };
-    const passkey = await this.verifyAttestation(input.response, ceremony.challenge, human.id, input.label);
+    const id = `usr_${randomId()}`;
+    const passkey = await this.verifyAttestation(input.response, ceremony.challenge, id, input.label);
+    // The sign-up passkey is acknowledged by making it: only later ones are announced.
+    const human = { id, name, webauthn_user_id: webauthnUserId, created_at: new Date(now), passkey_notice_at: passkey.created_at };
     return this.db.transaction(async (manager) => {
       await manager.getRepository(HumanEntity).insert(human);
       await manager.getRepository(PasskeyEntity).insert(passkey);
@@ -144,25 +217,165 @@ export class HumansService {
     });
   }
 
-  /** Another passkey for a signed-in human, step 1. */
-  async beginAddPasskey(humanId: string): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
-    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
-    const existing = await this.passkeysOf(humanId);
-    const options = await this.registrationOptions(human.name, isoBase64URL.toBuffer(human.webauthn_user_id), existing);
-    const ceremony = await this.saveCeremony('add_passkey', options.challenge, { humanId });
+  /**
+   * A fresh passkey confirmation, step 1: request options over the human's passkeys, with user
+   * verification required, whose challenge is stored (single use, {@link CEREMONY_TTL_MS}) with
+   * its purpose and the session that asked for it.
+   */
+  async beginConfirmation(humanId: string, sessionToken: string, body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+    const { purpose } = parseBody(ConfirmationOptionsSchema, body ?? {});
+    const passkeys = await this.passkeysOf(humanId);
+    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.rp.id,
+      allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
+      userVerification: 'required',
+      timeout: CEREMONY_TTL_MS,
+    });
+    const ceremony = await this.saveCeremony('confirmation', options.challenge, { humanId, data: { purpose, session: secretHash(sessionToken) } });
     return { ceremony, options };
   }
 
-  /** Another passkey for a signed-in human, step 2. */
-  async finishAddPasskey(humanId: string, body: unknown): Promise<PasskeyEntity> {
+  /**
+   * A fresh passkey confirmation, step 2, checked as part of the action it allows: the ceremony
+   * must be this human's and this session's, for `purpose`, unexpired (so the assertion is at most
+   * {@link CEREMONY_TTL_MS} old), and it is deleted before the assertion is checked, so it is
+   * compared once. The assertion must verify, with user verification, under one of the human's
+   * current passkeys. A session cookie alone never passes (ADR 0018).
+   */
+  async confirm(humanId: string, sessionToken: string, purpose: ConfirmationPurpose, confirmation: Confirmation | undefined): Promise<PasskeyEntity> {
+    if (confirmation === undefined) {
+      throw new AccessDenied(
+        `a fresh passkey confirmation is needed to ${PURPOSE_TEXT[purpose]}: confirm with one of your passkeys (POST /me/confirmation/options) and send it as confirmation`,
+      );
+    }
+    const now = this.clock.now();
+    const ceremony = await this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(CeremonyEntity);
+      const row = await repo.findOne({ where: { id: confirmation.ceremony }, lock: { mode: 'pessimistic_write' } });
+      if (!row || row.kind !== 'confirmation' || row.human_id !== humanId) throw new AccessDenied('passkey confirmation is unknown or already used: confirm with your passkey again');
+      await repo.delete({ id: row.id });
+      return row;
+    });
+    if (ceremony.expires_at.getTime() <= now) throw new AccessDenied('passkey confirmation has expired: confirm with your passkey again');
+    if (ceremony.data.session !== secretHash(sessionToken)) throw new AccessDenied('passkey confirmation was made in another session: confirm with your passkey again');
+    if (ceremony.data.purpose !== purpose) {
+      throw new AccessDenied(`passkey confirmation was made to ${PURPOSE_TEXT[ceremony.data.purpose as ConfirmationPurpose] ?? 'do something else'}, not to ${PURPOSE_TEXT[purpose]}`);
+    }
+    const { passkey } = await this.verifyAssertion(confirmation.response, { challenge: ceremony.challenge, humanId, what: 'this confirmation challenge' });
+    return passkey;
+  }
+
+  /**
+   * Another passkey for a signed-in human, step 1: only with a fresh confirmation from one of the
+   * passkeys they already have, so a stolen session cookie cannot add the thief's (ADR 0018).
+   */
+  async beginAddPasskey(humanId: string, sessionToken: string, body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
+    const { confirmation } = parseBody(AddPasskeyOptionsSchema, body ?? {});
+    const confirmedWith = await this.confirm(humanId, sessionToken, 'add_passkey', confirmation);
+    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
+    // Removed passkeys stay excluded too: their credentials are still registered.
+    const existing = await this.db.dataSource.getRepository(PasskeyEntity).findBy({ human_id: humanId });
+    const options = await this.registrationOptions(human.name, isoBase64URL.toBuffer(human.webauthn_user_id), existing);
+    const ceremony = await this.saveCeremony('add_passkey', options.challenge, { humanId, data: { session: secretHash(sessionToken), confirmed_with: confirmedWith.id } });
+    return { ceremony, options };
+  }
+
+  /** Another passkey for a signed-in human, step 2, in the session that confirmed step 1. */
+  async finishAddPasskey(humanId: string, sessionToken: string, body: unknown): Promise<PasskeyEntity> {
     const input = parseBody(FinishSchema, body);
     const ceremony = await this.consume(input.ceremony, 'add_passkey', humanId);
+    const session = secretHash(sessionToken);
+    if (ceremony.data.session !== session) throw new AccessDenied('ceremony was started in another session: start again');
     const passkey = await this.verifyAttestation(input.response, ceremony.challenge, humanId, input.label);
+    passkey.added_in_session = session;
     await this.db.transaction(async (manager) => {
       await manager.getRepository(PasskeyEntity).insert(passkey);
-      await this.audit.append({ type: 'human.passkey_added', actor: humanId, subject: humanId, data: { passkey: passkey.id.slice(0, 16) } }, manager);
+      await this.audit.append(
+        {
+          type: 'human.passkey_added',
+          actor: humanId,
+          subject: humanId,
+          data: { passkey: shortId(passkey.id), label: passkey.label, confirmed_with: shortId(String(ceremony.data.confirmed_with)) },
+        },
+        manager,
+      );
     });
     return passkey;
+  }
+
+  /** Renames one of the human's passkeys, with a fresh confirmation. */
+  async renamePasskey(humanId: string, sessionToken: string, passkeyId: string, body: unknown): Promise<PasskeyEntity> {
+    const { label, confirmation } = parseBody(RenamePasskeySchema, body);
+    await this.ownPasskey(humanId, passkeyId);
+    const confirmedWith = await this.confirm(humanId, sessionToken, 'rename_passkey', confirmation);
+    return this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(PasskeyEntity);
+      const passkey = await repo.findOne({ where: { id: passkeyId, human_id: humanId, removed_at: IsNull() }, lock: { mode: 'pessimistic_write' } });
+      if (!passkey) throw new PasskeyNotFound();
+      const previous = passkey.label;
+      passkey.label = label;
+      await repo.update({ id: passkeyId }, { label });
+      await this.audit.append(
+        { type: 'human.passkey_renamed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), from: previous, to: label, confirmed_with: shortId(confirmedWith.id) } },
+        manager,
+      );
+      return passkey;
+    });
+  }
+
+  /**
+   * Removes one of the human's passkeys, with a fresh confirmation, never the last one (the
+   * account would be lost). The row stays, marked removed: the receipts it signed still verify
+   * offline with its public key, but it can neither sign in nor sign anything more.
+   */
+  async removePasskey(humanId: string, sessionToken: string, passkeyId: string, body: unknown): Promise<void> {
+    const { confirmation } = parseBody(RemovePasskeySchema, body ?? {});
+    await this.ownPasskey(humanId, passkeyId);
+    const confirmedWith = await this.confirm(humanId, sessionToken, 'remove_passkey', confirmation);
+    await this.db.transaction(async (manager) => {
+      const repo = manager.getRepository(PasskeyEntity);
+      // Every current passkey locked, so two removals at once cannot leave none.
+      const current = await repo.find({ where: { human_id: humanId, removed_at: IsNull() }, lock: { mode: 'pessimistic_write' } });
+      if (!current.some((p) => p.id === passkeyId)) throw new PasskeyNotFound();
+      if (current.length <= 1) throw new InvalidRequest('this is your only passkey: add another one before removing it');
+      await repo.update({ id: passkeyId }, { removed_at: new Date(this.clock.now()) });
+      await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, manager);
+    });
+  }
+
+  /**
+   * The passkeys added since the human last acknowledged new ones, other than those added in
+   * this very session: what "A passkey was added" warns about on their next visit.
+   */
+  async passkeyNotice(humanId: string, sessionToken: string): Promise<PasskeyEntity[]> {
+    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
+    const session = secretHash(sessionToken);
+    const rows = await this.passkeysOf(humanId);
+    return rows.filter((p) => p.created_at.getTime() > human.passkey_notice_at.getTime() && p.added_in_session !== session);
+  }
+
+  /** The human has seen the notice: passkeys added until now are no longer announced. */
+  async dismissPasskeyNotice(humanId: string): Promise<void> {
+    await this.db.dataSource.getRepository(HumanEntity).update({ id: humanId }, { passkey_notice_at: new Date(this.clock.now()) });
+  }
+
+  /**
+   * Sign out everywhere: every live session of the human ends, this one included. Needs no
+   * passkey confirmation: it only takes access away (ADR 0018).
+   */
+  async endAllSessions(humanId: string): Promise<number> {
+    return this.db.transaction(async (manager) => {
+      const result = await manager.getRepository(HumanSessionEntity).update({ human_id: humanId, ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
+      const ended = result.affected ?? 0;
+      await this.audit.append({ type: 'human.signed_out_everywhere', actor: humanId, subject: humanId, data: { sessions: ended } }, manager);
+      return ended;
+    });
+  }
+
+  /** 404 for a passkey that is not the human's current one (another's answers the same). */
+  private async ownPasskey(humanId: string, passkeyId: string): Promise<void> {
+    if (!(await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: passkeyId, human_id: humanId, removed_at: IsNull() }))) throw new PasskeyNotFound();
   }
 
   /** The human behind a session cookie, or null when it is unknown, ended or expired. */
@@ -180,8 +393,14 @@ export class HumansService {
     await this.db.dataSource.getRepository(HumanSessionEntity).update({ token_hash: secretHash(token), ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
   }
 
+  /** The human's current passkeys (not removed), oldest first. */
   passkeysOf(humanId: string): Promise<PasskeyEntity[]> {
-    return this.db.dataSource.getRepository(PasskeyEntity).find({ where: { human_id: humanId }, order: { created_at: 'ASC' } });
+    return this.db.dataSource.getRepository(PasskeyEntity).find({ where: { human_id: humanId, removed_at: IsNull() }, order: { created_at: 'ASC' } });
+  }
+
+  /** A passkey by credential id, removed or not (what signed a receipt); null if unknown. */
+  findPasskey(credentialId: string): Promise<PasskeyEntity | null> {
+    return this.db.dataSource.getRepository(PasskeyEntity).findOneBy({ id: credentialId });
   }
 
   /** Every human, newest first (for the operator). */
@@ -304,6 +523,7 @@ export class HumansService {
       const repo = manager.getRepository(PasskeyEntity);
       const passkey = await repo.findOne({ where: { id: response.id }, lock: { mode: 'pessimistic_write' } });
       if (!passkey || (expected.humanId !== null && passkey.human_id !== expected.humanId)) throw new AccessDenied('passkey is not registered to this account');
+      if (passkey.removed_at !== null) throw new AccessDenied('passkey was removed from this account');
       checkCounter(passkey.counter, assertionCounter(response.response.authenticatorData));
       let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
       try {
@@ -373,6 +593,8 @@ export class HumansService {
       label: label ?? `passkey added ${now.toISOString().slice(0, 10)}`,
       created_at: now,
       last_used_at: null,
+      removed_at: null,
+      added_in_session: null,
     });
   }
 

@@ -5,7 +5,7 @@ import { identifierText, InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
+import { CurrentHuman, CurrentSessionToken, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
@@ -13,10 +13,22 @@ import { RevocationsService } from '../revocations/revocations.service.js';
 import { StepUpsService } from '../step-ups/step-ups.service.js';
 import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptExport } from './approvals.service.js';
 import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
-import { FinishSchema, type HumanView, HumansService, parseBody } from './humans.service.js';
+import {
+  AddPasskeyOptionsSchema,
+  ConfirmationOptionsSchema,
+  ConfirmationSchema,
+  FinishSchema,
+  type HumanView,
+  HumansService,
+  parseBody,
+  passkeyView,
+  type PasskeyView,
+  RemovePasskeySchema,
+  RenamePasskeySchema,
+} from './humans.service.js';
 
 const RevokeSchema = z.strictObject({ reason: identifierText(z.string().trim().min(1).max(500)).optional() });
-const EnrollmentSchema = z.strictObject({ ttl_s: z.number().int().min(60).max(MAX_INITIAL_ACCESS_TOKEN_TTL_S).optional() });
+const EnrollmentSchema = z.strictObject({ ttl_s: z.number().int().min(60).max(MAX_INITIAL_ACCESS_TOKEN_TTL_S).optional(), confirmation: ConfirmationSchema.optional() });
 
 /** How often an idle event stream gets a comment line, so proxies keep it open. */
 const KEEPALIVE_MS = 15_000;
@@ -167,14 +179,16 @@ export class MeController {
   }
 
   @Post('agents/enrollment-tokens')
-  @ApiOperation({ summary: 'Mint a one-time enrollment token that lets one new agent register for this human' })
+  @ApiOperation({ summary: 'Mint a one-time enrollment token that lets one new agent register for this human (needs a fresh passkey confirmation)' })
   @ApiJsonBody(EnrollmentSchema)
   @ApiResponse({ status: 201, description: '{token, expires_at}: shown once' })
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
-  async enrollmentToken(@CurrentHuman() human: HumanView, @Body() body: unknown): Promise<{ token: string; expires_at: string }> {
-    const { ttl_s } = parseBody(EnrollmentSchema, body ?? {});
+  async enrollmentToken(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<{ token: string; expires_at: string }> {
+    const { ttl_s, confirmation } = parseBody(EnrollmentSchema, body ?? {});
+    // An agent enrolled here acts for the person: a stolen session cookie alone must not make one (ADR 0018).
+    await this.humans.confirm(human.id, session, 'enrollment_token', confirmation);
     const { token, expiresAt } = await this.agents.mintInitialAccessToken(human.id, ttl_s ?? 600, human.id);
     return { token, expires_at: expiresAt.toISOString() };
   }
@@ -192,33 +206,54 @@ export class MeController {
     return { client_id: id, status: 'disabled' };
   }
 
+  @Post('confirmation/options')
+  @ApiOperation({ summary: 'A fresh passkey confirmation, step 1: WebAuthn request options over the human’s passkeys, for one purpose' })
+  @ApiJsonBody(ConfirmationOptionsSchema)
+  @ApiResponse({ status: 200, description: '{ceremony, options}: sign the challenge and send {ceremony, response} as `confirmation` with the action' })
+  @ApiOAuthErrors(400, 401, 403)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  confirmationOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {
+    return this.humans.beginConfirmation(human.id, session, body);
+  }
+
   @Get('passkeys')
-  @ApiOperation({ summary: 'The human’s passkeys, with their public keys' })
+  @ApiOperation({ summary: 'The human’s current passkeys, with when they were added and last used, and their public keys' })
   @ApiResponse({ status: 200, description: '{passkeys}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async passkeys(@CurrentHuman() human: HumanView) {
-    const rows = await this.humans.passkeysOf(human.id);
-    return {
-      passkeys: rows.map((p) => ({
-        id: p.id,
-        label: p.label,
-        created_at: p.created_at.toISOString(),
-        last_used_at: p.last_used_at?.toISOString() ?? null,
-        backed_up: p.backed_up,
-        public_key: p.jwk,
-      })),
-    };
+  async passkeys(@CurrentHuman() human: HumanView): Promise<{ passkeys: PasskeyView[] }> {
+    return { passkeys: (await this.humans.passkeysOf(human.id)).map(passkeyView) };
+  }
+
+  @Get('passkeys/notice')
+  @ApiOperation({ summary: 'Passkeys added (in another session) since the human last acknowledged new ones' })
+  @ApiResponse({ status: 200, description: '{added}' })
+  @ApiOAuthErrors(401)
+  @Header('cache-control', 'no-store')
+  async passkeyNotice(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string): Promise<{ added: PasskeyView[] }> {
+    return { added: (await this.humans.passkeyNotice(human.id, session)).map(passkeyView) };
+  }
+
+  @Post('passkeys/notice/dismiss')
+  @ApiOperation({ summary: 'Acknowledge the passkeys added so far: they are no longer announced' })
+  @ApiResponse({ status: 204, description: 'Acknowledged' })
+  @ApiOAuthErrors(401, 403)
+  @HttpCode(204)
+  @Header('cache-control', 'no-store')
+  async dismissPasskeyNotice(@CurrentHuman() human: HumanView): Promise<void> {
+    await this.humans.dismissPasskeyNotice(human.id);
   }
 
   @Post('passkeys/options')
-  @ApiOperation({ summary: 'Add a passkey, step 1: WebAuthn creation options' })
+  @ApiOperation({ summary: 'Add a passkey, step 1: WebAuthn creation options (needs a fresh passkey confirmation)' })
+  @ApiJsonBody(AddPasskeyOptionsSchema)
   @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(401, 403)
+  @ApiOAuthErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  addPasskeyOptions(@CurrentHuman() human: HumanView) {
-    return this.humans.beginAddPasskey(human.id);
+  addPasskeyOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {
+    return this.humans.beginAddPasskey(human.id, session, body);
   }
 
   @Post('passkeys/verify')
@@ -228,9 +263,30 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async addPasskey(@CurrentHuman() human: HumanView, @Body() body: unknown) {
-    const p = await this.humans.finishAddPasskey(human.id, body);
-    return { id: p.id, label: p.label, created_at: p.created_at.toISOString(), last_used_at: null, backed_up: p.backed_up, public_key: p.jwk };
+  async addPasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<PasskeyView> {
+    return passkeyView(await this.humans.finishAddPasskey(human.id, session, body));
+  }
+
+  @Post('passkeys/:id/rename')
+  @ApiOperation({ summary: 'Rename one of the human’s passkeys (needs a fresh passkey confirmation)' })
+  @ApiJsonBody(RenamePasskeySchema)
+  @ApiResponse({ status: 200, description: 'The renamed passkey' })
+  @ApiOAuthErrors(400, 401, 403, 404)
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  async renamePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<PasskeyView> {
+    return passkeyView(await this.humans.renamePasskey(human.id, session, id, body));
+  }
+
+  @Post('passkeys/:id/remove')
+  @ApiOperation({ summary: 'Remove one of the human’s passkeys, never the last (needs a fresh passkey confirmation); its receipts still verify' })
+  @ApiJsonBody(RemovePasskeySchema)
+  @ApiResponse({ status: 204, description: 'Removed' })
+  @ApiOAuthErrors(400, 401, 403, 404)
+  @HttpCode(204)
+  @Header('cache-control', 'no-store')
+  async removePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<void> {
+    await this.humans.removePasskey(human.id, session, id, body);
   }
 
   @Get('transactions')
