@@ -123,6 +123,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // A bad variable (registry's or verifier's configuration) is one clear message, not a stack.
-  console.error(error instanceof Error && error.name === 'ConfigError' ? error.message : error);
+  console.error(error instanceof Error && (error.name === 'ConfigError' || error.name === 'DataDirError') ? error.message : error);
   process.exit(1);
 });

@@ -21,6 +21,7 @@ import {
 import type { JWK } from 'jose';
 import { z } from 'zod';
 import { ConfigError, loadConfig, type RegistryConfig } from './config/config.js';
+import { DataDirError, openDataDir } from './infra/data-dir.js';
 import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { AgentsService, type DisableOutcome, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
@@ -196,6 +197,7 @@ async function verifyReceiptFile(file: string, overrides: { key?: string; rpId?:
 
 async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; db: Database; config: RegistryConfig }) => Promise<T>): Promise<T> {
   const config = loadConfig();
+  openDataDir(config.dataDir);
   const keys = new KeyStore(config.dataDir, systemClock, config.tokenTtlSeconds + 30);
   await keys.init();
   const ds = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
@@ -269,6 +271,7 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     case 'keys rotate': {
       const config = loadConfig();
+      openDataDir(config.dataDir);
       const keys = new KeyStore(config.dataDir, systemClock, config.tokenTtlSeconds + 30);
       await keys.init();
       const { retired, active } = await keys.rotate();
@@ -370,7 +373,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error instanceof ConfigError || error instanceof TypeError ? error.message : error);
+    console.error(error instanceof ConfigError || error instanceof DataDirError || error instanceof TypeError ? error.message : error);
     process.exit(1);
   },
 );

@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { systemClock, type Clock } from '@writ/core';
 import { AppModule } from './app.module.js';
 import type { RegistryConfig } from './config/config.js';
+import { openDataDir } from './infra/data-dir.js';
 import { type DatabaseTarget, openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { OAuthExceptionFilter } from './http/oauth-exception.filter.js';
@@ -20,6 +21,8 @@ export async function createRegistry(
   options: { clock?: Clock; logger?: false | LogLevel[]; database?: DatabaseTarget; verifierEvents?: VerifierEventSource; verifierAdmin?: VerifierStepUps } = {},
 ): Promise<{ app: NestFastifyApplication; db: Database; keys: KeyStore }> {
   const clock = options.clock ?? systemClock;
+  // Keys and the embedded database: refused when another account could read or change them.
+  openDataDir(config.dataDir);
   const target: DatabaseTarget = options.database ?? (config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
   const db = new Database(await openDatabase(target), 'pgliteDir' in target);
   // A retired key is served for one token life plus the accepted clock skew.

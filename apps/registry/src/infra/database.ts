@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
+import { makePrivate } from './data-dir.js';
 import { migrations } from '../../../../migrations/index.js';
 import { AgentEntity } from '../modules/agents/agent.entity.js';
 import { ClientAssertionJtiEntity } from '../modules/agents/client-assertion-jti.entity.js';
@@ -30,7 +31,7 @@ export function createDataSource(target: DatabaseTarget): DataSource {
   }
   let dataDir: string | undefined;
   if (target.pgliteDir !== 'memory') {
-    mkdirSync(target.pgliteDir, { recursive: true });
+    mkdirSync(target.pgliteDir, { recursive: true, mode: 0o700 });
     dataDir = join(target.pgliteDir, 'pglite');
   }
   const { Pool } = new PGliteDriver(dataDir ? { dataDir } : {}).driver;
@@ -58,5 +59,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<DataSource> 
   const dataSource = createDataSource(target);
   await dataSource.initialize();
   await dataSource.runMigrations({ transaction: 'each' });
+  // PGlite has just created its files 0666 and folders 0755, whatever the umask (ADR 0020).
+  if ('pgliteDir' in target && target.pgliteDir !== 'memory') makePrivate(target.pgliteDir);
   return dataSource;
 }
