@@ -17,6 +17,7 @@ import {
   locationCovers,
   normalizeHtu,
   OAuthError,
+  pathStepProblem,
   RateLimited,
   Revoked,
   type RevocationKind,
@@ -49,7 +50,14 @@ export const VerifyRequestSchema = z.strictObject({
   method: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/, 'method is an HTTP method token'),
   url: identifierText(z.string().min(1).max(8192)),
   action: identifierText(z.string().min(1).max(128)),
-  resource: identifierText(z.string().min(1).max(1024)).optional(),
+  // ADR 0002: a resource a server could read as another place (`bookings/%2e%2e/admin`) is refused
+  // here, naming the field, before any capability is matched (which would refuse it too).
+  resource: identifierText(z.string().min(1).max(1024))
+    .superRefine((resource, ctx) => {
+      const problem = pathStepProblem(resource);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
   amount: z.number().optional(),
   currency: identifierText(z.string().max(16)).optional(),
 });

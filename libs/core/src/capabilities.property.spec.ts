@@ -8,7 +8,9 @@ import {
   findCoveringCapability,
   isDetailsSubset,
   locationCovers,
+  identifierCovers,
   normaliseLocation,
+  pathStepProblem,
   scopeOf,
   type AuthorizationDetail,
   type AuthorizationDetails,
@@ -471,6 +473,74 @@ describe('rendering (property)', () => {
         },
       ),
       { numRuns: NUM_RUNS },
+    );
+  });
+});
+
+// --- path steps however spelled (issue 17, finding 5) ----------------------------------------
+
+/**
+ * Pieces of resource names and paths: ordinary names, dot segments, and every spelling of `.`,
+ * `/` and `\` a server might decode (any case, `%25`-nested, a literal backslash).
+ */
+const STEP_PIECES = ['42', 'x', 'admin', 'a.b', 'a%20b', '.', '..', '%2e', '%2E', '%2f', '%2F', '%5c', '%5C', '%252e', '%252F', '%25255c', '%25', '\\'] as const;
+
+/** Joins pieces with `/` or with nothing, so that escapes land inside and between segments. */
+const stepNameArb: fc.Arbitrary<string> = fc
+  .array(fc.tuple(fc.constantFrom(...STEP_PIECES), fc.boolean()), { minLength: 1, maxLength: 6 })
+  .map((pieces) => pieces.map(([piece, slash], i) => (i > 0 && slash ? `/${piece}` : piece)).join(''));
+
+/**
+ * The place a lenient server could serve for `path` (starting with `/`): every escape decoded
+ * three times over, `\` read as `/`, then RFC 3986 §5.2.4 dot-segment removal.
+ */
+function serverView(path: string): string {
+  let decoded = path;
+  for (let i = 0; i < 3; i++) decoded = decoded.replace(/%([0-9A-Fa-f]{2})/g, (_e, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const out: string[] = [];
+  for (const segment of decoded.replaceAll('\\', '/').split('/').slice(1)) {
+    if (segment === '..') out.pop();
+    else if (segment !== '.') out.push(segment);
+  }
+  return `/${out.join('/')}`;
+}
+
+describe('path steps (property)', () => {
+  it('lets bookings/* cover only names a lenient server still reads as under bookings/', () => {
+    fc.assert(
+      fc.property(stepNameArb, (tail) => {
+        const child = `bookings/${tail}`;
+        if (identifierCovers('bookings/*', child)) expect(serverView(`/${child}`).startsWith('/bookings/')).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('never lets an identifier or resource with an encoded dot, slash or backslash, a backslash or a dot segment be covered, or be a capability identifier', () => {
+    const bookings = { type: 'flight_booking', locations: ['https://a.example/api'], actions: ['read'], identifier: 'bookings/*' };
+    fc.assert(
+      fc.property(stepNameArb, fc.constantFrom(...STEP_PIECES.filter((p) => pathStepProblem(p) !== undefined)), (tail, step) => {
+        const child = `bookings/${tail}/${step}`;
+        expect(pathStepProblem(child)).toBeDefined();
+        expect(identifierCovers('bookings/*', child)).toBe(false);
+        expect(identifierCovers(child, child)).toBe(false);
+        expect(findCoveringCapability([bookings], { url: 'https://a.example/api/bookings', action: 'read', resource: child })).toBeUndefined();
+        expect(AuthorizationDetailsSchema.safeParse([{ ...bookings, identifier: child }]).success).toBe(false);
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  });
+
+  it('never lets a location cover a request URL whose path a lenient server reads as outside it', () => {
+    const bookings = { type: 'flight_booking', locations: ['https://a.example/api/bookings'], actions: ['read'] };
+    fc.assert(
+      fc.property(stepNameArb, (tail) => {
+        const url = `https://a.example/api/bookings/${tail}`;
+        if (findCoveringCapability([bookings], { url, action: 'read' }) !== undefined) {
+          expect(serverView(`/api/bookings/${tail}`).startsWith('/api/bookings')).toBe(true);
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -184,6 +184,11 @@ describe('identifierCovers', () => {
     ['a single-dot segment', 'bookings/./42'],
     ['an empty segment', 'bookings//42'],
     ['a glob inside a segment', 'bookings/4*'],
+    ['an encoded dot-segment escape', 'bookings/%2e%2e/admin'],
+    ['encoded slashes around a dot segment', 'bookings/x%2F..%2F..%2Fadmin'],
+    ['an encoded ../ in one segment', 'bookings/%2E%2E%2Fadmin'],
+    ['a doubly encoded dot segment', 'bookings/%252e%252e/admin'],
+    ['an encoded backslash', 'bookings/x%5c..%5cadmin'],
   ])('does not let x/* cover %s', (_name, child) => {
     expect(identifierCovers('bookings/*', child)).toBe(false);
   });

@@ -135,15 +135,65 @@ export function locationCovers(parent: string, child: string): boolean {
 // Identifiers
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Path steps however they are spelled
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * RFC 3986 §2.1: a percent-encoded `.`, `/` or `\`, also when its `%` is itself encoded once or
+ * more (`%252e`): a server that decodes once, or twice, or reads `\` as `/` (as Windows servers
+ * do) turns it into a path step that Writ, comparing the text as written, never saw.
+ */
+const ENCODED_PATH_STEP = /%(?:25)*(?:2e|2f|5c)/i;
+
+/**
+ * Why `text` (a capability identifier, a request's resource, a location) could name another place
+ * to a server than to Writ, or `undefined` when it cannot: a percent-encoded dot, slash or
+ * backslash (at any depth of `%25`), a backslash, or a `.` or `..` segment (RFC 3986 §3.3).
+ * Writ refuses these rather than normalising them (ADR 0002): how many times a server decodes,
+ * and whether it reads `\` as `/`, is its own, so no one normal form is the one it serves, and
+ * the person must approve exactly the text the verifier enforces.
+ *
+ * @example
+ * ```ts
+ * pathStepProblem('bookings/42');              // undefined
+ * pathStepProblem('bookings/%2e%2e/admin');    // 'has a percent-encoded dot, slash or backslash'
+ * pathStepProblem('bookings/x\\..\\admin');     // 'has a backslash'
+ * pathStepProblem('bookings/../admin');        // 'has a . or .. segment'
+ * ```
+ */
+export function pathStepProblem(text: string): string | undefined {
+  if (ENCODED_PATH_STEP.test(text)) return 'has a percent-encoded dot, slash or backslash';
+  if (text.includes('\\')) return 'has a backslash';
+  if (text.split('/').some((segment) => segment === '.' || segment === '..')) return 'has a . or .. segment';
+  return undefined;
+}
+
+/**
+ * Whether a request URL's path would hold a `.` or `..` segment once a server decoded its
+ * escapes of `.`, `/` and `\` (at any depth of `%25`) and read `\` as `/`. The URL parser has
+ * already resolved the dot segments it sees; `/api/bookings/x%2F..%2F..%2Fadmin` is still one
+ * segment to it, and `/api/admin` to a server that decodes `%2F` first. Other escaped slashes
+ * (`projects/group%2Fproject`, as some APIs name things) stay allowed.
+ */
+function hasHiddenDotSegment(url: string): boolean {
+  const path = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(url)?.[1] ?? '';
+  const decoded = path.replace(/%(?:25)*(2e|2f|5c)/gi, (_escape, hex: string) => (hex.toLowerCase() === '2e' ? '.' : '/')).replaceAll('\\', '/');
+  return decoded.split('/').some((segment) => segment === '.' || segment === '..');
+}
+
 /** RFC 3986 `pchar` without `*` (kept for the trailing wildcard) and without `/`. */
 const IDENTIFIER_SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()+,;=:@]|%[0-9A-Fa-f]{2})+$/;
 
 /**
  * Whether `identifier` is a resource name Writ can reason about: non-empty `/`-separated
- * segments of URI path characters, no `.` or `..` segment (so `bookings/../admin` cannot pass
- * for something under `bookings/*`), and `*` only as a whole last segment after at least one other.
+ * segments of URI path characters, no `.` or `..` segment and no percent-encoded dot, slash or
+ * backslash (so neither `bookings/../admin` nor `bookings/%2e%2e%2fadmin` can pass for something
+ * under `bookings/*`: {@link pathStepProblem}), and `*` only as a whole last segment after at
+ * least one other.
  */
 function isWellFormedIdentifier(identifier: string): boolean {
+  if (pathStepProblem(identifier) !== undefined) return false;
   const segments = identifier.split('/');
   return segments.every((segment, i) => {
     if (segment === '*') return i > 0 && i === segments.length - 1;
@@ -155,7 +205,9 @@ function isWellFormedIdentifier(identifier: string): boolean {
  * Whether a parent `identifier` covers a child one. An absent parent identifier covers every
  * resource; `x/*` covers any well-formed name under `x/` (`x/1`, `x/*`, `x/y/*`) but not `x`
  * itself; any other identifier covers only itself. An absent child identifier means "every
- * resource", so a parent that names a resource does not cover it.
+ * resource", so a parent that names a resource does not cover it. A child that could name
+ * another place to a server ({@link pathStepProblem}) is covered by nothing, not even by
+ * itself, except by an absent parent identifier (every resource).
  *
  * @example
  * ```ts
@@ -168,6 +220,7 @@ function isWellFormedIdentifier(identifier: string): boolean {
 export function identifierCovers(parent: string | undefined, child: string | undefined): boolean {
   if (parent === undefined) return true;
   if (child === undefined) return false;
+  if (pathStepProblem(child) !== undefined) return false;
   if (parent === child) return true;
   if (!parent.endsWith('/*')) return false;
   const prefix = parent.slice(0, -1);
@@ -442,6 +495,11 @@ export interface CapabilityRequest {
  * the request names a resource that identifier covers. A URL that is not absolute http(s) matches
  * nothing. Limits are not checked here: they travel with the returned capability.
  *
+ * Fails closed on names a server could read as another place (ADR 0002): a resource with a
+ * percent-encoded dot, slash or backslash, a backslash or a dot segment ({@link pathStepProblem}),
+ * or a URL whose path holds a dot segment once such escapes are decoded, matches nothing,
+ * whatever the capabilities say.
+ *
  * @example
  * ```ts
  * const details = [{ type: 'flight_booking', locations: ['https://flights.example/api'], actions: ['read'],
@@ -454,6 +512,8 @@ export function findCoveringCapability(
   details: AuthorizationDetails,
   request: CapabilityRequest,
 ): AuthorizationDetail | undefined {
+  if (request.resource !== undefined && pathStepProblem(request.resource) !== undefined) return undefined;
+  if (hasHiddenDotSegment(request.url)) return undefined;
   const target = parseServiceUri(request.url);
   if (target === undefined) return undefined;
   return details.find(

@@ -7,6 +7,7 @@ import {
   OAuthError,
   type Act,
   type OAuthErrorCode,
+  pathStepProblem,
   TemporarilyUnavailable,
   textProblem,
   tokenHash,
@@ -402,9 +403,11 @@ function checkInput(input: VerifyRequestInput): void {
 
 /**
  * A field the verifier would refuse and no audit chain can hold (a NUL, another C0 control or DEL,
- * a lone surrogate: `textProblem` of @writ/core), refused here without asking the verifier, in the
- * verifier's words (issue 16, 4). `resource` and `currency` often come from the agent's request
- * body (a payee, say), so this is the agent's error: 400 invalid_request.
+ * a lone surrogate: `textProblem` of @writ/core), or a resource a server could read as another
+ * place (`pathStepProblem`: `bookings/%2e%2e/admin`, ADR 0002), refused here without asking the
+ * verifier, in the verifier's words (issue 16, 4; issue 17, 5). `resource` and `currency` often
+ * come from the agent's request (a payee, an id in the path), so this is the agent's error:
+ * 400 invalid_request.
  */
 function unfitText(input: VerifyRequestInput): InvalidRequest | undefined {
   for (const field of ['url', 'action', 'resource', 'currency'] as const) {
@@ -412,6 +415,8 @@ function unfitText(input: VerifyRequestInput): InvalidRequest | undefined {
     const problem = value === undefined ? undefined : textProblem(value);
     if (problem) return new InvalidRequest(`${field}: ${problem.message}`);
   }
+  const steps = input.resource === undefined ? undefined : pathStepProblem(input.resource);
+  if (steps !== undefined) return new InvalidRequest(`resource: ${steps}`);
   return undefined;
 }
 

@@ -638,6 +638,8 @@ describe('writVerifier: text no audit chain can hold', () => {
     ['a NUL in the payee', { payee: 'acme\u0000evil', amount: 5, currency: 'EUR' }, 'resource: contains a control character (U+0000)'],
     ['a lone surrogate in the payee', { payee: 'acme\ud800', amount: 5, currency: 'EUR' }, 'resource: is not well-formed UTF-16 (lone surrogate)'],
     ['a NUL in the currency', { payee: 'acme', amount: 5, currency: 'EU\u0000' }, 'currency: contains a control character (U+0000)'],
+    // Issue 17, finding 5: a resource a server could read as another place (ADR 0002).
+    ['an encoded dot segment in the payee', { payee: 'x%2F..%2F..%2Fadmin', amount: 5, currency: 'EUR' }, 'resource: has a percent-encoded dot, slash or backslash'],
   ])('refuses %s with 400 invalid_request, without asking the verifier', async (_name, body, description) => {
     const app = await payApp();
     const res = await app.inject({ method: 'POST', url: '/pay', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify(body) });

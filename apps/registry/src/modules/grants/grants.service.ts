@@ -11,6 +11,7 @@ import {
   InvalidGrant,
   InvalidRequest,
   locationCovers,
+  pathStepProblem,
   randomId,
 } from '@writ/core';
 import type { EntityManager } from 'typeorm';
@@ -123,18 +124,14 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   throw path[0] === 'authorization_details' ? new InvalidAuthorizationDetails(text) : new InvalidRequest(text);
 }
 
-/** RFC 3986 §2.1: a percent-encoded `.`, `/` or `\`, which a server may decode into a path step. */
-const ENCODED_PATH_STEP = /%(?:2e|2f|5c)/i;
-
 /**
  * Whether a location has a dot segment (RFC 3986 §3.3 `.` or `..`) or an encoded dot, slash or
- * backslash, read on the text as written: the URL parser would silently remove or keep them, so
- * the person would approve one path and a service could serve another (ADR 0002).
+ * backslash, read on the text as written (`pathStepProblem` of @writ/core, as for identifiers and
+ * resources): the URL parser would silently remove or keep them, so the person would approve one
+ * path and a service could serve another (ADR 0002).
  */
 function hasPathTraversal(location: string): boolean {
-  if (ENCODED_PATH_STEP.test(location)) return true;
-  const path = /^[a-z]+:\/\/[^/]*(.*)$/i.exec(location)?.[1] ?? '';
-  return path.split('/').some((segment) => segment === '.' || segment === '..');
+  return pathStepProblem(location) !== undefined;
 }
 
 /** The first capability the service does not offer, as a sentence, or null. */
