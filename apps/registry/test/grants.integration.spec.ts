@@ -124,7 +124,9 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       ['an unknown field', { colour: 'red' }, InvalidRequest, "unknown field 'colour'"],
       ['an unknown field in a capability', { authorization_details: [{ ...capability, scope: 'all' }] }, InvalidAuthorizationDetails, "unknown field 'scope' in authorization_details[0]"],
       ['a missing purpose', { purpose: undefined }, InvalidRequest, 'purpose is required'],
-      ['an empty purpose', { purpose: '  ' }, InvalidRequest, 'purpose: purpose must not be empty'],
+      ['an empty purpose', { purpose: '' }, InvalidRequest, 'purpose: purpose must not be empty'],
+      // Refused, not trimmed to empty: the agent's words are stored and shown as sent (ADR 0019).
+      ['a purpose of spaces', { purpose: '  ' }, InvalidRequest, 'purpose: starts or ends with whitespace (U+0020)'],
       ['a purpose over 500 characters', { purpose: 'x'.repeat(501) }, InvalidRequest, 'purpose: purpose must be at most 500 characters'],
       ['a duration over 30 days', { duration_s: 30 * 86_400 + 1 }, InvalidRequest, 'duration_s: duration_s must be at most 2592000 (30 days)'],
       ['a duration under a minute', { duration_s: 59 }, InvalidRequest, 'duration_s: duration_s must be at least 60'],

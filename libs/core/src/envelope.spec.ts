@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   assertNarrows,
+  canonicalTimeZone,
   describeEnvelope,
+  describeTimeZone,
   type Envelope,
   envelopeViolation,
   EnvelopeSchema,
@@ -46,6 +48,34 @@ describe('EnvelopeSchema', () => {
     expect(TimeWindowSchema.safeParse(window(['mon'], '09:00', '18:00', 'Mars/Olympus')).success).toBe(false);
     expect(TimeWindowSchema.safeParse(window(['mon'], '09:00', '24:00')).success).toBe(false);
     expect(EnvelopeSchema.safeParse({ rate: { limit: 1, window_s: 1, burst: 2 } }).success).toBe(false);
+  });
+
+  it('stores a time zone in its canonical spelling', () => {
+    expect(TimeWindowSchema.parse(window(['mon'], '09:00', '18:00', 'europe/PARIS')).tz).toBe('Europe/Paris');
+    expect(TimeWindowSchema.parse(window(['mon'], '09:00', '18:00', 'Etc/UTC')).tz).toBe('UTC');
+    expect(TimeWindowSchema.parse(window(['mon'], '09:00', '18:00', 'US/Eastern')).tz).toBe('America/New_York');
+    expect(EnvelopeSchema.parse({ time_windows: [window(['mon'], '09:00', '18:00', 'AMERICA/new_york')] }).time_windows?.[0]?.tz).toBe('America/New_York');
+    expect(canonicalTimeZone('Mars/Olympus')).toBe('Mars/Olympus');
+  });
+
+  it.each([
+    ['Etc/GMT+5', 'Etc/GMT+5 means UTC-05:00; name a city zone (Area/City, such as America/Bogota)'],
+    ['Etc/GMT-14', 'Etc/GMT-14 means UTC+14:00; name a city zone (Area/City, such as America/Bogota)'],
+    ['etc/gmt+10', 'etc/gmt+10 means UTC-10:00; name a city zone (Area/City, such as America/Bogota)'],
+    ['EST', 'EST is an abbreviation or legacy name, not a place; name a city zone (Area/City, such as America/New_York)'],
+    ['CET', 'CET is an abbreviation or legacy name, not a place; name a city zone (Area/City, such as America/New_York)'],
+    ['PST8PDT', 'PST8PDT is an abbreviation or legacy name, not a place; name a city zone (Area/City, such as America/New_York)'],
+    ['Mars/Olympus', 'tz is not a known IANA time zone'],
+    ['Europe/Zürich', 'tz is not a known IANA time zone'],
+  ])('refuses the time zone %s, saying why', (tz, message) => {
+    const parsed = TimeWindowSchema.safeParse(window(['mon'], '09:00', '18:00', tz));
+    expect(parsed.error?.issues.map((issue) => [issue.path, issue.message])).toEqual([[['tz'], message]]);
+  });
+
+  it('accepts UTC under any of its names', () => {
+    for (const tz of ['UTC', 'utc', 'GMT', 'Etc/GMT', 'Etc/GMT+0', 'Etc/UTC', 'Zulu']) {
+      expect(TimeWindowSchema.parse(window(['mon'], '09:00', '18:00', tz)).tz).toBe('UTC');
+    }
   });
 
   it('rejects amounts too large to count exactly in thousandths', () => {
@@ -551,10 +581,10 @@ describe('describeEnvelope', () => {
         time_windows: [window([...WEEKDAYS_ONLY], '09:00', '18:00')],
         amount: { currency: 'EUR', per_request_max: 200, total_max: 500, approval_above: 150 },
         max_uses: 100,
-      }),
+      }, at('2026-06-13T09:30:00Z')),
     ).toEqual([
       'At most 60 requests per minute',
-      'Monday to Friday, 09:00–18:00 (Europe/Paris)',
+      'Monday to Friday, 09:00–18:00 (Europe/Paris, UTC+01:00 or UTC+02:00 in summer time)',
       'Up to €200 per payment and €500 in total',
       'Asks you again for any payment above €150',
       'At most 100 uses',
@@ -582,7 +612,18 @@ describe('describeEnvelope', () => {
   it('says "the next day" for a window crossing midnight and "all day" for a whole day', () => {
     expect(
       describeEnvelope({ time_windows: [window(['fri'], '22:00', '06:00'), window(['sat', 'sun'], '00:00', '00:00', 'UTC')] }),
-    ).toEqual(['Friday, 22:00 to 06:00 the next day (Europe/Paris)', 'Saturday and Sunday, all day (UTC)']);
+    ).toEqual(['Friday, 22:00 to 06:00 the next day (Europe/Paris, UTC+01:00 or UTC+02:00 in summer time)', 'Saturday and Sunday, all day (UTC)']);
+  });
+
+  it.each([
+    ['Asia/Kolkata', 'Asia/Kolkata, UTC+05:30'],
+    ['America/New_York', 'America/New_York, UTC−05:00 or UTC−04:00 in summer time'],
+    ['Australia/Sydney', 'Australia/Sydney, UTC+10:00 or UTC+11:00 in summer time'],
+    ['Europe/London', 'Europe/London, UTC+00:00 or UTC+01:00 in summer time'],
+    ['America/Bogota', 'America/Bogota, UTC−05:00'],
+    ['UTC', 'UTC'],
+  ])('shows the UTC offsets of %s', (tz, text) => {
+    expect(describeTimeZone(tz, at('2026-06-13T09:30:00Z'))).toBe(text);
   });
 
   it.each<[number, number, string]>([

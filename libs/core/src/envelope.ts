@@ -29,13 +29,59 @@ export type Weekday = (typeof WEEKDAYS)[number];
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'time is HH:MM, 00:00 to 23:59');
 
-function isIanaZone(tz: string): boolean {
+function resolvedZone(tz: string): string | undefined {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+const ETC_OFFSET = /^Etc\/GMT([+-])(\d{1,2})$/i;
+
+/**
+ * Why `tz` may not name a time window's zone, or undefined when it may. A zone is a place
+ * (`Area/City`, or UTC): `Etc/GMT+5` reads as UTC+5 but means UTC-05:00 (POSIX signs are
+ * inverted), and abbreviations (`EST`, `CET`) and other names without an area say nothing a
+ * person can check (`EST` is UTC-05:00 all year, not New York's time). ADR 0019.
+ *
+ * @example
+ * ```ts
+ * timeZoneProblem('Europe/Paris'); // undefined
+ * timeZoneProblem('Etc/GMT+5'); // 'Etc/GMT+5 means UTC-05:00; name a city zone (Area/City, such as America/Bogota)'
+ * ```
+ */
+export function timeZoneProblem(tz: string): string | undefined {
+  const resolved = resolvedZone(tz);
+  // Not echoed: the sentence travels as an OAuth error_description, ASCII only (RFC 6749 §5.2),
+  // and an unknown zone can hold anything. A zone Intl knows is ASCII.
+  if (resolved === undefined) return 'tz is not a known IANA time zone';
+  if (resolved === 'UTC') return undefined;
+  const etc = ETC_OFFSET.exec(tz);
+  if (etc !== null) {
+    // POSIX: GMT+5 is five hours west of Greenwich, so its offset has the opposite sign. ASCII
+    // minus: the sentence travels as an OAuth error_description (RFC 6749 §5.2: %x20-7E).
+    const sign = etc[1] === '+' ? '-' : '+';
+    return `${tz} means UTC${sign}${etc[2]!.padStart(2, '0')}:00; name a city zone (Area/City, such as America/Bogota)`;
+  }
+  if (!tz.includes('/') || /^Etc\//i.test(resolved)) {
+    return `${tz} is an abbreviation or legacy name, not a place; name a city zone (Area/City, such as America/New_York)`;
+  }
+  return undefined;
+}
+
+/**
+ * The canonical spelling of a time zone Intl knows: `europe/PARIS` is `Europe/Paris`, a link
+ * such as `US/Eastern` its zone (`America/New_York`), `Etc/UTC` and `GMT` are `UTC`. A zone Intl
+ * does not know comes back unchanged.
+ *
+ * @example
+ * ```ts
+ * canonicalTimeZone('europe/PARIS'); // 'Europe/Paris'
+ * ```
+ */
+export function canonicalTimeZone(tz: string): string {
+  return resolvedZone(tz) ?? tz;
 }
 
 /**
@@ -53,7 +99,8 @@ export const AMOUNT_MAX = 1_000_000_000_000;
 const amountValue = z.number().finite().nonnegative().max(AMOUNT_MAX);
 
 /**
- * A weekly time window in an IANA time zone. `start` is inclusive, `end` exclusive; a window
+ * A weekly time window in an IANA time zone, named by a place or UTC (see {@link timeZoneProblem})
+ * and given back in its canonical spelling ({@link canonicalTimeZone}). `start` is inclusive, `end` exclusive; a window
  * whose `end` is not after its `start` crosses midnight (`22:00`-`06:00`), and belongs to the day
  * it starts on. `start` equal to `end` means the whole day. Windows are read on the local wall
  * clock of the instant, so on a daylight-saving change a window keeps its local hours.
@@ -68,7 +115,17 @@ export const TimeWindowSchema = z.strictObject({
   days: z.array(z.enum(WEEKDAYS)).min(1).max(7),
   start: hhmm,
   end: hhmm,
-  tz: z.string().min(1).max(64).refine(isIanaZone, 'tz is not a known IANA time zone'),
+  // Checked, then stored and signed in its canonical spelling, so the screen, the approval
+  // document and the narrowing comparison (which groups windows by zone) all read one name.
+  tz: z
+    .string()
+    .min(1)
+    .max(64)
+    .superRefine((tz, ctx) => {
+      const problem = timeZoneProblem(tz);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, abort: true });
+    })
+    .overwrite(canonicalTimeZone),
 });
 
 /**
@@ -631,10 +688,47 @@ function describeDays(days: readonly Weekday[]): string {
   return list.format(items.sort((a, b) => a.first - b.first).map((item) => item.text));
 }
 
-function describeWindow(window: TimeWindow): string {
+const offsetFormatters = new Map<string, Intl.DateTimeFormat>();
+
+/** `UTC+05:30`, `UTC−05:00`, `UTC+00:00` (a real minus sign, as the person reads it). */
+function utcOffset(epochMs: number, tz: string): string {
+  let formatter = offsetFormatters.get(tz);
+  if (formatter === undefined) {
+    formatter = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' });
+    offsetFormatters.set(tz, formatter);
+  }
+  // `GMT+05:30`, `GMT-05:00`, or `GMT` alone for a zero offset.
+  const name = formatter.formatToParts(epochMs).find((part) => part.type === 'timeZoneName')?.value ?? 'GMT';
+  const offset = name.slice(3) || '+00:00';
+  return `UTC${offset.replace('-', '−')}`;
+}
+
+/**
+ * A time zone with its UTC offsets in the year of `atMs`, so that a person need not know what a
+ * zone's name means: `Europe/Paris, UTC+01:00 or UTC+02:00 in summer time`, `Asia/Kolkata, UTC+05:30`.
+ *
+ * @example
+ * ```ts
+ * describeTimeZone('America/New_York', Date.parse('2026-03-01T00:00:00Z')); // 'America/New_York, UTC−05:00 or UTC−04:00 in summer time'
+ * describeTimeZone('UTC'); // 'UTC'
+ * ```
+ */
+export function describeTimeZone(tz: string, atMs: number = Date.now()): string {
+  if (tz === 'UTC') return 'UTC';
+  const year = new Date(atMs).getUTCFullYear();
+  const january = utcOffset(Date.UTC(year, 0, 1), tz);
+  const july = utcOffset(Date.UTC(year, 6, 1), tz);
+  if (january === july) return `${tz}, ${january}`;
+  // Summer time is the larger offset, in either hemisphere.
+  const minutes = (text: string): number => (text[3] === '+' ? 1 : -1) * (Number(text.slice(4, 6)) * 60 + Number(text.slice(7, 9)));
+  const [standard, summer] = minutes(january) < minutes(july) ? [january, july] : [july, january];
+  return `${tz}, ${standard} or ${summer} in summer time`;
+}
+
+function describeWindow(window: TimeWindow, atMs: number): string {
   const { start, end } = window;
   const hours = start === end ? 'all day' : start < end ? `${start}–${end}` : `${start} to ${end} the next day`;
-  return `${describeDays(window.days)}, ${hours} (${window.tz})`;
+  return `${describeDays(window.days)}, ${hours} (${describeTimeZone(window.tz, atMs)})`;
 }
 
 function describeRateWindow(seconds: number): string {
@@ -686,20 +780,20 @@ function describeAmount(limits: AmountLimits): string[] {
  * });
  * // [
  * //   'At most 60 requests per minute',
- * //   'Monday to Friday, 09:00–18:00 (Europe/Paris)',
+ * //   'Monday to Friday, 09:00–18:00 (Europe/Paris, UTC+01:00 or UTC+02:00 in summer time)',
  * //   'Up to €200 per payment and €500 in total',
  * //   'Asks you again for any payment above €150',
  * //   'At most 100 uses',
  * // ]
  * ```
  */
-export function describeEnvelope(envelope: Envelope): string[] {
+export function describeEnvelope(envelope: Envelope, atMs: number = Date.now()): string[] {
   const lines: string[] = [];
   if (envelope.rate !== undefined) {
     const { limit, window_s } = envelope.rate;
     lines.push(`At most ${count.format(limit)} ${limit === 1 ? 'request' : 'requests'} ${describeRateWindow(window_s)}`);
   }
-  for (const window of envelope.time_windows ?? []) lines.push(describeWindow(window));
+  for (const window of envelope.time_windows ?? []) lines.push(describeWindow(window, atMs));
   if (envelope.amount !== undefined) lines.push(...describeAmount(envelope.amount));
   if (envelope.max_uses !== undefined) {
     lines.push(`At most ${count.format(envelope.max_uses)} ${envelope.max_uses === 1 ? 'use' : 'uses'}`);

@@ -97,6 +97,12 @@ describe('renderWwwAuthenticate', () => {
     );
   });
 
+  it('writes characters outside printable ASCII as ? in the challenge, which HTTP headers cannot carry', () => {
+    expect(new InvalidRequest("unknown field '東京' (UTC−05:00) café").wwwAuthenticate({ scheme: 'Bearer' })).toBe(
+      'Bearer error="invalid_request", error_description="unknown field \'??\' (UTC?05:00) caf?"',
+    );
+  });
+
   it('renders no challenge for envelope and server errors', () => {
     expect(new BudgetExceeded('over').wwwAuthenticate()).toBeUndefined();
     expect(new ServerError().wwwAuthenticate()).toBeUndefined();

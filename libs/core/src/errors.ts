@@ -355,10 +355,14 @@ const RESOURCE_ERRORS: ReadonlySet<OAuthErrorCode> = new Set([
   'revoked',
 ]);
 
-/** RFC 7230 quoted-string: escape backslash and double quote, drop control characters. */
+/**
+ * RFC 7230 quoted-string: escape backslash and double quote, drop control characters, and write
+ * any other character outside printable ASCII as `?` (RFC 6750 §3: an error_description is
+ * %x20-7E; a header holding more makes Node refuse the whole response, a 500).
+ */
 function quote(value: string): string {
   // eslint-disable-next-line no-control-regex
-  return `"${value.replace(/[\u0000-\u001f\u007f]/g, '').replace(/(["\\])/g, '\\$1')}"`;
+  return `"${value.replace(/[\u0000-\u001f\u007f]/g, '').replace(/[^\u0020-\u007e]/gu, '?').replace(/(["\\])/g, '\\$1')}"`;
 }
 
 /**

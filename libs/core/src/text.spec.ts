@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { humanText, identifierText, isAcceptableText, textProblem } from './text.js';
+import { agentText, humanText, identifierText, isAcceptableText, textProblem } from './text.js';
 
 describe('textProblem', () => {
   it('accepts plain text, any script and well-formed surrogate pairs', () => {
@@ -31,7 +31,59 @@ describe('textProblem', () => {
   });
 });
 
-describe('identifierText and humanText', () => {
+describe('textProblem for agent text', () => {
+  it('accepts names and purposes in any script, with single spaces between words', () => {
+    for (const text of ['Budget assistant', 'Zürich – 東京 trip', 'pay 💶 now', 'Réserver\u00a0mon voyage', 'x']) {
+      expect(textProblem(text, 'agent')).toBeUndefined();
+    }
+  });
+
+  it('refuses every bidi control and isolate, naming it', () => {
+    for (const c of ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u200e', '\u200f', '\u061c']) {
+      const point = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+      expect(textProblem(`up to ${c}0005`, 'agent')).toEqual({ code: 'format_character', message: `contains a format character (${point})` });
+    }
+  });
+
+  it('refuses zero-width characters, ZWNJ and ZWJ included, and the BOM', () => {
+    for (const [text, point] of [['Budget\u200bassistant', 'U+200B'], ['Budget\u200cassistant', 'U+200C'], ['Budget\u200dassistant', 'U+200D'], ['\ufeffBudget', 'U+FEFF'], ['Bud\u00adget', 'U+00AD'], ['Bud\u2060get', 'U+2060']] as const) {
+      expect(textProblem(text, 'agent')).toEqual({ code: 'format_character', message: `contains a format character (${point})` });
+    }
+  });
+
+  it('refuses invisible characters that are not format characters (Hangul fillers, variation selectors)', () => {
+    expect(textProblem('Budget\u3164assistant', 'agent')).toEqual({ code: 'invisible_character', message: 'contains an invisible character (U+3164)' });
+    expect(textProblem('Budget assistant\ufe0f', 'agent')).toEqual({ code: 'invisible_character', message: 'contains an invisible character (U+FE0F)' });
+  });
+
+  it('refuses C1 controls, line and paragraph separators', () => {
+    expect(textProblem('a\u0085b', 'agent')).toEqual({ code: 'control_character', message: 'contains a control character (U+0085)' });
+    expect(textProblem('a\u2028b', 'agent')).toEqual({ code: 'whitespace', message: 'contains a line or paragraph separator (U+2028)' });
+    expect(textProblem('a\u2029b', 'agent')).toEqual({ code: 'whitespace', message: 'contains a line or paragraph separator (U+2029)' });
+  });
+
+  it('refuses whitespace at either end and runs of whitespace, no-break spaces included', () => {
+    expect(textProblem(' Budget assistant', 'agent')).toEqual({ code: 'whitespace', message: 'starts or ends with whitespace (U+0020)' });
+    expect(textProblem('Budget assistant\u00a0', 'agent')).toEqual({ code: 'whitespace', message: 'starts or ends with whitespace (U+00A0)' });
+    expect(textProblem('\u3000Budget', 'agent')).toEqual({ code: 'whitespace', message: 'starts or ends with whitespace (U+3000)' });
+    expect(textProblem('Budget\u00a0\u00a0\u00a0assistant', 'agent')).toEqual({ code: 'whitespace', message: 'contains consecutive whitespace (U+00A0 U+00A0)' });
+    expect(textProblem('Budget  assistant', 'agent')).toEqual({ code: 'whitespace', message: 'contains consecutive whitespace (U+0020 U+0020)' });
+    expect(textProblem('Budget \u2003assistant', 'agent')).toEqual({ code: 'whitespace', message: 'contains consecutive whitespace (U+0020 U+2003)' });
+  });
+
+  it('still refuses what identifiers refuse', () => {
+    expect(textProblem('my\u0000agent', 'agent')).toEqual({ code: 'control_character', message: 'contains a control character (U+0000)' });
+    expect(textProblem('my agent \ud800', 'agent')).toEqual({ code: 'lone_surrogate', message: 'is not well-formed UTF-16 (lone surrogate)' });
+  });
+});
+
+describe('identifierText, humanText and agentText', () => {
+  it('agentText refuses with the problem as a zod issue, never trimming', () => {
+    const schema = z.object({ purpose: agentText(z.string().min(1).max(500)) });
+    expect(schema.parse({ purpose: 'Book my trip' })).toEqual({ purpose: 'Book my trip' });
+    expect(schema.safeParse({ purpose: 'Book my trip ' }).error?.issues.map((i) => [i.path, i.message])).toEqual([[['purpose'], 'starts or ends with whitespace (U+0020)']]);
+  });
+
   it('add the problem as a zod issue after the other checks', () => {
     const schema = z.object({ action: identifierText(z.string().min(1).max(8)), name: humanText() });
     expect(schema.safeParse({ action: 'pay', name: 'Alice' }).success).toBe(true);

@@ -1,6 +1,6 @@
 import {
+  agentText,
   type Clock,
-  identifierText,
   InvalidClientMetadata,
   jwkThumbprint,
   OAuthError,
@@ -31,7 +31,9 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as con
  * server ignores metadata it does not understand).
  */
 export const RegistrationSchema = z.object({
-  client_name: identifierText(z.string().trim().min(1).max(200)),
+  // Shown to the person on every card and approval: refused, never trimmed, when it holds a
+  // control, format or invisible character or stray whitespace (ADR 0019).
+  client_name: agentText(z.string().min(1).max(200)),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
   token_endpoint_auth_method: z.unknown().optional(),
   jwks_uri: z.unknown().optional(),

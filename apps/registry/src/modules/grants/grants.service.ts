@@ -2,6 +2,7 @@ import {
   assertNarrows,
   type AuthorizationDetails,
   AuthorizationDetailsSchema,
+  agentText,
   type Clock,
   detailsSubsetViolation,
   type Envelope,
@@ -39,7 +40,9 @@ export const GrantRequestSchema = z.strictObject({
   service: identifierText(z.string().min(1).max(2048)),
   authorization_details: AuthorizationDetailsSchema,
   envelope: EnvelopeSchema,
-  purpose: identifierText(z.string().trim().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters')),
+  // The agent's own words on the approval screen: refused, never trimmed, when they hold a control,
+  // format or invisible character or stray whitespace (ADR 0019).
+  purpose: agentText(z.string().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters')),
   duration_s: durationSchema,
   delegation: z
     .strictObject({

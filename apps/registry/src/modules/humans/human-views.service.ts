@@ -6,12 +6,24 @@ import { GRANT_STATUSES, type GrantEntity, type GrantStatus } from '../grants/gr
 import type { GrantsService } from '../grants/grants.service.js';
 import { ServiceEntity } from '../services/service.entity.js';
 
+/**
+ * Who asks, as the person must be able to tell agents apart (issue 17): the agent's own name, its
+ * client id, when it was enrolled (null once the agent row is gone), and whether another of the
+ * person's agents goes by the same name.
+ */
+export interface HumanGrantAgent {
+  client_id: string;
+  name: string;
+  enrolled_at: string | null;
+  name_shared: boolean;
+}
+
 /** A grant as its human sees it: the grant plus who asks and where, by name. */
 export interface HumanGrant {
   grant_id: string;
   status: GrantStatus;
   version: number;
-  agent: { client_id: string; name: string };
+  agent: HumanGrantAgent;
   service: { id: string; uri: string; name: string };
   authorization_details: GrantEntity['authorization_details'];
   envelope: GrantEntity['envelope'];
@@ -68,6 +80,14 @@ interface EventRow {
   data: Record<string, unknown>;
 }
 
+/**
+ * The form two agent names are compared in: NFKC (full-width and compatibility forms fold to
+ * their plain letters) and lower case, so "Budget assistant" and "ＢＵＤＧＥＴ Assistant" count as one.
+ */
+function nameKey(name: string): string {
+  return name.normalize('NFKC').toLowerCase();
+}
+
 function text(value: unknown): string | null {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : null;
 }
@@ -89,14 +109,30 @@ export class HumanViewsService {
     }
     // Lazy expiry first, so a lapsed request never shows as pending.
     await this.grants.expireDue();
-    const rows = await this.db.query<(GrantEntity & { agent_name: string | null; service_uri: string; service_name: string })[]>(
-      `SELECT g.*, a.client_name AS agent_name, s.uri AS service_uri, s.display_name AS service_name
+    const rows = await this.db.query<(GrantEntity & { agent_name: string | null; agent_created_at: Date | string | null; service_uri: string; service_name: string })[]>(
+      `SELECT g.*, a.client_name AS agent_name, a.created_at AS agent_created_at, s.uri AS service_uri, s.display_name AS service_name
          FROM grants g JOIN services s ON s.id = g.service_id LEFT JOIN agents a ON a.client_id = g.agent_id
         WHERE g.owner = $1 ${status === undefined ? '' : 'AND g.status = $2'}
         ORDER BY g.requested_at DESC LIMIT ${PAGE}`,
       status === undefined ? [humanId] : [humanId, status],
     );
-    return rows.map((row) => this.view(row, row.agent_name, { uri: row.service_uri, name: row.service_name }));
+    const shared = await this.sharedNames(humanId);
+    return rows.map((row) =>
+      this.view(row, row.agent_name === null ? null : { name: row.agent_name, createdAt: row.agent_created_at }, shared, { uri: row.service_uri, name: row.service_name }),
+    );
+  }
+
+  /** The name keys ({@link nameKey}) that two or more of the person's agents share, whatever their status. */
+  private async sharedNames(humanId: string): Promise<Set<string>> {
+    const rows = await this.db.query<{ client_name: string }[]>(`SELECT client_name FROM agents WHERE owner = $1`, [humanId]);
+    const seen = new Set<string>();
+    const shared = new Set<string>();
+    for (const { client_name } of rows) {
+      const key = nameKey(client_name);
+      if (seen.has(key)) shared.add(key);
+      seen.add(key);
+    }
+    return shared;
   }
 
   /** One of the human's grants; null for another human's or an unknown one. */
@@ -110,19 +146,22 @@ export class HumanViewsService {
   async describe(grant: GrantEntity): Promise<HumanGrant> {
     const agent = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: grant.agent_id });
     const service = await this.db.dataSource.getRepository(ServiceEntity).findOneByOrFail({ id: grant.service_id });
+    const shared = await this.sharedNames(grant.owner);
     const [signer] = await this.db.query<{ id: string; label: string; removed_at: Date | null }[]>(
       'SELECT p.id, p.label, p.removed_at FROM approval_receipts r JOIN passkeys p ON p.id = r.credential_id WHERE r.grant_id = $1',
       [grant.id],
     );
     const signedWith = signer ? { credential_id: signer.id, label: signer.label, removed: signer.removed_at !== null } : null;
-    return { ...this.view(grant, agent?.client_name ?? null, { uri: service.uri, name: service.display_name }), signed_with: signedWith };
+    return { ...this.view(grant, agent ? { name: agent.client_name, createdAt: agent.created_at } : null, shared, { uri: service.uri, name: service.display_name }), signed_with: signedWith };
   }
 
-  async agents(humanId: string): Promise<{ client_id: string; name: string; status: string; created_at: string; disabled_at: string | null; jkt: string }[]> {
+  async agents(humanId: string): Promise<{ client_id: string; name: string; name_shared: boolean; status: string; created_at: string; disabled_at: string | null; jkt: string }[]> {
     const rows = await this.db.dataSource.getRepository(AgentEntity).find({ where: { owner: humanId }, order: { created_at: 'DESC' }, take: PAGE });
+    const shared = await this.sharedNames(humanId);
     return rows.map((a) => ({
       client_id: a.client_id,
       name: a.client_name,
+      name_shared: shared.has(nameKey(a.client_name)),
       status: a.status,
       created_at: a.created_at.toISOString(),
       disabled_at: a.disabled_at?.toISOString() ?? null,
@@ -204,13 +243,23 @@ export class HumanViewsService {
     };
   }
 
-  private view(grant: GrantEntity, agentName: string | null, service: { uri: string; name: string }): HumanGrant {
+  private view(
+    grant: GrantEntity,
+    agent: { name: string; createdAt: Date | string | null } | null,
+    shared: ReadonlySet<string>,
+    service: { uri: string; name: string },
+  ): HumanGrant {
     const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
     return {
       grant_id: grant.id,
       status: grant.status,
       version: grant.version,
-      agent: { client_id: grant.agent_id, name: agentName ?? grant.agent_id },
+      agent: {
+        client_id: grant.agent_id,
+        name: agent?.name ?? grant.agent_id,
+        enrolled_at: iso(agent?.createdAt ?? null),
+        name_shared: agent !== null && shared.has(nameKey(agent.name)),
+      },
       service: { id: grant.service_id, uri: service.uri, name: service.name },
       authorization_details: grant.authorization_details,
       envelope: grant.envelope,
