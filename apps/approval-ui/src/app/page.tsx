@@ -4,6 +4,7 @@ import { describeCapabilities, describeEnvelope } from '@writ/core';
 import Link from 'next/link';
 import { useCallback, useEffect } from 'react';
 import { LoadState } from '../components/messages';
+import { PasskeyNotice } from '../components/passkey-notice';
 import { useApi } from '../components/session';
 import { useLoad } from '../components/use-load';
 import { describePayee, formatAmount, formatDateTime, formatRelative, serviceLabel, summarise } from '../lib/format';
@@ -50,6 +51,7 @@ export default function InboxPage() {
     <>
       <title>Inbox · Writ</title>
       <h1>Requests waiting for you</h1>
+      <PasskeyNotice />
       <LoadState loading={state.status === 'loading'} error={state.status === 'error' ? state.message : undefined} />
       {paymentsState.status === 'error' ? <LoadState loading={false} error={paymentsState.message} /> : null}
       {ready && grants.length === 0 && payments.length === 0 ? <p>Nothing is waiting for you.</p> : null}

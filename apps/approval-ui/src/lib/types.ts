@@ -41,6 +41,8 @@ export interface HumanGrant {
   expires_at: string | null;
   revoked_at: string | null;
   receipt_hash: string | null;
+  /** On one grant: the passkey that signed its decision. */
+  signed_with?: SignedWithPasskey | null;
 }
 
 /** What the human may change before approving; each part only when it changed. */
@@ -97,6 +99,13 @@ export interface Passkey {
   created_at: string;
   last_used_at: string | null;
   backed_up: boolean;
+}
+
+/** The passkey that signed a grant's decision (on one grant, ADR 0018). */
+export interface SignedWithPasskey {
+  credential_id: string;
+  label: string;
+  removed: boolean;
 }
 
 export interface Agent {

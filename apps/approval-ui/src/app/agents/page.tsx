@@ -3,6 +3,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ConfirmAction } from '../../components/confirm-action';
 import { ErrorText, LoadState, StatusText } from '../../components/messages';
+import { confirmWithPasskey } from '../../components/passkey-confirmation';
 import { useApi } from '../../components/session';
 import { useLoad } from '../../components/use-load';
 import { describeError } from '../../lib/errors';
@@ -106,7 +107,9 @@ function EnrollmentTokenSection() {
     setError(undefined);
     setStatus('');
     try {
-      const created = await api.post<EnrollmentToken>('/me/agents/enrollment-tokens', {});
+      // A fresh passkey confirmation first: a stolen session cookie alone must not enrol an agent (ADR 0018).
+      const confirmation = await confirmWithPasskey(api, 'enrollment_token');
+      const created = await api.post<EnrollmentToken>('/me/agents/enrollment-tokens', { confirmation });
       setToken(created);
       setStatus('Enrollment token created.');
     } catch (caught) {

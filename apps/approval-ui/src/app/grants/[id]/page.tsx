@@ -5,6 +5,7 @@ import { useParams } from 'next/navigation';
 import { useCallback, useState } from 'react';
 import { DecisionForm } from '../../../components/decision-form';
 import { GrantFacts } from '../../../components/grant-words';
+import { SignedWith } from '../../../components/signed-with';
 import { LoadState } from '../../../components/messages';
 import { useApi } from '../../../components/session';
 import { useLoad } from '../../../components/use-load';
@@ -66,6 +67,7 @@ function GrantOutcome({ grant }: { grant: HumanGrant }) {
           <span className="muted"> — the signed decision, which anyone with your passkey’s public key can check.</span>
         </p>
       ) : null}
+      <SignedWith grant={grant} />
       <p>
         <Link href="/">Back to the inbox</Link>
       </p>
