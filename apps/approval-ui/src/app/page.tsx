@@ -3,6 +3,7 @@
 import { describeCapabilities, describeEnvelope } from '@writ/core';
 import Link from 'next/link';
 import { useCallback, useEffect } from 'react';
+import { AgentIdentity, AgentWords } from '../components/agent-identity';
 import { LoadState } from '../components/messages';
 import { PasskeyNotice } from '../components/passkey-notice';
 import { useApi } from '../components/session';
@@ -77,6 +78,10 @@ export default function InboxPage() {
                 <dd>{formatAmount(payment.amount, payment.currency)}</dd>
                 <dt>Payee</dt>
                 <dd>{describePayee(payment)}</dd>
+                <dt>Agent</dt>
+                <dd>
+                  {payment.agent.name} <span className="muted mono">({payment.agent.client_id})</span>
+                </dd>
                 <dt>Request</dt>
                 <dd>
                   <span className="mono">
@@ -110,11 +115,15 @@ export default function InboxPage() {
               </h2>
               <dl className="facts">
                 <dt>Agent</dt>
-                <dd>{grant.agent.name}</dd>
+                <dd>
+                  <AgentIdentity agent={grant.agent} />
+                </dd>
                 <dt>Service</dt>
                 <dd>{serviceLabel(grant.service)}</dd>
                 <dt>Why</dt>
-                <dd>{grant.purpose?.trim() ? grant.purpose : <span className="muted">No reason given.</span>}</dd>
+                <dd>
+                  <AgentWords purpose={grant.purpose} empty="No reason given." />
+                </dd>
                 <dt>In short</dt>
                 <dd>{words}</dd>
                 <dt>Lapses</dt>

@@ -14,7 +14,7 @@ const grant: HumanGrant = {
   grant_id: 'grt_1',
   status: 'pending',
   version: 1,
-  agent: { client_id: 'agt_1', name: 'trip planner' },
+  agent: { client_id: 'agt_1', name: 'trip planner', enrolled_at: '2026-11-20T09:00:00.000Z', name_shared: false },
   service: { id: 'svc_1', uri: 'https://flights.example', name: 'Flights' },
   authorization_details: [flights, payments],
   envelope: { rate: { limit: 60, window_s: 60 }, amount: { currency: 'EUR', total_max: 500 }, max_uses: 10 },

@@ -1,5 +1,6 @@
 import { describeCapabilities, describeEnvelope } from '@writ/core';
 import { describeDelegation, formatDateTime, formatDuration, serviceLabel } from '../lib/format';
+import { AgentIdentity, AgentWords } from './agent-identity';
 import type { HumanGrant } from '../lib/types';
 
 /** A list of plain-words lines, or a sentence when there is none. */
@@ -23,7 +24,7 @@ export function GrantFacts({ grant }: { grant: HumanGrant }) {
     <dl className="facts">
       <dt>Agent</dt>
       <dd>
-        {grant.agent.name} <span className="muted mono">({grant.agent.client_id})</span>
+        <AgentIdentity agent={grant.agent} />
       </dd>
       <dt>Service</dt>
       <dd>
@@ -44,7 +45,9 @@ export function GrantFacts({ grant }: { grant: HumanGrant }) {
       <dt>How long</dt>
       <dd>{formatDuration(grant.duration_s)} from approval</dd>
       <dt>Why</dt>
-      <dd>{grant.purpose?.trim() ? grant.purpose : <span className="muted">The agent gave no reason.</span>}</dd>
+      <dd>
+        <AgentWords purpose={grant.purpose} empty="The agent gave no reason." />
+      </dd>
       <dt>Passing it on</dt>
       <dd>{describeDelegation(grant.delegation)}</dd>
       <dt>Asked</dt>

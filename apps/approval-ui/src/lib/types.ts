@@ -25,11 +25,22 @@ export interface Delegation {
   max_depth: number;
 }
 
+/**
+ * The agent that asks for a grant: its own name, its client id, when it was enrolled (null once
+ * removed), and whether another of the person's agents has the same name.
+ */
+export interface HumanGrantAgent {
+  client_id: string;
+  name: string;
+  enrolled_at: string | null;
+  name_shared: boolean;
+}
+
 export interface HumanGrant {
   grant_id: string;
   status: GrantStatus;
   version: number;
-  agent: { client_id: string; name: string };
+  agent: HumanGrantAgent;
   service: { id: string; uri: string; name: string | null };
   authorization_details: AuthorizationDetails;
   envelope: Envelope;
