@@ -122,6 +122,7 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       resource: null,
       amount: 150,
       currency: 'EUR',
+      bound: { query: null, fields: {} },
       requested_at: expect.any(String),
       expires_at: expect.any(String),
       decided_at: null,
@@ -156,6 +157,7 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       resource: null,
       amount: 150,
       currency: 'EUR',
+      bound: { query: null, fields: {} },
       nonce: expect.any(String),
     });
     const decided = await call(alice, 'POST', `/me/step-ups/${id}/decision`, { ceremony, document, response: alice.passkey.assert(options) });
@@ -205,6 +207,28 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       'verification.allowed',
     ]);
     expect((await audited())[2]).toMatchObject({ receipt_hash });
+  });
+
+  // Issue 17, finding 6 (ADR 0014 amendment): what the service provider binds is shown, signed and enforced.
+  it('shows the person the query and the bound payee, signs them, and the approval holds for them only', async () => {
+    const charge = `${API}/pay/charge`;
+    const payTo = async (url: string, payee: string) =>
+      (await vf.verify(verifier, { token: hopToken, dpop: await vf.proof(payer, hopToken, url), method: 'POST', url, action: 'book', amount: 155, currency: 'EUR', bind: { fields: { payee } } })).body;
+    const asked = await payTo(`${charge}?to=acme`, 'Acme GmbH');
+    expect(asked).toMatchObject({ allow: false, error: 'approval_required', status: 403 });
+    const id = asked.step_up_id as string;
+    // The audit URL keeps no query; the person is shown it beside the request line.
+    expect(await shown(id)).toMatchObject({ url: charge, bound: { query: 'to=acme', fields: { payee: 'Acme GmbH' } } });
+    const { document } = await begin(alice, id);
+    expect(JSON.parse(document)).toMatchObject({ url: charge, bound: { query: 'to=acme', fields: { payee: 'Acme GmbH' } } });
+    expect((await decide(alice, id)).statusCode).toBe(200);
+
+    for (const [url, payee] of [[`${charge}?to=mallory`, 'Acme GmbH'], [`${charge}?to=acme`, 'Mallory Ltd']] as const) {
+      const other = await payTo(url, payee);
+      expect(other).toEqual({ allow: false, error: 'approval_required', error_description: 'amount 155 is above approval_above 100: a human must approve this request', status: 403, step_up_id: expect.stringMatching(/^su_/) });
+      expect(other.step_up_id).not.toBe(id);
+    }
+    expect(await payTo(`${charge}?to=acme`, 'Acme GmbH')).toMatchObject({ allow: true, step_up_id: id });
   });
 
   it('a denial: the agent learns it, the held request stays refused and no second approval is possible', async () => {

@@ -9,6 +9,7 @@ import {
   type Envelope,
   evaluateEnvelope,
   findCoveringCapability,
+  humanText,
   identifierText,
   InsufficientScope,
   InvalidDpopProof,
@@ -37,6 +38,9 @@ import type { ServiceIdentity } from './services.js';
 import { type DecisionInput, type DecisionOutcome, GrantStateMissing, StoreUnavailable, type VerifierStore } from './store/store.js';
 import type { TokenCache } from './token-cache.js';
 
+/** A field name a step-up binds (`payee`, `to.iban`): shown to the person as its label. */
+const BOUND_FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
 /**
  * `POST /v1/verify`: what the service provider saw (docs/verifier.md). Unknown fields are refused.
  * Every text that reaches the decision's audit event is `identifierText` (libs/core): a NUL or a
@@ -60,6 +64,21 @@ export const VerifyRequestSchema = z.strictObject({
     .optional(),
   amount: z.number().optional(),
   currency: identifierText(z.string().max(16)).optional(),
+  // ADR 0014 amendment: request fields the service provider binds into a step-up (a payee, an
+  // account), fingerprinted and shown to the person with the URL's query. Shown text: humanText.
+  bind: z
+    .strictObject({
+      fields: z
+        .record(z.string(), humanText(z.string().max(512)))
+        .superRefine((fields, ctx) => {
+          const names = Object.keys(fields);
+          if (names.length > 16) ctx.addIssue({ code: 'custom', message: 'at most 16 bound fields' });
+          // Checked here rather than as the record's key schema, so the answer names the field.
+          const bad = names.find((name) => !BOUND_FIELD_NAME.test(name));
+          if (bad !== undefined) ctx.addIssue({ code: 'custom', path: [bad], message: 'bound field name is a token of letters, digits and _ . -' });
+        }),
+    })
+    .optional(),
 });
 
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
@@ -334,8 +353,15 @@ export class Verifier {
       body += `,"charged_minor":${minor}`;
       if (ready.totalMaxMinor !== undefined) input.amount.totalMaxMinor = ready.totalMaxMinor;
       if (ready.approvalAboveMinor !== undefined && minor > ready.approvalAboveMinor) {
-        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null };
+        // What the person approves and the verifier lets through once: this exact request, its
+        // query as sent (the audit `url` drops it) and the fields the service provider binds
+        // (ADR 0014 amendment). Any change to one of them is another request, another step-up.
+        const bound = { query: queryOf(request.url), fields: request.bind?.fields ?? {} };
+        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null, bound };
         input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
+        // The registry shows and has signed what is bound, so the event carries it (the query
+        // only for requests that need a person's approval).
+        body += `,"bound":${JSON.stringify(bound)}`;
       }
     }
 
@@ -445,6 +471,14 @@ export function allowJson(allow: Allow): string {
 function eventId(): string {
   // randomUUID draws from a cached entropy pool: far cheaper per call than randomBytes.
   return `vd_${randomUUID()}`;
+}
+
+/** The query of `url` exactly as sent, without `?` and fragment; null when it has none. */
+function queryOf(url: string): string | null {
+  const [beforeFragment = ''] = url.split('#', 1);
+  const start = beforeFragment.indexOf('?');
+  const query = start === -1 ? '' : beforeFragment.slice(start + 1);
+  return query === '' ? null : query;
 }
 
 /** The URL without query and fragment (they may carry secrets), normalised; or a placeholder. */

@@ -216,6 +216,17 @@ export const StepUpDocumentSchema = z.strictObject({
   /** In currency units, as the service provider stated it. */
   amount: z.number().nonnegative(),
   currency: z.string().min(1).max(16),
+  /**
+   * What else the verifier fingerprinted (ADR 0014 amendment): the request URL's query exactly as
+   * sent (null when none) and the request fields the service provider binds (a payee, say). Absent
+   * only from documents signed before step-ups bound them.
+   */
+  bound: z
+    .strictObject({
+      query: z.string().max(8192).nullable(),
+      fields: z.record(z.string().min(1).max(64), z.string().max(512)).refine((fields) => Object.keys(fields).length <= 16, 'at most 16 bound fields'),
+    })
+    .optional(),
   nonce: z.string().min(1).max(256),
 });
 
@@ -228,7 +239,7 @@ export const StepUpDocumentSchema = z.strictObject({
  *   decision: 'approve', kind: 'step_up', step_up_id: 'su_1', grant_id: 'grt_1', txn: 'txn_1', subject: 'usr_1',
  *   agent: { client_id: 'agt_2', name: 'payment agent' }, service: { id: 'svc_1', uri: 'https://flights.example' },
  *   method: 'POST', url: 'https://flights.example/api/payments', action: 'pay', resource: null,
- *   amount: 150, currency: 'EUR', nonce: 'n-0S8FHk2b1x',
+ *   amount: 150, currency: 'EUR', bound: { query: 'ref=trip-42', fields: { payee: 'acme' } }, nonce: 'n-0S8FHk2b1x',
  * };
  * ```
  */
@@ -247,6 +258,8 @@ export interface StepUpDocument {
   resource: string | null;
   amount: number;
   currency: string;
+  /** The request's query and the fields its service provider binds (absent from older documents). */
+  bound?: { query: string | null; fields: Record<string, string> };
   nonce: string;
 }
 

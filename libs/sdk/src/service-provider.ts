@@ -107,6 +107,13 @@ export interface VerifyRequestInput {
   amount?: number;
   /** ISO 4217 code of `amount`. */
   currency?: string;
+  /**
+   * Request fields a person's step-up approval must hold to (a payee, an account), by name: the
+   * verifier fingerprints them with the method, URL and its query, action, resource and amount,
+   * and the person sees and signs them. An approved request passes only with the same values.
+   * At most 16; names are tokens (`payee`, `to.iban`), values text shown to a person.
+   */
+  bind?: Record<string, string>;
 }
 
 /**
@@ -211,6 +218,9 @@ export interface WritDenial {
 export type VerifyResult = { allow: true; claims: WritClaims } | WritDenial;
 
 const DEFAULT_TIMEOUT_MS = 2000;
+/** docs/verifier.md, `bind.fields`: at most 16 names, each a token. */
+const MAX_BOUND_FIELDS = 16;
+const BOUND_FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** docs/verifier.md: the verifier reads at most 96 KiB of body (a token may be 64 KiB). */
 const MAX_VERIFY_BODY_BYTES = 96 * 1024;
 /** RFC 7235 §2.1 token68: a JWS (three base64url parts) is one. */
@@ -399,6 +409,16 @@ function checkInput(input: VerifyRequestInput): void {
   if (input.action === '') throw new TypeError('action is required');
   if ((input.amount === undefined) !== (input.currency === undefined)) throw new TypeError('amount and currency go together');
   if (!URL.canParse(input.url)) throw new TypeError('url must be the absolute URL the agent called');
+  if (input.bind !== undefined) {
+    const names = Object.keys(input.bind);
+    if (names.length > MAX_BOUND_FIELDS) throw new TypeError(`bind names at most ${MAX_BOUND_FIELDS} fields`);
+    const bad = names.find((name) => !BOUND_FIELD_NAME.test(name));
+    if (bad !== undefined) throw new TypeError(`bind field name '${bad}' is not a token of letters, digits and _ . -`);
+    // The agent's request may supply the value; a non-string (a number, an object) must not slip through as "[object Object]".
+    if (!Object.values(input.bind).every((value) => typeof value === 'string')) throw new TypeError('bind values are strings');
+    const long = names.find((name) => input.bind![name]!.length > 512);
+    if (long !== undefined) throw new TypeError(`bind field '${long}' is longer than 512 characters`);
+  }
 }
 
 /**
@@ -417,6 +437,11 @@ function unfitText(input: VerifyRequestInput): InvalidRequest | undefined {
   }
   const steps = input.resource === undefined ? undefined : pathStepProblem(input.resource);
   if (steps !== undefined) return new InvalidRequest(`resource: ${steps}`);
+  // Bound values are shown to the person who approves the step-up: no control or format character.
+  for (const [name, value] of Object.entries(input.bind ?? {})) {
+    const problem = textProblem(value, 'human');
+    if (problem) return new InvalidRequest(`bind.fields.${name}: ${problem.message}`);
+  }
   return undefined;
 }
 
@@ -474,6 +499,7 @@ export async function verifyRequest(input: VerifyRequestInput, options: Verifier
     resource: input.resource,
     amount: input.amount,
     currency: input.currency,
+    bind: input.bind === undefined ? undefined : { fields: input.bind },
   });
   if (new TextEncoder().encode(body).byteLength > MAX_VERIFY_BODY_BYTES) {
     return refuse(new InvalidRequest('the token, DPoP proof and URL are too large together'));
@@ -579,6 +605,11 @@ export interface WritRequirement {
   action: string;
   resource?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>;
   amount?: (request: FastifyRequest) => WritAmount | undefined | Promise<WritAmount | undefined>;
+  /**
+   * The request fields a step-up approval must hold to ({@link VerifyRequestInput.bind}): bind
+   * whatever decides where the money goes (a payee, an account). The URL's query is always bound.
+   */
+  bind?: (request: FastifyRequest) => Record<string, string> | undefined | Promise<Record<string, string> | undefined>;
 }
 
 /**
@@ -652,6 +683,7 @@ function writVerifierPlugin(fastify: FastifyInstance, options: WritVerifierOptio
       return async function writPreHandler(request, reply) {
         const resource = await requirement.resource?.(request);
         const money = await requirement.amount?.(request);
+        const bind = await requirement.bind?.(request);
         const result = await verifyRequest(
           {
             method: request.method,
@@ -661,6 +693,7 @@ function writVerifierPlugin(fastify: FastifyInstance, options: WritVerifierOptio
             action: requirement.action,
             ...(resource !== undefined && { resource }),
             ...(money !== undefined && { amount: money.amount, currency: money.currency }),
+            ...(bind !== undefined && { bind }),
           },
           { ...verifierOptions, logger: verifierOptions.logger ?? request.log },
         );

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type VerifierOptions, type VerifyResult, type WritVerifierOptions, verifyRequest, writVerifier, type WritLogger } from '../src/service-provider.js';
+import { type VerifierOptions, type VerifyResult, type WritRequirement, type WritVerifierOptions, verifyRequest, writVerifier, type WritLogger } from '../src/service-provider.js';
 
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 const TOKEN = `${b64({ typ: 'txntoken+jwt', alg: 'ES256', kid: 'k1' })}.${b64({ sub: 'user_1', txn: 'txn_1' })}.${'s'.repeat(86)}`;
@@ -616,7 +616,7 @@ describe('verifyRequest without a framework', () => {
 
 // Issue 16, finding 4: text no audit chain can hold never reaches the verifier.
 describe('writVerifier: text no audit chain can hold', () => {
-  async function payApp(): Promise<FastifyInstance> {
+  async function payApp(extra: Pick<WritRequirement, 'bind'> = {}): Promise<FastifyInstance> {
     const app = Fastify();
     apps.push(app);
     await app.register(writVerifier, { verifierUrl, serviceId: SERVICE_ID, credential: CREDENTIAL, logger });
@@ -627,6 +627,7 @@ describe('writVerifier: text no audit chain can hold', () => {
           action: 'pay',
           resource: (request) => `payee:${(request.body as { payee: string }).payee}`,
           amount: (request) => ({ amount: (request.body as { amount: number }).amount, currency: (request.body as { currency: string }).currency }),
+          ...extra,
         }),
       },
       (_request, reply) => reply.send({ paid: true }),
@@ -645,6 +646,23 @@ describe('writVerifier: text no audit chain can hold', () => {
     const res = await app.inject({ method: 'POST', url: '/pay', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify(body) });
     expectDenial(res, 400, { error: 'invalid_request', error_description: description }, { 'www-authenticate': `DPoP error="invalid_request", error_description="${description}", ${ALGS}` });
     expect(received).toEqual([]);
+  });
+
+  // Issue 17, finding 6: a bound field is shown to the person who approves the step-up.
+  it('refuses a bound payee with a bidi override with 400 invalid_request naming the field, without asking the verifier', async () => {
+    const app = await payApp({ bind: (request) => ({ payee: (request.body as { payee: string }).payee }) });
+    const res = await app.inject({ method: 'POST', url: '/pay', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify({ payee: 'acme\u202eyellam', amount: 5, currency: 'EUR' }) });
+    const description = 'bind.fields.payee: contains a format character (U+202E)';
+    expectDenial(res, 400, { error: 'invalid_request', error_description: description }, { 'www-authenticate': `DPoP error="invalid_request", error_description="${description}", ${ALGS}` });
+    expect(received).toEqual([]);
+  });
+
+  it('sends the fields a route binds to the verifier, so that a step-up holds to them', async () => {
+    const app = await payApp({ bind: (request) => ({ payee: (request.body as { payee: string }).payee }) });
+    const res = await app.inject({ method: 'POST', url: '/pay?to=acme', headers: { ...agentHeaders(), 'content-type': 'application/json' }, payload: JSON.stringify({ payee: 'Acme GmbH', amount: 5, currency: 'EUR' }) });
+    expect(res.statusCode).toBe(200);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.body).toMatchObject({ url: `http://${HOST}/pay?to=acme`, resource: 'payee:Acme GmbH', bind: { fields: { payee: 'Acme GmbH' } } });
   });
 
   it('passes well-formed text in any script on to the verifier', async () => {

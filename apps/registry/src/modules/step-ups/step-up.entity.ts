@@ -1,6 +1,12 @@
 import type { ApprovalReceipt } from '@writ/core';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
+/** What a step-up binds besides the request line, resource and amount: the query as sent, and chosen request fields. */
+export interface StepUpBound {
+  query: string | null;
+  fields: Record<string, string>;
+}
+
 /** What was decided on a step-up; a pending one past its expiry is shown as `expired`. */
 export type StoredStepUpStatus = 'pending' | 'approved' | 'denied';
 export const STEP_UP_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
@@ -30,6 +36,8 @@ export class StepUpEntity {
   @Column('text', { nullable: true }) resource: string | null;
   @Column({ type: 'numeric', transformer: numericAsNumber }) amount: number;
   @Column('text') currency: string;
+  /** The query as sent and the fields the service provider binds (ADR 0014 amendment); null before. */
+  @Column('jsonb', { nullable: true }) bound: StepUpBound | null;
   @Column('text') status: StoredStepUpStatus;
   /** The verification event that first asked for it. */
   @Column('text') event_id: string;

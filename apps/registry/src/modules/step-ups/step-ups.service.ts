@@ -23,7 +23,7 @@ import { type AuditDraft, type AuditService, unrecordableReason } from '../audit
 import { PasskeyEntity } from '../humans/human.entities.js';
 import { type HumansService, parseBody } from '../humans/humans.service.js';
 import { ServiceEntity } from '../services/service.entity.js';
-import { STEP_UP_STATUSES, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
+import { STEP_UP_STATUSES, type StepUpBound, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
 
@@ -58,6 +58,8 @@ export interface HumanStepUp {
   resource: string | null;
   amount: number;
   currency: string;
+  /** The query as sent and the fields the service provider bound: approved with the rest (null before they were bound). */
+  bound: StepUpBound | null;
   requested_at: string;
   expires_at: string;
   decided_at: string | null;
@@ -104,6 +106,7 @@ interface AskedStepUp {
   resource: string | null;
   amount: number;
   currency: string;
+  bound: StepUpBound | null;
   expiresAt: Date | undefined;
 }
 
@@ -126,6 +129,8 @@ function askedStepUp(draft: AuditDraft): AskedStepUp | undefined {
   if (id === undefined || grantId === undefined || agentId === undefined || txn === undefined || serviceId === undefined) return undefined;
   if (method === undefined || url === undefined || action === undefined || currency === undefined) return undefined;
   if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) return undefined;
+  const bound = boundOf(data.bound);
+  if (bound === undefined) return undefined;
   const expires = text(data.step_up_expires_at);
   const expiresAt = expires === undefined ? undefined : new Date(expires);
   return {
@@ -141,8 +146,24 @@ function askedStepUp(draft: AuditDraft): AskedStepUp | undefined {
     resource: text(data.resource) ?? null,
     amount,
     currency,
+    bound,
     expiresAt: expiresAt === undefined || Number.isNaN(expiresAt.getTime()) ? undefined : expiresAt,
   };
+}
+
+/**
+ * The `bound` of a verification event (ADR 0014 amendment): `null` when the event has none (a
+ * verifier from before), `undefined` when it is malformed, which records no step-up: the person
+ * must see everything the verifier fingerprinted, or approve nothing.
+ */
+function boundOf(value: unknown): StepUpBound | null | undefined {
+  if (value === undefined) return null;
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { query, fields, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0 || (query !== null && typeof query !== 'string')) return undefined;
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
+  if (!Object.values(fields).every((v) => typeof v === 'string')) return undefined;
+  return { query, fields: fields as Record<string, string> };
 }
 
 type Waiter = () => void;
@@ -208,11 +229,11 @@ export class StepUpsService {
     const expiresAt = asked.expiresAt ?? new Date(now + DEFAULT_STEP_UP_TTL_MS);
     // The owner is the grant's human, read in the same statement; an unknown grant adds nothing.
     const inserted = await this.db.query<{ owner: string }[]>(
-      `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at)
-       SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14 FROM grants g WHERE g.id = $2
+      `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at, bound)
+       SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14, $15::jsonb FROM grants g WHERE g.id = $2
        ON CONFLICT (id) DO NOTHING
        RETURNING owner`,
-      [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt],
+      [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt, asked.bound === null ? null : JSON.stringify(asked.bound)],
     );
     const [row] = inserted;
     if (row === undefined) return;
@@ -266,6 +287,8 @@ export class StepUpsService {
       resource: row.resource,
       amount: row.amount,
       currency: row.currency,
+      // Signed with the rest: approving the document approves exactly what the verifier fingerprinted.
+      ...(row.bound !== null && { bound: row.bound }),
       nonce: randomId(),
     };
     const documentText = stepUpDocumentText(document);
@@ -440,6 +463,7 @@ export class StepUpsService {
       resource: row.resource,
       amount: row.amount,
       currency: row.currency,
+      bound: row.bound,
       requested_at: row.requested_at.toISOString(),
       expires_at: row.expires_at.toISOString(),
       decided_at: row.decided_at?.toISOString() ?? null,

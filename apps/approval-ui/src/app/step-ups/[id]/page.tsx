@@ -54,8 +54,15 @@ export default function StepUpPage() {
   );
 }
 
+/**
+ * What the step-up binds besides the request line (ADR 0014 amendment): the query as sent and the
+ * fields the service provider bound. Absent from step-ups recorded before they were bound.
+ */
+type BoundStepUp = HumanStepUp & { bound?: { query: string | null; fields: Record<string, string> } | null };
+
 /** The request the verifier holds, field by field, as the step-up document names it. */
-function PaymentFacts({ stepUp }: { stepUp: HumanStepUp }) {
+function PaymentFacts({ stepUp }: { stepUp: BoundStepUp }) {
+  const fields = Object.entries(stepUp.bound?.fields ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return (
     <dl className="facts">
       <dt>Amount</dt>
@@ -73,6 +80,17 @@ function PaymentFacts({ stepUp }: { stepUp: HumanStepUp }) {
       <dd className="mono">
         {stepUp.method} {stepUp.url}
       </dd>
+      {stepUp.bound ? (
+        <>
+          <dt>Query</dt>
+          <dd className="mono" data-testid="bound-query">
+            {stepUp.bound.query ?? <span className="muted">none</span>}
+          </dd>
+        </>
+      ) : null}
+      {fields.map(([name, value]) => (
+        <BoundField key={name} name={name} value={value} />
+      ))}
       <dt>Action</dt>
       <dd>{stepUp.action}</dd>
       <dt>Resource</dt>
@@ -92,6 +110,18 @@ function PaymentFacts({ stepUp }: { stepUp: HumanStepUp }) {
         {formatRelative(stepUp.expires_at, Date.now())} <span className="muted">({formatDateTime(stepUp.expires_at)})</span>
       </dd>
     </dl>
+  );
+}
+
+/** One request field the service provider bound: approving holds the payment to this value. */
+function BoundField({ name, value }: { name: string; value: string }) {
+  return (
+    <>
+      <dt>{name}</dt>
+      <dd className="mono" data-testid={`bound-field-${name}`}>
+        {value}
+      </dd>
+    </>
   );
 }
 
