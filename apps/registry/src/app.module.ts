@@ -30,6 +30,7 @@ import { VerifierEventsRunner } from './modules/audit/verifier-events.module-hoo
 import { Database } from './infra/database.service.js';
 import { type ChangeRelay, PgChangeRelay } from './infra/change-feed.js';
 import { HumanSessionGuard, OriginGuard } from './http/human-session.guard.js';
+import { RequestLimitGuard, RequestLimits } from './http/rate-limit.js';
 import { ApprovalsService } from './modules/humans/approvals.service.js';
 import { AuthController } from './modules/humans/auth.controller.js';
 import { HumanViewsService } from './modules/humans/human-views.service.js';
@@ -169,6 +170,8 @@ export class AppModule {
         OperatorGuard,
         OriginGuard,
         HumanSessionGuard,
+        { provide: RequestLimits, useFactory: () => new RequestLimits(infra.config, infra.clock) },
+        RequestLimitGuard,
         { provide: GrantExpiryTimer, inject: [GrantsService], useFactory: (grants: GrantsService) => new GrantExpiryTimer(grants) },
         // ADR 0017: every grant's verifier state is whole, or rebuilt from the durable record before
         // anything is decided on it: the in-process store (or a store handed over), or Redis.

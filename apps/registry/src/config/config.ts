@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -10,6 +11,18 @@ const redisUrl = z
   .string()
   .url()
   .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
+
+/** A count limit from the environment: a whole number from 1 to `max`. */
+const limit = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+/** An IP address, or a subnet `address/prefix`. */
+function isAddressOrSubnet(value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 const schema = z.object({
   DATABASE_URL: postgresUrl.optional(),
@@ -41,6 +54,17 @@ const schema = z.object({
     .default('http://localhost:3000')
     .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))
     .pipe(z.array(z.string().refine(isOrigin, 'each origin must be scheme://host[:port] with nothing after it')).min(1, 'at least one origin')),
+  // ADR 0020: whose X-Forwarded-For is believed (the approval UI's server); `none` for nobody.
+  WRIT_TRUSTED_PROXIES: z
+    .string()
+    .default('127.0.0.1,::1')
+    .transform((v) => (v.trim() === 'none' ? [] : v.split(',').map((a) => a.trim()).filter((a) => a !== '')))
+    .pipe(z.array(z.string().refine(isAddressOrSubnet, 'each entry must be an IP address or a subnet such as 10.0.0.0/8'))),
+  WRIT_LIMIT_CEREMONIES_PER_IP: limit(30, 100_000),
+  WRIT_LIMIT_SIGNUPS_PER_IP: limit(10, 100_000),
+  WRIT_LIMIT_CEREMONIES_PER_ACCOUNT: limit(30, 100_000),
+  WRIT_MAX_EVENT_STREAMS_PER_SESSION: limit(8, 1000),
+  WRIT_MAX_LONG_POLLS_PER_AGENT: limit(16, 1000),
 });
 
 /** `scheme://host[:port]`, exactly as a browser serialises an origin. */
@@ -76,6 +100,16 @@ export interface RegistryConfig {
   uiOrigins: string[];
   /** The operator API's token when set; otherwise one is made in `<dataDir>/keys/operator-token`. */
   operatorToken: string | undefined;
+  /** Addresses and subnets whose `X-Forwarded-For` names the client (ADR 0020). */
+  trustedProxies: string[];
+  /** ADR 0020: what one client address, account, session or agent may start or hold open. */
+  limits: {
+    ceremoniesPerIpPerMinute: number;
+    signupsPerIpPerHour: number;
+    ceremoniesPerAccountPerMinute: number;
+    eventStreamsPerSession: number;
+    longPollsPerAgent: number;
+  };
 }
 
 /** A configuration value is wrong: start-up stops with this message. */
@@ -110,5 +144,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rp: { id: c.WRIT_RP_ID, name: c.WRIT_RP_NAME },
     uiOrigins: c.WRIT_UI_ORIGINS,
     operatorToken: c.WRIT_OPERATOR_TOKEN,
+    trustedProxies: c.WRIT_TRUSTED_PROXIES,
+    limits: {
+      ceremoniesPerIpPerMinute: c.WRIT_LIMIT_CEREMONIES_PER_IP,
+      signupsPerIpPerHour: c.WRIT_LIMIT_SIGNUPS_PER_IP,
+      ceremoniesPerAccountPerMinute: c.WRIT_LIMIT_CEREMONIES_PER_ACCOUNT,
+      eventStreamsPerSession: c.WRIT_MAX_EVENT_STREAMS_PER_SESSION,
+      longPollsPerAgent: c.WRIT_MAX_LONG_POLLS_PER_AGENT,
+    },
   };
 }

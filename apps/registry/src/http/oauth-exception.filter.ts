@@ -1,5 +1,5 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import { OAuthError, toOAuthError, UseDpopNonce } from '@writ/core';
+import { OAuthError, RateLimited, toOAuthError, UseDpopNonce } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 
 /**
@@ -26,6 +26,8 @@ export class OAuthExceptionFilter implements ExceptionFilter {
     if (challenge) void reply.header('www-authenticate', challenge);
     // RFC 9449 §8, §9: use_dpop_nonce hands the client the nonce to put in its next proof.
     if (exception instanceof UseDpopNonce && exception.nonce !== '') void reply.header('dpop-nonce', exception.nonce);
+    // RFC 6585 §4, RFC 9110 §10.2.3: how long to wait before trying again, in seconds.
+    if (exception instanceof RateLimited) void reply.header('retry-after', String(exception.retryAfter));
     void reply.status(error.status).send(error.toJSON());
   }
 }

@@ -61,6 +61,7 @@ const ERROR_DESCRIPTIONS = {
   401: 'invalid_client, invalid_token or invalid_dpop_proof',
   403: 'the caller may not do this',
   404: 'not_found',
+  429: 'rate_limited: too many started or open at once; Retry-After says in how many seconds to try again (ADR 0020)',
 } as const;
 
 /** The `{error, error_description}` answers a route may give (RFC 6749 §5.2). */

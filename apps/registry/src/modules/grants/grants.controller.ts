@@ -4,6 +4,7 @@ import { InvalidRequest } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
 import { longPoll } from '../../http/long-poll.js';
+import { RequestLimits } from '../../http/rate-limit.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { GrantEntity } from './grant.entity.js';
 import { GrantRequestSchema, GrantsService } from './grants.service.js';
@@ -52,7 +53,10 @@ function withoutClientAuth(body: unknown): unknown {
 @UseGuards(AgentAuthGuard)
 @ApiSecurity(SECURITY.privateKeyJwt)
 export class GrantsController {
-  constructor(@Inject(GrantsService) private readonly grants: GrantsService) {}
+  constructor(
+    @Inject(GrantsService) private readonly grants: GrantsService,
+    @Inject(RequestLimits) private readonly limits: RequestLimits,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Request a grant; it waits for the human approval' })
@@ -74,7 +78,7 @@ export class GrantsController {
   @ApiOperation({ summary: "Read one of the agent's grants, optionally long-polling for its decision" })
   @ApiQuery({ name: 'wait', required: false, description: 'Seconds to wait for a decision', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S } })
   @ApiResponse({ status: 200, description: 'The grant as its agent sees it' })
-  @ApiOAuthErrors(400, 401, 404)
+  @ApiOAuthErrors(400, 401, 404, 429)
   @Header('cache-control', 'no-store')
   async get(
     @CurrentAgent() agent: AuthenticatedAgent,
@@ -87,6 +91,7 @@ export class GrantsController {
       parseWait(wait),
       () => this.grants.getForAgent(id, agent.clientId),
       (ms, signal) => this.grants.waitForDecision(id, agent.clientId, ms, signal),
+      () => this.limits.holdLongPoll(agent.clientId),
     );
     if (!grant) throw new NotFoundException('grant not found');
     return grantView(grant);

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../../config/config.js';
 import { CurrentHuman, CurrentSessionToken, HumanSessionGuard, OriginGuard, sessionCookie } from '../../http/human-session.guard.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { Limited } from '../../http/rate-limit.js';
 import { CONFIG } from '../../tokens.js';
 import { FinishSchema, type HumanView, HumansService, NameSchema, sessionCookieName, sessionCookieSecure, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
 
@@ -18,10 +19,11 @@ export class AuthController {
 
   @Post('register/options')
   @UseGuards(OriginGuard)
+  @Limited('ceremony-per-ip')
   @ApiOperation({ summary: 'Sign up, step 1: WebAuthn creation options for a new account' })
   @ApiJsonBody(NameSchema)
   @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(400, 403)
+  @ApiOAuthErrors(400, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   registerOptions(@Body() body: unknown) {
@@ -30,10 +32,11 @@ export class AuthController {
 
   @Post('register/verify')
   @UseGuards(OriginGuard)
+  @Limited('signup-per-ip')
   @ApiOperation({ summary: 'Sign up, step 2: the new passkey creates the account and a session' })
   @ApiJsonBody(FinishSchema)
   @ApiResponse({ status: 200, description: '{human, csrf_token}, and the session cookie' })
-  @ApiOAuthErrors(400, 403)
+  @ApiOAuthErrors(400, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async registerVerify(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
@@ -42,9 +45,10 @@ export class AuthController {
 
   @Post('login/options')
   @UseGuards(OriginGuard)
+  @Limited('ceremony-per-ip')
   @ApiOperation({ summary: 'Sign in, step 1: WebAuthn request options for a discoverable passkey' })
   @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(403)
+  @ApiOAuthErrors(403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   loginOptions() {

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { CurrentHuman, CurrentSessionToken, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { Limited, RequestLimits } from '../../http/rate-limit.js';
 import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { RevocationsService } from '../revocations/revocations.service.js';
@@ -65,6 +66,7 @@ export class MeController {
     @Inject(EventStreams) private readonly streams: EventStreams,
     @Inject(RevocationsService) private readonly revocations: RevocationsService,
     @Inject(StepUpsService) private readonly stepUps: StepUpsService,
+    @Inject(RequestLimits) private readonly limits: RequestLimits,
   ) {}
 
   @Get('grants')
@@ -89,10 +91,11 @@ export class MeController {
   }
 
   @Post('grants/:id/decision/options')
+  @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Decide on a grant, step 1: the approval document and the WebAuthn options that sign it' })
   @ApiJsonBody(DecisionOptionsSchema)
   @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiOAuthErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {
@@ -143,8 +146,10 @@ export class MeController {
   @Get('events')
   @ApiOperation({ summary: 'A text/event-stream of changes to the human’s grants and step-ups' })
   @ApiResponse({ status: 200, description: 'text/event-stream' })
-  @ApiOAuthErrors(401)
-  events(@CurrentHuman() human: HumanView, @Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+  @ApiOAuthErrors(401, 429)
+  events(@CurrentHuman() human: HumanView, @CurrentSessionToken() sessionToken: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+    // Before the answer starts: past the session's cap this is a 429 with Retry-After (ADR 0020).
+    const release = this.limits.holdEventStream(sessionToken);
     reply.hijack();
     const stream = reply.raw;
     stream.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -164,6 +169,7 @@ export class MeController {
       offGrants();
       offStepUps();
       clearInterval(keepalive);
+      release();
     };
     request.raw.once('close', stop);
     stream.once('close', stop);
@@ -207,10 +213,11 @@ export class MeController {
   }
 
   @Post('confirmation/options')
+  @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'A fresh passkey confirmation, step 1: WebAuthn request options over the human’s passkeys, for one purpose' })
   @ApiJsonBody(ConfirmationOptionsSchema)
   @ApiResponse({ status: 200, description: '{ceremony, options}: sign the challenge and send {ceremony, response} as `confirmation` with the action' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiOAuthErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   confirmationOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {
@@ -246,10 +253,11 @@ export class MeController {
   }
 
   @Post('passkeys/options')
+  @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Add a passkey, step 1: WebAuthn creation options (needs a fresh passkey confirmation)' })
   @ApiJsonBody(AddPasskeyOptionsSchema)
   @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiOAuthErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   addPasskeyOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {

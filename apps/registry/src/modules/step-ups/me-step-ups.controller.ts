@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
 import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
+import { Limited } from '../../http/rate-limit.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { HumanView } from '../humans/humans.service.js';
 import { STEP_UP_STATUSES } from './step-up.entity.js';
@@ -35,10 +36,11 @@ export class MeStepUpsController {
   }
 
   @Post(':id/decision/options')
+  @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Decide on a step-up, step 1: the step-up document and the WebAuthn options that sign it' })
   @ApiJsonBody(StepUpDecisionOptionsSchema)
   @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiOAuthErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {

@@ -3,6 +3,7 @@ import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagge
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
 import { longPoll } from '../../http/long-poll.js';
+import { RequestLimits } from '../../http/rate-limit.js';
 import { ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { MAX_WAIT_S, parseWait } from '../grants/grants.controller.js';
 import { type AgentStepUp, StepUpsService } from './step-ups.service.js';
@@ -15,7 +16,10 @@ import { type AgentStepUp, StepUpsService } from './step-ups.service.js';
 @UseGuards(AgentAuthGuard)
 @ApiSecurity(SECURITY.privateKeyJwt)
 export class StepUpsController {
-  constructor(@Inject(StepUpsService) private readonly stepUps: StepUpsService) {}
+  constructor(
+    @Inject(StepUpsService) private readonly stepUps: StepUpsService,
+    @Inject(RequestLimits) private readonly limits: RequestLimits,
+  ) {}
 
   /**
    * `?wait=N` (≤ 60 s) holds the answer until the step-up is decided or expires, or N seconds
@@ -26,7 +30,7 @@ export class StepUpsController {
   @ApiOperation({ summary: 'Read a step-up this agent asked for, optionally long-polling for the human’s decision' })
   @ApiQuery({ name: 'wait', required: false, description: 'Seconds to wait for a decision', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S } })
   @ApiResponse({ status: 200, description: '{step_up_id, status, grant_id, txn, amount, currency}; status is pending, approved, denied or expired' })
-  @ApiOAuthErrors(400, 401, 404)
+  @ApiOAuthErrors(400, 401, 404, 429)
   @Header('cache-control', 'no-store')
   async get(
     @CurrentAgent() agent: AuthenticatedAgent,
@@ -39,6 +43,7 @@ export class StepUpsController {
       parseWait(wait),
       () => this.stepUps.getForAgent(id, agent.clientId),
       (ms, signal) => this.stepUps.waitForDecision(id, agent.clientId, ms, signal),
+      () => this.limits.holdLongPoll(agent.clientId),
     );
     if (!stepUp) throw new NotFoundException('step-up not found');
     return this.stepUps.agentView(stepUp);
