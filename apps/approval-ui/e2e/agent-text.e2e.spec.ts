@@ -84,4 +84,15 @@ describe(`agent text in the approval UI in Chromium (registry on ${storage.name}
       .toBe(true);
     expect(await page.getByText('Another of your agents has this name: check the client id').isVisible()).toBe(true);
   });
+
+  it('flags both agents of one name on the agents page', async () => {
+    await page.goto(`${uiUrl}/agents`);
+    const same = page.getByRole('article', { name: 'Agent Budget assistant' });
+    await expect.poll(() => same.count(), { timeout: 10_000 }).toBe(2);
+    expect(await same.getByRole('note').allTextContents()).toEqual([
+      'Another of your agents has this name: check the client id',
+      'Another of your agents has this name: check the client id',
+    ]);
+    expect(await page.getByRole('article', { name: 'Agent Trip planner' }).getByRole('note').count()).toBe(0);
+  });
 });

@@ -122,6 +122,8 @@ export interface SignedWithPasskey {
 export interface Agent {
   client_id: string;
   name: string;
+  /** Whether another of the person's agents has the same name (NFKC, lower case). */
+  name_shared: boolean;
   status: string;
   created_at: string;
   disabled_at: string | null;

@@ -66,6 +66,13 @@ function AgentCard({ agent: initial }: { agent: Agent }) {
       <h3 ref={heading} tabIndex={-1}>
         {agent.name}
       </h3>
+      {agent.name_shared ? (
+        <p>
+          <span className="badge deny" role="note">
+            Another of your agents has this name: check the client id
+          </span>
+        </p>
+      ) : null}
       <dl className="facts">
         <dt>Client id</dt>
         <dd className="mono">{agent.client_id}</dd>
