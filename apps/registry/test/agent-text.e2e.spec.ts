@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { storages } from './support/databases.js';
 import { humanApi } from './support/human-browser.js';
-import { createTokenFixture, grantRequest } from './support/token-fixture.js';
+import { capability, createTokenFixture, grantRequest } from './support/token-fixture.js';
 
 // Issue 17, finding 2: what an agent writes for a person to read (its client_name, a grant's
 // purpose, a time window's zone) cannot make the approval screen show something else than what
@@ -85,6 +85,15 @@ describe.each(storages)('agent text a person reads, at the registry on $name', (
     ['a lone surrogate', 'Pay invoices \udbff', 'purpose: is not well-formed UTF-16 (lone surrogate)'],
   ])('POST /grants refuses a purpose with %s: 400 invalid_request naming it', async (_name, purpose, description) => {
     fx.expectError(await requestGrant('alice', { purpose }), 400, 'invalid_request', description);
+  });
+
+  it.each([
+    ['a bidi override', 'https://flights.example/api/\u202eipa', 'authorization_details[0].locations[0]: location contains a format character (U+202E)'],
+    ['a zero-width space', 'https://flights.example/a\u200bpi', 'authorization_details[0].locations[0]: location contains a format character (U+200B)'],
+    ['a no-break space', 'https://flights.example/api\u00a0', 'authorization_details[0].locations[0]: location starts or ends with whitespace (U+00A0)'],
+  ])('POST /grants refuses a capability location with %s: 400 invalid_authorization_details naming it', async (_name, location, description) => {
+    const res = await requestGrant('alice', { authorization_details: [{ ...capability, locations: [location] }] });
+    fx.expectError(res, 400, 'invalid_authorization_details', description);
   });
 
   it.each([

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InsufficientScope, InvalidAuthorizationDetails } from './errors.js';
+import { textProblem } from './text.js';
 
 /*
  * Capabilities are RFC 9396 `authorization_details` objects. RFC 9396 leaves the meaning of
@@ -75,6 +76,10 @@ function locationProblem(location: string): string | undefined {
   if (!/^https?:\/\//i.test(location)) return 'location is an http or https URI';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0020\u007f\\]/.test(location)) return 'location has no spaces, control characters or backslashes';
+  // The person reads the location as the agent wrote it: no bidi override, zero-width or other
+  // invisible character may make it look like another place (ADR 0019).
+  const text = textProblem(location, 'agent');
+  if (text !== undefined) return `location ${text.message}`;
   // RFC 9396 §2.2: a location names where the token is used; a query or fragment does not name a
   // service, and partial matching on them would be ambiguous.
   if (/[?#]/.test(location)) return 'location has no query or fragment';

@@ -611,7 +611,7 @@ describe('describeEnvelope', () => {
 
   it('says "the next day" for a window crossing midnight and "all day" for a whole day', () => {
     expect(
-      describeEnvelope({ time_windows: [window(['fri'], '22:00', '06:00'), window(['sat', 'sun'], '00:00', '00:00', 'UTC')] }),
+      describeEnvelope({ time_windows: [window(['fri'], '22:00', '06:00'), window(['sat', 'sun'], '00:00', '00:00', 'UTC')] }, at('2026-06-13T09:30:00Z')),
     ).toEqual(['Friday, 22:00 to 06:00 the next day (Europe/Paris, UTC+01:00 or UTC+02:00 in summer time)', 'Saturday and Sunday, all day (UTC)']);
   });
 
