@@ -40,7 +40,8 @@ const CONFIRMATION_NEEDED = (what: string) =>
  * receipts name their passkey; the next visit announces a new passkey.
  */
 describe.each(storages)('passkey management over HTTP on $name', (storage) => {
-  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-passkeys-', owners: [] });
+  // Every person here signs up from the same address: more than the default sign-ups per address (ADR 0020).
+  const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-passkeys-', owners: [], env: { WRIT_LIMIT_SIGNUPS_PER_IP: '1000' } });
   const { selfSigned, expectError } = fx;
   let app: NestFastifyApplication;
 

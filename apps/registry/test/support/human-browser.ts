@@ -21,6 +21,7 @@ export interface HumanBrowser {
  * requests the registry must refuse.
  */
 export function humanApi(app: () => NestFastifyApplication) {
+  let signUps = 0;
   function call(who: HumanBrowser | null, method: 'GET' | 'POST', url: string, payload?: object, headers: Record<string, string | undefined> = {}): Promise<Response> {
     const all: Record<string, string | undefined> = {
       origin: method === 'GET' ? undefined : UI_ORIGIN,
@@ -31,13 +32,19 @@ export function humanApi(app: () => NestFastifyApplication) {
     return app().inject({ method, url, headers: defined, ...(payload ? { payload } : {}) });
   }
 
-  /** Signs up `name` with a new software passkey, through both steps of the ceremony. */
+  /**
+   * Signs up `name` with a new software passkey, through both steps of the ceremony, from a
+   * browser address of its own (the UI's proxy forwards it): sign-ups are limited per address
+   * (ADR 0020), and each test person is another browser.
+   */
   async function signUp(name: string): Promise<HumanBrowser> {
-    const begin = await call(null, 'POST', '/auth/register/options', { name });
+    signUps += 1;
+    const from = { 'x-forwarded-for': `198.18.${Math.floor(signUps / 250) % 250}.${(signUps % 250) + 1}` };
+    const begin = await call(null, 'POST', '/auth/register/options', { name }, from);
     expect(begin.statusCode).toBe(200);
     const { ceremony, options } = begin.json<{ ceremony: string; options: Parameters<SoftPasskey['register']>[0] }>();
     const passkey = new SoftPasskey(UI_ORIGIN, RP_ID);
-    const res = await call(null, 'POST', '/auth/register/verify', { ceremony, response: passkey.register(options) });
+    const res = await call(null, 'POST', '/auth/register/verify', { ceremony, response: passkey.register(options) }, from);
     expect(res.statusCode).toBe(200);
     const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('writ_session='));
     expect(cookie, 'a session cookie').toBeDefined();
