@@ -123,6 +123,15 @@ describe.each(storages)('agent text a person reads, at the registry on $name', (
     fx.expectError(await api.call(null, 'POST', '/auth/register/options', { name }), 400, 'invalid_request', description);
   });
 
+  it.each([
+    ['a NUL', 'lost\u0000 trust', 'reason: contains a control character (U+0000)'],
+    ['a lone surrogate', 'lost trust \udc00', 'reason: is not well-formed UTF-16 (lone surrogate)'],
+  ])('a revocation reason with %s answers 400 invalid_request naming it', async (_name, reason, description) => {
+    const person = await api.signUp('Rey');
+    const grantId = (await requestGrant(person.humanId, {})).json<{ grant_id: string }>().grant_id;
+    fx.expectError(await api.call(person, 'POST', `/me/grants/${grantId}/revoke`, { reason }), 400, 'invalid_request', description);
+  });
+
   it('POST /grants answers 400 for a field name no HTTP header can carry, not a 500 from its WWW-Authenticate', async () => {
     const res = await requestGrant('alice', { 東京: 1 });
     fx.expectError(res, 400, 'invalid_request', "unknown field '東京'");
