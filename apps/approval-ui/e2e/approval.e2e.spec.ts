@@ -175,7 +175,9 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
 
     await page.goto(uiUrl);
     await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible()).toBe(true);
-    const held = await stack.payAtService(booker, hopToken, 150);
+    // The service binds the payee, and the URL carries a query: both are shown and signed (issue 17, finding 6).
+    const exact = { query: 'ref=trip-7', bind: { payee: 'Acme Travel' } };
+    const held = await stack.payAtService(booker, hopToken, 150, exact);
     expect(held).toMatchObject({ allow: false, error: 'approval_required' });
     const stepUpId = held.step_up_id!;
     // The inbox updates live: no reload.
@@ -189,6 +191,8 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
     await payment.getByRole('link', { name: 'Review' }).click();
     await page.waitForURL(`${uiUrl}/step-ups/${stepUpId}`);
     await expect.poll(() => page.getByRole('heading', { name: 'booking agent asks to pay 150 EUR', level: 1 }).isVisible()).toBe(true);
+    expect(await page.getByTestId('bound-query').textContent()).toBe('ref=trip-7');
+    expect(await page.getByTestId('bound-field-payee').textContent()).toBe('Acme Travel');
     await page.screenshot({ path: join(SCREENSHOTS, 'step-up.png'), fullPage: true });
     const countBefore = (await passkeys.credentials())[0]!.signCount;
     await page.getByRole('button', { name: 'Approve payment with passkey' }).click();
@@ -199,12 +203,15 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
     expect(await page.locator('pre').textContent()).toContain(`"step_up_id": "${stepUpId}"`);
     const stored = await uiGet<StoredReceipt>(`/me/step-ups/${stepUpId}/receipt`);
     const checked = await verifyStepUpReceipt(stored.receipt, { publicKey: stored.public_key, rpId: 'localhost', origins: [uiUrl], stepUpId });
-    expect(checked.document).toMatchObject({ decision: 'approve', amount: 150, currency: 'EUR', txn, agent: { client_id: booker.clientId, name: 'booking agent' } });
+    expect(checked.document).toMatchObject({ decision: 'approve', amount: 150, currency: 'EUR', txn, agent: { client_id: booker.clientId, name: 'booking agent' }, bound: { query: 'ref=trip-7', fields: { payee: 'Acme Travel' } } });
 
     // The agent learns it, and its retried payment passes once.
     expect((await stack.stepUpAsAgent(booker, stepUpId, 5)).status).toBe('approved');
-    expect(await stack.payAtService(booker, hopToken, 150)).toMatchObject({ allow: true, step_up_id: stepUpId });
-    expect(await stack.payAtService(booker, hopToken, 150)).toMatchObject({ allow: false, error: 'approval_required' });
+    // Another payee or another query is another request: the approval does not cover it.
+    expect(await stack.payAtService(booker, hopToken, 150, { ...exact, bind: { payee: 'Mallory' } })).toMatchObject({ allow: false, error: 'approval_required' });
+    expect(await stack.payAtService(booker, hopToken, 150, { ...exact, query: 'ref=trip-7&to=mallory' })).toMatchObject({ allow: false, error: 'approval_required' });
+    expect(await stack.payAtService(booker, hopToken, 150, exact)).toMatchObject({ allow: true, step_up_id: stepUpId });
+    expect(await stack.payAtService(booker, hopToken, 150, exact)).toMatchObject({ allow: false, error: 'approval_required' });
   });
 
   it('fits a phone-width screen', async () => {

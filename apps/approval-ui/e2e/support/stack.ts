@@ -168,15 +168,16 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
    * The flights service asks the verifier whether `agent` may book for `amount` EUR with `token`
    * (a payment: above the grant's `approval_above`, the answer is `approval_required` with a step-up id).
    */
-  async function payAtService(agent: Agent, token: string, amount: number): Promise<{ allow: boolean; error?: string; step_up_id?: string }> {
+  /** `extra`: a query for the URL and request fields the service binds into a step-up (ADR 0014 amendment). */
+  async function payAtService(agent: Agent, token: string, amount: number, extra: { query?: string; bind?: Record<string, string> } = {}): Promise<{ allow: boolean; error?: string; step_up_id?: string }> {
     const { verifier, service } = started();
-    const url = 'https://flights.example/api/bookings';
+    const url = `https://flights.example/api/bookings${extra.query === undefined ? '' : `?${extra.query}`}`;
     const dpop = await createDpopProof({ privateKey: agent.privateKey, publicJwk: agent.publicJwk, htm: 'POST', htu: url, accessToken: token, clock: fx.clock });
     const res = await verifier.app.inject({
       method: 'POST',
       url: '/v1/verify',
       headers: { authorization: `Basic ${Buffer.from(`${service.id}:${service.credential}`).toString('base64')}` },
-      payload: { token, dpop, method: 'POST', url, action: 'book', amount, currency: 'EUR' },
+      payload: { token, dpop, method: 'POST', url, action: 'book', amount, currency: 'EUR', ...(extra.bind && { bind: { fields: extra.bind } }) },
     });
     return res.json<{ allow: boolean; error?: string; step_up_id?: string }>();
   }

@@ -117,7 +117,9 @@ function PaymentFacts({ stepUp }: { stepUp: BoundStepUp }) {
 function BoundField({ name, value }: { name: string; value: string }) {
   return (
     <>
-      <dt>{name}</dt>
+      <dt>
+        {name} <span className="muted">(request field)</span>
+      </dt>
       <dd className="mono" data-testid={`bound-field-${name}`}>
         {value}
       </dd>
