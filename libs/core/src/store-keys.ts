@@ -70,13 +70,15 @@ export function revocationChannel(prefix: string): string {
  * The verifier's per-grant state, every key under the grant's hash tag so one Lua script can read
  * and change all of it on Redis Cluster:
  * - `proof`: a DPoP proof's `jti` seen with key `jkt` (single use, RFC 9449 §11.1);
- * - `counters`: hash of `uses` and `spent` (thousandths of the envelope's currency);
- * - `rate`: sorted set of the instants (ms) of the requests allowed in the current rate window;
+ * - `counters`: hash of `uses` and `spent` (thousandths of the envelope's currency), `rate_keep`
+ *   and `rate_floor` (how much of the rate log is kept, ADR 0011) and `state` (below);
+ * - `rate`: sorted set of the instants (ms) of the grant's allowed requests, the newest `rate_keep`;
  * - `stepup`: one step-up request (hash: `status`, `request`, `expires` in epoch ms);
  * - `stepup-for`: the current step-up id of one request fingerprint;
  * - `events`: the stream of this grant's decisions, waiting for the registry's audit chain;
  * - `state`: the marker that this grant's state is whole (written with the first state, or by a
- *   restore from the registry's durable record); a decision without it is refused with 503.
+ *   restore from the registry's durable record; in Redis it is the `state` field of `counters`,
+ *   which every decision reads anyway); a decision without it is refused with 503 (ADR 0017).
  *
  * @example
  * ```ts

@@ -113,7 +113,8 @@ export function buildOpenApiDocument(app: INestApplication, config: RegistryConf
       type: 'apiKey',
       in: 'cookie',
       name: 'writ_session',
-      description: 'The human session a passkey sign-in starts. State-changing requests also need Origin (an approval UI origin) and X-CSRF-Token.',
+      description:
+        'The human session a passkey sign-in starts (named __Host-writ_session when every approval UI origin is https). State-changing requests also need Origin (an approval UI origin) and X-CSRF-Token.',
     })
     .build();
   return SwaggerModule.createDocument(app, base, { autoTagControllers: true });
