@@ -189,9 +189,13 @@ describe('limits on the human side and on long-polls (ADR 0020)', () => {
     const { grant_id: grantId } = (await created.json()) as { grant_id: string };
     const poll = async (wait: number, signal?: AbortSignal) => fetch(`${base}/grants/${grantId}?wait=${wait}`, { headers: await auth(), ...(signal ? { signal } : {}) });
     const holders = [new AbortController(), new AbortController()];
-    // A holder that met the probe below in its place tries again, until the test lets it go.
+    // A holder that met the probe below in its place (the probe holds one for its second) tries
+    // again a moment later, until the test lets it go; aborting ends it.
     const hold = async (signal: AbortSignal) => {
-      for (let tries = 0; tries < 50; tries += 1) if ((await poll(60, signal)).status !== 429) return;
+      while (!signal.aborted) {
+        if ((await poll(60, signal)).status !== 429) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     };
     const held = holders.map((holder) => hold(holder.signal).catch(() => undefined));
     // The two holders arrive on their own time: a one-second poll answers 200 until both hold (bounded).
