@@ -170,25 +170,26 @@ export class RedisVerifierEventSource implements VerifierEventSource {
 
   private async range(stream: string, count: number): Promise<Located[]> {
     const entries = await this.redis.xrange(stream, '-', '+', 'COUNT', count);
-    return entries.map(([entryId, fields]) => {
-      const field = (name: string): string | undefined => {
-        for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-        return undefined;
-      };
-      const stepUpId = field('step_up');
-      const expires = Number(field('step_up_expires_at'));
-      return {
-        stream,
-        entryId,
-        // An entry without an id still gets a stable one, so its append stays idempotent.
-        id: field('id') ?? `vev_${stream}_${entryId}`,
-        body: field('body') ?? '',
-        outcome: field('outcome') ?? 'unknown',
-        ...(stepUpId === undefined || stepUpId === '' ? {} : { stepUpId }),
-        ...(Number.isSafeInteger(expires) && expires > 0 ? { stepUpExpiresAtMs: expires } : {}),
-      };
-    });
+    return entries.map(([entryId, fields]) => ({ stream, entryId, ...queuedEventOfEntry(stream, entryId, fields) }));
   }
+}
+
+/** A stream entry (`XRANGE` fields) as the queued event it holds. */
+export function queuedEventOfEntry(stream: string, entryId: string, fields: string[]): QueuedVerifierEvent {
+  const field = (name: string): string | undefined => {
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+    return undefined;
+  };
+  const stepUpId = field('step_up');
+  const expires = Number(field('step_up_expires_at'));
+  return {
+    // An entry without an id still gets a stable one, so its append stays idempotent.
+    id: field('id') ?? `vev_${stream}_${entryId}`,
+    body: field('body') ?? '',
+    outcome: field('outcome') ?? 'unknown',
+    ...(stepUpId === undefined || stepUpId === '' ? {} : { stepUpId }),
+    ...(Number.isSafeInteger(expires) && expires > 0 ? { stepUpExpiresAtMs: expires } : {}),
+  };
 }
 
 /** Redis glob: `*`, `?`, `[`, `]` and `\` of the prefix match themselves. */

@@ -1,6 +1,6 @@
 import { type GrantStateSnapshot, grantStateKey, RESTORE_GRANT_LUA, restoreGrantCommand, verifierKey } from '@writ/core';
 import { Redis } from 'ioredis';
-import type { QueuedVerifierEvent } from '../audit/redis-verifier-events.js';
+import { type QueuedVerifierEvent, queuedEventOfEntry } from '../audit/redis-verifier-events.js';
 import type { KeeperLogger, StateWatch, VerifierStateKeeper, VerifierStateWriter } from './verifier-state.keeper.js';
 
 /** A rebuilt state lives this long without an allow: longer than any grant (ADR 0011). */
@@ -65,17 +65,10 @@ export class RedisVerifierState implements VerifierStateWriter, StateWatch {
   }
 
   async pendingEvents(grantId: string): Promise<QueuedVerifierEvent[]> {
-    const entries = await this.redis.xrange(grantStateKey(this.prefix, grantId, 'events'), '-', '+');
-    const events: QueuedVerifierEvent[] = [];
-    for (const [, fields] of entries) {
-      const map = new Map<string, string>();
-      for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
-      const id = map.get('id');
-      const body = map.get('body');
-      const outcome = map.get('outcome');
-      if (id !== undefined && body !== undefined && outcome !== undefined) events.push({ id, body, outcome });
-    }
-    return events;
+    // Read as the ingestion reads them, so each has the id it will have in the chain.
+    const stream = grantStateKey(this.prefix, grantId, 'events');
+    const entries = await this.redis.xrange(stream, '-', '+');
+    return entries.map(([entryId, fields]) => queuedEventOfEntry(stream, entryId, fields));
   }
 
   /** Starts watching the epoch (a first check at once) and listening for restore requests. */
