@@ -1,0 +1,2 @@
+// Writ's wire contracts: each schema is the one definition both ends of a wire import.
+export {};

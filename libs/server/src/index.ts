@@ -1,0 +1,2 @@
+// Server-only Node code shared by the registry and the verifier.
+export {};
