@@ -9,6 +9,7 @@ import { ClientAuthService } from './modules/agents/client-auth.service.js';
 import { AuditController } from './modules/audit/audit.controller.js';
 import { ReadinessController } from './modules/audit/readiness.controller.js';
 import { AuditService } from './modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from './modules/audit/audit.repository.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
 import { GrantsController } from './modules/grants/grants.controller.js';
@@ -74,7 +75,7 @@ export class AppModule {
         { provide: DPOP_NONCES, useValue: infra.dpopNonces ?? null },
         {
           provide: AuditService,
-          useFactory: () => new AuditService(infra.db, infra.keys, infra.clock, infra.config.checkpointEvery),
+          useFactory: () => new AuditService({ repository: new TypeOrmAuditRepository(infra.db), keys: infra.keys, clock: infra.clock, checkpointEvery: infra.config.checkpointEvery }),
         },
         {
           provide: AgentsService,

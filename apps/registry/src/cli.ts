@@ -26,6 +26,7 @@ import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { AgentsService, type DisableOutcome, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
 import { AuditService } from './modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from './modules/audit/audit.repository.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus } from './modules/revocations/revocation-bus.js';
@@ -203,7 +204,7 @@ async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; 
   const ds = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
   const db = new Database(ds, !config.databaseUrl);
   try {
-    return await work({ audit: new AuditService(db, keys, systemClock, config.checkpointEvery), keys, db, config });
+    return await work({ audit: new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: config.checkpointEvery }), keys, db, config });
   } finally {
     await db.close();
   }

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import { databaseTransactions } from '../src/infra/transaction.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
 
@@ -18,7 +20,7 @@ function auditContext(create: () => Promise<TestDatabase>, checkpointEvery: numb
     ctx.dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-'));
     const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
-    ctx.audit = new AuditService(ctx.db, keys, systemClock, checkpointEvery);
+    ctx.audit = new AuditService({ repository: new TypeOrmAuditRepository(ctx.db), keys, clock: systemClock, checkpointEvery });
   });
   afterAll(async () => {
     await ctx.db.close();
@@ -117,12 +119,12 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     const otherDb = ctx.db.embedded ? ctx.db : new Database(await openDatabase(ctx.testDb.target), false);
     const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
-    const other = new AuditService(otherDb, keys, systemClock, 1000);
+    const other = new AuditService({ repository: new TypeOrmAuditRepository(otherDb), keys, clock: systemClock, checkpointEvery: 1000 });
     try {
       const writes = await Promise.all([
         ...Array.from({ length: 60 }, (_, i) => ctx.audit.append({ type: 'token.issued', data: { writer: 'a', i } })),
         ...Array.from({ length: 60 }, (_, i) => other.append({ type: 'token.issued', data: { writer: 'b', i } })),
-        ...Array.from({ length: 10 }, (_, i) => ctx.db.transaction((m) => ctx.audit.append({ type: 'grant.approved', data: { i } }, m))),
+        ...Array.from({ length: 10 }, (_, i) => databaseTransactions(ctx.db)((tx) => ctx.audit.append({ type: 'grant.approved', data: { i } }, tx))),
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
       const result = await ctx.audit.verify();

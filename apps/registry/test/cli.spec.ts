@@ -9,6 +9,7 @@ import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { InProcessRevocationBus } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
@@ -23,7 +24,7 @@ describe('registry CLI on embedded storage', () => {
     const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
     const keys = new KeyStore(dataDir, systemClock, 330);
     await keys.init();
-    const audit = new AuditService(db, keys, systemClock, 4);
+    const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4 });
     for (let i = 0; i < 9; i++) await audit.append({ type: 'grant.requested', grant_id: `g_${i}`, data: { i } });
     await db.close();
   }, 60_000);
@@ -85,7 +86,7 @@ describe('registry CLI on embedded storage', () => {
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
-      const audit = new AuditService(db, keys, systemClock, 4);
+      const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4 });
       const agents = new AgentsService(db, audit, systemClock, new RevocationRecorder(db, audit, new InProcessRevocationBus(), systemClock, { tokenTtlSeconds: 300 }));
       const metadata = { client_name: 'CLI agent', jwks: { keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] } };
       clientId = (await agents.register(token, metadata)).client_id;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { GrantExpiryTimer } from '../src/modules/grants/grant-expiry.timer.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
@@ -63,7 +64,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     dataDir = mkdtempSync(join(tmpdir(), 'writ-grants-'));
     const keys = new KeyStore(dataDir, clock, 330);
     await keys.init();
-    audit = new AuditService(db, keys, clock, 10);
+    audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 10 });
     services = new ServicesService(db, audit, clock);
     grants = new GrantsService(db, audit, services, clock);
     ({

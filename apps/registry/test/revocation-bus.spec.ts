@@ -10,6 +10,7 @@ import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { ClientAuthService } from '../src/modules/agents/client-auth.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { RedisRevocationBus } from '../src/modules/revocations/redis-revocation-bus.js';
@@ -51,7 +52,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_TRUST_DOMAIN: 'writ.test' });
   const keys = new KeyStore(dataDir, clock, 330);
   await keys.init();
-  const audit = new AuditService(db, keys, clock, 100);
+  const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 100 });
   const services = new ServicesService(db, audit, clock);
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
   const recorder = new RevocationRecorder(db, audit, bus, clock, config);

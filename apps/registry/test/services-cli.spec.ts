@@ -7,6 +7,7 @@ import { cli } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 
@@ -33,7 +34,7 @@ describe('services register (CLI, embedded storage)', () => {
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
-      const audit = new AuditService(db, keys, systemClock, 100);
+      const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 100 });
       expect(await new ServicesService(db, audit, systemClock).verifyCredential(id!, credential!)).toBe(true);
       const events = await db.dataSource.query<{ type: string; actor: string }[]>('SELECT type, actor FROM audit_events');
       expect(events).toEqual([{ type: 'service.registered', actor: 'cli' }]);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'v
 import { createDataSource, openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { type AuditDraft, AuditService } from '../src/modules/audit/audit.service.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { RedisVerifierEventSource } from '../src/modules/audit/redis-verifier-events.js';
 import { toDraft, VerifierEventIngestor } from '../src/modules/audit/verifier-events.ingestor.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
@@ -74,7 +75,7 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
     dataDir = mkdtempSync(join(tmpdir(), 'writ-verifier-events-'));
     keys = new KeyStore(dataDir, systemClock, 330);
     await keys.init();
-    audit = new AuditService(db, keys, systemClock, 1000);
+    audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 1000 });
     let url = REDIS_URL;
     if (!url) {
       const port = await freePort();
@@ -161,7 +162,7 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
     const queuedIds = [await queue(prefix, 'g1', 'allow', { n: 1 }), await queue(prefix, 'g2', 'rate_limited', { n: 2 }), await queue(prefix, null, 'invalid_dpop_proof', { n: 3 })];
 
     // An audit service whose database cannot be reached: every append really fails.
-    const broken = new AuditService(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false), keys, systemClock, 1000);
+    const broken = new AuditService({ repository: new TypeOrmAuditRepository(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false)), keys, clock: systemClock, checkpointEvery: 1000 });
     let appender: AuditService = broken;
     const attempts: string[] = [];
     const ingestor = new VerifierEventIngestor(
@@ -218,7 +219,7 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
   it('logs every failed round with its count, and /readyz-style stats show the failing streak', async () => {
     const prefix = prefixForTest();
     await queue(prefix, 'g1', 'allow', { n: 1 });
-    const broken = new AuditService(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false), keys, systemClock, 1000);
+    const broken = new AuditService({ repository: new TypeOrmAuditRepository(new Database(createDataSource({ url: `postgres://writ@127.0.0.1:${await freePort()}/none` }), false)), keys, clock: systemClock, checkpointEvery: 1000 });
     const errors: string[] = [];
     const ingestor = new VerifierEventIngestor(new RedisVerifierEventSource(redis, { prefix }), broken, {
       errorDelayMs: 5,

@@ -16,6 +16,7 @@ import { describeIssue } from '../validation.js';
 import { AgentEntity } from './agent.entity.js';
 import { InitialAccessTokenRejected } from './agents.errors.js';
 import { InitialAccessTokenEntity } from './initial-access-token.entity.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 /** RFC 8693 §2.1: the one grant type agents use at the token endpoint. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -98,7 +99,7 @@ export class AgentsService {
           subject: owner,
           data: { owner, token_hash_prefix: hashPrefix(tokenHash), expires_at: expiresAt.toISOString() },
         },
-        manager,
+        asTransaction(manager),
       );
     });
     return { token, expiresAt };
@@ -159,7 +160,7 @@ export class AgentsService {
             subject: agent.client_id,
             data: { client_id: agent.client_id, client_name, owner: row.owner, jkt, token_hash_prefix: hashPrefix(tokenHash) },
           },
-          manager,
+          asTransaction(manager),
         );
         return {
           client_id: agent.client_id,
@@ -192,7 +193,7 @@ export class AgentsService {
       if (!agent) return 'unknown' as const;
       if (agent.status === 'disabled') return 'already_disabled' as const;
       await agents.update({ client_id: clientId }, { status: 'disabled', disabled_at: new Date(now) });
-      await this.audit.append({ type: 'agent.disabled', actor: by, subject: clientId, data: { client_id: clientId, owner: agent.owner } }, manager);
+      await this.audit.append({ type: 'agent.disabled', actor: by, subject: clientId, data: { client_id: clientId, owner: agent.owner } }, asTransaction(manager));
       const revocation = await this.revocations.record(manager, { kind: 'agent', value: clientId, by, reason: 'agent disabled', subject: agent.owner }, now);
       return revocation;
     });

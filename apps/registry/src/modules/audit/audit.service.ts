@@ -8,12 +8,10 @@ import {
   signCheckpoint,
   verifyCheckpoint,
 } from '@writ/core';
-import type { Pool, QueryResult } from 'pg';
-import type { EntityManager } from 'typeorm';
-import type { Database } from '../../infra/database.service.js';
 import { SerialLock } from '../../infra/serial-lock.js';
+import type { Transaction } from '../../infra/transaction.js';
 import type { KeyStore } from '../keys/key-store.js';
-import { AuditCheckpointEntity, AuditEventEntity } from './audit.entity.js';
+import type { AuditCheckpoint, AuditHead, AuditRepository, ChainExtension } from './audit.repository.js';
 
 /** What a caller records; the chain adds seq, time, hashes. */
 export interface AuditDraft {
@@ -34,30 +32,12 @@ export interface AuditDraft {
  */
 const nodeDigest = (bytes: Uint8Array): Uint8Array => hash('sha256', bytes, 'buffer');
 
-/** Any 64-bit constant: the PostgreSQL advisory lock that serialises every chain append. */
-const AUDIT_APPEND_LOCK = 0x5772_6974_4175_6474n; // "WritAudt"
-
 /** Page size when re-verifying from the database, so memory stays flat on long chains. */
 const VERIFY_PAGE = 1000;
 
 export interface AuditVerification {
   chain: ChainVerification;
   checkpoints: { verified: number; failed: { seq: number; reason: string }[] };
-}
-
-/**
- * A value's JSON as a SQL string literal, for a transaction with standard_conforming_strings on:
- * backslashes are then literal, so only single quotes are doubled (JSON text holds no NUL: it is
- * escaped as \u0000). One native pass, where pg's escapeLiteral walks the text character by
- * character (about 4 µs per audit event).
- */
-function jsonLiteral(value: unknown): string {
-  return sqlText(JSON.stringify(value));
-}
-
-/** JSON text as a SQL string literal (see {@link jsonLiteral}). */
-function sqlText(json: string): string {
-  return `'${json.replaceAll("'", "''")}'`;
 }
 
 /** At most this many queued events go into one group commit (bounds one transaction's size). */
@@ -67,6 +47,15 @@ interface Pending {
   draft: AuditDraft;
   resolve: (event: AuditEvent) => void;
   reject: (error: unknown) => void;
+}
+
+export interface AuditServiceOptions {
+  repository: AuditRepository;
+  /** Signs the checkpoints, and publishes the keys that check them. */
+  keys: Pick<KeyStore, 'active' | 'jwks'>;
+  clock: Clock;
+  /** A signed checkpoint every this many events. */
+  checkpointEvery: number;
 }
 
 /**
@@ -85,20 +74,25 @@ export class AuditService {
   private queue: Pending[] = [];
   private flushing = false;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyStore,
-    private readonly clock: Clock,
-    private readonly checkpointEvery: number,
-  ) {}
+  private readonly repository: AuditRepository;
+  private readonly keys: AuditServiceOptions['keys'];
+  private readonly clock: Clock;
+  private readonly checkpointEvery: number;
+
+  constructor(options: AuditServiceOptions) {
+    this.repository = options.repository;
+    this.keys = options.keys;
+    this.clock = options.clock;
+    this.checkpointEvery = options.checkpointEvery;
+  }
 
   /**
    * Appends one event (or returns the existing one with the same id) and resolves once it is
-   * committed. With `manager`, the event joins the caller's transaction and commits with it.
+   * committed. With `tx`, the event joins the caller's transaction and commits with it.
    */
-  append(draft: AuditDraft, manager?: EntityManager): Promise<AuditEvent> {
-    if (manager) {
-      return this.appendIn(manager, [draft]).then(([outcome]) => {
+  append(draft: AuditDraft, tx?: Transaction): Promise<AuditEvent> {
+    if (tx) {
+      return this.repository.extend(idsOf([draft]), (head, known) => this.chain(head, [draft], known), tx).then(([outcome]) => {
         if (outcome instanceof Error) throw outcome;
         return outcome!;
       });
@@ -142,8 +136,7 @@ export class AuditService {
   /** One group in one transaction: an outcome per draft (an Error for one that cannot be hashed). */
   private appendGroup(group: Pending[]): Promise<(AuditEvent | Error)[]> {
     const drafts = group.map((p) => p.draft);
-    const pool = this.db.pgPool();
-    return this.appendLock.run(() => (pool ? this.appendGroupOnPostgres(pool, drafts) : this.db.transaction((m) => this.appendIn(m, drafts))));
+    return this.appendLock.run(() => this.repository.extend(idsOf(drafts), (head, known) => this.chain(head, drafts, known)));
   }
 
   private settle(group: Pending[], outcomes: (AuditEvent | Error)[]): void {
@@ -154,58 +147,12 @@ export class AuditService {
     });
   }
 
-  /** Appends `drafts` after the current head inside `manager`'s transaction, under the lock. */
-  private async appendIn(manager: EntityManager, drafts: AuditDraft[]): Promise<(AuditEvent | Error)[]> {
-    const query: Query = (sql, parameters) => manager.query(sql, parameters);
-    await query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
-    const known = await knownEvents(query, drafts);
-    const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
-    const { result, appended, rows } = await this.chain(toHead(headRow), drafts, known);
-    if (appended.length > 0) await query(insertEventsSql('$1::jsonb'), [rows]);
-    const checkpoints = await this.checkpointsFor(appended);
-    if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [JSON.stringify(checkpoints)]);
-    return result;
-  }
-
-  /**
-   * A group on PostgreSQL in two round trips on one pooled connection: `BEGIN`, the lock and the
-   * head in one message (the head is read by a statement that starts after the lock is held),
-   * then the inserts and `COMMIT` in another, the group inlined as an escaped JSON literal.
+    /**
+   * Links `drafts` in order after `head`, with the checkpoints that fall due. A draft whose id is
+   * already in the chain (or earlier in the group) is not appended again; one that cannot be
+   * hashed (its data is not JSON) yields its error and is skipped, and the others go on.
    */
-  private async appendGroupOnPostgres(pool: Pool, drafts: AuditDraft[]): Promise<(AuditEvent | Error)[]> {
-    const client = await pool.connect();
-    let inTransaction = false;
-    try {
-      inTransaction = true;
-      // standard_conforming_strings (PostgreSQL's default) is pinned for this transaction: the
-      // inlined JSON literal below relies on backslashes being literal.
-      const opened = (await client.query(
-        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`,
-      )) as unknown as QueryResult<{ seq: string; hash: string }>[];
-      const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
-      const known = await knownEvents(query, drafts);
-      const { result, appended, rows } = await this.chain(toHead(opened[3]!.rows[0]), drafts, known);
-      const checkpoints = await this.checkpointsFor(appended);
-      const statements: string[] = [];
-      if (appended.length > 0) statements.push(insertEventsSql(`${sqlText(rows)}::jsonb`));
-      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${jsonLiteral(checkpoints)}::jsonb`));
-      await client.query([...statements, 'COMMIT'].join('; '));
-      inTransaction = false;
-      return result;
-    } catch (error) {
-      if (inTransaction) await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
-  /**
-   * Links `drafts` in order after `head`. A draft whose id is already in the chain (or earlier in
-   * the group) is not appended again; one that cannot be hashed (its data is not JSON) yields its
-   * error and is skipped, and the others go on.
-   */
-  private async chain(head: Head, drafts: AuditDraft[], known: Map<string, AuditEvent>): Promise<{ result: (AuditEvent | Error)[]; appended: AuditEvent[]; rows: string }> {
+  private async chain(head: AuditHead, drafts: AuditDraft[], known: Map<string, AuditEvent>): Promise<ChainExtension<(AuditEvent | Error)[]>> {
     const at = new Date(this.clock.now()).toISOString();
     const appended: AuditEvent[] = [];
     // The appended events' JSON texts, as linkAuditEvent wrote them for the hash: stored as they are.
@@ -240,11 +187,11 @@ export class AuditService {
       result.push(event);
       previous = event;
     }
-    return { result, appended, rows: `[${texts.join(',')}]` };
+    return { result, events: appended, eventsJson: `[${texts.join(',')}]`, checkpoints: await this.checkpointsFor(appended) };
   }
 
   /** A signed checkpoint for every event of the group whose seq is a multiple of `checkpointEvery`. */
-  private async checkpointsFor(events: AuditEvent[]): Promise<Omit<AuditCheckpointEntity, never>[]> {
+  private async checkpointsFor(events: AuditEvent[]): Promise<AuditCheckpoint[]> {
     const due = events.filter((e) => e.seq % this.checkpointEvery === 0);
     if (due.length === 0) return [];
     const key = await this.keys.active();
@@ -257,26 +204,15 @@ export class AuditService {
     );
   }
 
-  /** Signs a checkpoint of the current head now (also called on a timer). */
-  async checkpoint(): Promise<AuditCheckpointEntity | undefined> {
-    return this.appendLock.run(() =>
-      this.db.transaction(async (manager) => {
-        await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
-        const [head] = await manager.getRepository(AuditEventEntity).find({ order: { seq: 'DESC' }, take: 1 });
-        if (!head) return undefined;
-        const existing = await manager.getRepository(AuditCheckpointEntity).findOneBy({ seq: head.seq });
-        return existing ?? this.checkpointIn(manager, head);
-      }),
-    );
+  /** Signs a checkpoint of the current head now (also called on a timer); the existing one when the head has one. */
+  async checkpoint(): Promise<AuditCheckpoint | undefined> {
+    return this.appendLock.run(() => this.repository.checkpointHead((head) => this.sign(head)));
   }
 
-  private async checkpointIn(manager: EntityManager, head: Pick<AuditEvent, 'seq' | 'hash'>): Promise<AuditCheckpointEntity> {
+  private async sign(head: NonNullable<AuditHead>): Promise<AuditCheckpoint> {
     const key = await this.keys.active();
     const checkpoint = { seq: head.seq, hash: head.hash, at: new Date(this.clock.now()).toISOString() };
-    const jws = await signCheckpoint(checkpoint, { privateKey: key.privateKey, kid: key.kid });
-    const row = manager.getRepository(AuditCheckpointEntity).create({ ...checkpoint, kid: key.kid, jws });
-    await manager.getRepository(AuditCheckpointEntity).insert(row);
-    return row;
+    return { ...checkpoint, kid: key.kid, jws: await signCheckpoint(checkpoint, { privateKey: key.privateKey, kid: key.kid }) };
   }
 
   /**
@@ -284,17 +220,16 @@ export class AuditService {
    * and checks every checkpoint's signature and that it matches the chain.
    */
   async verify(): Promise<AuditVerification> {
-    const repo = this.db.dataSource.getRepository(AuditEventEntity);
     const verifier = new AuditChainVerifier();
     const hashes = new Map<number, string>();
-    const checkpoints = await this.db.dataSource.getRepository(AuditCheckpointEntity).find({ order: { seq: 'ASC' } });
+    const checkpoints = await this.repository.checkpoints();
     const wanted = new Set(checkpoints.map((c) => c.seq));
     for (let after = 0; ; ) {
-      const page = await repo.createQueryBuilder('e').where('e.seq > :after', { after }).orderBy('e.seq', 'ASC').take(VERIFY_PAGE).getMany();
+      const page = await this.repository.eventsAfter(after, VERIFY_PAGE);
       let ok = true;
-      for (const row of page) {
-        if (wanted.has(row.seq)) hashes.set(row.seq, row.hash.trim());
-        if (!(await verifier.push(toEvent(row)))) {
+      for (const event of page) {
+        if (wanted.has(event.seq)) hashes.set(event.seq, event.hash);
+        if (!(await verifier.push(event))) {
           ok = false;
           break;
         }
@@ -326,10 +261,9 @@ export class AuditService {
 
   /** Every event of the chain, oldest first, for export (JSON Lines). */
   async *export(): AsyncGenerator<AuditEvent> {
-    const repo = this.db.dataSource.getRepository(AuditEventEntity);
     for (let after = 0; ; ) {
-      const page = await repo.createQueryBuilder('e').where('e.seq > :after', { after }).orderBy('e.seq', 'ASC').take(VERIFY_PAGE).getMany();
-      for (const row of page) yield toEvent(row);
+      const page = await this.repository.eventsAfter(after, VERIFY_PAGE);
+      yield* page;
       if (page.length < VERIFY_PAGE) return;
       after = page.at(-1)!.seq;
     }
@@ -362,53 +296,7 @@ export function isUnrecordableEvent(error: unknown): boolean {
   return unrecordableReason(error) !== undefined;
 }
 
-const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
-
-type Head = Pick<AuditEvent, 'seq' | 'hash'> | null;
-type Query = <T>(sql: string, parameters?: unknown[]) => Promise<T>;
-
-function toHead(row: { seq: string | number; hash: string } | undefined): Head {
-  return row ? { seq: Number(row.seq), hash: row.hash.trim() } : null;
-}
-
-/** Inserts a group of chained events given as a JSON array (a parameter or an escaped literal). */
-function insertEventsSql(json: string): string {
-  return `INSERT INTO audit_events (seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash)
-    SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, data, prev_hash, hash
-    FROM jsonb_to_recordset(${json}) AS e(seq bigint, id text, at text, type text, actor text, subject text,
-      grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`;
-}
-
-/** Inserts signed checkpoints given as a JSON array. */
-function insertCheckpointsSql(json: string): string {
-  return `INSERT INTO audit_checkpoints (seq, hash, at, kid, jws)
-    SELECT seq, hash, at, kid, jws FROM jsonb_to_recordset(${json}) AS c(seq bigint, hash char(64), at text, kid text, jws text)`;
-}
-
-/** The events already in the chain with the ids some drafts carry (idempotent ingestion). */
-async function knownEvents(query: Query, drafts: AuditDraft[]): Promise<Map<string, AuditEvent>> {
-  const known = new Map<string, AuditEvent>();
-  const ids = drafts.flatMap((d) => (d.id ? [d.id] : []));
-  if (ids.length === 0) return known;
-  const rows = await query<(Omit<AuditEventEntity, 'seq'> & { seq: string | number })[]>('SELECT * FROM audit_events WHERE id = ANY($1)', [ids]);
-  for (const row of rows) known.set(row.id, toEvent({ ...row, seq: Number(row.seq) }));
-  return known;
-}
-
-/** A row as the chain hashed it (char(64) columns come back padded on some drivers). */
-function toEvent(row: AuditEventEntity): AuditEvent {
-  return {
-    seq: row.seq,
-    id: row.id,
-    at: row.at,
-    type: row.type,
-    actor: row.actor,
-    subject: row.subject,
-    grant_id: row.grant_id,
-    txn: row.txn,
-    parent_id: row.parent_id,
-    data: row.data,
-    prev_hash: row.prev_hash.trim(),
-    hash: row.hash.trim(),
-  };
+/** The ids drafts carry (an event already in the chain with one of them is not appended again). */
+function idsOf(drafts: AuditDraft[]): string[] {
+  return drafts.flatMap((d) => (d.id ? [d.id] : []));
 }

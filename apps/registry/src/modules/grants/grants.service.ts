@@ -24,6 +24,7 @@ import type { ServiceEntity } from '../services/service.entity.js';
 import type { ServicesService } from '../services/services.service.js';
 import { describeIssue } from '../validation.js';
 import { type Delegation, GrantEntity, type GrantStatus } from './grant.entity.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 export const MIN_DURATION_S = 60;
 export const MAX_DURATION_S = 30 * 24 * 3600;
@@ -262,7 +263,7 @@ export class GrantsService {
             delegation: grant.delegation,
           },
         },
-        manager,
+        asTransaction(manager),
       );
       return grant;
     }).then((grant) => {
@@ -533,7 +534,7 @@ export class GrantsService {
     await this.write(manager, grant);
     await this.audit.append(
       { type: event.type, actor: event.actor, subject: grant.owner, grant_id: grant.id, data: { ...event.data, status: grant.status, version: grant.version } },
-      manager,
+      asTransaction(manager),
     );
   }
 

@@ -29,6 +29,7 @@ import {
   secretHash,
   SUPPORTED_ALGORITHMS,
 } from './webauthn.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 /** The session cookie's name when the approval UI is served over plain http (local development). */
 export const SESSION_COOKIE = 'writ_session';
@@ -193,7 +194,7 @@ export class HumansService {
     return this.db.transaction(async (manager) => {
       await manager.getRepository(HumanEntity).insert(human);
       await manager.getRepository(PasskeyEntity).insert(passkey);
-      await this.audit.append({ type: 'human.registered', actor: human.id, subject: human.id, data: { name, passkey: passkey.id.slice(0, 16) } }, manager);
+      await this.audit.append({ type: 'human.registered', actor: human.id, subject: human.id, data: { name, passkey: passkey.id.slice(0, 16) } }, asTransaction(manager));
       return this.startSession(manager, human);
     });
   }
@@ -212,7 +213,7 @@ export class HumansService {
     const { passkey } = await this.verifyAssertion(input.response, { challenge: ceremony.challenge, humanId: null, what: 'this sign-in challenge' });
     return this.db.transaction(async (manager) => {
       const human = await manager.getRepository(HumanEntity).findOneByOrFail({ id: passkey.human_id });
-      await this.audit.append({ type: 'human.signed_in', actor: human.id, subject: human.id, data: { passkey: passkey.id.slice(0, 16) } }, manager);
+      await this.audit.append({ type: 'human.signed_in', actor: human.id, subject: human.id, data: { passkey: passkey.id.slice(0, 16) } }, asTransaction(manager));
       return this.startSession(manager, human);
     });
   }
@@ -298,7 +299,7 @@ export class HumansService {
           subject: humanId,
           data: { passkey: shortId(passkey.id), label: passkey.label, confirmed_with: shortId(String(ceremony.data.confirmed_with)) },
         },
-        manager,
+        asTransaction(manager),
       );
     });
     return passkey;
@@ -318,7 +319,7 @@ export class HumansService {
       await repo.update({ id: passkeyId }, { label });
       await this.audit.append(
         { type: 'human.passkey_renamed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), from: previous, to: label, confirmed_with: shortId(confirmedWith.id) } },
-        manager,
+        asTransaction(manager),
       );
       return passkey;
     });
@@ -340,7 +341,7 @@ export class HumansService {
       if (!current.some((p) => p.id === passkeyId)) throw new PasskeyNotFound();
       if (current.length <= 1) throw new InvalidRequest('this is your only passkey: add another one before removing it');
       await repo.update({ id: passkeyId }, { removed_at: new Date(this.clock.now()) });
-      await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, manager);
+      await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, asTransaction(manager));
     });
   }
 
@@ -368,7 +369,7 @@ export class HumansService {
     return this.db.transaction(async (manager) => {
       const result = await manager.getRepository(HumanSessionEntity).update({ human_id: humanId, ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
       const ended = result.affected ?? 0;
-      await this.audit.append({ type: 'human.signed_out_everywhere', actor: humanId, subject: humanId, data: { sessions: ended } }, manager);
+      await this.audit.append({ type: 'human.signed_out_everywhere', actor: humanId, subject: humanId, data: { sessions: ended } }, asTransaction(manager));
       return ended;
     });
   }

@@ -8,6 +8,7 @@ import type { GrantRevocation, GrantRevocationRecorder } from '../grants/grants.
 import { CLOCK_SKEW_S } from '../tokens/issued-tokens.js';
 import type { RevocationBus, RevocationEvent } from './revocation-bus.js';
 import type { RevocationKind } from './revocation.entity.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 /** One revocation to record. */
 export interface RevocationRecord {
@@ -65,7 +66,7 @@ export class RevocationRecorder implements OnApplicationBootstrap {
         ...(kind === 'txn' ? { txn: value } : {}),
         data: { kind, value, reason: record.reason, expires_at: expiresAt.toISOString(), ...record.data },
       },
-      manager,
+      asTransaction(manager),
     );
     return { kind, value, grantIds: record.grantIds ?? (await this.affectedGrants(manager, kind, value, now)), expiresAt };
   }

@@ -5,6 +5,7 @@ import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { describeIssue } from '../validation.js';
 import { ServiceEntity } from './service.entity.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 /** What an operator registers: the same token rules as the capabilities agents will request. */
 export const ServiceRegistrationSchema = z.strictObject({
@@ -82,7 +83,7 @@ export class ServicesService {
           subject: row.id,
           data: { service_id: row.id, uri, display_name: row.display_name, catalogue: row.catalogue },
         },
-        manager,
+        asTransaction(manager),
       );
       return row;
     });

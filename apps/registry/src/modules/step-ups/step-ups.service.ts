@@ -26,6 +26,7 @@ import { ServiceEntity } from '../services/service.entity.js';
 import { STEP_UP_STATUSES, type StepUpBound, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
+import { asTransaction } from '../../infra/transaction.js';
 
 /** The LISTEN/NOTIFY channel of step-up changes. */
 export const STEP_UP_CHANGES_CHANNEL = 'writ_step_up_changes';
@@ -340,7 +341,7 @@ export class StepUpsService {
           txn: row.txn,
           data: { step_up_id: row.id, agent: row.agent_id, amount: row.amount, currency: row.currency, receipt_hash: receiptHash },
         },
-        manager,
+        asTransaction(manager),
       );
       // Last, so that a refusal or an unreachable store rolls the decision back.
       if (document.decision === 'approve') await this.approveAtVerifier(row);

@@ -1,0 +1,126 @@
+import { type AuditEvent, linkAuditEvent } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { databaseTransactions, type TransactionRunner } from '../src/infra/transaction.js';
+import { type AuditCheckpoint, type AuditRepository, TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
+import { InMemoryStore } from '../src/testing/in-memory-store.js';
+import { storages } from './support/databases.js';
+
+/** Every repository of the registry on one storage, with the transactions they join. */
+interface Repositories {
+  transaction: TransactionRunner;
+  audit: AuditRepository;
+}
+
+/**
+ * One contract per repository, run on the database storages (PGlite, and PostgreSQL when
+ * DATABASE_URL is set) and on the in-memory twins the services' unit tests use, so that a unit
+ * test's storage behaves as the real one does.
+ */
+const backends: { name: string; open: () => Promise<{ repositories: Repositories; close: () => Promise<void> }> }[] = [
+  {
+    name: 'in memory',
+    open: () => {
+      const store = new InMemoryStore();
+      return Promise.resolve({ repositories: { transaction: store.transaction, audit: new InMemoryAuditRepository(store) }, close: () => Promise.resolve() });
+    },
+  },
+  ...storages.map(({ name, create }) => ({
+    name,
+    open: async () => {
+      const testDb = await create();
+      const db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
+      return {
+        repositories: { transaction: databaseTransactions(db), audit: new TypeOrmAuditRepository(db) },
+        close: async () => {
+          await db.close();
+          await testDb.drop();
+        },
+      };
+    },
+  })),
+];
+
+/** `count` events linked after `head`, with the JSON array text they were hashed as. */
+async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, types: string[]): Promise<{ events: AuditEvent[]; eventsJson: string }> {
+  const events: AuditEvent[] = [];
+  const texts: string[] = [];
+  let previous = head;
+  for (const type of types) {
+    const { event, json } = await linkAuditEvent(previous, { id: `evt_${type}`, at: '2026-01-01T00:00:00.000Z', type, actor: 'agent:a', subject: null, grant_id: 'g_1', txn: null, parent_id: null, data: { type } });
+    events.push(event);
+    texts.push(json);
+    previous = event;
+  }
+  return { events, eventsJson: `[${texts.join(',')}]` };
+}
+
+function checkpointOf(event: Pick<AuditEvent, 'seq' | 'hash'>): AuditCheckpoint {
+  return { seq: event.seq, hash: event.hash, at: '2026-01-01T00:00:00.000Z', kid: 'k1', jws: `jws-${event.seq}` };
+}
+
+describe.each(backends)('repositories on $name', ({ open }) => {
+  let repositories: Repositories;
+  let close: () => Promise<void>;
+  beforeAll(async () => ({ repositories, close } = await open()));
+  afterAll(() => close());
+
+  describe('AuditRepository', () => {
+    it('extends an empty chain from a null head, then from the last event written', async () => {
+      const { audit } = repositories;
+      const heads: unknown[] = [];
+      const first = await audit.extend([], async (head) => {
+        heads.push(head);
+        return { ...(await linked(head, ['a1', 'a2'])), checkpoints: [], result: 'first' };
+      });
+      expect(first).toBe('first');
+      await audit.extend([], async (head) => {
+        heads.push(head);
+        const next = await linked(head, ['a3']);
+        return { ...next, checkpoints: [checkpointOf(next.events[0]!)], result: undefined };
+      });
+      const events = await audit.eventsAfter(0, 10);
+      expect(heads).toEqual([null, { seq: 2, hash: events[1]!.hash }]);
+      expect(events.map((e) => [e.seq, e.type, e.prev_hash === events[e.seq - 2]?.hash || e.seq === 1])).toEqual([[1, 'a1', true], [2, 'a2', true], [3, 'a3', true]]);
+      expect(events[0]).toEqual((await linked(null, ['a1'])).events[0]);
+      expect(await audit.checkpoints()).toEqual([checkpointOf(events[2]!)]);
+    });
+
+    it('hands the events already in the chain with the ids asked for', async () => {
+      const { audit } = repositories;
+      const known = await audit.extend(['evt_a2', 'evt_none'], (_head, found) => Promise.resolve({ events: [], eventsJson: '[]', checkpoints: [], result: found }));
+      expect([...known.keys()]).toEqual(['evt_a2']);
+      expect(known.get('evt_a2')).toMatchObject({ seq: 2, type: 'a2' });
+    });
+
+    it("writes with the caller's transaction, and nothing when it rolls back", async () => {
+      const { audit, transaction } = repositories;
+      await expect(
+        transaction(async (tx) => {
+          await audit.extend([], async (head) => ({ ...(await linked(head, ['rolled-back'])), checkpoints: [], result: undefined }), tx);
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
+      expect((await audit.eventsAfter(0, 10)).map((e) => e.type)).toEqual(['a1', 'a2', 'a3']);
+      await transaction((tx) => audit.extend([], async (head) => ({ ...(await linked(head, ['a4'])), checkpoints: [], result: undefined }), tx));
+      expect((await audit.eventsAfter(2, 1)).map((e) => e.type)).toEqual(['a3']);
+      expect((await audit.eventsAfter(3, 10)).map((e) => e.type)).toEqual(['a4']);
+    });
+
+    it('signs a checkpoint of the head only when it has none', async () => {
+      const { audit } = repositories;
+      const signed: number[] = [];
+      const sign = (head: Pick<AuditEvent, 'seq' | 'hash'>) => {
+        signed.push(head.seq);
+        return Promise.resolve(checkpointOf(head));
+      };
+      const [head] = await audit.eventsAfter(3, 1);
+      expect(await audit.checkpointHead(sign)).toEqual(checkpointOf(head!));
+      expect(await audit.checkpointHead(sign)).toMatchObject({ seq: 4, jws: 'jws-4' });
+      expect(signed).toEqual([4]);
+      expect((await audit.checkpoints()).map((c) => c.seq)).toEqual([3, 4]);
+    });
+  });
+});
