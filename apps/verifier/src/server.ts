@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, InvalidRequest, systemClock } from '@writ/core';
-import { DpopNonces } from '@writ/sdk/dpop-nonces';
+import { DpopNonces } from '@writ/server/dpop-nonces';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { VerifierConfig } from './config.js';
 import { JwksCache } from './jwks.js';

@@ -1,6 +1,6 @@
 import { InvalidDpopProof, UseDpopNonce } from '@writ/core';
 
-export { DpopNonces, NONCE_BUCKET_S } from '@writ/sdk/dpop-nonces';
+export { DpopNonces, NONCE_BUCKET_S } from '@writ/server/dpop-nonces';
 
 /**
  * RFC 9449 §8: at the token endpoint a missing or stale nonce is a 400 (not the resource

@@ -1,6 +1,6 @@
 import { ACTOR_TOKEN_TYP, InvalidGrant, SUBJECT_TOKEN_TYP, typMatches } from '@writ/core';
 import type { JWK } from 'jose';
-import { algsOf, JwsError, verifyJws } from '@writ/sdk/node-crypto';
+import { algsOf, JwsError, verifyJws } from '@writ/server/node-crypto';
 import { MAX_JTI_LENGTH } from '../agents/client-auth.service.js';
 import { CLOCK_SKEW_S } from './issued-tokens.js';
 
