@@ -29,8 +29,8 @@ import {
   verifyDpopProof,
   verifyTxnToken,
 } from '@writ/core';
-import type { DpopNonces } from '@writ/sdk/dpop-nonces';
-import { nodeSignatureVerifier } from '@writ/sdk/node-crypto';
+import type { DpopNonces } from '@writ/server/dpop-nonces';
+import { nodeSignatureVerifier } from '@writ/server/node-crypto';
 import type { WritClaims, WritRemaining } from '@writ/sdk';
 import { z } from 'zod';
 import type { JwksCache } from './jwks.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { jwkThumbprint } from '@writ/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentKey, AgentKeyFileError, loadOrCreateAgentKey, signJwt } from '../src/agent/key.js';
-import { verifyJws } from '../src/node-crypto.js';
+import { verifyJws } from '@writ/server/node-crypto';
 
 let dir: string;
 beforeEach(() => {

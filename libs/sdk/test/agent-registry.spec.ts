@@ -31,7 +31,7 @@ import {
   WritAgent,
   WritResponseError,
 } from '../src/agent/index.js';
-import { verifyJws } from '../src/node-crypto.js';
+import { verifyJws } from '@writ/server/node-crypto';
 import { fakeTxnToken, grantView, rootClaims, StandInRegistry } from './support/stand-in.js';
 
 let offsetMs = 0;

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { ACTOR_TOKEN_TYP, CLIENT_ASSERTION_TYP, type Clock, jwkThumbprint, SUBJECT_TOKEN_TYP, type TxnTokenClaims, typMatches, verifyDpopProof } from '@writ/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
-import { verifyJws } from '../../src/node-crypto.js';
+import { verifyJws } from '@writ/server/node-crypto';
 import { writVerifier } from '../../src/service-provider.js';
 
 /**

@@ -2,7 +2,7 @@ import { CLIENT_ASSERTION_TYP, InvalidClient, typMatches } from '@writ/core';
 import { decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
 import type { Database } from '../../infra/database.service.js';
 import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
-import { algsOf, JwsError, verifyJws } from '@writ/sdk/node-crypto';
+import { algsOf, JwsError, verifyJws } from '@writ/server/node-crypto';
 import type { AgentEntity } from './agent.entity.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
