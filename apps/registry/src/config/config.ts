@@ -24,47 +24,87 @@ function isAddressOrSubnet(value: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
-const schema = z.object({
-  DATABASE_URL: postgresUrl.optional(),
-  REDIS_URL: redisUrl.optional(),
+/**
+ * The registry's environment. Each variable's `.meta()` description (and `unset`, for one that may
+ * be left out) is the configuration table of docs/configuration.md (`npm run docs:config`).
+ */
+export const registryEnvSchema = z.object({
+  DATABASE_URL: postgresUrl.optional().meta({ unset: 'embedded PGlite under `WRIT_DATA_DIR`', description: '`postgres://` URL of a real PostgreSQL' }),
+  REDIS_URL: redisUrl.optional().meta({
+    unset: 'revocations announced in process only',
+    description:
+      "`redis://` or `rediss://` URL: each revocation is written under every affected grant's hash tag with a TTL and published on `<prefix>revocations`; retried until Redis has it and re-published at start-up ([ADR 0008](adr/0008-revocation-publication.md))",
+  }),
   // A brace would make the prefix the Redis Cluster hash tag instead of the grant's.
-  WRIT_REDIS_PREFIX: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'must not contain {, } or spaces').default('writ:'),
-  WRIT_DATA_DIR: z.string().min(1).default('.data'),
+  WRIT_REDIS_PREFIX: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^{}\s]+$/, 'must not contain {, } or spaces')
+    .default('writ:')
+    .describe('put before every Redis key and channel, so deployments can share one Redis (no `{`, `}` or spaces)'),
+  WRIT_DATA_DIR: z
+    .string()
+    .min(1)
+    .default('.data')
+    .describe(
+      'embedded database and signing keys: created 0700 (files 0600) with a `.gitignore` of `*` in it, so git ignores it whatever its name; the registry refuses to start when anything in it is within reach of another account and says how to fix it (`chmod -R go-rwx <dir>`, [ADR 0020](adr/0020-limits-and-private-data.md))',
+    ),
   WRIT_ISSUER: z
     .string()
     .url()
     .refine((v) => !v.endsWith('/'), 'must not end with /')
-    .default('http://127.0.0.1:4000'),
-  WRIT_TRUST_DOMAIN: z.string().min(1).default('writ.local'),
-  REGISTRY_HOST: z.string().min(1).default('127.0.0.1'),
-  REGISTRY_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
-  WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300),
-  WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100),
-  WRIT_DPOP_NONCE: z.enum(['off', 'required']).default('off'),
+    .default('http://127.0.0.1:4000')
+    .describe("the registry's issuer URL (no trailing `/`): `iss` of every token it signs"),
+  WRIT_TRUST_DOMAIN: z.string().min(1).default('writ.local').describe('`aud` of every transaction token'),
+  REGISTRY_HOST: z.string().min(1).default('127.0.0.1').describe('the address the registry listens on'),
+  REGISTRY_PORT: z.coerce.number().int().min(0).max(65535).default(4000).describe('the port the registry listens on'),
+  WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300).describe("a transaction token's life, in seconds"),
+  WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100).describe('sign an audit checkpoint every N events'),
+  WRIT_DPOP_NONCE: z
+    .enum(['off', 'required'])
+    .default('off')
+    .describe(
+      '`required`: the token endpoint demands a server nonce in DPoP proofs (RFC 9449 §8; secret in `<WRIT_DATA_DIR>/keys/`, shared by every process using that folder)',
+    ),
   // WebAuthn RP ID: a host name (RFC 1123 labels), never an IP address or a URL.
   WRIT_RP_ID: z
     .string()
     .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lower-case host name such as localhost or writ.example.com')
     .refine((v) => !/^[0-9.]+$/.test(v), 'must be a host name, not an IP address')
-    .default('localhost'),
-  WRIT_RP_NAME: z.string().trim().min(1).max(64).default('Writ'),
-  WRIT_OPERATOR_TOKEN: z.string().min(32, 'must be at least 32 characters').max(256).optional(),
+    .default('localhost')
+    .describe("WebAuthn relying-party id: the approval UI's host name or a parent domain of it (never an IP address)"),
+  WRIT_RP_NAME: z.string().trim().min(1).max(64).default('Writ').describe('the name an authenticator shows when a passkey is created (up to 64 characters)'),
+  WRIT_OPERATOR_TOKEN: z
+    .string()
+    .min(32, 'must be at least 32 characters')
+    .max(256)
+    .optional()
+    .meta({ unset: 'made on first run in `<WRIT_DATA_DIR>/keys/operator-token`', description: 'bearer token of the operator API (32 to 256 characters)' }),
   WRIT_UI_ORIGINS: z
     .string()
     .default('http://localhost:3000')
     .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))
-    .pipe(z.array(z.string().refine(isOrigin, 'each origin must be scheme://host[:port] with nothing after it')).min(1, 'at least one origin')),
+    .pipe(z.array(z.string().refine(isOrigin, 'each origin must be scheme://host[:port] with nothing after it')).min(1, 'at least one origin'))
+    .describe('comma-separated origins of the approval UI: the only ones the human API and passkey assertions accept'),
   // ADR 0020: whose X-Forwarded-For is believed (the approval UI's server); `none` for nobody.
   WRIT_TRUSTED_PROXIES: z
     .string()
     .default('127.0.0.1,::1')
     .transform((v) => (v.trim() === 'none' ? [] : v.split(',').map((a) => a.trim()).filter((a) => a !== '')))
-    .pipe(z.array(z.string().refine(isAddressOrSubnet, 'each entry must be an IP address or a subnet such as 10.0.0.0/8'))),
-  WRIT_LIMIT_CEREMONIES_PER_IP: limit(30, 100_000),
-  WRIT_LIMIT_SIGNUPS_PER_IP: limit(10, 100_000),
-  WRIT_LIMIT_CEREMONIES_PER_ACCOUNT: limit(30, 100_000),
-  WRIT_MAX_EVENT_STREAMS_PER_SESSION: limit(8, 1000),
-  WRIT_MAX_LONG_POLLS_PER_AGENT: limit(16, 1000),
+    .pipe(z.array(z.string().refine(isAddressOrSubnet, 'each entry must be an IP address or a subnet such as 10.0.0.0/8')))
+    .describe(
+      "addresses or subnets (comma-separated, `none` for nobody) whose `X-Forwarded-For` is believed for the per-address limits: the approval UI's server appends the browser's address; the right-most hop that is not itself trusted is the client ([ADR 0020](adr/0020-limits-and-private-data.md))",
+    ),
+  WRIT_LIMIT_CEREMONIES_PER_IP: limit(30, 100_000).describe(
+    'passkey ceremonies started without a session (`/auth/register/options`, `/auth/login/options`) per client address (IPv6: per /64) per minute',
+  ),
+  WRIT_LIMIT_SIGNUPS_PER_IP: limit(10, 100_000).describe('sign-ups (`/auth/register/verify`) per client address per hour'),
+  WRIT_LIMIT_CEREMONIES_PER_ACCOUNT: limit(30, 100_000).describe(
+    'passkey ceremonies started by a signed-in person (decision options, confirmation, adding a passkey) per account per minute',
+  ),
+  WRIT_MAX_EVENT_STREAMS_PER_SESSION: limit(8, 1000).describe('live-event streams (`GET /me/events`) one session holds open at once'),
+  WRIT_MAX_LONG_POLLS_PER_AGENT: limit(16, 1000).describe('`?wait=N` long-polls (grants and step-ups) one agent holds open at once'),
 });
 
 /** `scheme://host[:port]`, exactly as a browser serialises an origin. */
@@ -123,7 +163,7 @@ export class ConfigError extends Error {
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): RegistryConfig {
   const blankToUndefined = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === '' ? undefined : v]));
-  const parsed = schema.safeParse(blankToUndefined);
+  const parsed = registryEnvSchema.safeParse(blankToUndefined);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
