@@ -16,6 +16,7 @@ import { GrantsController } from './modules/grants/grants.controller.js';
 import { GrantsService } from './modules/grants/grants.service.js';
 import { ServicesController } from './modules/services/services.controller.js';
 import { ServicesService } from './modules/services/services.service.js';
+import { TypeOrmServicesRepository } from './modules/services/services.repository.js';
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
 import { TokensService } from './modules/tokens/tokens.service.js';
@@ -88,7 +89,7 @@ export class AppModule {
         {
           provide: ServicesService,
           inject: [AuditService],
-          useFactory: (audit: AuditService) => new ServicesService(infra.db, audit, infra.clock),
+          useFactory: (audit: AuditService) => new ServicesService({ repository: new TypeOrmServicesRepository(infra.db), audit, clock: infra.clock }),
         },
         // Through Redis to every verifier when REDIS_URL is set; in this process only otherwise.
         {

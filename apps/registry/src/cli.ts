@@ -32,6 +32,7 @@ import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.j
 import { InProcessRevocationBus } from './modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
 import { ServicesService } from './modules/services/services.service.js';
+import { TypeOrmServicesRepository } from './modules/services/services.repository.js';
 
 const USAGE = `Usage: npm run registry -- <command>
 
@@ -326,7 +327,7 @@ async function main(argv: string[]): Promise<number> {
       const body = { uri: values.uri, display_name: values.name, catalogue };
       return withServices(async ({ audit, db }) => {
         try {
-          const { service, credential } = await new ServicesService(db, audit, systemClock).register(body, 'cli');
+          const { service, credential } = await new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock: systemClock }).register(body, 'cli');
           console.log(`service registered: ${service.id} at ${service.uri}`);
           // Shown once: only its SHA-256 is stored, so it cannot be shown again.
           console.log(`verifier credential (store it now, it is not shown again): ${credential}`);

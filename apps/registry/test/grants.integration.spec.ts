@@ -15,6 +15,7 @@ import { GrantExpiryTimer } from '../src/modules/grants/grant-expiry.timer.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
+import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 import { storages, type TestDatabase } from './support/databases.js';
 
 const T0 = Date.parse('2026-11-24T09:00:00Z');
@@ -65,7 +66,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     const keys = new KeyStore(dataDir, clock, 330);
     await keys.init();
     audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 10 });
-    services = new ServicesService(db, audit, clock);
+    services = new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock });
     grants = new GrantsService(db, audit, services, clock);
     ({
       service: { id: serviceId },

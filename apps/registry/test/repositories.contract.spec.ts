@@ -4,7 +4,10 @@ import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { databaseTransactions, type TransactionRunner } from '../src/infra/transaction.js';
 import { type AuditCheckpoint, type AuditRepository, TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import type { ServiceEntity } from '../src/modules/services/service.entity.js';
+import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
+import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
 import { storages } from './support/databases.js';
 
@@ -12,6 +15,15 @@ import { storages } from './support/databases.js';
 interface Repositories {
   transaction: TransactionRunner;
   audit: AuditRepository;
+  services: ServicesRepository;
+}
+
+function inMemoryRepositories(store: InMemoryStore): Repositories {
+  return { transaction: store.transaction, audit: new InMemoryAuditRepository(store), services: new InMemoryServicesRepository(store) };
+}
+
+function databaseRepositories(db: Database): Repositories {
+  return { transaction: databaseTransactions(db), audit: new TypeOrmAuditRepository(db), services: new TypeOrmServicesRepository(db) };
 }
 
 /**
@@ -22,10 +34,7 @@ interface Repositories {
 const backends: { name: string; open: () => Promise<{ repositories: Repositories; close: () => Promise<void> }> }[] = [
   {
     name: 'in memory',
-    open: () => {
-      const store = new InMemoryStore();
-      return Promise.resolve({ repositories: { transaction: store.transaction, audit: new InMemoryAuditRepository(store) }, close: () => Promise.resolve() });
-    },
+    open: () => Promise.resolve({ repositories: inMemoryRepositories(new InMemoryStore()), close: () => Promise.resolve() }),
   },
   ...storages.map(({ name, create }) => ({
     name,
@@ -33,7 +42,7 @@ const backends: { name: string; open: () => Promise<{ repositories: Repositories
       const testDb = await create();
       const db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
       return {
-        repositories: { transaction: databaseTransactions(db), audit: new TypeOrmAuditRepository(db) },
+        repositories: databaseRepositories(db),
         close: async () => {
           await db.close();
           await testDb.drop();
@@ -121,6 +130,50 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       expect(await audit.checkpointHead(sign)).toMatchObject({ seq: 4, jws: 'jws-4' });
       expect(signed).toEqual([4]);
       expect((await audit.checkpoints()).map((c) => c.seq)).toEqual([3, 4]);
+    });
+  });
+
+  describe('ServicesRepository', () => {
+    const service = (id: string, uri: string): ServiceEntity => ({
+      id,
+      uri,
+      display_name: `Service ${id}`,
+      catalogue: [{ type: 'payment', actions: ['charge', 'refund'] }],
+      credential_hash: 'ab'.repeat(32),
+      created_at: new Date('2026-01-01T00:00:00.000Z'),
+    });
+
+    it('stores a service and finds it by id, by URI and among ids', async () => {
+      const { services, transaction } = repositories;
+      await transaction(async (tx) => {
+        await services.lockRegistrations(tx);
+        await services.insert(service('svc_a', 'https://a.example'), tx);
+      });
+      await services.insert(service('svc_b', 'https://b.example'));
+      expect(await services.findById('svc_a')).toEqual(service('svc_a', 'https://a.example'));
+      expect(await services.findByUri('https://b.example')).toEqual(service('svc_b', 'https://b.example'));
+      expect(await services.findById('svc_none')).toBeNull();
+      expect(await services.findByUri('https://none.example')).toBeNull();
+      expect((await services.findByIds(['svc_b', 'svc_none', 'svc_a'])).map((s) => s.id).sort()).toEqual(['svc_a', 'svc_b']);
+      expect(await services.findByIds([])).toEqual([]);
+      expect((await services.registeredUris()).sort((x, y) => x.id.localeCompare(y.id))).toEqual([
+        { id: 'svc_a', uri: 'https://a.example' },
+        { id: 'svc_b', uri: 'https://b.example' },
+      ]);
+    });
+
+    it('refuses a second service at the same URI, and keeps nothing of a rolled-back registration', async () => {
+      const { services, transaction } = repositories;
+      await expect(services.insert(service('svc_c', 'https://a.example'))).rejects.toThrow();
+      await expect(
+        transaction(async (tx) => {
+          await services.insert(service('svc_d', 'https://d.example'), tx);
+          expect((await services.registeredUris(tx)).map((s) => s.id)).toContain('svc_d');
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
+      expect(await services.findById('svc_d')).toBeNull();
+      expect(await services.findById('svc_c')).toBeNull();
     });
   });
 });

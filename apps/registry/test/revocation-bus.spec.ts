@@ -20,6 +20,7 @@ import { REVOCATION_BUS } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
 import { createRegistry } from '../src/registry.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
+import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 import { storages, type TestDatabase } from './support/databases.js';
 import { deleteKeys, freePort, startRedis } from './support/redis.js';
 
@@ -53,7 +54,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const keys = new KeyStore(dataDir, clock, 330);
   await keys.init();
   const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 100 });
-  const services = new ServicesService(db, audit, clock);
+  const services = new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock });
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
   const recorder = new RevocationRecorder(db, audit, bus, clock, config);
   const grants = new GrantsService(db, audit, services, clock, { recordRevocation: recorder.recordGrant });

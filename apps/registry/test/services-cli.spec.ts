@@ -10,6 +10,7 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
+import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 
 describe('services register (CLI, embedded storage)', () => {
   let dataDir: string;
@@ -35,7 +36,7 @@ describe('services register (CLI, embedded storage)', () => {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
       const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 100 });
-      expect(await new ServicesService(db, audit, systemClock).verifyCredential(id!, credential!)).toBe(true);
+      expect(await new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock: systemClock }).verifyCredential(id!, credential!)).toBe(true);
       const events = await db.dataSource.query<{ type: string; actor: string }[]>('SELECT type, actor FROM audit_events');
       expect(events).toEqual([{ type: 'service.registered', actor: 'cli' }]);
     } finally {

@@ -1,11 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthorizationDetailSchema, type Clock, identifierText, InvalidRequest, locationCovers, normaliseLocation, randomId } from '@writ/core';
 import { z } from 'zod';
-import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { describeIssue } from '../validation.js';
-import { ServiceEntity } from './service.entity.js';
-import { asTransaction } from '../../infra/transaction.js';
+import type { ServiceEntity } from './service.entity.js';
+import type { ServicesRepository } from './services.repository.js';
 
 /** What an operator registers: the same token rules as the capabilities agents will request. */
 export const ServiceRegistrationSchema = z.strictObject({
@@ -25,19 +24,26 @@ function credentialHash(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
 }
 
-/** Advisory lock (two-key space, like the grants' one) serialising registrations, so two overlapping ones cannot both pass the check. */
-const SERVICE_REGISTRATION_LOCK = [0x5772_5376, 0] as const; // "WrSv"
-
 /** Compared against when the service is unknown, so timing does not reveal which ids exist. */
 const UNKNOWN_SERVICE_HASH = credentialHash(randomBytes(32).toString('base64url'));
 
+export interface ServicesServiceOptions {
+  repository: ServicesRepository;
+  audit: AuditService;
+  clock: Clock;
+}
+
 /** Service providers: their URI, name, catalogue of capability types, and verifier-call credential. */
 export class ServicesService {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-  ) {}
+  private readonly repository: ServicesRepository;
+  private readonly audit: AuditService;
+  private readonly clock: Clock;
+
+  constructor(options: ServicesServiceOptions) {
+    this.repository = options.repository;
+    this.audit = options.audit;
+    this.clock = options.clock;
+  }
 
   /**
    * Registers a service and returns its credential: 256 random bits, base64url, shown this once
@@ -56,26 +62,25 @@ export class ServicesService {
     const uri = normaliseLocation(parsed.data.uri);
     if (uri === undefined) throw new InvalidRequest('uri must be an absolute http(s) URI');
     const credential = randomBytes(32).toString('base64url');
-    const service = await this.db.transaction(async (manager) => {
-      await manager.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [...SERVICE_REGISTRATION_LOCK]);
-      const repo = manager.getRepository(ServiceEntity);
-      if (await repo.existsBy({ uri })) throw new InvalidRequest(`a service is already registered at ${uri}`);
+    const service = await this.repository.transaction(async (tx) => {
+      await this.repository.lockRegistrations(tx);
       // Services are few (one per provider), so every registered URI is compared here.
-      const registered = await repo.find({ select: { id: true, uri: true } });
+      const registered = await this.repository.registeredUris(tx);
+      if (registered.some((other) => other.uri === uri)) throw new InvalidRequest(`a service is already registered at ${uri}`);
       const overlapping = registered.find((other) => locationCovers(other.uri, uri) || locationCovers(uri, other.uri));
       if (overlapping !== undefined) {
         const how = locationCovers(overlapping.uri, uri) ? 'is under' : 'contains';
         throw new InvalidRequest(`${uri} ${how} the URI of registered service ${overlapping.id} (${overlapping.uri}): service URIs may not overlap`);
       }
-      const row = repo.create({
+      const row: ServiceEntity = {
         id: `svc_${randomId()}`,
         uri,
         display_name: parsed.data.display_name,
         catalogue: parsed.data.catalogue,
         credential_hash: credentialHash(credential).toString('hex'),
         created_at: new Date(this.clock.now()),
-      });
-      await repo.insert(row);
+      };
+      await this.repository.insert(row, tx);
       await this.audit.append(
         {
           type: 'service.registered',
@@ -83,7 +88,7 @@ export class ServicesService {
           subject: row.id,
           data: { service_id: row.id, uri, display_name: row.display_name, catalogue: row.catalogue },
         },
-        asTransaction(manager),
+        tx,
       );
       return row;
     });
@@ -92,15 +97,14 @@ export class ServicesService {
 
   /** The service with this id, or registered at this URI (compared after normalisation). */
   async find(idOrUri: string): Promise<ServiceEntity | null> {
-    const repo = this.db.dataSource.getRepository(ServiceEntity);
-    if (idOrUri.startsWith('svc_')) return repo.findOneBy({ id: idOrUri });
+    if (idOrUri.startsWith('svc_')) return this.repository.findById(idOrUri);
     const uri = normaliseLocation(idOrUri);
-    return uri === undefined ? null : repo.findOneBy({ uri });
+    return uri === undefined ? null : this.repository.findByUri(uri);
   }
 
   /** Whether `secret` is this service's credential; constant-time, and as slow for unknown ids. */
   async verifyCredential(serviceId: string, secret: string): Promise<boolean> {
-    const service = await this.db.dataSource.getRepository(ServiceEntity).findOneBy({ id: serviceId });
+    const service = await this.repository.findById(serviceId);
     const expected = service ? Buffer.from(service.credential_hash.trim(), 'hex') : UNKNOWN_SERVICE_HASH;
     return timingSafeEqual(credentialHash(secret), expected) && service !== null;
   }
