@@ -3,6 +3,7 @@ import {
   actChain,
   ApprovalRequired,
   type AuthorizationDetail,
+  type BoundRequest,
   BudgetExceeded,
   canonicalJson,
   type Clock,
@@ -26,6 +27,9 @@ import {
   toMinorUnits,
   type TxnTokenClaims,
   UseDpopNonce,
+  type VerificationEventRequest,
+  VerificationEvents,
+  type VerifiedDpopProof,
   verifyDpopProof,
   verifyTxnToken,
 } from '@writ/core';
@@ -185,8 +189,8 @@ interface PreparedToken {
   approvalAboveMinor: number | undefined;
   /** The token's capabilities naming each service URI, by URI. */
   capabilitiesAt: Map<string, AuthorizationDetail[]>;
-  /** The start of its audit events, by service id ({@link eventPrefix}). */
-  eventPrefixes: Map<string, string>;
+  /** The start of its audit events, by service id ({@link eventHead}). */
+  eventHeads: Map<string, string>;
 }
 
 const prepared = new WeakMap<TxnTokenClaims, PreparedToken>();
@@ -206,7 +210,7 @@ function prepare(claims: TxnTokenClaims): PreparedToken {
       totalMaxMinor: envelope.amount?.total_max === undefined ? undefined : toMinorUnits(envelope.amount.total_max),
       approvalAboveMinor: envelope.amount?.approval_above === undefined ? undefined : toMinorUnits(envelope.amount.approval_above),
       capabilitiesAt: new Map(),
-      eventPrefixes: new Map(),
+      eventHeads: new Map(),
     };
     prepared.set(claims, ready);
   }
@@ -214,20 +218,17 @@ function prepare(claims: TxnTokenClaims): PreparedToken {
 }
 
 /**
- * The start of a decision's audit event for this token at this service, up to the open `data`
- * object: `{"type":"verification","actor":…,"subject":…,"grant_id":…,"txn":…,"data":{"service":…,"jti":…`.
- * The same for every request of the token there, so it is serialised once (a few services per
+ * The start of a decision's audit event for this token at this service ({@link VerificationEvents.head}):
+ * the same for every request of the token there, so it is serialised once (a few services per
  * token at most, like {@link capabilitiesAt}).
  */
-function eventPrefix(ready: PreparedToken, claims: TxnTokenClaims, serviceId: string): string {
-  let prefix = ready.eventPrefixes.get(serviceId);
-  if (prefix === undefined) {
-    const head = { type: 'verification', actor: claims.act.sub, subject: serviceId, grant_id: claims.tctx.grant_id, txn: claims.txn, data: { service: serviceId, jti: claims.jti } };
-    // The JSON of `head` without its two closing braces: the request's own fields follow.
-    prefix = JSON.stringify(head).slice(0, -2);
-    if (ready.eventPrefixes.size < SERVICES_PER_TOKEN) ready.eventPrefixes.set(serviceId, prefix);
+function eventHead(events: VerificationEvents, ready: PreparedToken, claims: TxnTokenClaims, serviceId: string): string {
+  let head = ready.eventHeads.get(serviceId);
+  if (head === undefined) {
+    head = events.head({ actor: claims.act.sub, service: serviceId, grantId: claims.tctx.grant_id, txn: claims.txn, jti: claims.jti });
+    if (ready.eventHeads.size < SERVICES_PER_TOKEN) ready.eventHeads.set(serviceId, head);
   }
-  return prefix;
+  return head;
 }
 
 /** The token's capabilities with a location under `serviceUri` (a few services per token at most). */
@@ -240,149 +241,104 @@ function capabilitiesAt(ready: PreparedToken, claims: TxnTokenClaims, serviceUri
   return here;
 }
 
+/** A request whose token and proof verified: what the store round trip decides on. */
+interface VerifiedRequest {
+  service: ServiceIdentity;
+  request: VerifyRequest;
+  claims: TxnTokenClaims;
+  proof: VerifiedDpopProof;
+  /** The verifier's clock when the request arrived (epoch ms). */
+  nowMs: number;
+  /** The URL as recorded ({@link safeUrl}). */
+  url: string;
+}
+
+/** What the stateless checks decided (step 4.3): the denial the store reports, or the capability that allows. */
+type StatelessDecision = { precheck: OAuthError; capability?: undefined } | { precheck?: undefined; capability: AuthorizationDetail };
+
 /**
- * One verification, in the order ARCHITECTURE.md "Verification" gives: the token (signature with
- * the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`; verified claims cached with the
- * token's text and hash), the DPoP proof (RFC 9449 §4.3, bound to the token's `cnf.jkt` and
- * `ath`), then one store round trip: proof `jti` unused, nothing revoked, capability and time
- * window (decided here, reported there), `max_uses`, rate, budget, step-up. Every decision's audit
- * event is queued.
+ * 4.3, decided without state and reported by the store after the replay and revocation checks, so
+ * the order holds: the token's grant was approved for the calling provider, the URL is under its
+ * URI, a capability naming it allows the action (and resource), then the envelope's stateless
+ * checks (time window, amount stated and well-formed, currency, per-request maximum).
+ */
+function decideWithoutState({ service, request, claims, nowMs, url }: VerifiedRequest, ready: PreparedToken): StatelessDecision {
+  const grantService = claims.tctx.service;
+  if (grantService === undefined) {
+    // Every token names its grant's service since issue 16 (finding 8); one from before lives 5 minutes at most.
+    return { precheck: new InvalidToken('token names no service (tctx.service): it was issued before tokens were bound to their service; request a new one') };
+  }
+  if (grantService !== service.id) {
+    // A grant is honoured only by the service it was approved for, wherever the URL points
+    // (service URIs do not nest, but this does not depend on it).
+    return { precheck: new InsufficientScope(`the token's grant was approved for service ${grantService}, not for this service provider (${service.id})`) };
+  }
+  if (!locationCovers(service.uri, request.url)) return { precheck: new InsufficientScope(`${url} is not under this service provider's URI ${service.uri}`) };
+  // Only capabilities naming this provider count, whatever else the token may carry.
+  const capability = findCoveringCapability(capabilitiesAt(ready, claims, service.uri), request);
+  if (capability === undefined) {
+    const what = request.resource === undefined ? '' : ` on resource '${request.resource}'`;
+    return { precheck: new InsufficientScope(`no capability allows '${request.action}' at ${url}${what}`) };
+  }
+  const decision = evaluateEnvelope(ready.stateless, { amount: request.amount, currency: request.currency, stepUpApproved: true }, NO_COUNTS, nowMs);
+  return decision.allow ? { capability } : { precheck: decision.error };
+}
+
+/**
+ * 4.6 and 4.7: the money the store counts against `total_max` and, above `approval_above`, the
+ * step-up this exact request needs. Undefined when the envelope or the request moves no money.
+ */
+function moneyCheck({ service, request, claims, url }: VerifiedRequest, ready: PreparedToken): { amount: NonNullable<DecisionInput['amount']>; bound?: BoundRequest } | undefined {
+  if (claims.tctx.envelope.amount === undefined || request.amount === undefined) return undefined;
+  const amount: NonNullable<DecisionInput['amount']> = { minor: toMinorUnits(request.amount) };
+  if (ready.totalMaxMinor !== undefined) amount.totalMaxMinor = ready.totalMaxMinor;
+  if (ready.approvalAboveMinor === undefined || amount.minor <= ready.approvalAboveMinor) return { amount };
+  // What the person approves and the verifier lets through once: this exact request, its query as
+  // sent (the audit `url` drops it) and the fields the service provider binds (ADR 0014
+  // amendment). Any change to one of them is another request, another step-up.
+  const bound: BoundRequest = { query: queryOf(request.url), fields: request.bind?.fields ?? {} };
+  const shown = { grant_id: claims.tctx.grant_id, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null, bound };
+  amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
+  return { amount, bound };
+}
+
+/**
+ * One verification, step by step as docs/verifier.md "What is checked, in order" lists them (and
+ * ARCHITECTURE.md "Verification"): the service provider, the token, the DPoP proof, then one store
+ * round trip that makes the stateful checks in their order and queues the decision's audit event.
  */
 export class Verifier {
-  /** This verifier's name as a JSON string, for its audit events. */
-  private readonly instanceJson: string;
+  private readonly events: VerificationEvents;
 
   constructor(private readonly options: VerifierOptions) {
-    this.instanceJson = JSON.stringify(options.instance);
+    this.events = new VerificationEvents(options.instance);
   }
 
   async verify(service: ServiceIdentity, request: VerifyRequest): Promise<VerifyAnswer> {
-    const { clock, store } = this.options;
-    const nowMs = clock.now();
+    // 1. The service provider: authenticated by the route (`ServiceDirectory.resolve`) before the
+    // body is even parsed, so `service` is the caller.
+    const nowMs = this.options.clock.now();
     const url = safeUrl(request.url);
     // A cached token brings its hash along; any other is hashed here (a bad one too: the hash
     // names it in the audit event).
     const cached = request.token === '' ? undefined : this.options.tokens.get(request.token, nowMs);
     const tokenHash = cached?.hash ?? (request.token === '' ? '' : sha256(request.token));
-
     let claims: TxnTokenClaims;
-    let proof: { jkt: string; jti: string; iat: number };
+    let proof: VerifiedDpopProof;
     try {
-      claims = cached?.claims ?? (await this.verifyToken(request.token, tokenHash));
-      proof = await verifyDpopProof(request.dpop, {
-        htm: request.method,
-        htu: request.url,
-        accessToken: request.token,
-        accessTokenHash: tokenHash,
-        expectedJkt: claims.cnf.jkt,
-        clock,
-        maxAgeSeconds: PROOF_MAX_AGE_S,
-        futureSkewSeconds: PROOF_FUTURE_SKEW_S,
-        verifySignature: nodeSignatureVerifier,
-        ...(this.options.nonces ? { nonce: this.options.nonces.accepts } : {}),
-      });
+      claims = cached?.claims ?? (await this.checkToken(request.token, tokenHash));
+      proof = await this.checkDpopProof(request, claims, tokenHash);
     } catch (error) {
-      if (!(error instanceof OAuthError)) throw error;
-      if (error instanceof TemporarilyUnavailable) throw error;
-      // The token or proof did not verify: nothing in it can be trusted, so no grant is named.
-      const deny = denyOf(error);
-      // RFC 9449 §8: use_dpop_nonce hands the client the nonce its next proof must carry.
-      if (error instanceof UseDpopNonce && this.options.nonces) deny.dpop_nonce = this.options.nonces.issue();
-      await store.queueEvent({
-        id: eventId(),
-        outcome: deny.error,
-        body: JSON.stringify({ type: 'verification', actor: null, subject: service.id, grant_id: null, txn: null, data: { service: service.id, method: request.method, url, action: request.action, token: tokenHash.slice(0, 16), error_description: deny.error_description, verifier: this.options.instance } }),
-      });
-      return deny;
+      return this.refuseUnverified(service, request, url, tokenHash, error);
     }
-
-    const grantId = claims.tctx.grant_id;
-    const envelope = claims.tctx.envelope;
-
-    // Decided without state; reported by the store after the replay and revocation checks.
-    const ready = prepare(claims);
-    // The audit event: what this token and service always say, written once, then this request.
-    // `at_ms` (the decision's own clock) and `proof_jkt` let the registry rebuild the grant's
-    // rate log and proof replay state from the chain after the store lost them (ADR 0017).
-    let body = `${eventPrefix(ready, claims, service.id)},"method":${JSON.stringify(request.method)},"url":${JSON.stringify(url)},"action":${JSON.stringify(request.action)},"proof_jti":${JSON.stringify(proof.jti)},"proof_jkt":${JSON.stringify(proof.jkt)},"at_ms":${nowMs}`;
-    if (request.resource !== undefined) body += `,"resource":${JSON.stringify(request.resource)}`;
-    if (request.amount !== undefined) {
-      body += `,"amount":${JSON.stringify(request.amount)}`;
-      if (request.currency !== undefined) body += `,"currency":${JSON.stringify(request.currency)}`;
-    }
-
-    let precheck: OAuthError | undefined;
-    let capability: AuthorizationDetail | undefined;
-    const grantService = claims.tctx.service;
-    if (grantService === undefined) {
-      // Every token names its grant's service since issue 16 (finding 8); one from before lives 5 minutes at most.
-      precheck = new InvalidToken('token names no service (tctx.service): it was issued before tokens were bound to their service; request a new one');
-    } else if (grantService !== service.id) {
-      // A grant is honoured only by the service it was approved for, wherever the URL points
-      // (service URIs do not nest, but this does not depend on it).
-      precheck = new InsufficientScope(`the token's grant was approved for service ${grantService}, not for this service provider (${service.id})`);
-    } else if (!locationCovers(service.uri, request.url)) {
-      precheck = new InsufficientScope(`${url} is not under this service provider's URI ${service.uri}`);
-    } else {
-      // Only capabilities naming this provider count, whatever else the token may carry.
-      capability = findCoveringCapability(capabilitiesAt(ready, claims, service.uri), request);
-      if (capability === undefined) {
-        const what = request.resource === undefined ? '' : ` on resource '${request.resource}'`;
-        precheck = new InsufficientScope(`no capability allows '${request.action}' at ${url}${what}`);
-      } else {
-        const decision = evaluateEnvelope(ready.stateless, { amount: request.amount, currency: request.currency, stepUpApproved: true }, NO_COUNTS, nowMs);
-        if (!decision.allow) precheck = decision.error;
-      }
-    }
-
-    const input: DecisionInput = {
-      grantId,
-      nowMs,
-      proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
-      revocations: ready.revocations,
-      stateTtlMs: STATE_TTL_MS,
-      event: { id: eventId(), body: '' },
-    };
-    if (precheck !== undefined) input.precheck = { code: precheck.code };
-    if (ready.maxUses !== undefined) input.maxUses = ready.maxUses;
-    if (ready.rate !== undefined) input.rate = ready.rate;
-    if (precheck === undefined && envelope.amount !== undefined && request.amount !== undefined) {
-      const minor = toMinorUnits(request.amount);
-      input.amount = { minor };
-      // What an allow adds to the grant's `spent`, so a rebuild adds exactly the same (ADR 0017).
-      body += `,"charged_minor":${minor}`;
-      if (ready.totalMaxMinor !== undefined) input.amount.totalMaxMinor = ready.totalMaxMinor;
-      if (ready.approvalAboveMinor !== undefined && minor > ready.approvalAboveMinor) {
-        // What the person approves and the verifier lets through once: this exact request, its
-        // query as sent (the audit `url` drops it) and the fields the service provider binds
-        // (ADR 0014 amendment). Any change to one of them is another request, another step-up.
-        const bound = { query: queryOf(request.url), fields: request.bind?.fields ?? {} };
-        const shown = { grant_id: grantId, txn: claims.txn, agent: claims.act.sub, service: service.id, service_uri: service.uri, method: request.method, url, action: request.action, resource: request.resource ?? null, amount: request.amount, currency: request.currency ?? null, bound };
-        input.amount.stepUp = { fingerprint: sha256(canonicalJson(shown)), newId: `su_${randomBytes(16).toString('base64url')}`, request: JSON.stringify(shown), ttlMs: STEP_UP_TTL_MS };
-        // The registry shows and has signed what is bound, so the event carries it (the query
-        // only for requests that need a person's approval).
-        body += `,"bound":${JSON.stringify(bound)}`;
-      }
-    }
-
-    body += `,"verifier":${this.instanceJson}}}`;
-    input.event.body = body;
-
-    let outcome: DecisionOutcome;
-    try {
-      outcome = await store.decide(input);
-    } catch (error) {
-      // The answer is a 503 deny; its event waits in the store's backlog until the store is back.
-      // A new id: if the script did run before the failure (a timeout), its own event stays too.
-      if (error instanceof StoreUnavailable) await store.queueEvent({ id: eventId(), body: input.event.body, outcome: 'temporarily_unavailable' });
-      throw error;
-    }
-    if (outcome.allow) return this.allowed(claims, ready, capability!, outcome);
-    return this.denied(outcome, precheck, claims, request);
+    return this.storeRoundTrip({ service, request, claims, proof, nowMs, url });
   }
 
-  /** Checks a token that is not in the cache (signature with the cached JWKS, claims), and caches it. */
-  private async verifyToken(token: string, hash: string): Promise<TxnTokenClaims> {
+  /**
+   * 2. The token: signature with the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`, the
+   * claims profile. Called for a token that is not in the cache; caches it with its hash.
+   */
+  private async checkToken(token: string, hash: string): Promise<TxnTokenClaims> {
     const claims = await verifyTxnToken(token, {
       key: this.options.jwks.resolver,
       issuer: this.options.issuer,
@@ -392,6 +348,87 @@ export class Verifier {
     });
     this.options.tokens.set(token, { claims, hash });
     return claims;
+  }
+
+  /** 3. The DPoP proof: every check of RFC 9449 §4.3, bound to the token's `cnf.jkt` and `ath`. */
+  private checkDpopProof(request: VerifyRequest, claims: TxnTokenClaims, tokenHash: string): Promise<VerifiedDpopProof> {
+    return verifyDpopProof(request.dpop, {
+      htm: request.method,
+      htu: request.url,
+      accessToken: request.token,
+      accessTokenHash: tokenHash,
+      expectedJkt: claims.cnf.jkt,
+      clock: this.options.clock,
+      maxAgeSeconds: PROOF_MAX_AGE_S,
+      futureSkewSeconds: PROOF_FUTURE_SKEW_S,
+      verifySignature: nodeSignatureVerifier,
+      ...(this.options.nonces ? { nonce: this.options.nonces.accepts } : {}),
+    });
+  }
+
+  /** The token or proof did not verify: nothing in it can be trusted, so no grant is named. */
+  private async refuseUnverified(service: ServiceIdentity, request: VerifyRequest, url: string, tokenHash: string, error: unknown): Promise<Deny> {
+    if (!(error instanceof OAuthError) || error instanceof TemporarilyUnavailable) throw error;
+    const deny = denyOf(error);
+    // RFC 9449 §8: use_dpop_nonce hands the client the nonce its next proof must carry.
+    if (error instanceof UseDpopNonce && this.options.nonces) deny.dpop_nonce = this.options.nonces.issue();
+    const body = this.events.unverified({ service: service.id, method: request.method, url, action: request.action, tokenHash, errorDescription: deny.error_description });
+    await this.options.store.queueEvent({ id: eventId(), outcome: deny.error, body });
+    return deny;
+  }
+
+  /**
+   * 4. One store round trip: the proof's `jti` unused, nothing revoked, what was decided without
+   * state (4.3, decided here), `max_uses`, the rate, the total, the step-up; the request counted
+   * and its audit event queued in the same atomic step.
+   */
+  private async storeRoundTrip(verified: VerifiedRequest): Promise<VerifyAnswer> {
+    const { service, request, claims, proof, nowMs } = verified;
+    const ready = prepare(claims);
+    const stateless = decideWithoutState(verified, ready);
+    const money = stateless.precheck === undefined ? moneyCheck(verified, ready) : undefined;
+    // The audit event: what this token and service always say, written once, then this request.
+    // `at_ms` (the decision's own clock) and `proof_jkt` let the registry rebuild the grant's
+    // rate log and proof replay state from the chain after the store lost them (ADR 0017).
+    const event: VerificationEventRequest = {
+      method: request.method,
+      url: verified.url,
+      action: request.action,
+      proofJti: proof.jti,
+      proofJkt: proof.jkt,
+      atMs: nowMs,
+      resource: request.resource,
+      amount: request.amount,
+      currency: request.currency,
+      // What an allow adds to the grant's `spent`, so a rebuild adds exactly the same (ADR 0017),
+      // and what a step-up binds: the registry shows and has signed it.
+      chargedMinor: money?.amount.minor,
+      bound: money?.bound,
+    };
+    const input: DecisionInput = {
+      grantId: claims.tctx.grant_id,
+      nowMs,
+      proof: { jkt: proof.jkt, jti: proof.jti, keepUntilMs: (proof.iat + PROOF_MAX_AGE_S + PROOF_FUTURE_SKEW_S) * 1000 },
+      revocations: ready.revocations,
+      stateTtlMs: STATE_TTL_MS,
+      event: { id: eventId(), body: this.events.decision(eventHead(this.events, ready, claims, service.id), event) },
+    };
+    if (stateless.precheck !== undefined) input.precheck = { code: stateless.precheck.code };
+    if (ready.maxUses !== undefined) input.maxUses = ready.maxUses;
+    if (ready.rate !== undefined) input.rate = ready.rate;
+    if (money !== undefined) input.amount = money.amount;
+
+    let outcome: DecisionOutcome;
+    try {
+      outcome = await this.options.store.decide(input);
+    } catch (error) {
+      // The answer is a 503 deny; its event waits in the store's backlog until the store is back.
+      // A new id: if the script did run before the failure (a timeout), its own event stays too.
+      if (error instanceof StoreUnavailable) await this.options.store.queueEvent({ id: eventId(), body: input.event.body, outcome: 'temporarily_unavailable' });
+      throw error;
+    }
+    if (outcome.allow) return this.allowed(claims, ready, stateless.capability!, outcome);
+    return this.denied(outcome, stateless.precheck, claims, request);
   }
 
   private allowed(claims: TxnTokenClaims, ready: PreparedToken, capability: AuthorizationDetail, outcome: Extract<DecisionOutcome, { allow: true }>): Allow {

@@ -11,3 +11,4 @@ export * from './store-keys.js';
 export * from './approval.js';
 export * from './text.js';
 export * from './verifier-state.js';
+export * from './verifier-event.js';
