@@ -33,8 +33,11 @@ export const startEnvSchema = z.object({
 /** What the approval UI's server (`npm run start:ui`) and its `/api/*` proxy read. */
 export const approvalUiEnvSchema = z.object({
   UI_PORT: port(3000).describe('the port the approval UI listens on'),
-  UI_HOST: z.string().default('localhost').describe('the address the approval UI listens on'),
-  WRIT_REGISTRY_URL: z.string().default('http://127.0.0.1:4000').describe('where its `/api/*` proxy sends requests: the registry'),
+  UI_HOST: z
+    .string()
+    .default('localhost')
+    .describe("the host name it listens on; WebAuthn needs the page's origin to match the registry's `WRIT_RP_ID` and `WRIT_UI_ORIGINS`"),
+  WRIT_REGISTRY_URL: z.string().default('http://127.0.0.1:4000').describe('where its `/api/*` proxy sends requests (the registry), read at each request'),
 });
 
 /** What `npm run demo` reads: where Writ answers and how to reach the operator API. */
