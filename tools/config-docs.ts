@@ -26,8 +26,8 @@ const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).def
  */
 export const startEnvSchema = z.object({
   UI_PORT: port(3000).describe("the approval UI's port; its origin `http://localhost:<UI_PORT>` is the default `WRIT_UI_ORIGINS`"),
-  REGISTRY_HOST: z.string().default('127.0.0.1').describe("as for the registry; also makes the default `WRIT_ISSUER`, `http://<REGISTRY_HOST>:<REGISTRY_PORT>`"),
-  REGISTRY_PORT: port(4000).describe("as for the registry; also makes the default `WRIT_ISSUER`"),
+  REGISTRY_HOST: registryEnvSchema.shape.REGISTRY_HOST.describe('as for the registry; also makes the default `WRIT_ISSUER`, `http://<REGISTRY_HOST>:<REGISTRY_PORT>`'),
+  REGISTRY_PORT: registryEnvSchema.shape.REGISTRY_PORT.describe('as for the registry; also makes the default `WRIT_ISSUER`'),
 });
 
 /** What the approval UI's server (`npm run start:ui`) and its `/api/*` proxy read. */

@@ -31,9 +31,9 @@ function isAddressOrSubnet(value: string): boolean {
 export const registryEnvSchema = z.object({
   DATABASE_URL: postgresUrl.optional().meta({ unset: 'embedded PGlite under `WRIT_DATA_DIR`', description: '`postgres://` URL of a real PostgreSQL' }),
   REDIS_URL: redisUrl.optional().meta({
-    unset: 'revocations announced in process only',
+    unset: 'revocations, step-ups and decisions reach only a verifier in the same process (`npm start`)',
     description:
-      "`redis://` or `rediss://` URL: each revocation is written under every affected grant's hash tag with a TTL and published on `<prefix>revocations`; retried until Redis has it and re-published at start-up ([ADR 0008](adr/0008-revocation-publication.md))",
+      "`redis://` or `rediss://` URL of the verifiers' Redis. Each revocation is written under every affected grant's hash tag with a TTL and published on `<prefix>revocations`, retried until Redis has it and re-published at start-up ([ADR 0008](adr/0008-revocation-publication.md)); approved step-ups are handed to the verifiers there, and the decisions they queue are appended to the audit chain",
   }),
   // A brace would make the prefix the Redis Cluster hash tag instead of the grant's.
   WRIT_REDIS_PREFIX: z
