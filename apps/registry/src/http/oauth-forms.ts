@@ -1,7 +1,7 @@
 import { JWT_TOKEN_TYPE, SELF_SIGNED_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { z } from 'zod';
 import { JWT_BEARER_ASSERTION_TYPE } from '../modules/agents/client-auth.service.js';
-import { DelegationDetailsSchema, RequestDetailsSchema } from '../modules/tokens/tokens.service.js';
+import { DelegationDetailsSchema, RequestDetailsSchema } from '../modules/tokens/token-endpoint.js';
 import { jsonSchemaOf } from './openapi.js';
 
 /**

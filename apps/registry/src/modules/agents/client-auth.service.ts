@@ -1,9 +1,8 @@
 import { CLIENT_ASSERTION_TYP, InvalidClient, typMatches } from '@writ/core';
 import { decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
-import type { Database } from '../../infra/database.service.js';
-import { JtiStore, type PendingJti } from '../../infra/jti-store.js';
 import { algsOf, JwsError, verifyJws } from '@writ/server/node-crypto';
 import type { AgentEntity } from './agent.entity.js';
+import type { AgentJwtUse, ClientAuthRepository } from './client-auth.repository.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -26,6 +25,24 @@ export interface ClientAssertionParams {
   client_assertion?: string | undefined;
 }
 
+/** The `private_key_jwt` parameters of an OAuth endpoint's form (RFC 6749 §2.3, RFC 7523 §2.2); the rest are the endpoint's. */
+export function clientAssertionOf(form: Readonly<Record<string, string>>): ClientAssertionParams {
+  return { client_id: form.client_id, client_assertion_type: form.client_assertion_type, client_assertion: form.client_assertion };
+}
+
+/** What {@link ClientAuthService} needs. */
+export interface ClientAuthOptions {
+  repository: ClientAuthRepository;
+  /** `config.issuer`: the only accepted audience. */
+  issuer: string;
+}
+
+/** An authenticated agent, and the use of its assertion's `jti` that is still to be recorded. */
+export interface DeferredClientAuth {
+  agent: AgentEntity;
+  replay: AgentJwtUse;
+}
+
 /**
  * RFC 7523 §2.2 and §3 client authentication with `private_key_jwt`: the agent signs a short
  * JWT with its registered key; `typ` = `client-authentication+jwt` (draft-ietf-oauth-rfc7523bis
@@ -35,46 +52,63 @@ export interface ClientAssertionParams {
  * It also owns the one single-use `jti` space of every JWT an agent signs (ADR 0015): client
  * assertions, subject tokens and actor tokens are recorded under the agent's client_id in the
  * same table, so a `jti` used for one kind can never be used again for any kind
- * ({@link agentJwtJti}).
+ * ({@link agentJwtUse}).
  */
 export class ClientAuthService {
-  private readonly jtis: JtiStore;
+  private readonly repository: ClientAuthRepository;
+  private readonly issuer: string;
 
-  constructor(
-    private readonly db: Database,
-    /** `config.issuer`: the only accepted audience. */
-    private readonly issuer: string,
-  ) {
-    this.jtis = new JtiStore(db, { table: 'client_assertion_jtis', key: 'client_id' });
+  constructor(options: ClientAuthOptions) {
+    this.repository = options.repository;
+    this.issuer = options.issuer;
   }
 
   /**
    * The single-use entry of a JWT the agent `clientId` signed, whatever its kind: one key per
    * agent, no per-kind prefix (ADR 0015). Kept until the JWT expires, plus clock skew.
    */
-  agentJwtJti(clientId: string, jti: string, exp: number): PendingJti {
-    return { store: this.jtis, key: clientId, jti, expiresAt: new Date((exp + CLOCK_SKEW_S) * 1000) };
+  agentJwtUse(clientId: string, jti: string, exp: number): AgentJwtUse {
+    return { clientId, jti, expiresAt: new Date((exp + CLOCK_SKEW_S) * 1000) };
+  }
+
+  /** The agent registered as `clientId`, whatever its status (as an actor token names one). */
+  findAgent(clientId: string): Promise<AgentEntity | undefined> {
+    return this.repository.findAgent(clientId);
+  }
+
+  /** Records one use of a JWT an agent signed; false if its `jti` was already used. */
+  async rememberAgentJwt(use: AgentJwtUse, now: number): Promise<boolean> {
+    const [fresh] = await this.repository.rememberAgentJwts([use], now);
+    return fresh!;
+  }
+
+  /**
+   * The step in front of every OAuth endpoint an agent calls (token, RFC 7662 introspection,
+   * RFC 7009 revocation): authenticates the client named by the form's `private_key_jwt`
+   * parameters and returns the active agent.
+   */
+  authenticateForm(form: Readonly<Record<string, string>>, now: number): Promise<AgentEntity> {
+    return this.authenticate(clientAssertionOf(form), now);
   }
 
   /** Authenticates the call and returns the active agent; `now` is in milliseconds since the epoch. */
   async authenticate(params: ClientAssertionParams, now: number): Promise<AgentEntity> {
     const { agent, replay } = await this.authenticateDeferringReplay(params, now);
-    if (!(await this.jtis.remember(replay.key, replay.jti, replay.expiresAt, now))) throw assertionReplayed();
+    if (!(await this.rememberAgentJwt(replay, now))) throw assertionReplayed();
     return agent;
   }
 
   /**
    * Every check of {@link authenticate} but the single use of the `jti`, which the caller must
-   * record (with {@link JtiStore.rememberTogether}, in the same statement as its other single-use
-   * identifiers) and refuse with {@link assertionReplayed} if it was already used.
+   * record (in the same statement as its other single-use identifiers) and refuse with
+   * {@link assertionReplayed} if it was already used.
    */
   async authenticateDeferringReplay(
     params: ClientAssertionParams,
     now: number,
     /** Reads the agent row; the token endpoint reads the grant in the same statement. */
-    loadAgent: (clientId: string) => Promise<AgentEntity | undefined> = async (clientId) =>
-      (await this.db.query<AgentEntity[]>('SELECT * FROM agents WHERE client_id = $1', [clientId]))[0],
-  ): Promise<{ agent: AgentEntity; replay: PendingJti }> {
+    loadAgent: (clientId: string) => Promise<AgentEntity | undefined> = (clientId) => this.repository.findAgent(clientId),
+  ): Promise<DeferredClientAuth> {
     const assertion = params.client_assertion;
     if (assertion === undefined || assertion === '') throw new InvalidClient('client assertion is missing');
     if (params.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) {
@@ -136,7 +170,7 @@ export class ClientAuthService {
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
       throw new InvalidClient(`client assertion jti is required (1 to ${MAX_JTI_LENGTH} characters)`);
     }
-    return { agent, replay: this.agentJwtJti(agent.client_id, jti, exp) };
+    return { agent, replay: this.agentJwtUse(agent.client_id, jti, exp) };
   }
 }
 

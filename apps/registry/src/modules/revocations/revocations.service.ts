@@ -2,7 +2,7 @@ import { actChain, type Clock, InvalidToken, TXN_TOKEN_TYPE, type TxnTokenClaims
 import { CLOCK_SKEW_S, verifyIssuedTxnToken } from '../tokens/issued-tokens.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
-import type { ClientAssertionParams, ClientAuthService } from '../agents/client-auth.service.js';
+import type { ClientAuthService } from '../agents/client-auth.service.js';
 import type { GrantsService } from '../grants/grants.service.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { RevocationKind } from './revocation.entity.js';
@@ -28,21 +28,40 @@ export interface ActiveIntrospection {
 
 export type Introspection = ActiveIntrospection | { active: false };
 
+/** What {@link RevocationsService} needs. */
+export interface RevocationsOptions {
+  db: Database;
+  clientAuth: ClientAuthService;
+  grants: GrantsService;
+  keys: KeyStore;
+  recorder: RevocationRecorder;
+  clock: Clock;
+  config: RegistryConfig;
+}
+
 /**
  * Records revocations (ARCHITECTURE.md "Revocation"): durably, with one `revocation.<kind>` audit
  * event in the same transaction, then announced on the revocation bus once committed (both through
  * the {@link RevocationRecorder}).
  */
 export class RevocationsService {
-  constructor(
-    private readonly db: Database,
-    private readonly clientAuth: ClientAuthService,
-    private readonly grants: GrantsService,
-    private readonly keys: KeyStore,
-    private readonly recorder: RevocationRecorder,
-    private readonly clock: Clock,
-    private readonly config: RegistryConfig,
-  ) {}
+  private readonly db: Database;
+  private readonly clientAuth: ClientAuthService;
+  private readonly grants: GrantsService;
+  private readonly keys: KeyStore;
+  private readonly recorder: RevocationRecorder;
+  private readonly clock: Clock;
+  private readonly config: RegistryConfig;
+
+  constructor(options: RevocationsOptions) {
+    this.db = options.db;
+    this.clientAuth = options.clientAuth;
+    this.grants = options.grants;
+    this.keys = options.keys;
+    this.recorder = options.recorder;
+    this.clock = options.clock;
+    this.config = options.config;
+  }
 
   /**
    * Revokes a grant (which also ends it, see GrantsService.revokeRecorded), a transaction (its whole
@@ -74,7 +93,7 @@ export class RevocationsService {
 
   /** RFC 7009 §2.1: the client revokes a token it holds or requested; anything else is silently ignored (§2.2). */
   async revokeToken(params: Record<string, string>): Promise<void> {
-    const client = await this.authenticate(params);
+    const client = await this.clientAuth.authenticateForm(params, this.clock.now());
     const claims = await this.verify(params.token);
     if (!claims) return;
     if (claims.act.sub !== client.client_id && claims.req_wl !== client.client_id) return;
@@ -90,7 +109,7 @@ export class RevocationsService {
 
   /** RFC 7662 §2: whether the token is active, and if so its claims. */
   async introspect(params: Record<string, string>): Promise<Introspection> {
-    const caller = await this.authenticate(params);
+    const caller = await this.clientAuth.authenticateForm(params, this.clock.now());
     const claims = await this.verify(params.token);
     if (!claims) return { active: false };
     // RFC 7662 §4: the server decides who may learn about a token. A token's subject, actors,
@@ -120,17 +139,8 @@ export class RevocationsService {
 
   /** Writes the row and its event in one transaction; announces only once committed. */
   private async record(record: RevocationRecord): Promise<void> {
-    const event = await this.db.transaction((manager) => this.recorder.record(manager, record));
+    const event = await this.recorder.transaction((tx) => this.recorder.record(tx, record));
     this.recorder.announce(event);
-  }
-
-  private authenticate(params: Record<string, string>) {
-    const assertion: ClientAssertionParams = {
-      client_id: params.client_id,
-      client_assertion_type: params.client_assertion_type,
-      client_assertion: params.client_assertion,
-    };
-    return this.clientAuth.authenticate(assertion, this.clock.now());
   }
 
   /** A Txn-Token this registry issued, still within its lifetime; null for anything else. */

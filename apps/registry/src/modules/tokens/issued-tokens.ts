@@ -11,7 +11,12 @@ export const CLOCK_SKEW_S = 5;
  * `aud` = the trust domain, within its lifetime. Throws `InvalidToken` otherwise; callers map it
  * to the error their endpoint answers with.
  */
-export async function verifyIssuedTxnToken(token: string, keys: KeyStore, config: RegistryConfig, clock: Clock): Promise<TxnTokenClaims> {
+export async function verifyIssuedTxnToken(
+  token: string,
+  keys: Pick<KeyStore, 'jwks'>,
+  config: Pick<RegistryConfig, 'issuer' | 'trustDomain'>,
+  clock: Clock,
+): Promise<TxnTokenClaims> {
   return verifyTxnToken(token, {
     key: createLocalJWKSet(await keys.jwks()),
     issuer: config.issuer,

@@ -1,13 +1,12 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiSecurity } from '@nestjs/swagger';
-import { InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { formParams } from '../../http/form-params.js';
 import { TokenExchangeFormSchema, TokenResponseSchema } from '../../http/oauth-forms.js';
 import { ApiFormBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { DPOP_NONCES } from '../../tokens.js';
 import { atTokenEndpoint, type DpopNonces } from './dpop-nonce.js';
-import { TokensService, type TokenResponse } from './tokens.service.js';
+import { readTokenRequest, type TokenResponse } from './token-endpoint.js';
+import { TokensService } from './tokens.service.js';
 
 @Controller('oauth')
 export class TokensController {
@@ -36,10 +35,9 @@ export class TokensController {
     // RFC 9449 §8.2: a fresh nonce on every answer, success or error, so the client keeps a current one.
     const nonce = this.nonces?.issue();
     if (nonce !== undefined) void reply.header('dpop-nonce', nonce);
-    const params = formParams(contentType, body);
-    if (Array.isArray(dpop)) throw new InvalidRequest('more than one DPoP header');
+    const tokenRequest = readTokenRequest({ contentType, body, dpop, ip: request.ip });
     try {
-      return await this.tokens.exchange({ params, dpop, ip: request.ip });
+      return await this.tokens.exchange(tokenRequest);
     } catch (error) {
       // RFC 6749 §5.2, RFC 9449 §5 and §8: DPoP errors here are token errors (400), not a resource's 401.
       throw atTokenEndpoint(error, nonce);
