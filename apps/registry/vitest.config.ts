@@ -10,6 +10,8 @@ export default defineProject({
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
+    // Every PGlite the tests open starts from one migrated snapshot, made here once.
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

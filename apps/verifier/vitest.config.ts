@@ -11,6 +11,8 @@ export default defineProject({
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
+    // The registries these tests boot open PGlite from one migrated snapshot, made here once.
+    globalSetup: ['../registry/test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -11,6 +11,8 @@ export default defineProject({
     include: ['**/*.e2e.spec.ts'],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
+    // The registries these tests boot open PGlite from one migrated snapshot, made here once.
+    globalSetup: ['../../registry/test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 300_000,
   },

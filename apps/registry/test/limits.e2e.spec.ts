@@ -13,6 +13,7 @@ import { addressKey } from '../src/http/rate-limit.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { createRegistry } from '../src/registry.js';
+import { createPgliteDatabase } from './support/databases.js';
 import { type HumanBrowser, humanApi, RP_ID, UI_ORIGIN } from './support/human-browser.js';
 import { SoftPasskey } from './support/soft-passkey.js';
 
@@ -50,7 +51,7 @@ describe('limits on the human side and on long-polls (ADR 0020)', () => {
       WRIT_MAX_EVENT_STREAMS_PER_SESSION: '2',
       WRIT_MAX_LONG_POLLS_PER_AGENT: '2',
     });
-    ({ app } = await createRegistry(config, { logger: false, clock, database: { pgliteDir: 'memory' } }));
+    ({ app } = await createRegistry(config, { logger: false, clock, database: (await createPgliteDatabase()).target }));
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
     await app.get(ServicesService).register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });

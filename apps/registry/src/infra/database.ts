@@ -18,7 +18,17 @@ import { StepUpEntity } from '../modules/step-ups/step-up.entity.js';
 export const entities = [AuditEventEntity, AuditCheckpointEntity, AgentEntity, InitialAccessTokenEntity, ClientAssertionJtiEntity, ServiceEntity, GrantEntity, DpopProofJtiEntity, RevocationEntity, HumanEntity, PasskeyEntity, HumanSessionEntity, CeremonyEntity, ApprovalReceiptEntity, StepUpEntity];
 
 /** Where the database lives: a real PostgreSQL URL, or an embedded PGlite directory (`memory` for tests). */
-export type DatabaseTarget = { url: string } | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string };
+export type DatabaseTarget =
+  | { url: string }
+  | { /** A folder, or `memory` for a throw-away database. */ pgliteDir: string }
+  | {
+      pgliteDir: 'memory';
+      /**
+       * Tests only: a PGlite data directory already migrated (PGlite's `dumpDataDir`) that the
+       * throw-away database starts from, instead of running initdb and every migration again.
+       */
+      pgliteSnapshot: Blob;
+    };
 
 /**
  * Builds the TypeORM data source: `pg` against a real PostgreSQL when a URL is given, embedded
@@ -34,7 +44,8 @@ export function createDataSource(target: DatabaseTarget): DataSource {
     mkdirSync(target.pgliteDir, { recursive: true, mode: 0o700 });
     dataDir = join(target.pgliteDir, 'pglite');
   }
-  const { Pool } = new PGliteDriver(dataDir ? { dataDir } : {}).driver;
+  const snapshot = 'pgliteSnapshot' in target ? target.pgliteSnapshot : undefined;
+  const { Pool } = new PGliteDriver(dataDir ? { dataDir } : snapshot ? { loadDataDir: snapshot } : {}).driver;
   return new DataSource({
     ...common,
     // typeorm-pglite's pool hands itself out as every connection, so the 'error' listener TypeORM

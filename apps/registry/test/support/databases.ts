@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { DatabaseTarget } from '../../src/infra/database.js';
+import { pgliteSnapshot } from './pglite-snapshot.js';
 
 /** A database for one test file, dropped afterwards. */
 export interface TestDatabase {
@@ -15,11 +16,16 @@ export interface TestDatabase {
  * when DATABASE_URL is set (CI sets it), each test file in a database of its own.
  */
 export const storages: { name: string; create: () => Promise<TestDatabase> }[] = [
-  { name: 'embedded PGlite', create: () => Promise.resolve({ name: 'pglite', target: { pgliteDir: 'memory' }, drop: () => Promise.resolve() }) },
+  { name: 'embedded PGlite', create: createPgliteDatabase },
   ...(process.env.DATABASE_URL
     ? [{ name: 'PostgreSQL', create: () => createPostgresDatabase(process.env.DATABASE_URL!) }]
     : []),
 ];
+
+/** A throw-away in-memory PGlite, opened from the migrated snapshot made once per run. */
+export async function createPgliteDatabase(): Promise<TestDatabase> {
+  return { name: 'pglite', target: { pgliteDir: 'memory', pgliteSnapshot: await pgliteSnapshot() }, drop: () => Promise.resolve() };
+}
 
 /** A fresh database on the server at `adminUrl`, named `<prefix><random>`; `drop()` removes it. */
 export async function createPostgresDatabase(adminUrl: string, prefix = 'writ_test_'): Promise<TestDatabase> {
