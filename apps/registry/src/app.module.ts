@@ -5,6 +5,7 @@ import { AgentAuthGuard } from './http/agent-auth.guard.js';
 import { OpenApiController, OpenApiDocument } from './http/openapi.js';
 import { AgentsController } from './modules/agents/agents.controller.js';
 import { AgentsService } from './modules/agents/agents.service.js';
+import { TypeOrmAgentsRepository } from './modules/agents/agents.repository.js';
 import { ClientAuthService } from './modules/agents/client-auth.service.js';
 import { AuditController } from './modules/audit/audit.controller.js';
 import { ReadinessController } from './modules/audit/readiness.controller.js';
@@ -24,6 +25,7 @@ import type { DpopNonces } from './modules/tokens/dpop-nonce.js';
 import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
+import { TypeOrmRevocationsRepository } from './modules/revocations/revocations.repository.js';
 import { RevocationsController } from './modules/revocations/revocations.controller.js';
 import { RevocationsService } from './modules/revocations/revocations.service.js';
 import { CHANGE_RELAY, CLOCK, CONFIG, DPOP_NONCES } from './tokens.js';
@@ -81,7 +83,7 @@ export class AppModule {
         {
           provide: AgentsService,
           inject: [AuditService, RevocationRecorder],
-          useFactory: (audit: AuditService, recorder: RevocationRecorder) => new AgentsService(infra.db, audit, infra.clock, recorder),
+          useFactory: (audit: AuditService, recorder: RevocationRecorder) => new AgentsService({ repository: new TypeOrmAgentsRepository(infra.db), audit, clock: infra.clock, revocations: recorder }),
         },
         { provide: ClientAuthService, useFactory: () => new ClientAuthService(infra.db, infra.config.issuer) },
         AgentAuthGuard,
@@ -102,7 +104,7 @@ export class AppModule {
         {
           provide: RevocationRecorder,
           inject: [AuditService, REVOCATION_BUS],
-          useFactory: (audit: AuditService, bus: RevocationBus) => new RevocationRecorder(infra.db, audit, bus, infra.clock, infra.config),
+          useFactory: (audit: AuditService, bus: RevocationBus) => new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(infra.db), audit, bus, clock: infra.clock, config: infra.config }),
         },
         {
           provide: GrantsService,

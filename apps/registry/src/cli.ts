@@ -25,12 +25,14 @@ import { DataDirError, openDataDir } from './infra/data-dir.js';
 import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { AgentsService, type DisableOutcome, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
+import { TypeOrmAgentsRepository } from './modules/agents/agents.repository.js';
 import { AuditService } from './modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from './modules/audit/audit.repository.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus } from './modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from './modules/revocations/revocation-recorder.js';
+import { TypeOrmRevocationsRepository } from './modules/revocations/revocations.repository.js';
 import { ServicesService } from './modules/services/services.service.js';
 import { TypeOrmServicesRepository } from './modules/services/services.repository.js';
 
@@ -243,10 +245,10 @@ async function main(argv: string[]): Promise<number> {
       // Its retries while connecting are not the user's business; what counts is said once below.
       const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
       const bus = config.redisUrl ? new RedisRevocationBus({ url: config.redisUrl, prefix: config.redisPrefix, clock: systemClock, logger: quiet }) : new InProcessRevocationBus();
-      const recorder = new RevocationRecorder(db, audit, bus, systemClock, config);
+      const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus, clock: systemClock, config });
       let outcome: DisableOutcome;
       try {
-        outcome = await new AgentsService(db, audit, systemClock, recorder).disable(clientId, 'cli');
+        outcome = await new AgentsService({ repository: new TypeOrmAgentsRepository(db), audit, clock: systemClock, revocations: recorder }).disable(clientId, 'cli');
         if (bus instanceof RedisRevocationBus && !(await bus.drained(10_000))) console.error(`agents disable: the revocation is recorded but Redis could not be reached: the verifiers learn it when the registry next starts`);
       } finally {
         await bus.close();
@@ -353,8 +355,8 @@ async function main(argv: string[]): Promise<number> {
       return withServices(async ({ audit, db, config }) => {
         try {
           // Minting revokes nothing: the recorder's bus is never used.
-          const recorder = new RevocationRecorder(db, audit, new InProcessRevocationBus(), systemClock, config);
-          const { token, expiresAt } = await new AgentsService(db, audit, systemClock, recorder).mintInitialAccessToken(owner, ttl, 'cli');
+          const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus: new InProcessRevocationBus(), clock: systemClock, config });
+          const { token, expiresAt } = await new AgentsService({ repository: new TypeOrmAgentsRepository(db), audit, clock: systemClock, revocations: recorder }).mintInitialAccessToken(owner, ttl, 'cli');
           // Shown once: only its SHA-256 is stored.
           console.log(`initial access token for ${owner} (single use, not shown again): ${token}`);
           console.log(`expires at ${expiresAt.toISOString()}`);

@@ -8,11 +8,13 @@ import { cli } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
+import { TypeOrmAgentsRepository } from '../src/modules/agents/agents.repository.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { InProcessRevocationBus } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
+import { TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 
 describe('registry CLI on embedded storage', () => {
   let dataDir: string;
@@ -87,7 +89,7 @@ describe('registry CLI on embedded storage', () => {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
       const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4 });
-      const agents = new AgentsService(db, audit, systemClock, new RevocationRecorder(db, audit, new InProcessRevocationBus(), systemClock, { tokenTtlSeconds: 300 }));
+      const agents = new AgentsService({ repository: new TypeOrmAgentsRepository(db), audit, clock: systemClock, revocations: new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus: new InProcessRevocationBus(), clock: systemClock, config: { tokenTtlSeconds: 300 } }) });
       const metadata = { client_name: 'CLI agent', jwks: { keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] } };
       clientId = (await agents.register(token, metadata)).client_id;
       expect(await agents.find(clientId)).toMatchObject({ owner: 'user:alice', status: 'active' });

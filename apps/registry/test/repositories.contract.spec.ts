@@ -4,9 +4,14 @@ import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { databaseTransactions, type TransactionRunner } from '../src/infra/transaction.js';
 import { type AuditCheckpoint, type AuditRepository, TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import type { AgentEntity } from '../src/modules/agents/agent.entity.js';
+import { type AgentsRepository, DuplicateAgentKey, TypeOrmAgentsRepository } from '../src/modules/agents/agents.repository.js';
+import { type RevocationsRepository, TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 import type { ServiceEntity } from '../src/modules/services/service.entity.js';
 import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
+import { InMemoryAgentsRepository } from '../src/testing/in-memory-agents.js';
 import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
+import { InMemoryRevocationsRepository } from '../src/testing/in-memory-revocations.js';
 import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
 import { storages } from './support/databases.js';
@@ -16,14 +21,28 @@ interface Repositories {
   transaction: TransactionRunner;
   audit: AuditRepository;
   services: ServicesRepository;
+  agents: AgentsRepository;
+  revocations: RevocationsRepository;
 }
 
 function inMemoryRepositories(store: InMemoryStore): Repositories {
-  return { transaction: store.transaction, audit: new InMemoryAuditRepository(store), services: new InMemoryServicesRepository(store) };
+  return {
+    transaction: store.transaction,
+    audit: new InMemoryAuditRepository(store),
+    services: new InMemoryServicesRepository(store),
+    agents: new InMemoryAgentsRepository(store),
+    revocations: new InMemoryRevocationsRepository(store),
+  };
 }
 
 function databaseRepositories(db: Database): Repositories {
-  return { transaction: databaseTransactions(db), audit: new TypeOrmAuditRepository(db), services: new TypeOrmServicesRepository(db) };
+  return {
+    transaction: databaseTransactions(db),
+    audit: new TypeOrmAuditRepository(db),
+    services: new TypeOrmServicesRepository(db),
+    agents: new TypeOrmAgentsRepository(db),
+    revocations: new TypeOrmRevocationsRepository(db),
+  };
 }
 
 /**
@@ -52,13 +71,28 @@ const backends: { name: string; open: () => Promise<{ repositories: Repositories
   })),
 ];
 
-/** `count` events linked after `head`, with the JSON array text they were hashed as. */
-async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, types: string[]): Promise<{ events: AuditEvent[]; eventsJson: string }> {
+type EventFields = Partial<Pick<AuditEvent, 'id' | 'type' | 'actor' | 'grant_id' | 'txn' | 'data'>>;
+
+/** Events linked after `head` (a type, or the fields that differ from the defaults), with the JSON array text they were hashed as. */
+async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, drafts: (string | EventFields)[]): Promise<{ events: AuditEvent[]; eventsJson: string }> {
   const events: AuditEvent[] = [];
   const texts: string[] = [];
   let previous = head;
-  for (const type of types) {
-    const { event, json } = await linkAuditEvent(previous, { id: `evt_${type}`, at: '2026-01-01T00:00:00.000Z', type, actor: 'agent:a', subject: null, grant_id: 'g_1', txn: null, parent_id: null, data: { type } });
+  for (const draft of drafts) {
+    const fields = typeof draft === 'string' ? { type: draft } : draft;
+    const type = fields.type ?? 'test.event';
+    const { event, json } = await linkAuditEvent(previous, {
+      id: `evt_${type}`,
+      at: '2026-01-01T00:00:00.000Z',
+      type,
+      actor: 'agent:a',
+      subject: null,
+      grant_id: 'g_1',
+      txn: null,
+      parent_id: null,
+      data: { type },
+      ...fields,
+    });
     events.push(event);
     texts.push(json);
     previous = event;
@@ -174,6 +208,96 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       ).rejects.toThrow('abort');
       expect(await services.findById('svc_d')).toBeNull();
       expect(await services.findById('svc_c')).toBeNull();
+    });
+  });
+
+  describe('AgentsRepository', () => {
+    const agent = (clientId: string, jkt: string, createdAt: number): AgentEntity => ({
+      client_id: clientId,
+      client_name: `Agent ${clientId}`,
+      owner: 'alice',
+      jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: jkt, alg: 'ES256', use: 'sig' }] },
+      jkt,
+      status: 'active',
+      created_at: new Date(createdAt),
+      disabled_at: null,
+    });
+    const T = Date.UTC(2026, 0, 1);
+
+    it('keeps an initial access token, locks it for a registration and marks it used', async () => {
+      const { agents, transaction } = repositories;
+      await agents.insertInitialAccessToken({ token_hash: 'h1', owner: 'alice', expires_at: new Date(T + 600_000), used_at: null });
+      await transaction(async (tx) => {
+        expect(await agents.lockInitialAccessToken('h1', tx)).toEqual({ token_hash: 'h1', owner: 'alice', expires_at: new Date(T + 600_000), used_at: null });
+        expect(await agents.lockInitialAccessToken('unknown', tx)).toBeNull();
+        await agents.markInitialAccessTokenUsed('h1', new Date(T + 1000), tx);
+      });
+      expect(await transaction((tx) => agents.lockInitialAccessToken('h1', tx))).toMatchObject({ used_at: new Date(T + 1000) });
+    });
+
+    it('stores agents, refuses a second agent with the same key, and lists an owner\'s newest first', async () => {
+      const { agents } = repositories;
+      await agents.insert(agent('agt_1', 'jkt_1', T));
+      await agents.insert(agent('agt_2', 'jkt_2', T + 1000));
+      await expect(agents.insert(agent('agt_3', 'jkt_1', T + 2000))).rejects.toBeInstanceOf(DuplicateAgentKey);
+      expect(await agents.keyRegistered('jkt_1')).toBe(true);
+      expect(await agents.keyRegistered('jkt_3')).toBe(false);
+      expect(await agents.find('agt_1')).toEqual(agent('agt_1', 'jkt_1', T));
+      expect(await agents.find('agt_3')).toBeNull();
+      expect((await agents.findByIds(['agt_2', 'agt_x', 'agt_1'])).map((a) => a.client_id).sort()).toEqual(['agt_1', 'agt_2']);
+      expect(await agents.findByIds([])).toEqual([]);
+      expect((await agents.listByOwner('alice')).map((a) => a.client_id)).toEqual(['agt_2', 'agt_1']);
+      expect((await agents.listByOwner('alice', 1)).map((a) => a.client_id)).toEqual(['agt_2']);
+      expect(await agents.listByOwner('bob')).toEqual([]);
+    });
+
+    it('disables an agent it holds locked', async () => {
+      const { agents, transaction } = repositories;
+      await transaction(async (tx) => {
+        expect(await agents.lock('agt_1', tx)).toMatchObject({ status: 'active' });
+        await agents.markDisabled('agt_1', new Date(T + 5000), tx);
+      });
+      expect(await agents.find('agt_1')).toMatchObject({ status: 'disabled', disabled_at: new Date(T + 5000) });
+      expect(await transaction((tx) => agents.lock('agt_none', tx))).toBeNull();
+    });
+  });
+
+  describe('RevocationsRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+    const TOKEN_EVENTS = ['token.issued', 'token.delegated'];
+
+    it('writes a revocation once; a second keeps the later expiry', async () => {
+      const { revocations, transaction } = repositories;
+      const first = { kind: 'txn' as const, value: 'txn_r', revokedAt: new Date(T), expiresAt: new Date(T + 60_000), reason: 'lost' };
+      expect(await transaction((tx) => revocations.upsert(first, tx))).toEqual(new Date(T + 60_000));
+      expect(await revocations.upsert({ ...first, expiresAt: new Date(T + 1000) })).toEqual(new Date(T + 60_000));
+      expect(await revocations.upsert({ ...first, expiresAt: new Date(T + 120_000) })).toEqual(new Date(T + 120_000));
+      await revocations.upsert({ kind: 'token', value: 'jti_old', revokedAt: new Date(T - 1000), expiresAt: new Date(T + 10), reason: null });
+      expect(await revocations.unexpired(new Date(T + 100))).toEqual([{ kind: 'txn', value: 'txn_r', expiresAt: new Date(T + 120_000) }]);
+      expect((await revocations.unexpired(new Date(T))).map((r) => r.value)).toEqual(['jti_old', 'txn_r']);
+      expect(await revocations.anyRevoked([['token', 'jti_x'], ['txn', 'txn_r']])).toBe(true);
+      expect(await revocations.anyRevoked([['token', 'txn_r'], ['agent', 'agt_x']])).toBe(false);
+    });
+
+    it('finds the grants of a transaction, a token and an agent from the token events', async () => {
+      const { audit, revocations } = repositories;
+      const nowS = T / 1000;
+      await audit.extend([], async (head) => ({
+        ...(await linked(head, [
+          { id: 'evt_r1', type: 'token.issued', actor: 'agt_r', grant_id: 'g_r1', txn: 'txn_r1', data: { jti: 'jti_r1', exp: nowS + 60 } },
+          { id: 'evt_r2', type: 'token.delegated', actor: 'agt_s', grant_id: 'g_r1', txn: 'txn_r1', data: { jti: 'jti_r2', actor: 'agt_r', exp: nowS + 60 } },
+          { id: 'evt_r3', type: 'token.issued', actor: 'agt_r', grant_id: 'g_r2', txn: 'txn_r2', data: { jti: 'jti_r3', exp: nowS - 10 } },
+          { id: 'evt_r4', type: 'grant.approved', actor: 'alice', grant_id: 'g_r3', txn: 'txn_r1', data: { jti: 'jti_r1' } },
+        ])),
+        checkpoints: [],
+        result: undefined,
+      }));
+      expect(await revocations.grantsOfTxn('txn_r1', TOKEN_EVENTS)).toEqual(['g_r1']);
+      expect(await revocations.grantsOfToken('jti_r1', TOKEN_EVENTS)).toEqual(['g_r1']);
+      expect(await revocations.grantsOfToken('jti_none', TOKEN_EVENTS)).toEqual([]);
+      expect(await revocations.grantsOfAgent('agt_r', TOKEN_EVENTS, nowS, 5)).toEqual(['g_r1']);
+      expect((await revocations.grantsOfAgent('agt_r', TOKEN_EVENTS, nowS - 12, 5)).sort()).toEqual(['g_r1', 'g_r2']);
+      expect(await revocations.grantsOfAgent('agt_s', TOKEN_EVENTS, nowS, 5)).toEqual(['g_r1']);
     });
   });
 });

@@ -16,6 +16,7 @@ import { KeyStore } from '../src/modules/keys/key-store.js';
 import { RedisRevocationBus } from '../src/modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
+import { TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 import { REVOCATION_BUS } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
 import { createRegistry } from '../src/registry.js';
@@ -56,7 +57,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 100 });
   const services = new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock });
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
-  const recorder = new RevocationRecorder(db, audit, bus, clock, config);
+  const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus, clock, config });
   const grants = new GrantsService(db, audit, services, clock, { recordRevocation: recorder.recordGrant });
   const revocations = new RevocationsService(db, new ClientAuthService(db, config.issuer), grants, keys, recorder, clock, config);
 
@@ -364,7 +365,7 @@ describe('Redis revocation bus', () => {
       await redis.del(live);
       // A fresh process on the same database, as at start-up.
       const restarted = newBus();
-      const recorder = new RevocationRecorder(s.db, s.audit, restarted, clock, { tokenTtlSeconds: 300 });
+      const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(s.db), audit: s.audit, bus: restarted, clock, config: { tokenTtlSeconds: 300 } });
       expect(await recorder.resync()).toBe(1);
       expect(await restarted.drained(5_000)).toBe(true);
       expect(await redis.exists(live)).toBe(1);

@@ -7,22 +7,21 @@ import {
   randomId,
   sha256Base64url,
 } from '@writ/core';
+import { MAX_ENROLLMENT_TOKEN_TTL_S } from '@writ/contracts';
 import { importJWK, type JWK } from 'jose';
 import { z } from 'zod';
-import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { RevocationRecorder } from '../revocations/revocation-recorder.js';
 import { describeIssue } from '../validation.js';
-import { AgentEntity } from './agent.entity.js';
+import type { AgentEntity } from './agent.entity.js';
 import { InitialAccessTokenRejected } from './agents.errors.js';
-import { InitialAccessTokenEntity } from './initial-access-token.entity.js';
-import { asTransaction } from '../../infra/transaction.js';
+import { type AgentsRepository, DuplicateAgentKey } from './agents.repository.js';
 
 /** RFC 8693 §2.1: the one grant type agents use at the token endpoint. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 /** Initial access tokens are short-lived (ARCHITECTURE.md, "Security defaults"): at most one day. */
-export const MAX_INITIAL_ACCESS_TOKEN_TTL_S = 86_400;
+export const MAX_INITIAL_ACCESS_TOKEN_TTL_S = MAX_ENROLLMENT_TOKEN_TTL_S;
 
 /** RFC 7517 §9.2, RFC 7518 §6: members only a private or symmetric key carries. */
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
@@ -64,18 +63,30 @@ function hashPrefix(tokenHash: string): string {
   return tokenHash.slice(0, 12);
 }
 
+export interface AgentsServiceOptions {
+  repository: AgentsRepository;
+  audit: AuditService;
+  clock: Clock;
+  /** Records and announces the `agent` revocation of a disabled agent (ADR 0008). */
+  revocations: Pick<RevocationRecorder, 'record' | 'announce'>;
+}
+
 /**
  * Agents: one-time enrolment tokens minted for a human, RFC 7591 registration with the agent's
  * public key, and disabling. Every change appends its audit event in the same transaction.
  */
 export class AgentsService {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-    /** Records and announces the `agent` revocation of a disabled agent (ADR 0008). */
-    private readonly revocations: Pick<RevocationRecorder, 'record' | 'announce'>,
-  ) {}
+  private readonly repository: AgentsRepository;
+  private readonly audit: AuditService;
+  private readonly clock: Clock;
+  private readonly revocations: AgentsServiceOptions['revocations'];
+
+  constructor(options: AgentsServiceOptions) {
+    this.repository = options.repository;
+    this.audit = options.audit;
+    this.clock = options.clock;
+    this.revocations = options.revocations;
+  }
 
   /**
    * Mints an initial access token that lets one agent register for `owner`: 256 random bits,
@@ -90,8 +101,8 @@ export class AgentsService {
     const token = randomId(32);
     const tokenHash = await sha256Base64url(token);
     const expiresAt = new Date(this.clock.now() + ttlSeconds * 1000);
-    await this.db.transaction(async (manager) => {
-      await manager.getRepository(InitialAccessTokenEntity).insert({ token_hash: tokenHash, owner, expires_at: expiresAt, used_at: null });
+    await this.repository.transaction(async (tx) => {
+      await this.repository.insertInitialAccessToken({ token_hash: tokenHash, owner, expires_at: expiresAt, used_at: null }, tx);
       await this.audit.append(
         {
           type: 'agent.enrollment_token_minted',
@@ -99,7 +110,7 @@ export class AgentsService {
           subject: owner,
           data: { owner, token_hash_prefix: hashPrefix(tokenHash), expires_at: expiresAt.toISOString() },
         },
-        asTransaction(manager),
+        tx,
       );
     });
     return { token, expiresAt };
@@ -129,20 +140,18 @@ export class AgentsService {
     );
     const now = this.clock.now();
     try {
-      return await this.db.transaction(async (manager) => {
-        const tokens = manager.getRepository(InitialAccessTokenEntity);
-        // FOR UPDATE: a concurrent registration with the same token waits here, then sees used_at.
-        const row = await tokens.findOne({ where: { token_hash: tokenHash }, lock: { mode: 'pessimistic_write' } });
+      return await this.repository.transaction(async (tx) => {
+        // Locked: a concurrent registration with the same token waits here, then sees used_at.
+        const row = await this.repository.lockInitialAccessToken(tokenHash, tx);
         if (!row) throw new InitialAccessTokenRejected('initial access token is unknown');
         if (row.used_at !== null) throw new InitialAccessTokenRejected('initial access token was already used');
         if (row.expires_at.getTime() <= now) throw new InitialAccessTokenRejected('initial access token is expired');
         if (!checked.ok) throw checked.error;
         const { client_name, jwk, jkt } = checked.value;
 
-        const agents = manager.getRepository(AgentEntity);
-        if (await agents.existsBy({ jkt })) throw new InvalidClientMetadata('jwks key is already registered to another agent');
-        await tokens.update({ token_hash: tokenHash }, { used_at: new Date(now) });
-        const agent = agents.create({
+        if (await this.repository.keyRegistered(jkt, tx)) throw new InvalidClientMetadata('jwks key is already registered to another agent');
+        await this.repository.markInitialAccessTokenUsed(tokenHash, new Date(now), tx);
+        const agent: AgentEntity = {
           client_id: `agt_${randomId()}`,
           client_name,
           owner: row.owner,
@@ -151,8 +160,8 @@ export class AgentsService {
           status: 'active',
           created_at: new Date(now),
           disabled_at: null,
-        });
-        await agents.insert(agent);
+        };
+        await this.repository.insert(agent, tx);
         await this.audit.append(
           {
             type: 'agent.registered',
@@ -160,7 +169,7 @@ export class AgentsService {
             subject: agent.client_id,
             data: { client_id: agent.client_id, client_name, owner: row.owner, jkt, token_hash_prefix: hashPrefix(tokenHash) },
           },
-          asTransaction(manager),
+          tx,
         );
         return {
           client_id: agent.client_id,
@@ -173,7 +182,7 @@ export class AgentsService {
       });
     } catch (error) {
       // Two registrations of one key with two tokens at once: the unique index decides.
-      if (isUniqueViolation(error)) throw new InvalidClientMetadata('jwks key is already registered to another agent');
+      if (error instanceof DuplicateAgentKey) throw new InvalidClientMetadata('jwks key is already registered to another agent');
       throw error;
     }
   }
@@ -187,14 +196,13 @@ export class AgentsService {
    */
   async disable(clientId: string, by: string): Promise<DisableOutcome> {
     const now = this.clock.now();
-    const outcome = await this.db.transaction(async (manager) => {
-      const agents = manager.getRepository(AgentEntity);
-      const agent = await agents.findOne({ where: { client_id: clientId }, lock: { mode: 'pessimistic_write' } });
+    const outcome = await this.repository.transaction(async (tx) => {
+      const agent = await this.repository.lock(clientId, tx);
       if (!agent) return 'unknown' as const;
       if (agent.status === 'disabled') return 'already_disabled' as const;
-      await agents.update({ client_id: clientId }, { status: 'disabled', disabled_at: new Date(now) });
-      await this.audit.append({ type: 'agent.disabled', actor: by, subject: clientId, data: { client_id: clientId, owner: agent.owner } }, asTransaction(manager));
-      const revocation = await this.revocations.record(manager, { kind: 'agent', value: clientId, by, reason: 'agent disabled', subject: agent.owner }, now);
+      await this.repository.markDisabled(clientId, new Date(now), tx);
+      await this.audit.append({ type: 'agent.disabled', actor: by, subject: clientId, data: { client_id: clientId, owner: agent.owner } }, tx);
+      const revocation = await this.revocations.record(tx, { kind: 'agent', value: clientId, by, reason: 'agent disabled', subject: agent.owner }, now);
       return revocation;
     });
     if (typeof outcome === 'string') return outcome;
@@ -204,7 +212,7 @@ export class AgentsService {
 
   /** The agent with this client_id, whatever its status. */
   find(clientId: string): Promise<AgentEntity | null> {
-    return this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: clientId });
+    return this.repository.find(clientId);
   }
 }
 
@@ -255,10 +263,4 @@ async function publicSigningKey(raw: Record<string, unknown>): Promise<{ jwk: JW
   const jkt = await jwkThumbprint(jwk);
   const kid = typeof raw.kid === 'string' && raw.kid !== '' && raw.kid.length <= 256 ? raw.kid : jkt;
   return { jwk: { ...jwk, kid, alg, use: 'sig' }, jkt };
-}
-
-/** PostgreSQL unique_violation (SQLSTATE 23505), as `pg` and PGlite report it through TypeORM. */
-function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: unknown; driverError?: { code?: unknown } } | null;
-  return e?.code === '23505' || e?.driverError?.code === '23505';
 }

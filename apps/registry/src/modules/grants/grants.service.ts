@@ -24,7 +24,7 @@ import type { ServiceEntity } from '../services/service.entity.js';
 import type { ServicesService } from '../services/services.service.js';
 import { describeIssue } from '../validation.js';
 import { type Delegation, GrantEntity, type GrantStatus } from './grant.entity.js';
-import { asTransaction } from '../../infra/transaction.js';
+import { asTransaction, type Transaction } from '../../infra/transaction.js';
 
 export const MIN_DURATION_S = 60;
 export const MAX_DURATION_S = 30 * 24 * 3600;
@@ -80,11 +80,11 @@ export interface GrantRevocation {
 
 /**
  * Writes a grant's revocation durably (the `revocations` row and its one audit event) with the
- * revoking transaction's manager, and returns what to run once that transaction commits (the
+ * revoking transaction, and returns what to run once that transaction commits (the
  * announcement). Provided by the revocations module, which itself depends on GrantsService: a
  * narrow callback instead of the service keeps the dependency one-way.
  */
-export type GrantRevocationRecorder = (manager: EntityManager, revocation: GrantRevocation) => Promise<() => void>;
+export type GrantRevocationRecorder = (tx: Transaction, revocation: GrantRevocation) => Promise<() => void>;
 
 export interface GrantsOptions {
   /** Pending requests one agent may have at a time (ARCHITECTURE.md: pending-grant flood limit). */
@@ -400,7 +400,7 @@ export class GrantsService {
       const grant = (row = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } }));
       if (grant && isDue(grant, now)) await this.expireIn(manager, grant);
       if (grant && LIVE.includes(grant.status)) return this.revokeIn(manager, grant, by, reason, now, expiresAt);
-      return record(manager, { grantId, grant, by, reason, now, expiresAt, transition: null });
+      return record(asTransaction(manager), { grantId, grant, by, reason, now, expiresAt, transition: null });
     });
     this.notify(grantId, row);
     announce();
@@ -520,7 +520,7 @@ export class GrantsService {
     }
     await this.write(manager, grant);
     // The revocation's event carries the status change: one event, not grant.revoked and revocation.grant.
-    return this.recordRevocation(manager, { grantId: grant.id, grant, by, reason, now, expiresAt, transition: { from, status: grant.status, version: grant.version } });
+    return this.recordRevocation(asTransaction(manager), { grantId: grant.id, grant, by, reason, now, expiresAt, transition: { from, status: grant.status, version: grant.version } });
   }
 
   private async expireIn(manager: EntityManager, grant: GrantEntity): Promise<void> {

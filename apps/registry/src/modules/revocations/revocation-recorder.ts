@@ -1,14 +1,13 @@
 import type { OnApplicationBootstrap } from '@nestjs/common';
 import type { Clock } from '@writ/core';
-import type { EntityManager } from 'typeorm';
 import type { RegistryConfig } from '../../config/config.js';
-import type { Database } from '../../infra/database.service.js';
+import type { Transaction, TransactionRunner } from '../../infra/transaction.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { GrantRevocation, GrantRevocationRecorder } from '../grants/grants.service.js';
 import { CLOCK_SKEW_S } from '../tokens/issued-tokens.js';
 import type { RevocationBus, RevocationEvent } from './revocation-bus.js';
 import type { RevocationKind } from './revocation.entity.js';
-import { asTransaction } from '../../infra/transaction.js';
+import type { RevocationsRepository } from './revocations.repository.js';
 
 /** One revocation to record. */
 export interface RevocationRecord {
@@ -34,29 +33,42 @@ const TOKEN_EVENTS = ['token.issued', 'token.delegated'];
  * caller has committed, the announcement on the {@link RevocationBus}. It depends on neither
  * GrantsService nor RevocationsService, so both can use it without a dependency cycle.
  */
+export interface RevocationRecorderOptions {
+  repository: RevocationsRepository;
+  audit: AuditService;
+  bus: RevocationBus;
+  clock: Clock;
+  config: Pick<RegistryConfig, 'tokenTtlSeconds'>;
+}
+
 export class RevocationRecorder implements OnApplicationBootstrap {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly bus: RevocationBus,
-    private readonly clock: Clock,
-    private readonly config: Pick<RegistryConfig, 'tokenTtlSeconds'>,
-  ) {}
+  private readonly repository: RevocationsRepository;
+  private readonly audit: AuditService;
+  private readonly bus: RevocationBus;
+  private readonly clock: Clock;
+  private readonly config: Pick<RegistryConfig, 'tokenTtlSeconds'>;
+
+  constructor(options: RevocationRecorderOptions) {
+    this.repository = options.repository;
+    this.audit = options.audit;
+    this.bus = options.bus;
+    this.clock = options.clock;
+    this.config = options.config;
+  }
+
+  /** Runs `work` in one transaction, for a caller with nothing else to write than the revocation. */
+  get transaction(): TransactionRunner {
+    return this.repository.transaction;
+  }
 
   /**
-   * Writes the row (an existing one keeps the later expiry) and the audit event with `manager`.
+   * Writes the row (an existing one keeps the later expiry) and the audit event in `tx`.
    * Returns what to announce: pass it to {@link announce} after the transaction commits.
    */
-  async record(manager: EntityManager, record: RevocationRecord, now = this.clock.now()): Promise<RevocationEvent> {
+  async record(tx: Transaction, record: RevocationRecord, now = this.clock.now()): Promise<RevocationEvent> {
     const { kind, value } = record;
     const until = record.expiresAt ?? this.tokenLifetimeEnd(now);
-    const rows: { expires_at: Date | string }[] = await manager.query(
-      `INSERT INTO revocations (kind, value, revoked_at, expires_at, reason) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
-       RETURNING expires_at`,
-      [kind, value, new Date(now), until, record.reason],
-    );
-    const expiresAt = new Date(rows[0]!.expires_at);
+    const expiresAt = await this.repository.upsert({ kind, value, revokedAt: new Date(now), expiresAt: until, reason: record.reason }, tx);
     await this.audit.append(
       {
         type: `revocation.${kind}`,
@@ -66,9 +78,9 @@ export class RevocationRecorder implements OnApplicationBootstrap {
         ...(kind === 'txn' ? { txn: value } : {}),
         data: { kind, value, reason: record.reason, expires_at: expiresAt.toISOString(), ...record.data },
       },
-      asTransaction(manager),
+      tx,
     );
-    return { kind, value, grantIds: record.grantIds ?? (await this.affectedGrants(manager, kind, value, now)), expiresAt };
+    return { kind, value, grantIds: record.grantIds ?? (await this.affectedGrants(kind, value, now, tx)), expiresAt };
   }
 
   /** Announces a committed revocation. */
@@ -77,10 +89,10 @@ export class RevocationRecorder implements OnApplicationBootstrap {
   }
 
   /** The recorder GrantsService calls when it revokes a grant (see {@link GrantRevocationRecorder}). */
-  readonly recordGrant: GrantRevocationRecorder = async (manager: EntityManager, revocation: GrantRevocation) => {
+  readonly recordGrant: GrantRevocationRecorder = async (tx: Transaction, revocation: GrantRevocation) => {
     const { grant, now } = revocation;
     const event = await this.record(
-      manager,
+      tx,
       {
         kind: 'grant',
         value: revocation.grantId,
@@ -107,13 +119,10 @@ export class RevocationRecorder implements OnApplicationBootstrap {
    */
   async resync(): Promise<number> {
     const now = this.clock.now();
-    const rows: { kind: RevocationKind; value: string; expires_at: Date | string }[] = await this.db.dataSource.query(
-      'SELECT kind, value, expires_at FROM revocations WHERE expires_at > $1 ORDER BY revoked_at',
-      [new Date(now)],
-    );
+    const rows = await this.repository.unexpired(new Date(now));
     for (const row of rows) {
-      const grantIds = await this.affectedGrants(this.db.dataSource.manager, row.kind, row.value, now);
-      this.announce({ kind: row.kind, value: row.value, grantIds, expiresAt: new Date(row.expires_at) });
+      const grantIds = await this.affectedGrants(row.kind, row.value, now);
+      this.announce({ kind: row.kind, value: row.value, grantIds, expiresAt: row.expiresAt });
     }
     return rows.length;
   }
@@ -123,35 +132,22 @@ export class RevocationRecorder implements OnApplicationBootstrap {
    * or of a token (from its issuing audit event); for an agent, its live grants and the grant of
    * every unexpired token it holds or was handed (`actor` of the event, or `data.actor` of a hop).
    */
-  async affectedGrants(manager: EntityManager, kind: RevocationKind, value: string, now = this.clock.now()): Promise<string[]> {
-    let rows: { grant_id: string }[];
+  async affectedGrants(kind: RevocationKind, value: string, now = this.clock.now(), tx?: Transaction): Promise<string[]> {
+    let grantIds: string[];
     switch (kind) {
       case 'grant':
         return [value];
       case 'txn':
-        rows = await manager.query(
-          'SELECT DISTINCT grant_id FROM audit_events WHERE txn = $1 AND grant_id IS NOT NULL AND type = ANY($2::text[])',
-          [value, TOKEN_EVENTS],
-        );
+        grantIds = await this.repository.grantsOfTxn(value, TOKEN_EVENTS, tx);
         break;
       case 'token':
-        rows = await manager.query(
-          `SELECT DISTINCT grant_id FROM audit_events WHERE type = ANY($2::text[]) AND grant_id IS NOT NULL AND data->>'jti' = $1`,
-          [value, TOKEN_EVENTS],
-        );
+        grantIds = await this.repository.grantsOfToken(value, TOKEN_EVENTS, tx);
         break;
       case 'agent':
-        rows = await manager.query(
-          `SELECT id AS grant_id FROM grants WHERE agent_id = $1 AND status IN ('pending', 'approved')
-           UNION
-           SELECT grant_id FROM audit_events
-            WHERE type = ANY($2::text[]) AND grant_id IS NOT NULL AND (actor = $1 OR data->>'actor' = $1)
-              AND (data->>'exp')::bigint + $3 > $4`,
-          [value, TOKEN_EVENTS, CLOCK_SKEW_S, Math.floor(now / 1000)],
-        );
+        grantIds = await this.repository.grantsOfAgent(value, TOKEN_EVENTS, Math.floor(now / 1000), CLOCK_SKEW_S, tx);
         break;
     }
-    return rows.map((r) => r.grant_id).sort();
+    return grantIds.sort();
   }
 
   /** The latest a token issued at `now` can still be accepted. */
