@@ -28,8 +28,8 @@ function contentSecurityPolicy(dev) {
 export default function nextConfig(phase) {
   const dev = phase === PHASE_DEVELOPMENT_SERVER;
   return {
-    // libs/core is TypeScript source (its package.json exports ./src/index.ts).
-    transpilePackages: ['@writ/core'],
+    // libs/core and libs/contracts are TypeScript source (their package.json exports ./src/index.ts).
+    transpilePackages: ['@writ/core', '@writ/contracts'],
     poweredByHeader: false,
     reactStrictMode: true,
     // libs/core imports its own files as `./x.js` (TypeScript's ESM convention) while only `x.ts`

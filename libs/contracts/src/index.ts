@@ -1,2 +1,3 @@
 // Writ's wire contracts: each schema is the one definition both ends of a wire import.
-export {};
+export * from './human-api.js';
+export * from './verify.js';

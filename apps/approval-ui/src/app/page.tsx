@@ -9,7 +9,7 @@ import { PasskeyNotice } from '../components/passkey-notice';
 import { useApi } from '../components/session';
 import { useLoad } from '../components/use-load';
 import { describePayee, formatAmount, formatDateTime, formatRelative, serviceLabel, summarise } from '../lib/format';
-import type { HumanGrant, HumanStepUp } from '../lib/types';
+import type { HumanGrant, HumanStepUp } from '@writ/contracts';
 
 /**
  * The inbox: payments held for the person's approval (step-ups) and grant requests, each refreshed

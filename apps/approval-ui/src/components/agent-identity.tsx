@@ -1,5 +1,5 @@
 import { formatDateTime } from '../lib/format';
-import type { HumanGrantAgent } from '../lib/types';
+import type { HumanGrantAgent } from '@writ/contracts';
 
 /**
  * Which agent asks, so that two agents of one name can be told apart (issue 17): its name, its

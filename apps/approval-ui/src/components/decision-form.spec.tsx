@@ -1,7 +1,7 @@
 import { describeCapability } from '@writ/core';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { describe, expect, it, vi } from 'vitest';
-import type { HumanGrant } from '../lib/types';
+import type { HumanGrant } from '@writ/contracts';
 import { DecisionForm } from './decision-form';
 import { SessionProvider } from './session';
 

@@ -14,7 +14,7 @@ import {
   type NarrowingErrors,
   type NarrowingInput,
 } from '../lib/narrowing';
-import type { DecisionAnswer, DecisionOptionsAnswer, HumanGrant, Narrowing } from '../lib/types';
+import type { DecisionAnswer, DecisionOptionsAnswer, GrantNarrowing, HumanGrant } from '@writ/contracts';
 import { ErrorText, StatusText } from './messages';
 import { useApi } from './session';
 
@@ -57,7 +57,7 @@ export function DecisionForm({ grant, onDecided }: { grant: HumanGrant; onDecide
     if (outcome !== undefined) decisionHeading.current?.focus();
   }, [outcome]);
 
-  async function decide(decision: Decision, narrowing: Narrowing | undefined): Promise<void> {
+  async function decide(decision: Decision, narrowing: GrantNarrowing | undefined): Promise<void> {
     setBusy(decision);
     setError(undefined);
     setDocument(undefined);

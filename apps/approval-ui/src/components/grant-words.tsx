@@ -1,7 +1,7 @@
 import { describeCapabilities, describeEnvelope } from '@writ/core';
 import { describeDelegation, formatDateTime, formatDuration, serviceLabel } from '../lib/format';
 import { AgentIdentity, AgentWords } from './agent-identity';
-import type { HumanGrant } from '../lib/types';
+import type { HumanGrant } from '@writ/contracts';
 
 /** A list of plain-words lines, or a sentence when there is none. */
 function Lines({ lines, empty }: { lines: readonly string[]; empty: string }) {

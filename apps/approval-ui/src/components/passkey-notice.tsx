@@ -4,7 +4,7 @@ import Link from 'next/link';
 import { useCallback, useState } from 'react';
 import { describeError } from '../lib/errors';
 import { formatDateTime } from '../lib/format';
-import type { Passkey } from '../lib/types';
+import type { Passkey } from '@writ/contracts';
 import { ErrorText } from './messages';
 import { useApi } from './session';
 import { useLoad } from './use-load';

@@ -3,7 +3,7 @@
 import { useRouter } from 'next/navigation';
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, apiRequest, type HttpMethod } from '../lib/api';
-import type { Human, SessionAnswer } from '../lib/types';
+import type { Human, SessionAnswer } from '@writ/contracts';
 
 /*
  * Who is signed in, and the session's CSRF token, kept in memory only (never in storage): every

@@ -1,4 +1,4 @@
-import type { HumanGrant } from '../lib/types';
+import type { HumanGrant } from '@writ/contracts';
 
 /**
  * Which passkey signed a grant's decision, by the name the person gave it and its credential id

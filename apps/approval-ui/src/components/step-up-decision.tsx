@@ -5,7 +5,7 @@ import Link from 'next/link';
 import { useEffect, useRef, useState } from 'react';
 import { describeError } from '../lib/errors';
 import { formatAmount, prettyDocument } from '../lib/format';
-import type { DecisionOptionsAnswer, HumanStepUp, StepUpDecisionAnswer } from '../lib/types';
+import type { DecisionOptionsAnswer, HumanStepUp, StepUpDecisionAnswer } from '@writ/contracts';
 import { ErrorText, StatusText } from './messages';
 import { useApi } from './session';
 

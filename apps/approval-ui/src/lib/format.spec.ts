@@ -91,6 +91,7 @@ describe('payments', () => {
     currency: 'EUR',
     requested_at: '2026-11-25T10:00:00Z',
     expires_at: '2026-11-25T10:15:00Z',
+    bound: null,
     decided_at: null,
     receipt_hash: null,
   };

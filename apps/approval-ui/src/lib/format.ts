@@ -1,4 +1,4 @@
-import type { Delegation, GrantStatus, HumanGrant, HumanStepUp, StepUpStatus } from './types';
+import type { Delegation, GrantStatus, HumanStepUp, StepUpStatus } from '@writ/contracts';
 
 /*
  * Plain words for what libs/core does not describe: durations, dates, delegation, statuses.
@@ -63,8 +63,8 @@ export function describeDelegation(delegation: Delegation | null | undefined): s
   return `It may pass this access on through a chain of up to ${depth} more agents, each with no more than the one before.`;
 }
 
-/** The service's name, or its URI when it has none. */
-export function serviceLabel(service: HumanGrant['service']): string {
+/** The service's name, or its URI when it has none (or a blank one). */
+export function serviceLabel(service: { id: string; uri: string; name: string | null }): string {
   return service.name !== null && service.name !== undefined && service.name.trim() !== '' ? service.name : service.uri;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildHopTree, type HopNode } from './hop-tree';
-import type { Hop } from './types';
+import type { Hop } from '@writ/contracts';
 
 function hop(jti: string, parent: string | null): Hop {
   return {

@@ -1,4 +1,4 @@
-import type { Hop } from './types';
+import type { Hop } from '@writ/contracts';
 
 /** One hop of a transaction with the hops it delegated to. */
 export interface HopNode {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HumanGrant } from './types';
+import type { HumanGrant } from '@writ/contracts';
 import { buildNarrowing, initialInput, KEEP_ONE_CAPABILITY, limitFields, tooHighMessage } from './narrowing';
 
 type Requested = Pick<HumanGrant, 'authorization_details' | 'envelope' | 'duration_s'>;

@@ -1,5 +1,5 @@
 import type { Envelope } from '@writ/core';
-import type { HumanGrant, Narrowing } from './types';
+import type { GrantNarrowing, HumanGrant } from '@writ/contracts';
 
 /*
  * The "Narrow before approving" form, as data: which limits a request lets the human lower, and
@@ -31,7 +31,7 @@ export interface NarrowingInput {
 export type NarrowingErrors = Partial<Record<LimitName | 'capabilities', string>>;
 
 export type NarrowingResult =
-  | { ok: true; narrowing: Narrowing | undefined }
+  | { ok: true; narrowing: GrantNarrowing | undefined }
   | { ok: false; errors: NarrowingErrors };
 
 type Requested = Pick<HumanGrant, 'authorization_details' | 'envelope' | 'duration_s'>;
@@ -124,7 +124,7 @@ export function buildNarrowing(grant: Requested, input: NarrowingInput): Narrowi
   if (kept.length === 0) errors.capabilities = KEEP_ONE_CAPABILITY;
   if (Object.keys(errors).length > 0) return { ok: false, errors };
 
-  const narrowing: Narrowing = {};
+  const narrowing: GrantNarrowing = {};
   if (kept.length < grant.authorization_details.length) narrowing.authorization_details = kept;
 
   const envelope = lowerEnvelope(grant.envelope, values);

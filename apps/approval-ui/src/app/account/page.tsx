@@ -9,7 +9,7 @@ import { useApi, useSession } from '../../components/session';
 import { useLoad } from '../../components/use-load';
 import { describeError } from '../../lib/errors';
 import { formatDateTime } from '../../lib/format';
-import type { CeremonyAnswer, Passkey } from '../../lib/types';
+import type { CeremonyAnswer, Passkey } from '@writ/contracts';
 
 function nameOf(passkey: Passkey): string {
   return passkey.label?.trim() ? passkey.label : 'Passkey';

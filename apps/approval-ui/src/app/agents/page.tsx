@@ -8,7 +8,7 @@ import { useApi } from '../../components/session';
 import { useLoad } from '../../components/use-load';
 import { describeError } from '../../lib/errors';
 import { formatDateTime } from '../../lib/format';
-import type { Agent, EnrollmentToken } from '../../lib/types';
+import type { Agent, DisabledAgentAnswer, EnrollmentToken } from '@writ/contracts';
 
 /** The person's agents: disable one, or let a new one enrol with a one-time token. */
 export default function AgentsPage() {
@@ -48,7 +48,7 @@ function AgentCard({ agent: initial }: { agent: Agent }) {
   async function disable(): Promise<boolean> {
     setError(undefined);
     try {
-      const answer = await api.post<{ client_id: string; status: string }>(
+      const answer = await api.post<DisabledAgentAnswer>(
         `/me/agents/${encodeURIComponent(agent.client_id)}/disable`,
         {},
       );

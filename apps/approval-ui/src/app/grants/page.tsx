@@ -9,7 +9,7 @@ import { useApi } from '../../components/session';
 import { useLoad } from '../../components/use-load';
 import { describeError } from '../../lib/errors';
 import { describeStatus, formatDateTime, serviceLabel } from '../../lib/format';
-import type { HumanGrant } from '../../lib/types';
+import type { HumanGrant } from '@writ/contracts';
 
 /** Every grant: the approved ones first, each with its transactions and a way to revoke it. */
 export default function GrantsPage() {

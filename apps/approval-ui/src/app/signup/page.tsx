@@ -7,7 +7,7 @@ import { useState, type FormEvent } from 'react';
 import { ErrorText, StatusText } from '../../components/messages';
 import { useApi, useSession } from '../../components/session';
 import { describeError } from '../../lib/errors';
-import type { CeremonyAnswer, SessionAnswer } from '../../lib/types';
+import type { CeremonyAnswer, SessionAnswer } from '@writ/contracts';
 
 export default function SignUpPage() {
   const api = useApi();

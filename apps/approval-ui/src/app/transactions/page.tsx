@@ -7,7 +7,7 @@ import { LoadState } from '../../components/messages';
 import { useApi } from '../../components/session';
 import { useLoad } from '../../components/use-load';
 import { formatDateTime } from '../../lib/format';
-import type { TransactionSummary } from '../../lib/types';
+import type { TransactionSummary } from '@writ/contracts';
 
 function count(value: number | unknown[]): number {
   return Array.isArray(value) ? value.length : value;

@@ -16,6 +16,7 @@ import {
   randomId,
 } from '@writ/core';
 import type { EntityManager } from 'typeorm';
+import { DurationSchema, type GrantNarrowing, GrantNarrowingSchema } from '@writ/contracts';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
@@ -26,14 +27,7 @@ import { describeIssue } from '../validation.js';
 import { type Delegation, GrantEntity, type GrantStatus } from './grant.entity.js';
 import { asTransaction, type Transaction } from '../../infra/transaction.js';
 
-export const MIN_DURATION_S = 60;
-export const MAX_DURATION_S = 30 * 24 * 3600;
-
-const durationSchema = z
-  .number()
-  .int('duration_s must be a whole number of seconds')
-  .min(MIN_DURATION_S, `duration_s must be at least ${MIN_DURATION_S}`)
-  .max(MAX_DURATION_S, `duration_s must be at most ${MAX_DURATION_S} (30 days)`);
+export { MAX_DURATION_S, MIN_DURATION_S } from '@writ/contracts';
 
 /** The body of `POST /grants`. Strict: an unknown field is refused, never ignored. */
 export const GrantRequestSchema = z.strictObject({
@@ -44,7 +38,7 @@ export const GrantRequestSchema = z.strictObject({
   // The agent's own words on the approval screen: refused, never trimmed, when they hold a control,
   // format or invisible character or stray whitespace (ADR 0019).
   purpose: agentText(z.string().min(1, 'purpose must not be empty').max(500, 'purpose must be at most 500 characters')),
-  duration_s: durationSchema,
+  duration_s: DurationSchema,
   delegation: z
     .strictObject({
       max_depth: z.number().int().min(0).max(8),
@@ -55,14 +49,8 @@ export const GrantRequestSchema = z.strictObject({
 
 export type GrantRequest = z.infer<typeof GrantRequestSchema>;
 
-/** What the human may narrow before approving: each value a subset of the request's. */
-export const GrantNarrowingSchema = z.strictObject({
-  authorization_details: AuthorizationDetailsSchema.optional(),
-  envelope: EnvelopeSchema.optional(),
-  duration_s: durationSchema.optional(),
-});
-
-export type GrantNarrowing = z.infer<typeof GrantNarrowingSchema>;
+/** What the human may narrow before approving (a human API contract). */
+export { type GrantNarrowing, GrantNarrowingSchema };
 
 /** A grant's revocation, handed to the {@link GrantRevocationRecorder} inside the revoking transaction. */
 export interface GrantRevocation {

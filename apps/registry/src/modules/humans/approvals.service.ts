@@ -6,7 +6,6 @@ import {
   type ApprovalReceipt,
   approvalReceiptHash,
   type Clock,
-  identifierText,
   InvalidGrant,
   randomId,
   ReceiptInvalid,
@@ -14,26 +13,15 @@ import {
 } from '@writ/core';
 import type { JWK } from 'jose';
 import type { EntityManager } from 'typeorm';
-import { z } from 'zod';
+import { DecisionOptionsSchema, DecisionSchema } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
-import { GrantNarrowingSchema, type GrantsService } from '../grants/grants.service.js';
+import type { GrantsService } from '../grants/grants.service.js';
 import type { ServicesService } from '../services/services.service.js';
 import { ApprovalReceiptEntity, PasskeyEntity } from './human.entities.js';
 import { type HumansService, parseBody } from './humans.service.js';
-
-export const DecisionOptionsSchema = z.strictObject({
-  decision: z.enum(['approve', 'deny']),
-  narrowing: GrantNarrowingSchema.optional(),
-});
-
-export const DecisionSchema = z.strictObject({
-  ceremony: identifierText(z.string().min(1).max(64)),
-  document: identifierText(z.string().min(2).max(64 * 1024)),
-  response: z.unknown(),
-});
 
 /** A receipt as its grant's owner downloads it: everything an offline check needs. */
 export interface ReceiptExport {

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { FinishSchema, type LogoutEverywhereAnswer, NameSchema, type SessionAnswer } from '@writ/contracts';
 import { LoginRequired } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../../config/config.js';
@@ -7,7 +8,7 @@ import { CurrentHuman, CurrentSessionToken, HumanSessionGuard, OriginGuard, sess
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { Limited } from '../../http/rate-limit.js';
 import { CONFIG } from '../../tokens.js';
-import { FinishSchema, type HumanView, HumansService, NameSchema, sessionCookieName, sessionCookieSecure, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
+import { type HumanView, HumansService, sessionCookieName, sessionCookieSecure, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
 
 /** Passkey sign-up and sign-in, and the session they start. */
 @Controller('auth')
@@ -73,7 +74,7 @@ export class AuthController {
   @ApiResponse({ status: 200, description: '{human, csrf_token}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async session(@Req() request: FastifyRequest): Promise<{ human: HumanView; csrf_token: string }> {
+  async session(@Req() request: FastifyRequest): Promise<SessionAnswer> {
     const token = sessionCookie(request, this.config.uiOrigins);
     const session = token === undefined ? null : await this.humans.session(token);
     if (!session) throw new LoginRequired('sign in with your passkey first');
@@ -101,13 +102,13 @@ export class AuthController {
   @ApiOAuthErrors(401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async logoutEverywhere(@CurrentHuman() human: HumanView, @Res({ passthrough: true }) reply: FastifyReply): Promise<{ sessions_ended: number }> {
+  async logoutEverywhere(@CurrentHuman() human: HumanView, @Res({ passthrough: true }) reply: FastifyReply): Promise<LogoutEverywhereAnswer> {
     const ended = await this.humans.endAllSessions(human.id);
     void reply.clearCookie(sessionCookieName(this.config.uiOrigins), this.cookieOptions());
     return { sessions_ended: ended };
   }
 
-  private started(session: StartedSession, reply: FastifyReply): { human: HumanView; csrf_token: string } {
+  private started(session: StartedSession, reply: FastifyReply): SessionAnswer {
     void reply.setCookie(sessionCookieName(this.config.uiOrigins), session.token, { ...this.cookieOptions(), maxAge: SESSION_TTL_MS / 1000 });
     return { human: session.human, csrf_token: session.csrfToken };
   }

@@ -1,3 +1,4 @@
+import type { Agent } from '@writ/contracts';
 import { InvalidRequest } from '@writ/core';
 import type { Database } from '../../infra/database.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
@@ -155,7 +156,7 @@ export class HumanViewsService {
     return { ...this.view(grant, agent ? { name: agent.client_name, createdAt: agent.created_at } : null, shared, { uri: service.uri, name: service.display_name }), signed_with: signedWith };
   }
 
-  async agents(humanId: string): Promise<{ client_id: string; name: string; name_shared: boolean; status: string; created_at: string; disabled_at: string | null; jkt: string }[]> {
+  async agents(humanId: string): Promise<Agent[]> {
     const rows = await this.db.dataSource.getRepository(AgentEntity).find({ where: { owner: humanId }, order: { created_at: 'DESC' }, take: PAGE });
     const shared = await this.sharedNames(humanId);
     return rows.map((a) => ({

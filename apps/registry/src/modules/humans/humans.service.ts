@@ -10,10 +10,20 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
-import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, humanText, identifierText, InvalidRequest, randomId } from '@writ/core';
+import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, InvalidRequest, randomId } from '@writ/core';
+import {
+  AddPasskeyOptionsSchema,
+  type Confirmation,
+  ConfirmationOptionsSchema,
+  type ConfirmationPurpose,
+  FinishSchema,
+  NameSchema,
+  RemovePasskeySchema,
+  RenamePasskeySchema,
+} from '@writ/contracts';
 import { type EntityManager, IsNull } from 'typeorm';
 import type { JWK } from 'jose';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { AuditService } from '../audit/audit.service.js';
@@ -55,35 +65,12 @@ export const SESSION_TTL_MS = 12 * 3600_000;
 /** A WebAuthn ceremony must be finished within this time. */
 export const CEREMONY_TTL_MS = 5 * 60_000;
 
-export const NameSchema = z.strictObject({ name: identifierText(z.string().trim().min(1, 'name must not be empty').max(64, 'name must be at most 64 characters')) });
-/** A passkey's name, chosen by the person and shown to them: no control or format characters. */
-const PasskeyLabel = humanText(z.string().trim().min(1, 'label must not be empty').max(64, 'label must be at most 64 characters'));
-const LabelSchema = PasskeyLabel.optional();
-export const FinishSchema = z.strictObject({ ceremony: identifierText(z.string().min(1).max(64)), response: z.unknown(), label: LabelSchema });
-
-/**
- * What a fresh passkey confirmation is for (ADR 0018): each action that could hand the account to
- * whoever holds the session cookie. The confirmation names its purpose, so one made to rename a
- * passkey cannot add one.
- */
-export const CONFIRMATION_PURPOSES = ['add_passkey', 'enrollment_token', 'rename_passkey', 'remove_passkey'] as const;
-export type ConfirmationPurpose = (typeof CONFIRMATION_PURPOSES)[number];
-
 const PURPOSE_TEXT: Record<ConfirmationPurpose, string> = {
   add_passkey: 'add a passkey',
   enrollment_token: 'create an enrollment token',
   rename_passkey: 'rename a passkey',
   remove_passkey: 'remove a passkey',
 };
-
-export const ConfirmationOptionsSchema = z.strictObject({ purpose: z.enum(CONFIRMATION_PURPOSES) });
-/** A signed confirmation challenge, sent along with the action it allows. */
-export const ConfirmationSchema = z.strictObject({ ceremony: identifierText(z.string().min(1).max(64)), response: z.unknown() });
-export type Confirmation = z.infer<typeof ConfirmationSchema>;
-
-export const AddPasskeyOptionsSchema = z.strictObject({ confirmation: ConfirmationSchema.optional() });
-export const RenamePasskeySchema = z.strictObject({ label: PasskeyLabel, confirmation: ConfirmationSchema.optional() });
-export const RemovePasskeySchema = z.strictObject({ confirmation: ConfirmationSchema.optional() });
 
 /** A passkey as its owner sees it. */
 export interface PasskeyView {

@@ -1,35 +1,43 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { BeforeApplicationShutdown } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
-import { identifierText, InvalidRequest } from '@writ/core';
+import {
+  AddPasskeyOptionsSchema,
+  type AgentListAnswer,
+  ConfirmationOptionsSchema,
+  type DecisionAnswer,
+  DecisionOptionsSchema,
+  DecisionSchema,
+  type DisabledAgentAnswer,
+  EnrollmentSchema,
+  type EnrollmentToken,
+  FinishSchema,
+  type GrantListAnswer,
+  type HumanGrant,
+  type Passkey,
+  type PasskeyListAnswer,
+  type PasskeyNoticeAnswer,
+  type ReceiptExport,
+  RemovePasskeySchema,
+  RenamePasskeySchema,
+  RevokeSchema,
+  type Transaction,
+  type TransactionListAnswer,
+  type TransactionRevokedAnswer,
+} from '@writ/contracts';
+import { InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { z } from 'zod';
 import { CurrentHuman, CurrentSessionToken, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { Limited, RequestLimits } from '../../http/rate-limit.js';
-import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
+import { AgentsService } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { RevocationsService } from '../revocations/revocations.service.js';
 import { StepUpsService } from '../step-ups/step-ups.service.js';
-import { ApprovalsService, DecisionOptionsSchema, DecisionSchema, type ReceiptExport } from './approvals.service.js';
-import { type HumanGrant, HumanViewsService, type TransactionView } from './human-views.service.js';
-import {
-  AddPasskeyOptionsSchema,
-  ConfirmationOptionsSchema,
-  ConfirmationSchema,
-  FinishSchema,
-  type HumanView,
-  HumansService,
-  parseBody,
-  passkeyView,
-  type PasskeyView,
-  RemovePasskeySchema,
-  RenamePasskeySchema,
-} from './humans.service.js';
-
-const RevokeSchema = z.strictObject({ reason: identifierText(z.string().trim().min(1).max(500)).optional() });
-const EnrollmentSchema = z.strictObject({ ttl_s: z.number().int().min(60).max(MAX_INITIAL_ACCESS_TOKEN_TTL_S).optional(), confirmation: ConfirmationSchema.optional() });
+import { ApprovalsService } from './approvals.service.js';
+import { HumanViewsService } from './human-views.service.js';
+import { type HumanView, HumansService, parseBody, passkeyView } from './humans.service.js';
 
 /** How often an idle event stream gets a comment line, so proxies keep it open. */
 const KEEPALIVE_MS = 15_000;
@@ -75,7 +83,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: '{grants}' })
   @ApiOAuthErrors(400, 401)
   @Header('cache-control', 'no-store')
-  async listGrants(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<{ grants: HumanGrant[] }> {
+  async listGrants(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<GrantListAnswer> {
     return { grants: await this.views.listGrants(human.id, status === '' ? undefined : status) };
   }
 
@@ -109,7 +117,7 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<{ grant: HumanGrant; receipt_hash: string }> {
+  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<DecisionAnswer> {
     const { grant, receiptHash } = await this.approvals.finishDecision(human.id, id, body);
     return { grant: await this.views.describe(grant), receipt_hash: receiptHash };
   }
@@ -180,7 +188,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: '{agents}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async listAgents(@CurrentHuman() human: HumanView) {
+  async listAgents(@CurrentHuman() human: HumanView): Promise<AgentListAnswer> {
     return { agents: await this.views.agents(human.id) };
   }
 
@@ -191,7 +199,7 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
-  async enrollmentToken(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<{ token: string; expires_at: string }> {
+  async enrollmentToken(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<EnrollmentToken> {
     const { ttl_s, confirmation } = parseBody(EnrollmentSchema, body ?? {});
     // An agent enrolled here acts for the person: a stolen session cookie alone must not make one (ADR 0018).
     await this.humans.confirm(human.id, session, 'enrollment_token', confirmation);
@@ -205,7 +213,7 @@ export class MeController {
   @ApiOAuthErrors(401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async disableAgent(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<{ client_id: string; status: 'disabled' }> {
+  async disableAgent(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<DisabledAgentAnswer> {
     const agent = await this.agents.find(id);
     if (!agent || agent.owner !== human.id) throw new NotFoundException('agent not found');
     await this.agents.disable(id, human.id);
@@ -229,7 +237,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: '{passkeys}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async passkeys(@CurrentHuman() human: HumanView): Promise<{ passkeys: PasskeyView[] }> {
+  async passkeys(@CurrentHuman() human: HumanView): Promise<PasskeyListAnswer> {
     return { passkeys: (await this.humans.passkeysOf(human.id)).map(passkeyView) };
   }
 
@@ -238,7 +246,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: '{added}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async passkeyNotice(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string): Promise<{ added: PasskeyView[] }> {
+  async passkeyNotice(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string): Promise<PasskeyNoticeAnswer> {
     return { added: (await this.humans.passkeyNotice(human.id, session)).map(passkeyView) };
   }
 
@@ -271,7 +279,7 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async addPasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<PasskeyView> {
+  async addPasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<Passkey> {
     return passkeyView(await this.humans.finishAddPasskey(human.id, session, body));
   }
 
@@ -282,7 +290,7 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async renamePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<PasskeyView> {
+  async renamePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<Passkey> {
     return passkeyView(await this.humans.renamePasskey(human.id, session, id, body));
   }
 
@@ -303,7 +311,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: '{transactions}' })
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
-  async transactions(@CurrentHuman() human: HumanView, @Query('grant_id') grantId: string | undefined) {
+  async transactions(@CurrentHuman() human: HumanView, @Query('grant_id') grantId: string | undefined): Promise<TransactionListAnswer> {
     if (grantId !== undefined && grantId.length > 128) throw new InvalidRequest('grant_id is too long');
     return { transactions: await this.views.transactions(human.id, grantId === '' ? undefined : grantId) };
   }
@@ -315,7 +323,7 @@ export class MeController {
   @ApiOAuthErrors(400, 401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async revokeTransaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string, @Body() body: unknown): Promise<{ txn: string; revoked: true }> {
+  async revokeTransaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string, @Body() body: unknown): Promise<TransactionRevokedAnswer> {
     const { reason } = parseBody(RevokeSchema, body ?? {});
     if (!(await this.views.ownsTransaction(human.id, txn))) throw new NotFoundException('transaction not found');
     await this.revocations.revoke('txn', txn, human.id, reason ?? null);
@@ -327,7 +335,7 @@ export class MeController {
   @ApiResponse({ status: 200, description: 'The transaction' })
   @ApiOAuthErrors(401, 404)
   @Header('cache-control', 'no-store')
-  async transaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string): Promise<TransactionView> {
+  async transaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string): Promise<Transaction> {
     const view = await this.views.transaction(human.id, txn);
     if (!view) throw new NotFoundException('transaction not found');
     return view;

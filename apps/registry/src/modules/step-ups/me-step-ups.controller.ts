@@ -1,11 +1,12 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { type HumanStepUp, StepUpDecisionOptionsSchema, type StepUpDecisionAnswer, StepUpDecisionSchema, type StepUpListAnswer, type StepUpReceiptExport } from '@writ/contracts';
 import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { Limited } from '../../http/rate-limit.js';
 import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { HumanView } from '../humans/humans.service.js';
 import { STEP_UP_STATUSES } from './step-up.entity.js';
-import { type HumanStepUp, StepUpDecisionOptionsSchema, StepUpDecisionSchema, type StepUpReceiptExport, StepUpsService } from './step-ups.service.js';
+import { StepUpsService } from './step-ups.service.js';
 
 /** The human's side of step-ups: the payments waiting for them, and their signed decisions. */
 @Controller('me/step-ups')
@@ -20,7 +21,7 @@ export class MeStepUpsController {
   @ApiResponse({ status: 200, description: '{step_ups}' })
   @ApiOAuthErrors(400, 401)
   @Header('cache-control', 'no-store')
-  async list(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<{ step_ups: HumanStepUp[] }> {
+  async list(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<StepUpListAnswer> {
     return { step_ups: await this.stepUps.listForHuman(human.id, status === '' ? undefined : status) };
   }
 
@@ -55,7 +56,7 @@ export class MeStepUpsController {
   @ApiOAuthErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<{ step_up: HumanStepUp; receipt_hash: string }> {
+  async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<StepUpDecisionAnswer> {
     const { stepUp, receiptHash } = await this.stepUps.finishDecision(human.id, id, body);
     return { step_up: stepUp, receipt_hash: receiptHash };
   }

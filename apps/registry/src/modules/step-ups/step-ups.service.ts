@@ -15,7 +15,7 @@ import {
 } from '@writ/core';
 import type { JWK } from 'jose';
 import { In } from 'typeorm';
-import { z } from 'zod';
+import { StepUpDecisionOptionsSchema, StepUpDecisionSchema } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
@@ -30,14 +30,6 @@ import { asTransaction } from '../../infra/transaction.js';
 
 /** The LISTEN/NOTIFY channel of step-up changes. */
 export const STEP_UP_CHANGES_CHANNEL = 'writ_step_up_changes';
-
-export const StepUpDecisionOptionsSchema = z.strictObject({ decision: z.enum(['approve', 'deny']) });
-
-export const StepUpDecisionSchema = z.strictObject({
-  ceremony: z.string().min(1).max(64),
-  document: z.string().min(2).max(64 * 1024),
-  response: z.unknown(),
-});
 
 /** How long a step-up lives when the verifier's event does not say (the verifier's own TTL). */
 const DEFAULT_STEP_UP_TTL_MS = 15 * 60_000;

@@ -10,7 +10,7 @@ import { LoadState } from '../../../components/messages';
 import { useApi } from '../../../components/session';
 import { useLoad } from '../../../components/use-load';
 import { describeStatus, formatDateTime, routeParam, serviceLabel } from '../../../lib/format';
-import type { HumanGrant } from '../../../lib/types';
+import type { HumanGrant } from '@writ/contracts';
 
 /** The decision screen for one request: what it asks, in plain words; narrow; approve or deny. */
 export default function GrantPage() {

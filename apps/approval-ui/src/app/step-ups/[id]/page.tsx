@@ -16,7 +16,7 @@ import {
   routeParam,
   serviceLabel,
 } from '../../../lib/format';
-import type { HumanStepUp } from '../../../lib/types';
+import type { HumanStepUp } from '@writ/contracts';
 
 /** The decision screen for one held payment: the exact request in plain words; approve or deny. */
 export default function StepUpPage() {
@@ -55,13 +55,11 @@ export default function StepUpPage() {
 }
 
 /**
- * What the step-up binds besides the request line (ADR 0014 amendment): the query as sent and the
- * fields the service provider bound. Absent from step-ups recorded before they were bound.
+ * The request the verifier holds, field by field, as the step-up document names it, with what the
+ * step-up binds besides the request line (ADR 0014 amendment): the query as sent and the fields the
+ * service provider bound (null on step-ups recorded before they were bound).
  */
-type BoundStepUp = HumanStepUp & { bound?: { query: string | null; fields: Record<string, string> } | null };
-
-/** The request the verifier holds, field by field, as the step-up document names it. */
-function PaymentFacts({ stepUp }: { stepUp: BoundStepUp }) {
+function PaymentFacts({ stepUp }: { stepUp: HumanStepUp }) {
   const fields = Object.entries(stepUp.bound?.fields ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return (
     <dl className="facts">

@@ -10,7 +10,7 @@ import { useApi } from '../../../components/session';
 import { useLoad } from '../../../components/use-load';
 import { formatDateTime, routeParam } from '../../../lib/format';
 import { buildHopTree, type HopNode } from '../../../lib/hop-tree';
-import type { ChainStatus, HopDecision, Transaction } from '../../../lib/types';
+import type { ChainStatus, HopDecision, Transaction } from '@writ/contracts';
 
 function chainText(chain: ChainStatus): string {
   return chain.ok
