@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { VerifyRequestSchema } from '@writ/contracts';
 import { type Clock, InvalidRequest, systemClock } from '@writ/core';
 import { DpopNonces } from '@writ/server/dpop-nonces';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -7,7 +8,7 @@ import { JwksCache } from './jwks.js';
 import { ServiceDirectory } from './services.js';
 import type { VerifierStore } from './store/store.js';
 import { TokenCache } from './token-cache.js';
-import { allowJson, failureAnswer, Verifier, VerifyRequestSchema } from './verifier.js';
+import { allowJson, failureAnswer, Verifier } from './verifier.js';
 
 /** The content type Fastify gives the JSON it serialises itself. */
 const JSON_TYPE = 'application/json; charset=utf-8';

@@ -10,8 +10,6 @@ import {
   type Envelope,
   evaluateEnvelope,
   findCoveringCapability,
-  humanText,
-  identifierText,
   InsufficientScope,
   InvalidDpopProof,
   InvalidRequest,
@@ -19,7 +17,6 @@ import {
   locationCovers,
   normalizeHtu,
   OAuthError,
-  pathStepProblem,
   RateLimited,
   Revoked,
   type RevocationKind,
@@ -35,81 +32,15 @@ import {
 } from '@writ/core';
 import type { DpopNonces } from '@writ/server/dpop-nonces';
 import { nodeSignatureVerifier } from '@writ/server/node-crypto';
-import type { WritClaims, WritRemaining } from '@writ/sdk';
-import { z } from 'zod';
+import type { VerifyAllow, VerifyAnswer, VerifyDenialCode, VerifyDeny, VerifyRemaining, VerifyRequest } from '@writ/contracts';
 import type { JwksCache } from './jwks.js';
 import type { ServiceIdentity } from './services.js';
 import { type DecisionInput, type DecisionOutcome, GrantStateMissing, StoreUnavailable, type VerifierStore } from './store/store.js';
 import type { TokenCache } from './token-cache.js';
 
-/** A field name a step-up binds (`payee`, `to.iban`): shown to the person as its label. */
-const BOUND_FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-
-/**
- * `POST /v1/verify`: what the service provider saw (docs/verifier.md). Unknown fields are refused.
- * Every text that reaches the decision's audit event is `identifierText` (libs/core): a NUL or a
- * lone surrogate would be allowed here yet could never be appended to the chain (issue 16, 4).
- * `token` and `dpop` are not: they are parsed as compact JWS, which refuses any such character.
- */
-export const VerifyRequestSchema = z.strictObject({
-  token: z.string(),
-  dpop: z.string(),
-  // RFC 9110 §5.6.2 token: methods are case-sensitive, compared as sent.
-  method: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/, 'method is an HTTP method token'),
-  url: identifierText(z.string().min(1).max(8192)),
-  action: identifierText(z.string().min(1).max(128)),
-  // ADR 0002: a resource a server could read as another place (`bookings/%2e%2e/admin`) is refused
-  // here, naming the field, before any capability is matched (which would refuse it too).
-  resource: identifierText(z.string().min(1).max(1024))
-    .superRefine((resource, ctx) => {
-      const problem = pathStepProblem(resource);
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-    })
-    .optional(),
-  amount: z.number().optional(),
-  currency: identifierText(z.string().max(16)).optional(),
-  // ADR 0014 amendment: request fields the service provider binds into a step-up (a payee, an
-  // account), fingerprinted and shown to the person with the URL's query. Shown text: humanText.
-  bind: z
-    .strictObject({
-      fields: z
-        .record(z.string(), humanText(z.string().max(512)))
-        .superRefine((fields, ctx) => {
-          const names = Object.keys(fields);
-          if (names.length > 16) ctx.addIssue({ code: 'custom', message: 'at most 16 bound fields' });
-          // Checked here rather than as the record's key schema, so the answer names the field.
-          const bad = names.find((name) => !BOUND_FIELD_NAME.test(name));
-          if (bad !== undefined) ctx.addIssue({ code: 'custom', path: [bad], message: 'bound field name is a token of letters, digits and _ . -' });
-        }),
-    })
-    .optional(),
-});
-
-export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
-
-/** What is left of the grant's envelope after an allowed request (the SDK's wire type). */
-export type Remaining = WritRemaining;
-
-/** An allow answer: what the SDK hands the service provider, plus the capability that allowed it. */
-export interface Allow extends WritClaims {
-  allow: true;
-  /** The capability that allowed the request (its `limits` are the service provider's to apply). */
-  capability: AuthorizationDetail;
-}
-
-export interface Deny {
-  allow: false;
-  error: string;
-  error_description: string;
-  /** The status the service provider should answer the agent with. */
-  status: number;
-  www_authenticate?: string;
-  retry_after?: number;
-  step_up_id?: string;
-  dpop_nonce?: string;
-}
-
-export type VerifyAnswer = Allow | Deny;
+/** An allow answer as the verifier writes it. */
+export type Allow = VerifyAllow;
+export type Deny = VerifyDeny;
 
 /** Counters as `evaluateEnvelope` sees them for the stateless checks: none (the store counts). */
 const NO_COUNTS = Object.freeze({ uses: 0, spent: 0, rateCount: 0, rateWindowEndsAtMs: 0 });
@@ -148,7 +79,8 @@ function sha256(text: string): string {
 
 /** Thrown inside `verify` to answer `deny` with its event already decided. */
 function denyOf(error: OAuthError): Deny {
-  const deny: Deny = { allow: false, error: error.code, error_description: error.description, status: error.status };
+  // Every code the verifier answers is a VerifyDenialCode (the SDK reads any other as no answer).
+  const deny: Deny = { allow: false, error: error.code as VerifyDenialCode, error_description: error.description, status: error.status };
   const challenge = error.wwwAuthenticate();
   if (challenge !== undefined) deny.www_authenticate = challenge;
   if (error instanceof RateLimited) deny.retry_after = error.retryAfter;
@@ -432,7 +364,7 @@ export class Verifier {
   }
 
   private allowed(claims: TxnTokenClaims, ready: PreparedToken, capability: AuthorizationDetail, outcome: Extract<DecisionOutcome, { allow: true }>): Allow {
-    const remaining: Remaining = {};
+    const remaining: VerifyRemaining = {};
     if (ready.maxUses !== undefined) remaining.uses = ready.maxUses - outcome.uses;
     if (ready.rate !== undefined) remaining.rate = ready.rate.limit - outcome.rateCount;
     if (ready.totalMaxMinor !== undefined) remaining.amount = (ready.totalMaxMinor - outcome.spentMinor) / 1000;

@@ -1,12 +1,10 @@
+import { BOUND_FIELD_NAME, MAX_BOUND_FIELDS, VerifyAnswerSchema, type VerifyClaims, type VerifyDenialCode, type VerifyRemaining } from '@writ/contracts';
 import {
-  ActSchema,
   DPOP_ALGS,
   InvalidDpopProof,
   InvalidRequest,
   InvalidToken,
   OAuthError,
-  type Act,
-  type OAuthErrorCode,
   pathStepProblem,
   TemporarilyUnavailable,
   textProblem,
@@ -14,7 +12,7 @@ import {
 } from '@writ/core';
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /**
  * The service provider's side of Writ: read the agent's transaction token and DPoP proof, ask the
@@ -124,11 +122,7 @@ export interface VerifyRequestInput {
  * const remaining: WritRemaining = { uses: 9, amount: 320, rate: 59 };
  * ```
  */
-export interface WritRemaining {
-  uses?: number;
-  amount?: number;
-  rate?: number;
-}
+export type WritRemaining = VerifyRemaining;
 
 /**
  * Who the allowed request acts for and through, from the verifier's answer.
@@ -141,21 +135,7 @@ export interface WritRemaining {
  * };
  * ```
  */
-export interface WritClaims {
-  /** The human the agent acts for. */
-  sub: string;
-  /** The agent holding the token, the previous holders nested (RFC 8693 §4.1). */
-  act: Act;
-  /** The transaction id, constant along the whole delegation tree. */
-  txn: string;
-  grant_id: string;
-  /** The token's id. */
-  jti: string;
-  scope: string;
-  remaining: WritRemaining;
-  /** The approved step-up this request consumed, if any. */
-  step_up_id?: string;
-}
+export type WritClaims = VerifyClaims;
 
 /**
  * Every error code a denial carries: the verifier's codes, plus `temporarily_unavailable` when
@@ -166,20 +146,7 @@ export interface WritClaims {
  * const code: WritDenialCode = 'approval_required';
  * ```
  */
-export type WritDenialCode = Extract<
-  OAuthErrorCode,
-  | 'invalid_token'
-  | 'invalid_dpop_proof'
-  | 'use_dpop_nonce'
-  | 'insufficient_scope'
-  | 'invalid_request'
-  | 'revoked'
-  | 'rate_limited'
-  | 'outside_time_window'
-  | 'budget_exceeded'
-  | 'approval_required'
-  | 'temporarily_unavailable'
->;
+export type WritDenialCode = VerifyDenialCode;
 
 /**
  * The response a service provider sends when the request is denied.
@@ -218,60 +185,14 @@ export interface WritDenial {
 export type VerifyResult = { allow: true; claims: WritClaims } | WritDenial;
 
 const DEFAULT_TIMEOUT_MS = 2000;
-/** docs/verifier.md, `bind.fields`: at most 16 names, each a token. */
-const MAX_BOUND_FIELDS = 16;
-const BOUND_FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** docs/verifier.md: the verifier reads at most 96 KiB of body (a token may be 64 KiB). */
 const MAX_VERIFY_BODY_BYTES = 96 * 1024;
 /** RFC 7235 §2.1 token68: a JWS (three base64url parts) is one. */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 /** RFC 7235 §2.1: `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`. */
 const CREDENTIALS = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?: +(.*))?$/;
-/** RFC 9449 §8.1: nonce = 1*NQCHAR. */
-const NQCHARS = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-/** A header value Node will send: visible ASCII, spaces and tabs only. */
-const HEADER_VALUE = /^[\x20-\x7E\t]*$/;
 /** RFC 6750 §3 / RFC 9449 §7.1: the challenge to a request that carries no token at all. */
 const BARE_CHALLENGE = `DPoP algs="${DPOP_ALGS.join(' ')}"`;
-
-const DenialCodeSchema = z.enum([
-  'invalid_token',
-  'invalid_dpop_proof',
-  'use_dpop_nonce',
-  'insufficient_scope',
-  'invalid_request',
-  'revoked',
-  'rate_limited',
-  'outside_time_window',
-  'budget_exceeded',
-  'approval_required',
-  'temporarily_unavailable',
-]);
-
-/** docs/verifier.md, `POST /v1/verify`, 200 answers. Unknown members are ignored. */
-const VerifyAnswerSchema = z.discriminatedUnion('allow', [
-  z.object({
-    allow: z.literal(true),
-    sub: z.string().min(1),
-    act: ActSchema,
-    txn: z.string().min(1),
-    grant_id: z.string().min(1),
-    jti: z.string().min(1),
-    scope: z.string(),
-    remaining: z.object({ uses: z.number().optional(), amount: z.number().optional(), rate: z.number().optional() }),
-    step_up_id: z.string().min(1).optional(),
-  }),
-  z.object({
-    allow: z.literal(false),
-    error: DenialCodeSchema,
-    error_description: z.string().regex(HEADER_VALUE),
-    status: z.number().int().min(400).max(599),
-    www_authenticate: z.string().min(1).regex(HEADER_VALUE).optional(),
-    retry_after: z.number().nonnegative().finite().optional(),
-    step_up_id: z.string().min(1).optional(),
-    dpop_nonce: z.string().regex(NQCHARS).optional(),
-  }),
-]);
 
 /** A denial with the verifier's code and status, for rendering its challenge with libs/core. */
 class VerifierDenial extends OAuthError {

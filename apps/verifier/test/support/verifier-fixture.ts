@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { VerifyAnswer } from '@writ/contracts';
 import { createDpopProof, type Envelope } from '@writ/core';
 import { CompactSign, type CryptoKey, type JWK } from 'jose';
 import { storages } from '../../../registry/test/support/databases.js';
@@ -8,7 +9,6 @@ import { REVOCATION_BUS, type RevocationBus } from '../../../registry/src/module
 import { loadVerifierConfig } from '../../src/config.js';
 import { createVerifierServer, type VerifierServer } from '../../src/server.js';
 import type { VerifierEventSource, VerifierStore, VerifierStoreAdmin } from '../../src/store/store.js';
-import type { VerifyAnswer } from '../../src/verifier.js';
 
 /** Where the registry fixture's grants live: the flights service's API. */
 export const API = 'https://flights.example/api';
