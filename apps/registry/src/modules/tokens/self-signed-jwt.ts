@@ -60,7 +60,7 @@ function numericDate(payload: Record<string, unknown>, claim: string, label: str
  * future, a life of at most {@link MAX_SELF_SIGNED_LIFETIME_S}, and a `jti`. Claims are checked
  * in RFC 7519 order of presence, then value, then time. Every failure is `invalid_grant` with a
  * description naming the claim. The caller records the `jti` in the agent's one single-use space
- * (ClientAuthService.agentJwtJti).
+ * (ClientAuthService.agentJwtUse).
  */
 export function verifySelfSignedJwt(token: string, jwk: JWK, expected: SelfSignedExpectations): SelfSignedJwt {
   const { label, typ } = SELF_SIGNED_KINDS[expected.kind];
