@@ -7,6 +7,7 @@ import { AgentsController } from './modules/agents/agents.controller.js';
 import { AgentsService } from './modules/agents/agents.service.js';
 import { TypeOrmAgentsRepository } from './modules/agents/agents.repository.js';
 import { ClientAuthService } from './modules/agents/client-auth.service.js';
+import { TypeOrmClientAuthRepository } from './modules/agents/client-auth.repository.js';
 import { AuditController } from './modules/audit/audit.controller.js';
 import { ReadinessController } from './modules/audit/readiness.controller.js';
 import { AuditService } from './modules/audit/audit.service.js';
@@ -21,6 +22,7 @@ import { TypeOrmServicesRepository } from './modules/services/services.repositor
 import { MetadataController } from './modules/metadata/metadata.controller.js';
 import { TokensController } from './modules/tokens/tokens.controller.js';
 import { TokensService } from './modules/tokens/tokens.service.js';
+import { TypeOrmTokensRepository } from './modules/tokens/tokens.repository.js';
 import type { DpopNonces } from './modules/tokens/dpop-nonce.js';
 import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, REVOCATION_BUS, type RevocationBus } from './modules/revocations/revocation-bus.js';
@@ -85,7 +87,7 @@ export class AppModule {
           inject: [AuditService, RevocationRecorder],
           useFactory: (audit: AuditService, recorder: RevocationRecorder) => new AgentsService({ repository: new TypeOrmAgentsRepository(infra.db), audit, clock: infra.clock, revocations: recorder }),
         },
-        { provide: ClientAuthService, useFactory: () => new ClientAuthService(infra.db, infra.config.issuer) },
+        { provide: ClientAuthService, useFactory: () => new ClientAuthService({ repository: new TypeOrmClientAuthRepository(infra.db), issuer: infra.config.issuer }) },
         AgentAuthGuard,
         OpenApiDocument,
         {
@@ -127,13 +129,23 @@ export class AppModule {
           provide: RevocationsService,
           inject: [ClientAuthService, GrantsService, RevocationRecorder],
           useFactory: (clientAuth: ClientAuthService, grants: GrantsService, recorder: RevocationRecorder) =>
-            new RevocationsService(infra.db, clientAuth, grants, infra.keys, recorder, infra.clock, infra.config),
+            new RevocationsService({ db: infra.db, clientAuth, grants, keys: infra.keys, recorder, clock: infra.clock, config: infra.config }),
         },
         {
           provide: TokensService,
           inject: [AuditService, ClientAuthService, GrantsService, RevocationsService],
           useFactory: (audit: AuditService, clientAuth: ClientAuthService, grants: GrantsService, revocations: RevocationsService) =>
-            new TokensService(infra.db, audit, clientAuth, grants, infra.keys, infra.clock, infra.config, revocations, infra.dpopNonces?.accepts),
+            new TokensService({
+              repository: new TypeOrmTokensRepository(infra.db),
+              audit,
+              clientAuth,
+              grants,
+              keys: infra.keys,
+              clock: infra.clock,
+              config: infra.config,
+              revocations,
+              ...(infra.dpopNonces ? { dpopNonce: infra.dpopNonces.accepts } : {}),
+            }),
         },
         {
           provide: VerifierEventsRunner,

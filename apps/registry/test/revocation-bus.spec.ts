@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config/config.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { ClientAuthService } from '../src/modules/agents/client-auth.service.js';
+import { TypeOrmClientAuthRepository } from '../src/modules/agents/client-auth.repository.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
@@ -59,7 +60,8 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
   const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus, clock, config });
   const grants = new GrantsService(db, audit, services, clock, { recordRevocation: recorder.recordGrant });
-  const revocations = new RevocationsService(db, new ClientAuthService(db, config.issuer), grants, keys, recorder, clock, config);
+  const clientAuth = new ClientAuthService({ repository: new TypeOrmClientAuthRepository(db), issuer: config.issuer });
+  const revocations = new RevocationsService({ db, clientAuth, grants, keys, recorder, clock, config });
 
   async function approvedGrant(agentId: string): Promise<string> {
     const { id } = await grants.request(agentId, 'alice', grantBody);
