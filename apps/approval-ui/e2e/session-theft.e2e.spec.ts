@@ -151,14 +151,14 @@ describe(`the session-theft chain in Chromium (registry on ${storage.name})`, ()
     }, grantId);
 
     const needed = (what: string) => ({
-      error: 'access_denied',
+      error: 'confirmation_required',
       error_description: `a fresh passkey confirmation is needed to ${what}: confirm with one of your passkeys (POST /me/confirmation/options) and send it as confirmation`,
     });
     expect(outcome.addOptions).toEqual({ status: 403, body: needed('add a passkey') });
     expect(outcome.addVerify).toBeNull();
     expect(outcome.enrollment).toEqual({ status: 403, body: needed('create an enrollment token') });
     expect(outcome.decisionOptions.status).toBe(200);
-    expect(outcome.decision).toEqual({ status: 403, body: { error: 'access_denied', error_description: 'passkey is not registered to this account' } });
+    expect(outcome.decision).toEqual({ status: 403, body: { error: 'passkey_unknown', error_description: 'passkey is not registered to this account' } });
     // The thief's authenticator did sign: the refusal is the registry's, not a missing credential.
     expect(await thiefPasskeys.credentials()).toHaveLength(1);
 

@@ -279,11 +279,11 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       const a = await beginDecision(alice, first);
       const b = await beginDecision(alice, second);
       const res = await call(alice, 'POST', `/me/grants/${second}/decision`, { ceremony: b.ceremony, document: b.document, response: alice.passkey.assert(a.options) });
-      expectError(res, 403, 'access_denied', 'passkey response does not sign this approval document');
+      expectError(res, 403, 'passkey_wrong_challenge', 'passkey response does not sign this approval document');
       // The other grant's ceremony cannot be spent on this grant either.
       const c = await beginDecision(alice, second);
       const crossed = await call(alice, 'POST', `/me/grants/${second}/decision`, { ceremony: a.ceremony, document: a.document, response: alice.passkey.assert(a.options) });
-      expectError(crossed, 403, 'access_denied', 'ceremony is for another grant');
+      expectError(crossed, 403, 'ceremony_other_subject', 'ceremony is for another grant');
       expect(c.document).not.toBe(a.document);
       expect(await grantStatus(alice, first)).toBe('pending');
       expect(await grantStatus(alice, second)).toBe('pending');
@@ -295,14 +295,14 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       const widened = JSON.stringify({ ...JSON.parse(document), envelope: { max_uses: 1000 } });
       // Whether signed as issued or re-signed over the changed text, the changed document is refused.
       const asIssued = await call(alice, 'POST', `/me/grants/${grantId}/decision`, { ceremony, document: widened, response: alice.passkey.assert(options) });
-      expectError(asIssued, 403, 'access_denied', 'approval document differs from the one issued with this ceremony');
+      expectError(asIssued, 403, 'document_changed', 'approval document differs from the one issued with this ceremony');
       const again = await beginDecision(alice, grantId);
       const resigned = await call(alice, 'POST', `/me/grants/${grantId}/decision`, {
         ceremony: again.ceremony,
         document: widened,
         response: alice.passkey.assert(again.options, { challenge: await approvalChallenge(widened) }),
       });
-      expectError(resigned, 403, 'access_denied', 'approval document differs from the one issued with this ceremony');
+      expectError(resigned, 403, 'document_changed', 'approval document differs from the one issued with this ceremony');
       expect(await grantStatus(alice, grantId)).toBe('pending');
     });
 
@@ -312,11 +312,11 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       const body = { ceremony, document, response: alice.passkey.assert(options) };
       const other = await requestGrant(agent);
       expect((await call(alice, 'POST', `/me/grants/${grantId}/decision`, body)).statusCode).toBe(200);
-      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision`, body), 403, 'access_denied', 'ceremony was already used: start again');
+      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision`, body), 403, 'ceremony_used', 'ceremony was already used: start again');
       // Replayed into a fresh ceremony of another grant: it signs the old document, not this one.
       const fresh = await beginDecision(alice, other);
       const replayed = await call(alice, 'POST', `/me/grants/${other}/decision`, { ceremony: fresh.ceremony, document: fresh.document, response: body.response });
-      expectError(replayed, 403, 'access_denied', 'passkey response does not sign this approval document');
+      expectError(replayed, 403, 'passkey_wrong_challenge', 'passkey response does not sign this approval document');
       expect(await grantStatus(alice, other)).toBe('pending');
     });
 
@@ -327,17 +327,17 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       expect(passkeys[0]!.id).toBe(alice.passkey.id);
       const res = await call(alice, 'POST', `/me/grants/${grantId}/decision`, { ceremony, document, response: alice.passkey.assert(options, { counter: 1 }) });
       expect(res.statusCode).toBe(403);
-      expect(res.json()).toEqual({ error: 'access_denied', error_description: expect.stringMatching(/^passkey signature counter did not increase \(1 after \d+\): the passkey may have been cloned$/) });
+      expect(res.json()).toEqual({ error: 'passkey_counter', error_description: expect.stringMatching(/^passkey signature counter did not increase \(1 after \d+\): the passkey may have been cloned$/) });
       expect(await grantStatus(alice, grantId)).toBe('pending');
     });
 
     it('a wrong origin: on the request, and inside the signed client data', async () => {
       const grantId = await requestGrant(agent);
-      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { origin: 'https://evil.example' }), 403, 'access_denied', 'request origin is not allowed');
-      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { origin: undefined }), 403, 'access_denied', 'request has no Origin header');
+      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { origin: 'https://evil.example' }), 403, 'origin_not_allowed', 'request origin is not allowed');
+      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { origin: undefined }), 403, 'origin_missing', 'request has no Origin header');
       const { ceremony, document, options } = await beginDecision(alice, grantId);
       const res = await call(alice, 'POST', `/me/grants/${grantId}/decision`, { ceremony, document, response: alice.passkey.assert(options, { origin: 'https://evil.example' }) });
-      expectError(res, 403, 'access_denied', "passkey response comes from origin 'https://evil.example', which is not allowed");
+      expectError(res, 403, 'passkey_wrong_origin', "passkey response comes from origin 'https://evil.example', which is not allowed");
       expect(await grantStatus(alice, grantId)).toBe('pending');
     });
 
@@ -351,8 +351,8 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
 
     it('a missing or wrong CSRF token', async () => {
       const grantId = await requestGrant(agent);
-      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { 'x-csrf-token': undefined }), 403, 'access_denied', 'CSRF token is missing');
-      expectError(await call(alice, 'POST', `/me/grants/${grantId}/revoke`, {}, { 'x-csrf-token': 'x'.repeat(43) }), 403, 'access_denied', 'CSRF token does not match this session');
+      expectError(await call(alice, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }, { 'x-csrf-token': undefined }), 403, 'csrf_token_missing', 'CSRF token is missing');
+      expectError(await call(alice, 'POST', `/me/grants/${grantId}/revoke`, {}, { 'x-csrf-token': 'x'.repeat(43) }), 403, 'csrf_token_mismatch', 'CSRF token does not match this session');
       expect(await grantStatus(alice, grantId)).toBe('pending');
     });
 
@@ -362,7 +362,7 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
       fx.setClockOffset(5 * 60_000 + 1_000);
       try {
         const res = await call(alice, 'POST', `/me/grants/${grantId}/decision`, { ceremony, document, response: alice.passkey.assert(options) });
-        expectError(res, 403, 'access_denied', 'ceremony has expired: start again');
+        expectError(res, 403, 'ceremony_expired', 'ceremony has expired: start again');
       } finally {
         fx.setClockOffset(0);
       }
@@ -391,9 +391,9 @@ describe.each(storages)('human approval over HTTP on $name', (storage) => {
     it('another human’s grant, as if it did not exist', async () => {
       const grantId = await requestGrant(await enrolAgent(alice, 'another planner'));
       const mallory = await signUp('Mallory');
-      expectError(await call(mallory, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }), 400, 'invalid_grant', 'grant not found');
+      expectError(await call(mallory, 'POST', `/me/grants/${grantId}/decision/options`, { decision: 'approve' }), 400, 'grant_not_found', 'grant not found');
       expect((await call(mallory, 'GET', `/me/grants/${grantId}`)).statusCode).toBe(404);
-      expectError(await call(mallory, 'POST', `/me/grants/${grantId}/revoke`, {}), 400, 'invalid_grant', 'grant not found');
+      expectError(await call(mallory, 'POST', `/me/grants/${grantId}/revoke`, {}), 400, 'grant_not_found', 'grant not found');
     });
   });
 

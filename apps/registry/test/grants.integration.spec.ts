@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { InvalidAuthorizationDetails, InvalidGrant, InvalidRequest, type OAuthError } from '@writ/core';
+import { HumanApiError, type HumanErrorCode } from '@writ/contracts';
+import { InvalidAuthorizationDetails, InvalidRequest, type OAuthError } from '@writ/core';
 import { ServicesGrants1764000002000 } from '../../../migrations/1764000002000-services-grants.js';
 import { Humans1764000005000 } from '../../../migrations/1764000005000-humans.js';
 import { StepUps1764000006000 } from '../../../migrations/1764000006000-step-ups.js';
@@ -39,6 +40,17 @@ async function rejection(promise: Promise<unknown>, type: new (description: stri
   );
   expect(error).toBeInstanceOf(type);
   return (error as OAuthError).description;
+}
+
+/** The description of the human API error `promise` rejects with; fails the test on any other outcome or code. */
+async function humanRejection(promise: Promise<unknown>, code: HumanErrorCode): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(HumanApiError);
+  expect((error as HumanApiError).code).toBe(code);
+  return (error as HumanApiError).description;
 }
 
 describe.each(storages)('services and grants on $name', ({ create }) => {
@@ -208,25 +220,25 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
 
     it('refuses a signed decision made on an older version of the grant', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
-      expect(await rejection(grants.approve(id, 'alice', {}, signed(3600, 7)), InvalidGrant)).toBe('grant changed after the approval document was issued (version 7, now 1)');
-      expect(await rejection(grants.deny(id, 'alice', signed(3600, 0)), InvalidGrant)).toBe('grant changed after the approval document was issued (version 0, now 1)');
+      expect(await humanRejection(grants.approve(id, 'alice', {}, signed(3600, 7)), 'grant_changed')).toBe('grant changed after the approval document was issued (version 7, now 1)');
+      expect(await humanRejection(grants.deny(id, 'alice', signed(3600, 0)), 'grant_changed')).toBe('grant changed after the approval document was issued (version 0, now 1)');
       expect(await grants.get(id)).toMatchObject({ status: 'pending', version: 1 });
     });
 
     it('refuses an approval by someone other than the owner, as if the grant did not exist', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
-      expect(await rejection(grants.approve(id, 'mallory', {}, signed()), InvalidGrant)).toBe('grant not found');
-      expect(await rejection(grants.approve('grt_nope', 'alice', {}, signed()), InvalidGrant)).toBe('grant not found');
+      expect(await humanRejection(grants.approve(id, 'mallory', {}, signed()), 'grant_not_found')).toBe('grant not found');
+      expect(await humanRejection(grants.approve('grt_nope', 'alice', {}, signed()), 'grant_not_found')).toBe('grant not found');
       expect(await grants.get(id)).toMatchObject({ status: 'pending' });
     });
 
     it('refuses to approve twice, and to approve a denied grant', async () => {
       const { id } = await grants.request('agent-d', 'alice', body());
       await grants.approve(id, 'alice', {}, signed());
-      expect(await rejection(grants.approve(id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is approved, not pending');
+      expect(await humanRejection(grants.approve(id, 'alice', {}, signed()), 'grant_wrong_status')).toBe('grant is approved, not pending');
       const denied = await grants.request('agent-d', 'alice', body());
       expect(await grants.deny(denied.id, 'alice', signed())).toMatchObject({ status: 'denied', version: 2 });
-      expect(await rejection(grants.approve(denied.id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is denied, not pending');
+      expect(await humanRejection(grants.approve(denied.id, 'alice', {}, signed()), 'grant_wrong_status')).toBe('grant is denied, not pending');
     });
 
     it('revokes an approved grant and a pending one, not a denied one', async () => {
@@ -239,7 +251,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       await expect(grants.revoke(pending.id, 'alice')).resolves.toMatchObject({ status: 'revoked' });
       const denied = await grants.request('agent-d', 'alice', body());
       await grants.deny(denied.id, 'alice', signed());
-      expect(await rejection(grants.revoke(denied.id, 'alice'), InvalidGrant)).toBe('grant is denied, not approved or pending');
+      expect(await humanRejection(grants.revoke(denied.id, 'alice'), 'grant_wrong_status')).toBe('grant is denied, not approved or pending');
     });
   });
 
@@ -258,7 +270,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
       now += 15 * 60_000;
       await grants.expireDue();
       expect(await grants.get(pending.id)).toMatchObject({ status: 'expired', version: 2 });
-      expect(await rejection(grants.approve(pending.id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is expired, not pending');
+      expect(await humanRejection(grants.approve(pending.id, 'alice', {}, signed()), 'grant_wrong_status')).toBe('grant is expired, not pending');
     });
 
     it('never reads an approved grant past its expiry as approved (lazy expiry, with its audit event)', async () => {
@@ -273,7 +285,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     it('refuses to approve a pending request past its expiry, and records the expiry', async () => {
       const { id } = await grants.request('agent-e', 'alice', body());
       now += 15 * 60_000;
-      expect(await rejection(grants.approve(id, 'alice', {}, signed()), InvalidGrant)).toBe('grant is expired, not pending');
+      expect(await humanRejection(grants.approve(id, 'alice', {}, signed()), 'grant_wrong_status')).toBe('grant is expired, not pending');
       const rows = await db.dataSource.query<{ status: string }[]>('SELECT status FROM grants WHERE id = $1', [id]);
       expect(rows[0]!.status).toBe('expired');
     });

@@ -153,29 +153,29 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       // The thief has Alice's cookie and CSRF token (same session), and a passkey of their own.
       const thief: Browser = { ...alice, passkey: new SoftPasskey(UI, RP_ID) };
       // 1. The cookie alone does not start the add-passkey ceremony.
-      expectError(await call(thief, 'POST', '/me/passkeys/options', {}), 403, 'access_denied', CONFIRMATION_NEEDED('add a passkey'));
+      expectError(await call(thief, 'POST', '/me/passkeys/options', {}), 403, 'confirmation_required', CONFIRMATION_NEEDED('add a passkey'));
       // 2. Nor does a "confirmation" signed by the thief's own passkey.
       expectError(
         await call(thief, 'POST', '/me/passkeys/options', { confirmation: await confirmation(thief, 'add_passkey') }),
         403,
-        'access_denied',
+        'passkey_unknown',
         'passkey is not registered to this account',
       );
       // 3. So the thief's passkey signs no decision, and the grant stays pending.
-      expectError(await decide(thief, grantId, thief.passkey), 403, 'access_denied', 'passkey is not registered to this account');
+      expectError(await decide(thief, grantId, thief.passkey), 403, 'passkey_unknown', 'passkey is not registered to this account');
       expect((await call(alice, 'GET', `/me/grants/${grantId}`)).json<{ status: string }>().status).toBe('pending');
       expect((await passkeysOf(alice)).map((p) => p.id)).toEqual([alice.passkey.id]);
     });
 
     it('cannot mint an enrollment token for an agent of the thief’s', async () => {
       const alice = await signUp('Alice');
-      expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', {}), 403, 'access_denied', CONFIRMATION_NEEDED('create an enrollment token'));
-      expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', { ttl_s: 600 }), 403, 'access_denied', CONFIRMATION_NEEDED('create an enrollment token'));
+      expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', {}), 403, 'confirmation_required', CONFIRMATION_NEEDED('create an enrollment token'));
+      expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', { ttl_s: 600 }), 403, 'confirmation_required', CONFIRMATION_NEEDED('create an enrollment token'));
       const stranger = new SoftPasskey(UI, RP_ID);
       expectError(
         await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: await confirmation(alice, 'enrollment_token', stranger) }),
         403,
-        'access_denied',
+        'passkey_unknown',
         'passkey is not registered to this account',
       );
     });
@@ -196,7 +196,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
     it('without user verification is refused', async () => {
       const { ceremony, options } = await confirmationOptions(alice, 'add_passkey');
       const res = await call(alice, 'POST', '/me/passkeys/options', { confirmation: { ceremony, response: alice.passkey.assert(options, { userVerified: false }) } });
-      expectError(res, 403, 'access_denied', 'passkey assertion refused: User verification required, but user could not be verified');
+      expectError(res, 403, 'passkey_refused', 'passkey assertion refused: User verification required, but user could not be verified');
     });
 
     it('is used once', async () => {
@@ -205,7 +205,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: used }),
         403,
-        'access_denied',
+        'confirmation_unknown',
         'passkey confirmation is unknown or already used: confirm with your passkey again',
       );
     });
@@ -217,7 +217,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: { ceremony, response: alice.passkey.assert(options) } }),
         403,
-        'access_denied',
+        'confirmation_unknown',
         'passkey confirmation is unknown or already used: confirm with your passkey again',
       );
     });
@@ -226,7 +226,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       const late = await confirmation(alice, 'enrollment_token');
       fx.setClockOffset(FIVE_MINUTES_MS + 1000);
       try {
-        expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: late }), 403, 'access_denied', 'passkey confirmation has expired: confirm with your passkey again');
+        expectError(await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: late }), 403, 'confirmation_expired', 'passkey confirmation has expired: confirm with your passkey again');
       } finally {
         fx.setClockOffset(0);
       }
@@ -236,7 +236,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(alice, 'POST', '/me/passkeys/options', { confirmation: await confirmation(alice, 'enrollment_token') }),
         403,
-        'access_denied',
+        'confirmation_other_purpose',
         'passkey confirmation was made to create an enrollment token, not to add a passkey',
       );
     });
@@ -246,7 +246,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(other, 'POST', '/me/agents/enrollment-tokens', { confirmation: await confirmation(alice, 'enrollment_token') }),
         403,
-        'access_denied',
+        'confirmation_other_session',
         'passkey confirmation was made in another session: confirm with your passkey again',
       );
     });
@@ -256,7 +256,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(alice, 'POST', '/me/agents/enrollment-tokens', { confirmation: await confirmation(bob, 'enrollment_token') }),
         403,
-        'access_denied',
+        'confirmation_unknown',
         'passkey confirmation is unknown or already used: confirm with your passkey again',
       );
     });
@@ -294,13 +294,13 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       const { ceremony, options } = begin.json<{ ceremony: string; options: Options<'register'> }>();
       const other = await signIn(alice.passkey);
       const res = await call(other, 'POST', '/me/passkeys/verify', { ceremony, response: new SoftPasskey(UI, RP_ID).register(options) });
-      expectError(res, 403, 'access_denied', 'ceremony was started in another session: start again');
+      expectError(res, 403, 'ceremony_other_session', 'ceremony was started in another session: start again');
     });
 
     it('are renamed with a confirmation, never with the cookie alone', async () => {
       const alice = await signUp('Alice');
       const url = `/me/passkeys/${alice.passkey.id}/rename`;
-      expectError(await call(alice, 'POST', url, { label: 'stolen' }), 403, 'access_denied', CONFIRMATION_NEEDED('rename a passkey'));
+      expectError(await call(alice, 'POST', url, { label: 'stolen' }), 403, 'confirmation_required', CONFIRMATION_NEEDED('rename a passkey'));
       const renamed = await call(alice, 'POST', url, { label: 'work laptop', confirmation: await confirmation(alice, 'rename_passkey') });
       expect(renamed.statusCode, renamed.body).toBe(200);
       expect(renamed.json()).toMatchObject({ id: alice.passkey.id, label: 'work laptop' });
@@ -320,7 +320,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expect((await decide(alice, signedByPhone, phone)).statusCode).toBe(200);
 
       const url = `/me/passkeys/${phone.id}/remove`;
-      expectError(await call(alice, 'POST', url, {}), 403, 'access_denied', CONFIRMATION_NEEDED('remove a passkey'));
+      expectError(await call(alice, 'POST', url, {}), 403, 'confirmation_required', CONFIRMATION_NEEDED('remove a passkey'));
       const removed = await call(alice, 'POST', url, { confirmation: await confirmation(alice, 'remove_passkey') });
       expect(removed.statusCode, removed.body).toBe(204);
       expect((await passkeysOf(alice)).map((p) => p.id)).toEqual([alice.passkey.id]);
@@ -329,8 +329,8 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       // It can neither sign in nor decide...
       const begin = await call(null, 'POST', '/auth/login/options', {});
       const login = begin.json<{ ceremony: string; options: Options<'assert'> }>();
-      expectError(await call(null, 'POST', '/auth/login/verify', { ceremony: login.ceremony, response: phone.assert(login.options) }), 403, 'access_denied', 'passkey was removed from this account');
-      expectError(await decide(alice, await requestGrant(agent), phone), 403, 'access_denied', 'passkey was removed from this account');
+      expectError(await call(null, 'POST', '/auth/login/verify', { ceremony: login.ceremony, response: phone.assert(login.options) }), 403, 'passkey_removed', 'passkey was removed from this account');
+      expectError(await decide(alice, await requestGrant(agent), phone), 403, 'passkey_removed', 'passkey was removed from this account');
       // ...but what it signed still verifies offline, and says which passkey signed it.
       const exported = (await call(alice, 'GET', `/me/grants/${signedByPhone}/receipt`)).json<{ receipt: ApprovalReceipt; public_key: JWK; passkey: { id: string; label: string; removed_at: string | null } }>();
       expect(exported.passkey).toEqual({ id: phone.id, label: 'phone', removed_at: expect.any(String) });
@@ -342,7 +342,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
       expectError(
         await call(alice, 'POST', `/me/passkeys/${alice.passkey.id}/remove`, { confirmation: await confirmation(alice, 'remove_passkey') }),
         400,
-        'invalid_request',
+        'last_passkey',
         'this is your only passkey: add another one before removing it',
       );
       // A removed, unknown or another person's passkey answers the same.
@@ -384,7 +384,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
 
     it('needs the session’s CSRF token', async () => {
       const alice = await signUp('Alice');
-      expectError(await call({ ...alice, csrf: 'forged' }, 'POST', '/auth/logout-everywhere', {}), 403, 'access_denied', 'CSRF token does not match this session');
+      expectError(await call({ ...alice, csrf: 'forged' }, 'POST', '/auth/logout-everywhere', {}), 403, 'csrf_token_mismatch', 'CSRF token does not match this session');
     });
   });
 

@@ -278,7 +278,7 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       expect(await statusOf(id)).toBe('expired');
       expect((await call(alice, 'GET', '/me/step-ups?status=expired')).json<{ step_ups: Json[] }>().step_ups.map((s) => s.step_up_id)).toContain(id);
       expect((await call(alice, 'GET', '/me/step-ups?status=pending')).json<{ step_ups: Json[] }>().step_ups.map((s) => s.step_up_id)).not.toContain(id);
-      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }), 400, 'invalid_grant', 'step-up is expired, not pending');
+      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }), 400, 'step_up_wrong_status', 'step-up is expired, not pending');
     } finally {
       vf.fx.setClockOffset(0);
     }
@@ -290,13 +290,13 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       await shown(id);
       const mallory = await signUp('Mallory');
       vf.fx.expectError(await call(mallory, 'GET', `/me/step-ups/${id}`), 404, 'not_found', 'step-up not found');
-      vf.fx.expectError(await call(mallory, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }), 400, 'invalid_grant', 'step-up not found');
+      vf.fx.expectError(await call(mallory, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }), 400, 'step_up_not_found', 'step-up not found');
       expect((await call(mallory, 'GET', '/me/step-ups')).json()).toEqual({ step_ups: [] });
       vf.fx.expectError(await call(mallory, 'GET', `/me/step-ups/${id}/receipt`), 404, 'not_found', 'no decision has been signed for this step-up');
       // Alice's ceremony is hers alone.
       const { ceremony, document, options } = await begin(alice, id);
       const stolen = await call(mallory, 'POST', `/me/step-ups/${id}/decision`, { ceremony, document, response: mallory.passkey.assert(options) });
-      vf.fx.expectError(stolen, 403, 'access_denied', 'ceremony is unknown: start again');
+      vf.fx.expectError(stolen, 403, 'ceremony_unknown', 'ceremony is unknown: start again');
       expect(await statusOf(id)).toBe('pending');
     });
 
@@ -308,11 +308,11 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       const { ceremony, document, options } = await begin(alice, first, 'deny');
       const body = { ceremony, document, response: alice.passkey.assert(options) };
       expect((await call(alice, 'POST', `/me/step-ups/${first}/decision`, body)).statusCode).toBe(200);
-      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${first}/decision`, body), 403, 'access_denied', 'ceremony was already used: start again');
+      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${first}/decision`, body), 403, 'ceremony_used', 'ceremony was already used: start again');
       // Replayed into a fresh ceremony of another step-up: it signs the old document, not this one.
       const fresh = await begin(alice, second);
       const replayed = await call(alice, 'POST', `/me/step-ups/${second}/decision`, { ceremony: fresh.ceremony, document: fresh.document, response: body.response });
-      vf.fx.expectError(replayed, 403, 'access_denied', 'passkey response does not sign this step-up document');
+      vf.fx.expectError(replayed, 403, 'passkey_wrong_challenge', 'passkey response does not sign this step-up document');
       expect(await statusOf(second)).toBe('pending');
     });
 
@@ -325,15 +325,15 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       const b = await begin(alice, second);
       // Signed over the other step-up's document.
       const crossed = await call(alice, 'POST', `/me/step-ups/${second}/decision`, { ceremony: b.ceremony, document: b.document, response: alice.passkey.assert(a.options) });
-      vf.fx.expectError(crossed, 403, 'access_denied', 'passkey response does not sign this step-up document');
+      vf.fx.expectError(crossed, 403, 'passkey_wrong_challenge', 'passkey response does not sign this step-up document');
       // The other step-up's ceremony.
       const c = await begin(alice, second);
       const otherCeremony = await call(alice, 'POST', `/me/step-ups/${second}/decision`, { ceremony: a.ceremony, document: a.document, response: alice.passkey.assert(a.options) });
-      vf.fx.expectError(otherCeremony, 403, 'access_denied', 'ceremony is for another step-up');
+      vf.fx.expectError(otherCeremony, 403, 'ceremony_other_subject', 'ceremony is for another step-up');
       // A document changed after its challenge was issued, even re-signed.
       const cheaper = JSON.stringify({ ...JSON.parse(c.document), amount: 1 });
       const changed = await call(alice, 'POST', `/me/step-ups/${second}/decision`, { ceremony: c.ceremony, document: cheaper, response: alice.passkey.assert(c.options, { challenge: await approvalChallenge(cheaper) }) });
-      vf.fx.expectError(changed, 403, 'access_denied', 'step-up document differs from the one issued with this ceremony');
+      vf.fx.expectError(changed, 403, 'document_changed', 'step-up document differs from the one issued with this ceremony');
       expect(await statusOf(first)).toBe('pending');
       expect(await statusOf(second)).toBe('pending');
     });
@@ -351,11 +351,11 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
     it('a missing or wrong CSRF token, or another origin', async () => {
       const id = await stepUpFor(230);
       await shown(id);
-      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }, { 'x-csrf-token': undefined }), 403, 'access_denied', 'CSRF token is missing');
+      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }, { 'x-csrf-token': undefined }), 403, 'csrf_token_missing', 'CSRF token is missing');
       const { ceremony, document, options } = await begin(alice, id);
       const forged = await call(alice, 'POST', `/me/step-ups/${id}/decision`, { ceremony, document, response: alice.passkey.assert(options) }, { 'x-csrf-token': 'x'.repeat(43) });
-      vf.fx.expectError(forged, 403, 'access_denied', 'CSRF token does not match this session');
-      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }, { origin: 'https://evil.example' }), 403, 'access_denied', 'request origin is not allowed');
+      vf.fx.expectError(forged, 403, 'csrf_token_mismatch', 'CSRF token does not match this session');
+      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'approve' }, { origin: 'https://evil.example' }), 403, 'origin_not_allowed', 'request origin is not allowed');
       expect(await statusOf(id)).toBe('pending');
     });
 
@@ -365,9 +365,9 @@ describe.each(storesUnderTest)(`step-up approval in the middle of a chain ($name
       // A second ceremony, begun before the first decision, finished after it.
       const late = await begin(alice, id, 'deny');
       expect((await decide(alice, id)).statusCode).toBe(200);
-      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'deny' }), 400, 'invalid_grant', 'step-up is approved, not pending');
+      vf.fx.expectError(await call(alice, 'POST', `/me/step-ups/${id}/decision/options`, { decision: 'deny' }), 400, 'step_up_wrong_status', 'step-up is approved, not pending');
       const res = await call(alice, 'POST', `/me/step-ups/${id}/decision`, { ceremony: late.ceremony, document: late.document, response: alice.passkey.assert(late.options) });
-      vf.fx.expectError(res, 400, 'invalid_grant', 'step-up is approved, not pending');
+      vf.fx.expectError(res, 400, 'step_up_wrong_status', 'step-up is approved, not pending');
       expect(await statusOf(id)).toBe('approved');
     });
 

@@ -4,9 +4,14 @@ import { describeError } from './errors';
 
 describe('describeError', () => {
   it('puts the API refusal in plain words, keeping its description', () => {
-    expect(describeError(new ApiError(403, 'access_denied', 'CSRF token is missing'))).toBe(
+    expect(describeError(new ApiError(403, 'csrf_token_missing', 'CSRF token is missing'))).toBe(
       'This was refused. CSRF token is missing.',
     );
+    expect(describeError(new ApiError(403, 'passkey_unknown', 'passkey is not registered to this account'))).toBe(
+      'This was refused. Passkey is not registered to this account.',
+    );
+    expect(describeError(new ApiError(403, 'access_denied', 'request refused'))).toBe('This was refused. Request refused.');
+    expect(describeError(new ApiError(400, 'grant_wrong_status', 'grant is revoked, not pending'))).toBe('Grant is revoked, not pending.');
     expect(describeError(new ApiError(502, 'temporarily_unavailable', 'the registry cannot be reached'))).toBe(
       'Writ cannot be reached right now. The registry cannot be reached. Try again in a moment.',
     );

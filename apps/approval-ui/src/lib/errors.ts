@@ -1,3 +1,4 @@
+import { HUMAN_ERRORS, isHumanErrorCode } from '@writ/contracts';
 import { ApiError } from './api';
 
 /*
@@ -30,6 +31,9 @@ function describeApiError(error: ApiError): string {
     case 'server_error':
       return `Something went wrong on the server.${detail} Try again in a moment.`;
     default:
+      // The human API's own codes (HUMAN_ERRORS): a 403 refuses what was signed or sent (a
+      // ceremony, a passkey, a confirmation, the session's checks); a 400 says what to change.
+      if (isHumanErrorCode(error.code) && HUMAN_ERRORS[error.code].status === 403) return `This was refused.${detail}`;
       return error.description === undefined ? `This was refused (${error.code}).` : sentence(error.description);
   }
 }
@@ -56,7 +60,7 @@ function describeBrowserError(name: string, message: string): string | undefined
  *
  * @example
  * ```ts
- * describeError(new ApiError(403, 'access_denied', 'CSRF token is missing')); // 'This was refused. CSRF token is missing.'
+ * describeError(new ApiError(403, 'csrf_token_missing', 'CSRF token is missing')); // 'This was refused. CSRF token is missing.'
  * ```
  */
 export function describeError(error: unknown): string {

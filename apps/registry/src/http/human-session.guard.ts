@@ -1,5 +1,6 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import { AccessDenied, LoginRequired } from '@writ/core';
+import { humanError } from '@writ/contracts';
+import { LoginRequired } from '@writ/core';
 import type { FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../config/config.js';
 import { type HumanView, HumansService, sameSecret, sessionCookieName } from '../modules/humans/humans.service.js';
@@ -19,8 +20,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function checkOrigin(request: FastifyRequest, allowed: readonly string[]): void {
   if (SAFE_METHODS.has(request.method)) return;
   const origin = request.headers.origin;
-  if (origin === undefined || origin === '') throw new AccessDenied('request has no Origin header');
-  if (!allowed.includes(origin)) throw new AccessDenied('request origin is not allowed');
+  if (origin === undefined || origin === '') throw humanError('origin_missing');
+  if (!allowed.includes(origin)) throw humanError('origin_not_allowed');
 }
 
 /**
@@ -65,8 +66,8 @@ export class HumanSessionGuard implements CanActivate {
     if (!session) throw new LoginRequired('your session has ended: sign in with your passkey again');
     if (!SAFE_METHODS.has(request.method)) {
       const sent = request.headers[CSRF_HEADER];
-      if (sent === undefined || sent === '') throw new AccessDenied('CSRF token is missing');
-      if (typeof sent !== 'string' || !sameSecret(sent, session.csrfToken)) throw new AccessDenied('CSRF token does not match this session');
+      if (sent === undefined || sent === '') throw humanError('csrf_token_missing');
+      if (typeof sent !== 'string' || !sameSecret(sent, session.csrfToken)) throw humanError('csrf_token_mismatch');
     }
     request.writHuman = session.human;
     request.writSessionToken = token;

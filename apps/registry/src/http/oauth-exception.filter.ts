@@ -1,12 +1,14 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { HumanApiError } from '@writ/contracts';
 import { OAuthError, RateLimited, toOAuthError, UseDpopNonce } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 
 /**
  * Turns every error into `{error, error_description}` with `Cache-Control: no-store`
  * (RFC 6749 §5.2), plus `DPoP-Nonce` for `use_dpop_nonce` (RFC 9449 §8). Protocol errors keep
- * their code and status; framework HTTP errors (404, 413, ...) keep their status; anything else is
- * a `500 server_error` with a fixed text, and the detail goes only to the log.
+ * their code and status, and so do the human API's own errors (libs/contracts' HUMAN_ERRORS);
+ * framework HTTP errors (404, 413, ...) keep their status; anything else is a `500 server_error`
+ * with a fixed text, and the detail goes only to the log.
  */
 @Catch()
 export class OAuthExceptionFilter implements ExceptionFilter {
@@ -18,6 +20,10 @@ export class OAuthExceptionFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       void reply.status(status).send({ error: status === 404 ? 'not_found' : 'invalid_request', error_description: exception.message });
+      return;
+    }
+    if (exception instanceof HumanApiError) {
+      void reply.status(exception.status).send(exception.toJSON());
       return;
     }
     const error = toOAuthError(exception);

@@ -9,14 +9,13 @@ import {
   EnvelopeSchema,
   identifierText,
   InvalidAuthorizationDetails,
-  InvalidGrant,
   InvalidRequest,
   locationCovers,
   pathStepProblem,
   randomId,
 } from '@writ/core';
 import type { EntityManager } from 'typeorm';
-import { DurationSchema, type GrantNarrowing, GrantNarrowingSchema } from '@writ/contracts';
+import { DurationSchema, type GrantNarrowing, GrantNarrowingSchema, humanError } from '@writ/contracts';
 import { z } from 'zod';
 import type { Database } from '../../infra/database.service.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
@@ -167,7 +166,7 @@ export interface GrantChange {
 }
 
 function checkVersion(grant: GrantEntity, signed: SignedDecision): void {
-  if (grant.version !== signed.version) throw new InvalidGrant(`grant changed after the approval document was issued (version ${signed.version}, now ${grant.version})`);
+  if (grant.version !== signed.version) throw humanError('grant_changed', { signed: signed.version, current: grant.version });
 }
 
 /**
@@ -312,7 +311,7 @@ export class GrantsService {
    * approved grant runs until the `expiresAt` the human signed, and carries the receipt's hash.
    * Only the approval flow calls it, once the passkey assertion over the document is verified.
    *
-   * @throws InvalidGrant if the grant is not the owner's, no longer pending, or changed since the document was issued.
+   * @throws HumanApiError if the grant is not the owner's, no longer pending, or changed since the document was issued.
    * @throws InvalidAuthorizationDetails if a narrowed value is wider than the request.
    * @throws InvalidRequest if a narrowed duration is longer than requested.
    */
@@ -320,7 +319,7 @@ export class GrantsService {
     return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
       checkVersion(grant, signed);
       const { authorization_details: details, envelope, duration_s: duration, isNarrowed } = this.narrowed(grant, narrowed);
-      if (signed.expiresAt.getTime() <= now) throw new InvalidGrant('the signed approval has already run out');
+      if (signed.expiresAt.getTime() <= now) throw humanError('approval_run_out');
       Object.assign(grant, {
         authorization_details: details,
         envelope,
@@ -344,7 +343,7 @@ export class GrantsService {
     });
   }
 
-  /** The owner denies a pending grant, with a signed decision. @throws InvalidGrant if not the owner's, not pending, or changed since. */
+  /** The owner denies a pending grant, with a signed decision. @throws HumanApiError if not the owner's, not pending, or changed since. */
   async deny(grantId: string, byOwner: string, signed: SignedDecision): Promise<GrantEntity> {
     return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
       checkVersion(grant, signed);
@@ -362,7 +361,7 @@ export class GrantsService {
   /**
    * The owner revokes an approved (or still pending) grant: its status changes, the revocation is
    * recorded (row and one audit event, in the same transaction) and announced once committed.
-   * @throws InvalidGrant otherwise.
+   * @throws HumanApiError otherwise.
    */
   async revoke(grantId: string, byOwner: string, reason: string | null = null): Promise<GrantEntity> {
     let announce: (() => void) | undefined;
@@ -464,18 +463,18 @@ export class GrantsService {
     const outcome = await this.db.transaction(async (manager) => {
       const grant = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
       // Another human's grant answers as an unknown one, so grant ids are not probeable.
-      if (!grant || grant.owner !== byOwner) throw new InvalidGrant('grant not found');
+      if (!grant || grant.owner !== byOwner) throw humanError('grant_not_found');
       // A due expiry is committed, and then the transition is refused.
       if (isDue(grant, now)) {
         await this.expireIn(manager, grant);
         return { grant, expired: true };
       }
-      if (!from.includes(grant.status)) throw new InvalidGrant(`grant is ${grant.status}, not ${from.join(' or ')}`);
+      if (!from.includes(grant.status)) throw humanError('grant_wrong_status', { status: grant.status, expected: from.join(' or ') });
       await apply(grant, manager, now);
       return { grant, expired: false };
     });
     this.notify(grantId, outcome.grant);
-    if (outcome.expired) throw new InvalidGrant(`grant is expired, not ${from.join(' or ')}`);
+    if (outcome.expired) throw humanError('grant_wrong_status', { status: 'expired', expected: from.join(' or ') });
     return outcome.grant;
   }
 

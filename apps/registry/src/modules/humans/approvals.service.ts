@@ -1,19 +1,17 @@
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import {
-  AccessDenied,
   type ApprovalDocument,
   approvalDocumentText,
   type ApprovalReceipt,
   approvalReceiptHash,
   type Clock,
-  InvalidGrant,
   randomId,
   ReceiptInvalid,
   verifyApprovalReceipt,
 } from '@writ/core';
 import type { JWK } from 'jose';
 import type { EntityManager } from 'typeorm';
-import { DecisionOptionsSchema, DecisionSchema } from '@writ/contracts';
+import { DecisionOptionsSchema, DecisionSchema, humanError } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import type { AgentsService } from '../agents/agents.service.js';
@@ -59,11 +57,11 @@ export class ApprovalsService {
   async beginDecision(humanId: string, grantId: string, body: unknown): Promise<{ ceremony: string; document: string; options: PublicKeyCredentialRequestOptionsJSON }> {
     const input = parseBody(DecisionOptionsSchema, body);
     const grant = await this.ownPendingGrant(humanId, grantId);
-    if (input.decision === 'deny' && input.narrowing !== undefined) throw new InvalidGrant('a denial cannot be narrowed');
+    if (input.decision === 'deny' && input.narrowing !== undefined) throw humanError('denial_narrowed');
     const narrowed = this.grants.narrowed(grant, input.narrowing ?? {});
     const agent = await this.agents.find(grant.agent_id);
     const service = await this.services.find(grant.service_id);
-    if (!agent || !service) throw new InvalidGrant('grant names an agent or service that no longer exists');
+    if (!agent || !service) throw humanError('parties_gone', { subject: 'grant' });
     const now = this.clock.now();
     const document: ApprovalDocument = {
       decision: input.decision,
@@ -92,14 +90,14 @@ export class ApprovalsService {
   async finishDecision(humanId: string, grantId: string, body: unknown): Promise<{ grant: GrantEntity; receiptHash: string }> {
     const input = parseBody(DecisionSchema, body);
     const ceremony = await this.humans.consume(input.ceremony, 'decision', humanId);
-    if (ceremony.grant_id !== grantId) throw new AccessDenied('ceremony is for another grant');
+    if (ceremony.grant_id !== grantId) throw humanError('ceremony_other_subject', { subject: 'grant' });
     const { passkey, receipt } = await this.humans.finishSigning(ceremony, input.document, input.response, humanId, 'approval document');
     // The receipt must stand on its own: checked the way anyone will check it later.
     let document: ApprovalDocument;
     try {
       ({ document } = await verifyApprovalReceipt(receipt, { publicKey: passkey.jwk, rpId: this.config.rp.id, origins: this.config.uiOrigins, grantId }));
     } catch (error) {
-      if (error instanceof ReceiptInvalid) throw new AccessDenied(`approval receipt does not verify offline: ${error.message}`);
+      if (error instanceof ReceiptInvalid) throw humanError('receipt_invalid', { receipt: 'approval', reason: error.message });
       throw error;
     }
     const receiptHash = await approvalReceiptHash(receipt);
@@ -148,8 +146,8 @@ export class ApprovalsService {
   private async ownPendingGrant(humanId: string, grantId: string): Promise<GrantEntity> {
     const grant = await this.grants.get(grantId);
     // Another human's grant answers as an unknown one, so grant ids are not probeable.
-    if (!grant || grant.owner !== humanId) throw new InvalidGrant('grant not found');
-    if (grant.status !== 'pending') throw new InvalidGrant(`grant is ${grant.status}, not pending`);
+    if (!grant || grant.owner !== humanId) throw humanError('grant_not_found');
+    if (grant.status !== 'pending') throw humanError('grant_wrong_status', { status: grant.status, expected: 'pending' });
     return grant;
   }
 }

@@ -10,13 +10,14 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
-import { AccessDenied, approvalChallenge, type ApprovalReceipt, type Clock, InvalidRequest, randomId } from '@writ/core';
+import { approvalChallenge, type ApprovalReceipt, type Clock, InvalidRequest, randomId } from '@writ/core';
 import {
   AddPasskeyOptionsSchema,
   type Confirmation,
   ConfirmationOptionsSchema,
   type ConfirmationPurpose,
   FinishSchema,
+  humanError,
   NameSchema,
   RemovePasskeySchema,
   RenamePasskeySchema,
@@ -213,7 +214,7 @@ export class HumansService {
   async beginConfirmation(humanId: string, sessionToken: string, body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialRequestOptionsJSON }> {
     const { purpose } = parseBody(ConfirmationOptionsSchema, body ?? {});
     const passkeys = await this.passkeysOf(humanId);
-    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    if (passkeys.length === 0) throw humanError('no_passkey');
     const options = await generateAuthenticationOptions({
       rpID: this.config.rp.id,
       allowCredentials: passkeys.map((p) => ({ id: p.id, transports: p.transports })),
@@ -233,22 +234,20 @@ export class HumansService {
    */
   async confirm(humanId: string, sessionToken: string, purpose: ConfirmationPurpose, confirmation: Confirmation | undefined): Promise<PasskeyEntity> {
     if (confirmation === undefined) {
-      throw new AccessDenied(
-        `a fresh passkey confirmation is needed to ${PURPOSE_TEXT[purpose]}: confirm with one of your passkeys (POST /me/confirmation/options) and send it as confirmation`,
-      );
+      throw humanError('confirmation_required', { purpose: PURPOSE_TEXT[purpose] });
     }
     const now = this.clock.now();
     const ceremony = await this.db.transaction(async (manager) => {
       const repo = manager.getRepository(CeremonyEntity);
       const row = await repo.findOne({ where: { id: confirmation.ceremony }, lock: { mode: 'pessimistic_write' } });
-      if (!row || row.kind !== 'confirmation' || row.human_id !== humanId) throw new AccessDenied('passkey confirmation is unknown or already used: confirm with your passkey again');
+      if (!row || row.kind !== 'confirmation' || row.human_id !== humanId) throw humanError('confirmation_unknown');
       await repo.delete({ id: row.id });
       return row;
     });
-    if (ceremony.expires_at.getTime() <= now) throw new AccessDenied('passkey confirmation has expired: confirm with your passkey again');
-    if (ceremony.data.session !== secretHash(sessionToken)) throw new AccessDenied('passkey confirmation was made in another session: confirm with your passkey again');
+    if (ceremony.expires_at.getTime() <= now) throw humanError('confirmation_expired');
+    if (ceremony.data.session !== secretHash(sessionToken)) throw humanError('confirmation_other_session');
     if (ceremony.data.purpose !== purpose) {
-      throw new AccessDenied(`passkey confirmation was made to ${PURPOSE_TEXT[ceremony.data.purpose as ConfirmationPurpose] ?? 'do something else'}, not to ${PURPOSE_TEXT[purpose]}`);
+      throw humanError('confirmation_other_purpose', { made: PURPOSE_TEXT[ceremony.data.purpose as ConfirmationPurpose] ?? 'do something else', purpose: PURPOSE_TEXT[purpose] });
     }
     const { passkey } = await this.verifyAssertion(confirmation.response, { challenge: ceremony.challenge, humanId, what: 'this confirmation challenge' });
     return passkey;
@@ -274,7 +273,7 @@ export class HumansService {
     const input = parseBody(FinishSchema, body);
     const ceremony = await this.consume(input.ceremony, 'add_passkey', humanId);
     const session = secretHash(sessionToken);
-    if (ceremony.data.session !== session) throw new AccessDenied('ceremony was started in another session: start again');
+    if (ceremony.data.session !== session) throw humanError('ceremony_other_session');
     const passkey = await this.verifyAttestation(input.response, ceremony.challenge, humanId, input.label);
     passkey.added_in_session = session;
     await this.db.transaction(async (manager) => {
@@ -326,7 +325,7 @@ export class HumansService {
       // Every current passkey locked, so two removals at once cannot leave none.
       const current = await repo.find({ where: { human_id: humanId, removed_at: IsNull() }, lock: { mode: 'pessimistic_write' } });
       if (!current.some((p) => p.id === passkeyId)) throw new PasskeyNotFound();
-      if (current.length <= 1) throw new InvalidRequest('this is your only passkey: add another one before removing it');
+      if (current.length <= 1) throw humanError('last_passkey');
       await repo.update({ id: passkeyId }, { removed_at: new Date(this.clock.now()) });
       await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, asTransaction(manager));
     });
@@ -443,9 +442,9 @@ export class HumansService {
       const repo = manager.getRepository(CeremonyEntity);
       const ceremony = await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
       // Another human's ceremony, or one for something else, answers as an unknown one.
-      if (!ceremony || ceremony.kind !== kind || ceremony.human_id !== humanId) throw new AccessDenied('ceremony is unknown: start again');
-      if (ceremony.used_at !== null) throw new AccessDenied('ceremony was already used: start again');
-      if (ceremony.expires_at.getTime() <= now) throw new AccessDenied('ceremony has expired: start again');
+      if (!ceremony || ceremony.kind !== kind || ceremony.human_id !== humanId) throw humanError('ceremony_unknown');
+      if (ceremony.used_at !== null) throw humanError('ceremony_used');
+      if (ceremony.expires_at.getTime() <= now) throw humanError('ceremony_expired');
       await repo.update({ id }, { used_at: new Date(now) });
       return ceremony;
     });
@@ -463,7 +462,7 @@ export class HumansService {
     extra: { grantId: string; data: Record<string, unknown> },
   ): Promise<{ ceremony: string; options: PublicKeyCredentialRequestOptionsJSON }> {
     const passkeys = await this.passkeysOf(humanId);
-    if (passkeys.length === 0) throw new AccessDenied('this account has no passkey');
+    if (passkeys.length === 0) throw humanError('no_passkey');
     const options = await generateAuthenticationOptions({
       rpID: this.config.rp.id,
       challenge: createHash('sha256').update(documentText).digest(),
@@ -481,10 +480,10 @@ export class HumansService {
    * Answers the passkey and the receipt, for the caller to check offline and apply.
    */
   async finishSigning(ceremony: CeremonyEntity, documentText: string, response: unknown, humanId: string, what: string): Promise<{ passkey: PasskeyEntity; receipt: ApprovalReceipt }> {
-    if (documentText !== ceremony.document) throw new AccessDenied(`${what} differs from the one issued with this ceremony`);
+    if (documentText !== ceremony.document) throw humanError('document_changed', { document: what });
     const challenge = await approvalChallenge(documentText);
     // Always equal (the ceremony stored both); checked so the receipt's meaning never rests on storage alone.
-    if (challenge !== ceremony.challenge) throw new AccessDenied(`${what} does not match the ceremony challenge`);
+    if (challenge !== ceremony.challenge) throw humanError('challenge_mismatch', { document: what });
     const { passkey, response: signed } = await this.verifyAssertion(response, { challenge, humanId, what: `this ${what}` });
     return {
       passkey,
@@ -510,8 +509,8 @@ export class HumansService {
     return this.db.transaction(async (manager) => {
       const repo = manager.getRepository(PasskeyEntity);
       const passkey = await repo.findOne({ where: { id: response.id }, lock: { mode: 'pessimistic_write' } });
-      if (!passkey || (expected.humanId !== null && passkey.human_id !== expected.humanId)) throw new AccessDenied('passkey is not registered to this account');
-      if (passkey.removed_at !== null) throw new AccessDenied('passkey was removed from this account');
+      if (!passkey || (expected.humanId !== null && passkey.human_id !== expected.humanId)) throw humanError('passkey_unknown');
+      if (passkey.removed_at !== null) throw humanError('passkey_removed');
       checkCounter(passkey.counter, assertionCounter(response.response.authenticatorData));
       let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
       try {
@@ -524,9 +523,9 @@ export class HumansService {
           requireUserVerification: true,
         });
       } catch (error) {
-        throw new AccessDenied(`passkey assertion refused: ${error instanceof Error ? error.message : String(error)}`);
+        throw humanError('passkey_refused', { ceremony: 'assertion', reason: error instanceof Error ? error.message : String(error) });
       }
-      if (!verification.verified) throw new AccessDenied('passkey assertion refused: the signature does not verify');
+      if (!verification.verified) throw humanError('passkey_refused', { ceremony: 'assertion', reason: 'the signature does not verify' });
       passkey.counter = verification.authenticationInfo.newCounter;
       passkey.last_used_at = new Date(this.clock.now());
       await repo.update({ id: passkey.id }, { counter: passkey.counter, last_used_at: passkey.last_used_at });
@@ -564,11 +563,11 @@ export class HumansService {
         supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
       });
     } catch (error) {
-      throw new AccessDenied(`passkey registration refused: ${error instanceof Error ? error.message : String(error)}`);
+      throw humanError('passkey_refused', { ceremony: 'registration', reason: error instanceof Error ? error.message : String(error) });
     }
-    if (!verification.verified) throw new AccessDenied('passkey registration refused: the attestation does not verify');
+    if (!verification.verified) throw humanError('passkey_refused', { ceremony: 'registration', reason: 'the attestation does not verify' });
     const { credential, credentialBackedUp } = verification.registrationInfo;
-    if (await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: credential.id })) throw new AccessDenied('this passkey is already registered');
+    if (await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: credential.id })) throw humanError('passkey_already_registered');
     const now = new Date(this.clock.now());
     return Object.assign(new PasskeyEntity(), {
       id: credential.id,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { AccessDenied, InvalidRequest } from '@writ/core';
+import { humanError } from '@writ/contracts';
+import { InvalidRequest } from '@writ/core';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { cose, decodeCredentialPublicKey, isoBase64URL, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
 import type { JWK } from 'jose';
@@ -81,12 +82,12 @@ export function checkClientData(clientDataJSON: string, expected: { type: 'webau
     throw new InvalidRequest('clientDataJSON is not JSON');
   }
   if (typeof data !== 'object' || data === null) throw new InvalidRequest('clientDataJSON is not a JSON object');
-  if (data.type !== expected.type) throw new AccessDenied(`passkey response has type '${String(data.type)}', expected '${expected.type}'`);
-  if (data.challenge !== expected.challenge) throw new AccessDenied(`passkey response does not sign ${expected.what}`);
+  if (data.type !== expected.type) throw humanError('passkey_wrong_type', { type: String(data.type), expected: expected.type });
+  if (data.challenge !== expected.challenge) throw humanError('passkey_wrong_challenge', { what: expected.what });
   if (typeof data.origin !== 'string' || !expected.origins.includes(data.origin)) {
-    throw new AccessDenied(`passkey response comes from origin '${String(data.origin)}', which is not allowed`);
+    throw humanError('passkey_wrong_origin', { origin: String(data.origin) });
   }
-  if (data.crossOrigin === true) throw new AccessDenied('passkey response was made in a cross-origin frame');
+  if (data.crossOrigin === true) throw humanError('passkey_cross_origin');
 }
 
 /** The signature counter in an assertion's authenticatorData. */
@@ -104,7 +105,7 @@ export function assertionCounter(authenticatorData: string): number {
  */
 export function checkCounter(stored: number, received: number): void {
   if ((received !== 0 || stored !== 0) && received <= stored) {
-    throw new AccessDenied(`passkey signature counter did not increase (${received} after ${stored}): the passkey may have been cloned`);
+    throw humanError('passkey_counter', { received, stored });
   }
 }
 

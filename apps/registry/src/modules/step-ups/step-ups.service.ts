@@ -1,10 +1,8 @@
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import {
-  AccessDenied,
   type ApprovalReceipt,
   approvalReceiptHash,
   type Clock,
-  InvalidGrant,
   InvalidRequest,
   randomId,
   ReceiptInvalid,
@@ -15,7 +13,7 @@ import {
 } from '@writ/core';
 import type { JWK } from 'jose';
 import { In } from 'typeorm';
-import { StepUpDecisionOptionsSchema, StepUpDecisionSchema } from '@writ/contracts';
+import { humanError, StepUpDecisionOptionsSchema, StepUpDecisionSchema } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
 import { AgentEntity } from '../agents/agent.entity.js';
@@ -264,7 +262,7 @@ export class StepUpsService {
       this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: row.agent_id }),
       this.db.dataSource.getRepository(ServiceEntity).findOneBy({ id: row.service_id }),
     ]);
-    if (!agent || !service) throw new InvalidGrant('step-up names an agent or service that no longer exists');
+    if (!agent || !service) throw humanError('parties_gone', { subject: 'step-up' });
     const document: StepUpDocument = {
       decision,
       kind: 'step_up',
@@ -301,13 +299,13 @@ export class StepUpsService {
   async finishDecision(humanId: string, stepUpId: string, body: unknown): Promise<{ stepUp: HumanStepUp; receiptHash: string }> {
     const input = parseBody(StepUpDecisionSchema, body);
     const ceremony = await this.humans.consume(input.ceremony, 'step_up_decision', humanId);
-    if (ceremony.data.step_up_id !== stepUpId) throw new AccessDenied('ceremony is for another step-up');
+    if (ceremony.data.step_up_id !== stepUpId) throw humanError('ceremony_other_subject', { subject: 'step-up' });
     const { passkey, receipt } = await this.humans.finishSigning(ceremony, input.document, input.response, humanId, 'step-up document');
     let document: StepUpDocument;
     try {
       ({ document } = await verifyStepUpReceipt(receipt, { publicKey: passkey.jwk, rpId: this.config.rp.id, origins: this.config.uiOrigins, stepUpId }));
     } catch (error) {
-      if (error instanceof ReceiptInvalid) throw new AccessDenied(`step-up receipt does not verify offline: ${error.message}`);
+      if (error instanceof ReceiptInvalid) throw humanError('receipt_invalid', { receipt: 'step-up', reason: error.message });
       throw error;
     }
     const receiptHash = await approvalReceiptHash(receipt);
@@ -416,9 +414,9 @@ export class StepUpsService {
   /** Refuses a decision on a step-up that is not the human's, or not pending any more. */
   private checkDecidable(row: StepUpEntity | null, humanId: string, now = this.clock.now()): asserts row is StepUpEntity {
     // Another human's step-up answers as an unknown one, so ids are not probeable.
-    if (!row || row.owner !== humanId) throw new InvalidGrant('step-up not found');
+    if (!row || row.owner !== humanId) throw humanError('step_up_not_found');
     const status = stepUpStatus(row, now);
-    if (status !== 'pending') throw new InvalidGrant(`step-up is ${status}, not pending`);
+    if (status !== 'pending') throw humanError('step_up_wrong_status', { status });
   }
 
   /** Flips the step-up to approved in the verifiers' store; anything but a flip aborts the decision. */
@@ -431,7 +429,7 @@ export class StepUpsService {
       this.logger.warn(`step-up ${row.id}: the verifiers' store did not answer: ${error instanceof Error ? error.message : String(error)}`);
       throw new TemporarilyUnavailable("the verifiers' store cannot be reached: try again");
     }
-    if (!flipped) throw new InvalidGrant('step-up is no longer pending at the verifier: it expired there');
+    if (!flipped) throw humanError('step_up_expired_at_verifier');
   }
 
   private async describe(rows: StepUpEntity[]): Promise<HumanStepUp[]> {
