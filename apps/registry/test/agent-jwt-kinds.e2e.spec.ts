@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ACTOR_TOKEN_TYP, CLIENT_ASSERTION_TYP, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, createTokenFixture, grantRequest, type Response } from './support/token-fixture.js';
 
 /**
@@ -10,7 +10,7 @@ import { type Agent, createTokenFixture, grantRequest, type Response } from './s
  * carry the same claims; each is accepted only as its own kind, and all share one single-use
  * jti space per agent. Every attack here goes through the registry's HTTP app.
  */
-describe.each(storages)('agent-signed JWT kinds on $name', (storage) => {
+describe.each([e2eStorage])('agent-signed JWT kinds on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-jwt-kinds-', owners: ['alice'] });
   const { approvedGrant, delegate, enrol, expectError, post, proof, rootToken, selfSigned, verify } = fx;
   let app: NestFastifyApplication;

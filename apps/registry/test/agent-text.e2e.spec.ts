@@ -2,7 +2,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type CryptoKey, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { humanApi } from './support/human-browser.js';
 import { capability, createTokenFixture, grantRequest } from './support/token-fixture.js';
 
@@ -10,7 +10,7 @@ import { capability, createTokenFixture, grantRequest } from './support/token-fi
 // purpose, a time window's zone) cannot make the approval screen show something else than what
 // the agent asked for. Finding 3: every free-text field answers 400 naming the field for a NUL or
 // a lone surrogate, the person's own name at sign-up included.
-describe.each(storages)('agent text a person reads, at the registry on $name', (storage) => {
+describe.each([e2eStorage])('agent text a person reads, at the registry on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-agent-text-', owners: [] });
   let app: NestFastifyApplication;
   const api = humanApi(() => app);

@@ -2,7 +2,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { approvalChallenge, type ApprovalReceipt, approvalReceiptHash, SUBJECT_TOKEN_TYP, verifyApprovalReceipt } from '@writ/core';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { SoftPasskey } from './support/soft-passkey.js';
 import { type Agent, createTokenFixture, grantRequest, type Response } from './support/token-fixture.js';
 
@@ -19,7 +19,7 @@ interface Browser {
 
 type Json = Record<string, unknown>;
 
-describe.each(storages)('human approval over HTTP on $name', (storage) => {
+describe.each([e2eStorage])('human approval over HTTP on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-approvals-', owners: [] });
   const { rootToken, verify, selfSigned, expectError } = fx;
   let app: NestFastifyApplication;

@@ -7,10 +7,10 @@ import { AuditEventEntity } from '../src/modules/audit/audit.entity.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import type { GrantsService } from '../src/modules/grants/grants.service.js';
 import type { Database } from '../src/infra/database.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, capability, createTokenFixture } from './support/token-fixture.js';
 
-describe.each(storages)('delegation on $name', (storage) => {
+describe.each([e2eStorage])('delegation on $name', (storage) => {
   // bob, carol and dave are agents of alice, the person who approves the grants (finding 6).
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-delegation-', owners: ['alice', 'bob', 'carol', 'dave'], ownerOf: { bob: 'alice', carol: 'alice', dave: 'alice' } });
   const { approvedGrant, delegate, enrol, expectError, proof, rootToken, selfSigned, verify } = fx;

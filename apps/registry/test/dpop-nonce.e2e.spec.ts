@@ -3,7 +3,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ACTOR_TOKEN_TYP, CLIENT_ASSERTION_TYP, type Clock, createDpopProof, JWT_TOKEN_TYPE, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, createTokenFixture, ISSUER, type Response, TOKEN_URL } from './support/token-fixture.js';
 
 type TokenFixture = ReturnType<typeof createTokenFixture<'alice' | 'bob'>>;
@@ -19,7 +19,7 @@ const grantRequest = {
   delegation: { max_depth: 1 },
 };
 
-describe.each(storages)('DPoP server nonces at the token endpoint on $name', (storage) => {
+describe.each([e2eStorage])('DPoP server nonces at the token endpoint on $name', (storage) => {
   /** The registry of the describe block running now: each block starts its own. */
   let current: TokenFixture;
   const clock: Clock = { now: () => current.clock.now() };

@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { RegistryConfig } from '../src/config/config.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { CONFIG } from '../src/tokens.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, createTokenFixture, grantRequest } from './support/token-fixture.js';
 
 // Issue 16, finding 4: free text and identifiers that PostgreSQL or the audit chain cannot hold
 // (a NUL, a lone surrogate) are refused at the registry's edge with 400 naming the field, never a
 // 500 from the database or the chain.
-describe.each(storages)('text no chain can hold, at the registry on $name', (storage) => {
+describe.each([e2eStorage])('text no chain can hold, at the registry on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-edge-text-', owners: ['alice'] });
   let app: NestFastifyApplication;
   let alice: Agent;

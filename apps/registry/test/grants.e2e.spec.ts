@@ -12,7 +12,7 @@ import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { createRegistry } from '../src/registry.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { e2eStorage, type TestDatabase } from './support/databases.js';
 import { approveGrant } from './support/humans.js';
 
 const ISSUER = 'https://registry.writ.test';
@@ -27,7 +27,7 @@ const requestBody = {
 
 type Agent = { clientId: string; assertion: () => Promise<string> };
 
-describe.each(storages)('grants over HTTP on $name', ({ create }) => {
+describe.each([e2eStorage])('grants over HTTP on $name', ({ create }) => {
   let app: NestFastifyApplication;
   let testDb: TestDatabase;
   let dataDir: string;

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { createRegistry } from '../src/registry.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { e2eStorage, type TestDatabase } from './support/databases.js';
 
-describe.each(storages)('registry HTTP on $name', ({ create }) => {
+describe.each([e2eStorage])('registry HTTP on $name', ({ create }) => {
   let app: NestFastifyApplication;
   let testDb: TestDatabase;
   let dataDir: string;

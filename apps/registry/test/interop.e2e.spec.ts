@@ -4,14 +4,14 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, capability, createTokenFixture, grantRequest, ISSUER, type Response, TOKEN_URL } from './support/token-fixture.js';
 
 /**
  * Issue 16 finding 10: what an unmodified, standards-following OAuth client needs from the
  * registry. Each answer is pinned whole: status, body and the headers that matter.
  */
-describe.each(storages)('interoperability with independent OAuth clients on $name', (storage) => {
+describe.each([e2eStorage])('interoperability with independent OAuth clients on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-interop-', owners: ['alice'] });
   const { approvedGrant, delegate, enrol, post, proof, rootToken, selfSigned, verify } = fx;
   let app: NestFastifyApplication;

@@ -6,7 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { createRegistry } from '../src/registry.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { e2eStorage, type TestDatabase } from './support/databases.js';
 
 interface Operation {
   summary?: string;
@@ -21,7 +21,7 @@ interface OpenApi {
   components: { securitySchemes: Record<string, { type: string; scheme?: string; in?: string; name?: string }> };
 }
 
-describe.each(storages)('OpenAPI document on $name', ({ create }) => {
+describe.each([e2eStorage])('OpenAPI document on $name', ({ create }) => {
   let app: NestFastifyApplication;
   let testDb: TestDatabase;
   let dataDir: string;

@@ -4,11 +4,11 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG } from '../src/tokens.js';
 import type { RegistryConfig } from '../src/config/config.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { humanWithPasskey } from './support/humans.js';
 import { createTokenFixture } from './support/token-fixture.js';
 
-describe.each(storages)('operator API on $name', (storage) => {
+describe.each([e2eStorage])('operator API on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-operator-', owners: [] });
   let app: NestFastifyApplication;
   let token: string;

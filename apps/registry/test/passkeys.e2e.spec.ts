@@ -3,7 +3,7 @@ import { type ApprovalReceipt, verifyApprovalReceipt } from '@writ/core';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../src/infra/database.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { SoftPasskey } from './support/soft-passkey.js';
 import { type Agent, createTokenFixture, grantRequest, type Response } from './support/token-fixture.js';
 
@@ -39,7 +39,7 @@ const CONFIRMATION_NEEDED = (what: string) =>
  * user-verified assertion from one of the person's current passkeys; sign-out ends every session;
  * receipts name their passkey; the next visit announces a new passkey.
  */
-describe.each(storages)('passkey management over HTTP on $name', (storage) => {
+describe.each([e2eStorage])('passkey management over HTTP on $name', (storage) => {
   // Every person here signs up from the same address: more than the default sign-ups per address (ADR 0020).
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-passkeys-', owners: [], env: { WRIT_LIMIT_SIGNUPS_PER_IP: '1000' } });
   const { selfSigned, expectError } = fx;
@@ -408,7 +408,7 @@ describe.each(storages)('passkey management over HTTP on $name', (storage) => {
   });
 });
 
-describe.each(storages)('the session cookie behind https on $name', (storage) => {
+describe.each([e2eStorage])('the session cookie behind https on $name', (storage) => {
   const HTTPS_UI = 'https://approve.writ.test';
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-host-cookie-', owners: [], env: { WRIT_UI_ORIGINS: HTTPS_UI, WRIT_RP_ID: 'approve.writ.test' } });
   let app: NestFastifyApplication;

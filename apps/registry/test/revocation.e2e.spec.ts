@@ -8,10 +8,10 @@ import type { GrantsService } from '../src/modules/grants/grants.service.js';
 import { REVOCATION_BUS, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
 import type { Database } from '../src/infra/database.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, createTokenFixture, ISSUER, type Response } from './support/token-fixture.js';
 
-describe.each(storages)('revocation on $name', (storage) => {
+describe.each([e2eStorage])('revocation on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-revocation-', owners: ['alice', 'bob', 'carol', 'dave'], ownerOf: { bob: 'alice', carol: 'alice', dave: 'alice' } });
   const { approvedGrant, delegate, enrol, expectError, rootToken, selfSigned, verify } = fx;
   let app: NestFastifyApplication;

@@ -1,14 +1,14 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicCredentials } from '../src/modules/services/services.controller.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { createTokenFixture } from './support/token-fixture.js';
 
 function basic(id: string, secret: string): string {
   return `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 }
 
-describe.each(storages)('GET /services/me on $name', (storage) => {
+describe.each([e2eStorage])('GET /services/me on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-services-', owners: [] });
   let app: NestFastifyApplication;
   let service: { id: string; credential: string };

@@ -6,7 +6,7 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import type { GrantsService } from '../src/modules/grants/grants.service.js';
 import { denyGrant } from './support/humans.js';
 import type { Database } from '../src/infra/database.service.js';
-import { storages } from './support/databases.js';
+import { e2eStorage } from './support/databases.js';
 import { type Agent, createTokenFixture, ISSUER, TOKEN_URL } from './support/token-fixture.js';
 
 const grantRequest = {
@@ -17,7 +17,7 @@ const grantRequest = {
   duration_s: 600,
 };
 
-describe.each(storages)('root token issuance on $name', (storage) => {
+describe.each([e2eStorage])('root token issuance on $name', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-tokens-http-', owners: ['alice', 'bob'], grantRequest });
   const { approvedGrant, expectError, proof, selfSigned, verify } = fx;
   let app: NestFastifyApplication;

@@ -3,7 +3,7 @@ import { AgentsService } from '../../registry/src/modules/agents/agents.service.
 import { Database } from '../../registry/src/infra/database.service.js';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import type { VerifierServer } from '../src/server.js';
-import { storesUnderTest } from './support/stores.js';
+import { e2eStore } from './support/stores.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 const REVOKED_AGENT = {
@@ -16,7 +16,7 @@ const REVOKED_AGENT = {
 
 // Issue 16, finding 5: "Disable" must stop the agent's live token and every token delegated from
 // it at every verifier, as fast as any other revocation (ADR 0008).
-describe.each(storesUnderTest)('disabling an agent on the $name store', (storeUnderTest) => {
+describe.each([e2eStore])('disabling an agent on the $name store', (storeUnderTest) => {
   // bob and carol receive hops of alice's grants, so they are her agents (issue 16, finding 6).
   const vf = createVerifierFixture(storeUnderTest, ['alice', 'bob', 'carol'], undefined, { bob: 'alice', carol: 'alice' });
   let verifier: VerifierServer;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import type { VerifierServer } from '../src/server.js';
-import { storesUnderTest } from './support/stores.js';
+import { e2eStore } from './support/stores.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 /**
@@ -9,7 +9,7 @@ import { API, createVerifierFixture } from './support/verifier-fixture.js';
  * carry a narrower rate than its parent (fewer requests over a longer window). A decision made
  * with the parent's short window must not shorten what the child's long window counts.
  */
-describe.each(storesUnderTest)("a delegated token's narrower rate on the $name store", (storeUnderTest) => {
+describe.each([e2eStore])("a delegated token's narrower rate on the $name store", (storeUnderTest) => {
   const vf = createVerifierFixture(storeUnderTest, ['alice']);
   let verifier: VerifierServer;
   let alice: Agent;

@@ -11,10 +11,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentsService } from '../../registry/src/modules/agents/agents.service.js';
 import { StepUpsService } from '../../registry/src/modules/step-ups/step-ups.service.js';
-import { storages } from '../../registry/test/support/databases.js';
+import { e2eStorage } from '../../registry/test/support/databases.js';
 import { approveGrant, denyGrant, humanWithPasskey } from '../../registry/test/support/humans.js';
 import { createTokenFixture, ISSUER } from '../../registry/test/support/token-fixture.js';
-import { storesUnderTest } from './support/stores.js';
+import { e2eStore } from './support/stores.js';
 import { createVerifierFixture } from './support/verifier-fixture.js';
 
 /**
@@ -82,10 +82,10 @@ async function until(sent: Sent[], match: (s: Sent) => boolean): Promise<void> {
 }
 
 /** The registry's database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise. */
-const storage = storages.at(-1)!;
+const storage = e2eStorage;
 
-// The agent does not care which store the verifier runs on; Redis shows the same answers when set.
-describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))(`an SDK agent against the real registry (${storage.name}) and verifier ($name store)`, (store) => {
+// The agent does not care which store the verifier runs on: Redis when set, in process otherwise.
+describe.each([e2eStore])(`an SDK agent against the real registry (${storage.name}) and verifier ($name store)`, (store) => {
   const vf = createVerifierFixture(store, ['alice'], storage);
   const net = router();
   const clock: Clock = { now: () => vf.fx.clock.now() };
@@ -304,7 +304,7 @@ describe.each(storesUnderTest.filter((store) => store.name !== 'Redis Cluster'))
   });
 });
 
-describe.each(storages)('an SDK agent at a registry that requires DPoP nonces ($name)', (storage) => {
+describe.each([e2eStorage])('an SDK agent at a registry that requires DPoP nonces ($name)', (storage) => {
   const fx = createTokenFixture(storage, { dataDirPrefix: 'writ-sdk-nonce-', owners: [], env: { WRIT_DPOP_NONCE: 'required' } });
   const net = router();
   let registry: NestFastifyApplication;

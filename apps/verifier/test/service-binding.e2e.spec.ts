@@ -10,7 +10,7 @@ import { ServiceEntity } from '../../registry/src/modules/services/service.entit
 import { CONFIG } from '../../registry/src/tokens.js';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import type { VerifierServer } from '../src/server.js';
-import { storesUnderTest } from './support/stores.js';
+import { e2eStore } from './support/stores.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 /**
@@ -20,7 +20,7 @@ import { API, createVerifierFixture } from './support/verifier-fixture.js';
  * location covered it). A token now names its grant's service (`tctx.service`), the verifier
  * honours it only for that service, and overlapping registrations are refused.
  */
-describe.each(storesUnderTest)('grants bound to their service on the $name store', (storeUnderTest) => {
+describe.each([e2eStore])('grants bound to their service on the $name store', (storeUnderTest) => {
   const vf = createVerifierFixture(storeUnderTest, ['alice']);
   let verifier: VerifierServer;
   let alice: Agent;

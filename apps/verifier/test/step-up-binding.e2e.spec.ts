@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import type { VerifierServer } from '../src/server.js';
-import { storesUnderTest } from './support/stores.js';
+import { e2eStore } from './support/stores.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 // Issue 17, finding 6: a person's step-up approval holds for the exact request, its query and the
 // fields the service provider binds; anything else is another request that needs its own approval
 // (ADR 0014 amendment).
-describe.each(storesUnderTest)('a step-up binds the query and the bound fields, on the $name store', (storeUnderTest) => {
+describe.each([e2eStore])('a step-up binds the query and the bound fields, on the $name store', (storeUnderTest) => {
   const vf = createVerifierFixture(storeUnderTest);
   let verifier: VerifierServer;
   let alice: Agent;

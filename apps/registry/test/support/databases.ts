@@ -22,6 +22,13 @@ export const storages: { name: string; create: () => Promise<TestDatabase> }[] =
     : []),
 ];
 
+/**
+ * The one storage an HTTP end-to-end suite runs on when storage is not its subject: PostgreSQL
+ * when DATABASE_URL is set (as CI sets it), embedded PGlite otherwise. What differs between the
+ * two is the integration and contract suites' subject, and they run on both (`storages`).
+ */
+export const e2eStorage = storages.at(-1)!;
+
 /** A throw-away in-memory PGlite, opened from the migrated snapshot made once per run. */
 export async function createPgliteDatabase(): Promise<TestDatabase> {
   return { name: 'pglite', target: { pgliteDir: 'memory', pgliteSnapshot: await pgliteSnapshot() }, drop: () => Promise.resolve() };

@@ -54,3 +54,10 @@ export const storesUnderTest: StoreUnderTest[] = [
     },
   },
 ];
+
+/**
+ * The one store an end-to-end suite runs on when the store is not its subject: Redis when
+ * REDIS_URL is set (as CI sets it), the in-process store otherwise. How the three stores decide
+ * is the store contract's subject (store.contract.spec.ts runs it on each).
+ */
+export const e2eStore: StoreUnderTest = storesUnderTest.find((store) => store.name === 'Redis') ?? storesUnderTest[0]!;
