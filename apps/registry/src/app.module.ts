@@ -129,7 +129,7 @@ export class AppModule {
           provide: RevocationsService,
           inject: [ClientAuthService, GrantsService, RevocationRecorder],
           useFactory: (clientAuth: ClientAuthService, grants: GrantsService, recorder: RevocationRecorder) =>
-            new RevocationsService({ db: infra.db, clientAuth, grants, keys: infra.keys, recorder, clock: infra.clock, config: infra.config }),
+            new RevocationsService({ repository: new TypeOrmRevocationsRepository(infra.db), clientAuth, grants, keys: infra.keys, recorder, clock: infra.clock, config: infra.config }),
         },
         {
           provide: TokensService,

@@ -61,7 +61,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus, clock, config });
   const grants = new GrantsService(db, audit, services, clock, { recordRevocation: recorder.recordGrant });
   const clientAuth = new ClientAuthService({ repository: new TypeOrmClientAuthRepository(db), issuer: config.issuer });
-  const revocations = new RevocationsService({ db, clientAuth, grants, keys, recorder, clock, config });
+  const revocations = new RevocationsService({ repository: new TypeOrmRevocationsRepository(db), clientAuth, grants, keys, recorder, clock, config });
 
   async function approvedGrant(agentId: string): Promise<string> {
     const { id } = await grants.request(agentId, 'alice', grantBody);

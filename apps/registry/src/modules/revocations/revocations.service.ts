@@ -1,12 +1,12 @@
 import { actChain, type Clock, InvalidToken, TXN_TOKEN_TYPE, type TxnTokenClaims } from '@writ/core';
 import { CLOCK_SKEW_S, verifyIssuedTxnToken } from '../tokens/issued-tokens.js';
 import type { RegistryConfig } from '../../config/config.js';
-import type { Database } from '../../infra/database.service.js';
 import type { ClientAuthService } from '../agents/client-auth.service.js';
 import type { GrantsService } from '../grants/grants.service.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { RevocationKind } from './revocation.entity.js';
 import type { RevocationRecord, RevocationRecorder } from './revocation-recorder.js';
+import type { RevocationsRepository } from './revocations.repository.js';
 
 /** RFC 7662 §2.2: what introspection answers for a token that is active. */
 export interface ActiveIntrospection {
@@ -30,13 +30,14 @@ export type Introspection = ActiveIntrospection | { active: false };
 
 /** What {@link RevocationsService} needs. */
 export interface RevocationsOptions {
-  db: Database;
+  /** Where revocations are looked up. */
+  repository: Pick<RevocationsRepository, 'anyRevoked'>;
   clientAuth: ClientAuthService;
-  grants: GrantsService;
-  keys: KeyStore;
+  grants: Pick<GrantsService, 'get' | 'revokeRecorded'>;
+  keys: Pick<KeyStore, 'jwks'>;
   recorder: RevocationRecorder;
   clock: Clock;
-  config: RegistryConfig;
+  config: Pick<RegistryConfig, 'issuer' | 'trustDomain'>;
 }
 
 /**
@@ -45,16 +46,16 @@ export interface RevocationsOptions {
  * the {@link RevocationRecorder}).
  */
 export class RevocationsService {
-  private readonly db: Database;
+  private readonly repository: RevocationsOptions['repository'];
   private readonly clientAuth: ClientAuthService;
-  private readonly grants: GrantsService;
-  private readonly keys: KeyStore;
+  private readonly grants: RevocationsOptions['grants'];
+  private readonly keys: RevocationsOptions['keys'];
   private readonly recorder: RevocationRecorder;
   private readonly clock: Clock;
-  private readonly config: RegistryConfig;
+  private readonly config: RevocationsOptions['config'];
 
   constructor(options: RevocationsOptions) {
-    this.db = options.db;
+    this.repository = options.repository;
     this.clientAuth = options.clientAuth;
     this.grants = options.grants;
     this.keys = options.keys;
@@ -75,20 +76,14 @@ export class RevocationsService {
   }
 
   /** Whether any of the token's jti, txn, grant or actors is revoked. */
-  async isRevoked(claims: Pick<TxnTokenClaims, 'jti' | 'txn' | 'act' | 'tctx'>): Promise<boolean> {
+  isRevoked(claims: Pick<TxnTokenClaims, 'jti' | 'txn' | 'act' | 'tctx'>): Promise<boolean> {
     const pairs: [RevocationKind, string][] = [
       ['token', claims.jti],
       ['txn', claims.txn],
       ['grant', claims.tctx.grant_id],
       ...actChain(claims.act).map((sub): [RevocationKind, string] => ['agent', sub]),
     ];
-    const kinds = pairs.map(([k]) => k);
-    const values = pairs.map(([, v]) => v);
-    const rows: unknown[] = await this.db.dataSource.query(
-      `SELECT 1 FROM revocations r JOIN unnest($1::text[], $2::text[]) AS t(kind, value) ON r.kind = t.kind AND r.value = t.value LIMIT 1`,
-      [kinds, values],
-    );
-    return rows.length > 0;
+    return this.repository.anyRevoked(pairs);
   }
 
   /** RFC 7009 §2.1: the client revokes a token it holds or requested; anything else is silently ignored (§2.2). */
