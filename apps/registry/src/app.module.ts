@@ -16,6 +16,7 @@ import { KeyStore } from './modules/keys/key-store.js';
 import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
 import { GrantsController } from './modules/grants/grants.controller.js';
 import { GrantsService } from './modules/grants/grants.service.js';
+import { TypeOrmGrantsRepository } from './modules/grants/grants.repository.js';
 import { ServicesController } from './modules/services/services.controller.js';
 import { ServicesService } from './modules/services/services.service.js';
 import { TypeOrmServicesRepository } from './modules/services/services.repository.js';
@@ -112,7 +113,7 @@ export class AppModule {
           provide: GrantsService,
           inject: [AuditService, ServicesService, RevocationRecorder, CHANGE_RELAY],
           useFactory: (audit: AuditService, services: ServicesService, recorder: RevocationRecorder, relay: ChangeRelay | null) =>
-            new GrantsService(infra.db, audit, services, infra.clock, { recordRevocation: recorder.recordGrant, ...(relay ? { relay } : {}) }),
+            new GrantsService({ repository: new TypeOrmGrantsRepository(infra.db), audit, services, clock: infra.clock, recordRevocation: recorder.recordGrant, ...(relay ? { relay } : {}) }),
         },
         // On PostgreSQL, several registry processes may share the database: changes reach them all.
         {

@@ -14,6 +14,7 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { GrantExpiryTimer } from '../src/modules/grants/grant-expiry.timer.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
+import { TypeOrmGrantsRepository } from '../src/modules/grants/grants.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
@@ -79,7 +80,7 @@ describe.each(storages)('services and grants on $name', ({ create }) => {
     await keys.init();
     audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock, checkpointEvery: 10 });
     services = new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock });
-    grants = new GrantsService(db, audit, services, clock);
+    grants = new GrantsService({ repository: new TypeOrmGrantsRepository(db), audit, services, clock });
     ({
       service: { id: serviceId },
       credential,

@@ -6,11 +6,14 @@ import { databaseTransactions, type TransactionRunner } from '../src/infra/trans
 import { type AuditCheckpoint, type AuditRepository, TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import type { AgentEntity } from '../src/modules/agents/agent.entity.js';
 import { type AgentsRepository, DuplicateAgentKey, TypeOrmAgentsRepository } from '../src/modules/agents/agents.repository.js';
+import type { GrantEntity } from '../src/modules/grants/grant.entity.js';
+import { type GrantsRepository, TypeOrmGrantsRepository } from '../src/modules/grants/grants.repository.js';
 import { type RevocationsRepository, TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 import type { ServiceEntity } from '../src/modules/services/service.entity.js';
 import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 import { InMemoryAgentsRepository } from '../src/testing/in-memory-agents.js';
 import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
+import { InMemoryGrantsRepository } from '../src/testing/in-memory-grants.js';
 import { InMemoryRevocationsRepository } from '../src/testing/in-memory-revocations.js';
 import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
@@ -23,6 +26,7 @@ interface Repositories {
   services: ServicesRepository;
   agents: AgentsRepository;
   revocations: RevocationsRepository;
+  grants: GrantsRepository;
 }
 
 function inMemoryRepositories(store: InMemoryStore): Repositories {
@@ -32,6 +36,7 @@ function inMemoryRepositories(store: InMemoryStore): Repositories {
     services: new InMemoryServicesRepository(store),
     agents: new InMemoryAgentsRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
+    grants: new InMemoryGrantsRepository(store),
   };
 }
 
@@ -42,6 +47,7 @@ function databaseRepositories(db: Database): Repositories {
     services: new TypeOrmServicesRepository(db),
     agents: new TypeOrmAgentsRepository(db),
     revocations: new TypeOrmRevocationsRepository(db),
+    grants: new TypeOrmGrantsRepository(db),
   };
 }
 
@@ -298,6 +304,74 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       expect(await revocations.grantsOfAgent('agt_r', TOKEN_EVENTS, nowS, 5)).toEqual(['g_r1']);
       expect((await revocations.grantsOfAgent('agt_r', TOKEN_EVENTS, nowS - 12, 5)).sort()).toEqual(['g_r1', 'g_r2']);
       expect(await revocations.grantsOfAgent('agt_s', TOKEN_EVENTS, nowS, 5)).toEqual(['g_r1']);
+    });
+  });
+
+  describe('GrantsRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+    const grant = (id: string, agentId: string, status: GrantEntity['status'], expiresAt: number): GrantEntity => ({
+      id,
+      agent_id: agentId,
+      owner: 'alice',
+      service_id: 'svc_a',
+      authorization_details: [{ type: 'payment', locations: ['https://a.example/pay'], actions: ['charge'] }],
+      envelope: { rate: { limit: 10, window_s: 60 } },
+      purpose: 'Pay the rent',
+      duration_s: 3600,
+      status,
+      version: 1,
+      delegation: { max_depth: 1, allowed_agents: ['agt_other'] },
+      requested_at: new Date(T),
+      decided_at: null,
+      expires_at: new Date(expiresAt),
+      revoked_at: null,
+      approval: null,
+    });
+
+    it('stores a grant and reads it back whole, plainly or locked', async () => {
+      const { grants, transaction } = repositories;
+      await transaction(async (tx) => {
+        await grants.lockAgentRequests('agt_g', tx);
+        await grants.insert(grant('grt_1', 'agt_g', 'pending', T + 60_000), tx);
+      });
+      expect(await grants.find('grt_1')).toEqual(grant('grt_1', 'agt_g', 'pending', T + 60_000));
+      expect(await transaction((tx) => grants.lock('grt_1', tx))).toEqual(grant('grt_1', 'agt_g', 'pending', T + 60_000));
+      expect(await grants.find('grt_none')).toBeNull();
+      expect(await transaction((tx) => grants.lock('grt_none', tx))).toBeNull();
+    });
+
+    it("counts an agent's pending requests not yet lapsed", async () => {
+      const { grants } = repositories;
+      await grants.insert(grant('grt_2', 'agt_g', 'pending', T + 1000));
+      await grants.insert(grant('grt_3', 'agt_g', 'approved', T + 60_000));
+      await grants.insert(grant('grt_4', 'agt_h', 'pending', T + 60_000));
+      expect(await grants.countPending('agt_g', new Date(T))).toBe(2);
+      expect(await grants.countPending('agt_g', new Date(T + 1000))).toBe(1);
+      expect(await grants.countPending('agt_none', new Date(T))).toBe(0);
+    });
+
+    it('writes a changed grant', async () => {
+      const { grants, transaction } = repositories;
+      await transaction(async (tx) => {
+        const row = (await grants.lock('grt_3', tx))!;
+        Object.assign(row, { status: 'revoked', version: 2, revoked_at: new Date(T + 5), decided_at: new Date(T + 5), approval: 'receipt' });
+        await grants.update(row, tx);
+      });
+      expect(await grants.find('grt_3')).toMatchObject({ status: 'revoked', version: 2, revoked_at: new Date(T + 5), approval: 'receipt', delegation: { max_depth: 1 } });
+    });
+
+    it('locks the live grants due at a time, soonest first, at most a batch', async () => {
+      const { grants, transaction } = repositories;
+      const due = (limit: number, at: number) => transaction((tx) => grants.lockDue(['pending', 'approved'], new Date(at), limit, tx));
+      expect((await due(10, T + 60_000)).map((g) => g.id)).toEqual(['grt_2', 'grt_1', 'grt_4']);
+      expect((await due(1, T + 60_000)).map((g) => g.id)).toEqual(['grt_2']);
+      expect(await due(10, T)).toEqual([]);
+    });
+
+    it("counts an agent's live grants among those its revocation affects", async () => {
+      const { revocations } = repositories;
+      expect((await revocations.grantsOfAgent('agt_g', ['token.issued'], T / 1000, 5)).sort()).toEqual(['grt_1', 'grt_2']);
+      expect(await revocations.grantsOfAgent('agt_h', ['token.issued'], T / 1000, 5)).toEqual(['grt_4']);
     });
   });
 });

@@ -13,6 +13,7 @@ import { TypeOrmClientAuthRepository } from '../src/modules/agents/client-auth.r
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { GrantsService } from '../src/modules/grants/grants.service.js';
+import { TypeOrmGrantsRepository } from '../src/modules/grants/grants.repository.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { RedisRevocationBus } from '../src/modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus, type RevocationBus, type RevocationEvent } from '../src/modules/revocations/revocation-bus.js';
@@ -59,7 +60,7 @@ async function stack(testDb: TestDatabase, bus: RevocationBus) {
   const services = new ServicesService({ repository: new TypeOrmServicesRepository(db), audit, clock });
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read'] }] });
   const recorder = new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus, clock, config });
-  const grants = new GrantsService(db, audit, services, clock, { recordRevocation: recorder.recordGrant });
+  const grants = new GrantsService({ repository: new TypeOrmGrantsRepository(db), audit, services, clock, recordRevocation: recorder.recordGrant });
   const clientAuth = new ClientAuthService({ repository: new TypeOrmClientAuthRepository(db), issuer: config.issuer });
   const revocations = new RevocationsService({ repository: new TypeOrmRevocationsRepository(db), clientAuth, grants, keys, recorder, clock, config });
 

@@ -3,6 +3,7 @@ import { InProcessRevocationBus, type RevocationEvent } from '../modules/revocat
 import { RevocationRecorder } from '../modules/revocations/revocation-recorder.js';
 import { InMemoryAgentsRepository } from './in-memory-agents.js';
 import { InMemoryAuditRepository } from './in-memory-audit.js';
+import { InMemoryGrantsRepository } from './in-memory-grants.js';
 import { InMemoryRevocationsRepository } from './in-memory-revocations.js';
 import { InMemoryServicesRepository } from './in-memory-services.js';
 import { InMemoryStore } from './in-memory-store.js';
@@ -31,6 +32,7 @@ export async function inMemoryRegistry(start = Date.UTC(2026, 0, 1, 12)) {
   const repositories = {
     audit: new InMemoryAuditRepository(store),
     agents: new InMemoryAgentsRepository(store),
+    grants: new InMemoryGrantsRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
     services: new InMemoryServicesRepository(store),
   };

@@ -14,17 +14,16 @@ import {
   pathStepProblem,
   randomId,
 } from '@writ/core';
-import type { EntityManager } from 'typeorm';
 import { DurationSchema, type GrantNarrowing, GrantNarrowingSchema, humanError } from '@writ/contracts';
 import { z } from 'zod';
-import type { Database } from '../../infra/database.service.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { ServiceEntity } from '../services/service.entity.js';
 import type { ServicesService } from '../services/services.service.js';
 import { describeIssue } from '../validation.js';
-import { type Delegation, GrantEntity, type GrantStatus } from './grant.entity.js';
-import { asTransaction, type Transaction } from '../../infra/transaction.js';
+import type { Transaction } from '../../infra/transaction.js';
+import type { Delegation, GrantEntity, GrantStatus } from './grant.entity.js';
+import type { GrantsRepository } from './grants.repository.js';
 
 export { MAX_DURATION_S, MIN_DURATION_S } from '@writ/contracts';
 
@@ -73,7 +72,11 @@ export interface GrantRevocation {
  */
 export type GrantRevocationRecorder = (tx: Transaction, revocation: GrantRevocation) => Promise<() => void>;
 
-export interface GrantsOptions {
+export interface GrantsServiceOptions {
+  repository: GrantsRepository;
+  audit: AuditService;
+  services: ServicesService;
+  clock: Clock;
   /** Pending requests one agent may have at a time (ARCHITECTURE.md: pending-grant flood limit). */
   pendingLimit?: number;
   /** How long a request waits for a decision before it expires. */
@@ -89,9 +92,6 @@ export interface GrantsOptions {
 
 /** The LISTEN/NOTIFY channel of grant changes. */
 export const GRANT_CHANGES_CHANNEL = 'writ_grant_changes';
-
-/** Two-key advisory lock space (separate from the audit chain's one-key lock): one per agent. */
-const GRANT_REQUEST_LOCK_CLASS = 0x5772_4772; // "WrGr"
 
 /** An expiry sweep handles at most this many grants per transaction. */
 const EXPIRY_BATCH = 500;
@@ -154,7 +154,7 @@ export interface SignedDecision {
   /** base64url(SHA-256(JCS(receipt))): `tctx.approval` of every token of the grant. */
   receiptHash: string;
   /** Writes the receipt in the deciding transaction. */
-  record(manager: EntityManager): Promise<void>;
+  record(tx: Transaction): Promise<void>;
 }
 
 /** A committed change of one grant, for the human's live inbox. */
@@ -175,19 +175,21 @@ function checkVersion(grant: GrantEntity, signed: SignedDecision): void {
  * Every transition bumps `version` and appends its audit event in the same transaction.
  */
 export class GrantsService {
+  private readonly repository: GrantsRepository;
+  private readonly audit: AuditService;
+  private readonly services: ServicesService;
+  private readonly clock: Clock;
   private readonly pendingLimit: number;
   private readonly pendingTtlMs: number;
   private readonly recordRevocation: GrantRevocationRecorder | undefined;
   /** Waiters per grant id and the inbox listeners, woken after each commit (in every process, with a relay). */
   private readonly changes: ChangeFeed<GrantChange>;
 
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly services: ServicesService,
-    private readonly clock: Clock,
-    options: GrantsOptions = {},
-  ) {
+  constructor(options: GrantsServiceOptions) {
+    this.repository = options.repository;
+    this.audit = options.audit;
+    this.services = options.services;
+    this.clock = options.clock;
     this.pendingLimit = options.pendingLimit ?? 10;
     this.pendingTtlMs = options.pendingTtlMs ?? 15 * 60_000;
     this.recordRevocation = options.recordRevocation;
@@ -207,16 +209,12 @@ export class GrantsService {
     const violation = catalogueViolation(input.authorization_details, service);
     if (violation !== null) throw new InvalidAuthorizationDetails(violation);
     const now = this.clock.now();
-    return this.db.transaction(async (manager) => {
+    return this.repository.transaction(async (tx) => {
       // Serialise one agent's requests, so two concurrent ones cannot both pass the count.
-      await manager.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [GRANT_REQUEST_LOCK_CLASS, agentId]);
-      const repo = manager.getRepository(GrantEntity);
-      const pending = await repo
-        .createQueryBuilder('g')
-        .where('g.agent_id = :agentId AND g.status = :status AND g.expires_at > :now', { agentId, status: 'pending', now: new Date(now) })
-        .getCount();
+      await this.repository.lockAgentRequests(agentId, tx);
+      const pending = await this.repository.countPending(agentId, new Date(now), tx);
       if (pending >= this.pendingLimit) throw new InvalidRequest(`too many pending grant requests (limit ${this.pendingLimit})`);
-      const grant = repo.create({
+      const grant: GrantEntity = {
         id: `grt_${randomId()}`,
         agent_id: agentId,
         owner,
@@ -233,8 +231,8 @@ export class GrantsService {
         expires_at: new Date(now + this.pendingTtlMs),
         revoked_at: null,
         approval: null,
-      });
-      await repo.insert(grant);
+      };
+      await this.repository.insert(grant, tx);
       await this.audit.append(
         {
           type: 'grant.requested',
@@ -250,7 +248,7 @@ export class GrantsService {
             delegation: grant.delegation,
           },
         },
-        asTransaction(manager),
+        tx,
       );
       return grant;
     }).then((grant) => {
@@ -265,8 +263,7 @@ export class GrantsService {
    */
   async get(grantId: string): Promise<GrantEntity | null> {
     // One plain statement: this lookup is on every token request.
-    const [grant] = await this.db.query<GrantEntity[]>('SELECT * FROM grants WHERE id = $1', [grantId]);
-    return this.settle(grant ?? null);
+    return this.settle(await this.repository.find(grantId));
   }
 
   /**
@@ -316,7 +313,7 @@ export class GrantsService {
    * @throws InvalidRequest if a narrowed duration is longer than requested.
    */
   async approve(grantId: string, byOwner: string, narrowed: GrantNarrowing, signed: SignedDecision & { expiresAt: Date }): Promise<GrantEntity> {
-    return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
+    return this.transition(grantId, byOwner, ['pending'], async (grant, tx, now) => {
       checkVersion(grant, signed);
       const { authorization_details: details, envelope, duration_s: duration, isNarrowed } = this.narrowed(grant, narrowed);
       if (signed.expiresAt.getTime() <= now) throw humanError('approval_run_out');
@@ -329,8 +326,8 @@ export class GrantsService {
         expires_at: signed.expiresAt,
         approval: signed.receiptHash,
       });
-      await signed.record(manager);
-      await this.save(manager, grant, {
+      await signed.record(tx);
+      await this.save(tx, grant, {
         type: 'grant.approved',
         actor: byOwner,
         data: {
@@ -345,11 +342,11 @@ export class GrantsService {
 
   /** The owner denies a pending grant, with a signed decision. @throws HumanApiError if not the owner's, not pending, or changed since. */
   async deny(grantId: string, byOwner: string, signed: SignedDecision): Promise<GrantEntity> {
-    return this.transition(grantId, byOwner, ['pending'], async (grant, manager, now) => {
+    return this.transition(grantId, byOwner, ['pending'], async (grant, tx, now) => {
       checkVersion(grant, signed);
       Object.assign(grant, { status: 'denied', decided_at: new Date(now) });
-      await signed.record(manager);
-      await this.save(manager, grant, { type: 'grant.denied', actor: byOwner, data: { receipt_hash: signed.receiptHash } });
+      await signed.record(tx);
+      await this.save(tx, grant, { type: 'grant.denied', actor: byOwner, data: { receipt_hash: signed.receiptHash } });
     });
   }
 
@@ -365,8 +362,8 @@ export class GrantsService {
    */
   async revoke(grantId: string, byOwner: string, reason: string | null = null): Promise<GrantEntity> {
     let announce: (() => void) | undefined;
-    const grant = await this.transition(grantId, byOwner, LIVE, async (grant, manager, now) => {
-      announce = await this.revokeIn(manager, grant, byOwner, reason, now, undefined);
+    const grant = await this.transition(grantId, byOwner, LIVE, async (grant, tx, now) => {
+      announce = await this.revokeIn(tx, grant, byOwner, reason, now, undefined);
     });
     announce?.();
     return grant;
@@ -383,11 +380,11 @@ export class GrantsService {
     if (!record) throw new Error('GrantsService was built without a revocation recorder');
     const now = this.clock.now();
     let row: GrantEntity | null = null;
-    const announce = await this.db.transaction(async (manager) => {
-      const grant = (row = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } }));
-      if (grant && isDue(grant, now)) await this.expireIn(manager, grant);
-      if (grant && LIVE.includes(grant.status)) return this.revokeIn(manager, grant, by, reason, now, expiresAt);
-      return record(asTransaction(manager), { grantId, grant, by, reason, now, expiresAt, transition: null });
+    const announce = await this.repository.transaction(async (tx) => {
+      const grant = (row = await this.repository.lock(grantId, tx));
+      if (grant && isDue(grant, now)) await this.expireIn(tx, grant);
+      if (grant && LIVE.includes(grant.status)) return this.revokeIn(tx, grant, by, reason, now, expiresAt);
+      return record(tx, { grantId, grant, by, reason, now, expiresAt, transition: null });
     });
     this.notify(grantId, row);
     announce();
@@ -400,17 +397,10 @@ export class GrantsService {
   async expireDue(now = this.clock.now()): Promise<number> {
     let total = 0;
     for (;;) {
-      const expired = await this.db.transaction(async (manager) => {
-        const due = await manager
-          .getRepository(GrantEntity)
-          .createQueryBuilder('g')
-          .setLock('pessimistic_write')
-          .setOnLocked('skip_locked')
-          .where('g.status IN (:...live) AND g.expires_at <= :now', { live: ['pending', 'approved'], now: new Date(now) })
-          .orderBy('g.expires_at', 'ASC')
-          .take(EXPIRY_BATCH)
-          .getMany();
-        for (const grant of due) await this.expireIn(manager, grant);
+      const expired = await this.repository.transaction(async (tx) => {
+        // Grants another sweep (another process) holds are skipped, not waited for.
+        const due = await this.repository.lockDue(['pending', 'approved'], new Date(now), EXPIRY_BATCH, tx);
+        for (const grant of due) await this.expireIn(tx, grant);
         return due;
       });
       for (const grant of expired) this.notify(grant.id, grant);
@@ -457,20 +447,20 @@ export class GrantsService {
     grantId: string,
     byOwner: string,
     from: readonly GrantStatus[],
-    apply: (grant: GrantEntity, manager: EntityManager, now: number) => Promise<void>,
+    apply: (grant: GrantEntity, tx: Transaction, now: number) => Promise<void>,
   ): Promise<GrantEntity> {
     const now = this.clock.now();
-    const outcome = await this.db.transaction(async (manager) => {
-      const grant = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
+    const outcome = await this.repository.transaction(async (tx) => {
+      const grant = await this.repository.lock(grantId, tx);
       // Another human's grant answers as an unknown one, so grant ids are not probeable.
       if (!grant || grant.owner !== byOwner) throw humanError('grant_not_found');
       // A due expiry is committed, and then the transition is refused.
       if (isDue(grant, now)) {
-        await this.expireIn(manager, grant);
+        await this.expireIn(tx, grant);
         return { grant, expired: true };
       }
       if (!from.includes(grant.status)) throw humanError('grant_wrong_status', { status: grant.status, expected: from.join(' or ') });
-      await apply(grant, manager, now);
+      await apply(grant, tx, now);
       return { grant, expired: false };
     });
     this.notify(grantId, outcome.grant);
@@ -481,9 +471,9 @@ export class GrantsService {
   /** Expires one grant if it is still due (lazy expiry on read). */
   private async expireOne(grantId: string): Promise<GrantEntity | null> {
     const now = this.clock.now();
-    const grant = await this.db.transaction(async (manager) => {
-      const row = await manager.getRepository(GrantEntity).findOne({ where: { id: grantId }, lock: { mode: 'pessimistic_write' } });
-      if (row && isDue(row, now)) await this.expireIn(manager, row);
+    const grant = await this.repository.transaction(async (tx) => {
+      const row = await this.repository.lock(grantId, tx);
+      if (row && isDue(row, now)) await this.expireIn(tx, row);
       return row;
     });
     this.notify(grantId, grant);
@@ -492,7 +482,7 @@ export class GrantsService {
 
   /** A live grant becomes revoked, with exactly one audit event; returns the announcement to make after commit. */
   private async revokeIn(
-    manager: EntityManager,
+    tx: Transaction,
     grant: GrantEntity,
     by: string | null,
     reason: string | null,
@@ -502,33 +492,33 @@ export class GrantsService {
     const from = grant.status;
     Object.assign(grant, { status: 'revoked', revoked_at: new Date(now), decided_at: grant.decided_at ?? new Date(now) });
     if (!this.recordRevocation) {
-      await this.save(manager, grant, { type: 'grant.revoked', actor: by, data: { from } });
+      await this.save(tx, grant, { type: 'grant.revoked', actor: by, data: { from } });
       return () => undefined;
     }
-    await this.write(manager, grant);
+    await this.write(tx, grant);
     // The revocation's event carries the status change: one event, not grant.revoked and revocation.grant.
-    return this.recordRevocation(asTransaction(manager), { grantId: grant.id, grant, by, reason, now, expiresAt, transition: { from, status: grant.status, version: grant.version } });
+    return this.recordRevocation(tx, { grantId: grant.id, grant, by, reason, now, expiresAt, transition: { from, status: grant.status, version: grant.version } });
   }
 
-  private async expireIn(manager: EntityManager, grant: GrantEntity): Promise<void> {
+  private async expireIn(tx: Transaction, grant: GrantEntity): Promise<void> {
     const from = grant.status;
     grant.status = 'expired';
-    await this.save(manager, grant, { type: 'grant.expired', actor: 'registry', data: { from, expires_at: grant.expires_at.toISOString() } });
+    await this.save(tx, grant, { type: 'grant.expired', actor: 'registry', data: { from, expires_at: grant.expires_at.toISOString() } });
   }
 
   /** Bumps the version, writes the row and appends the event, in the caller's transaction. */
-  private async save(manager: EntityManager, grant: GrantEntity, event: { type: string; actor: string | null; data: Record<string, unknown> }): Promise<void> {
-    await this.write(manager, grant);
+  private async save(tx: Transaction, grant: GrantEntity, event: { type: string; actor: string | null; data: Record<string, unknown> }): Promise<void> {
+    await this.write(tx, grant);
     await this.audit.append(
       { type: event.type, actor: event.actor, subject: grant.owner, grant_id: grant.id, data: { ...event.data, status: grant.status, version: grant.version } },
-      asTransaction(manager),
+      tx,
     );
   }
 
   /** Bumps the version and writes the row, in the caller's transaction. */
-  private async write(manager: EntityManager, grant: GrantEntity): Promise<void> {
+  private async write(tx: Transaction, grant: GrantEntity): Promise<void> {
     grant.version += 1;
-    await manager.getRepository(GrantEntity).save(grant);
+    await this.repository.update(grant, tx);
   }
 
   /** Wakes this grant's waiters (they re-read the committed row themselves), and tells the listeners what changed. */

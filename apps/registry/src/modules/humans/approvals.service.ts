@@ -10,10 +10,10 @@ import {
   verifyApprovalReceipt,
 } from '@writ/core';
 import type { JWK } from 'jose';
-import type { EntityManager } from 'typeorm';
 import { DecisionOptionsSchema, DecisionSchema, humanError } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Database } from '../../infra/database.service.js';
+import { entityManager, type Transaction } from '../../infra/transaction.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
 import type { GrantsService } from '../grants/grants.service.js';
@@ -104,8 +104,8 @@ export class ApprovalsService {
     const signed = {
       version: document.version,
       receiptHash,
-      record: async (manager: EntityManager) => {
-        await manager.getRepository(ApprovalReceiptEntity).insert({
+      record: async (tx: Transaction) => {
+        await entityManager(tx).getRepository(ApprovalReceiptEntity).insert({
           grant_id: grantId,
           human_id: humanId,
           credential_id: passkey.id,
