@@ -1,5 +1,6 @@
 import { applyDecorators, Controller, Get, Header, Inject, Injectable, type INestApplication } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOperation, ApiResponse, DocumentBuilder, type OpenAPIObject, type SchemaObject, SwaggerModule } from '@nestjs/swagger';
+import { HUMAN_ERRORS, type HumanErrorCode } from '@writ/contracts';
 import { z } from 'zod';
 import type { RegistryConfig } from '../config/config.js';
 import { CONFIG } from '../tokens.js';
@@ -27,16 +28,17 @@ export const OAuthErrorSchema = z.object({
 });
 
 /**
- * The JSON Schema (2020-12, which OpenAPI 3.1 schema objects are) of what a zod schema accepts,
- * so the document says what validation checks and cannot drift from it.
+ * The JSON Schema (2020-12, which OpenAPI 3.1 schema objects are) of what a zod schema accepts
+ * (`input`, for a request) or produces (`output`, for an answer), so the document says what
+ * validation checks and what the contract promises, and cannot drift from either.
  *
  * @example
  * ```ts
  * jsonSchemaOf(z.object({ token: z.string() })); // { type: 'object', properties: { token: { type: 'string' } }, ... }
  * ```
  */
-export function jsonSchemaOf(schema: z.ZodType): SchemaObject {
-  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output' = 'input'): SchemaObject {
+  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
   // @nestjs/swagger types its SchemaObject after OpenAPI 3.0 (boolean exclusiveMinimum); the document is 3.1.
   return json as SchemaObject;
 }
@@ -51,9 +53,14 @@ export function ApiFormBody(schema: z.ZodType, ...alsoAccepts: string[]): Method
   return applyDecorators(ApiConsumes('application/x-www-form-urlencoded', ...alsoAccepts), ApiBody({ schema: jsonSchemaOf(schema), required: true }));
 }
 
-/** A successful JSON answer described by a zod schema. */
-export function ApiJsonResponse(status: number, description: string, schema: z.ZodType): MethodDecorator {
-  return applyDecorators(ApiResponse({ status, description, schema: jsonSchemaOf(schema) }));
+/** A JSON answer described by a zod schema (libs/contracts), in `mediaType` (`application/json` unless said). */
+export function ApiJsonResponse(status: number, description: string, schema: z.ZodType, mediaType = 'application/json'): MethodDecorator {
+  return applyDecorators(ApiResponse({ status, description, content: { [mediaType]: { schema: jsonSchemaOf(schema, 'output') } } }));
+}
+
+/** A `text/event-stream` answer (WHATWG HTML §9.2): its events are described in `description`. */
+export function ApiEventStreamResponse(description: string): MethodDecorator {
+  return applyDecorators(ApiResponse({ status: 200, description, content: { 'text/event-stream': { schema: { type: 'string' } } } }));
 }
 
 const ERROR_DESCRIPTIONS = {
@@ -69,6 +76,41 @@ export function ApiOAuthErrors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[])
   return applyDecorators(
     ...statuses.map((status) => ApiResponse({ status, description: ERROR_DESCRIPTIONS[status], schema: jsonSchemaOf(OAuthErrorSchema) })),
     ApiResponse({ status: 500, description: 'server_error: the detail goes only to the log', schema: jsonSchemaOf(OAuthErrorSchema) }),
+  );
+}
+
+/** What the human API answers with besides its own codes (docs/approval.md, "Errors"), by status. */
+const HUMAN_SHARED_CODES = {
+  400: ['invalid_request'],
+  401: ['login_required'],
+  403: [],
+  404: ['not_found'],
+  429: ['rate_limited'],
+  500: ['server_error'],
+  503: ['temporarily_unavailable'],
+} as const satisfies Record<number, readonly string[]>;
+
+/** The human API's codes answered with `status`: the shared ones, then those of HUMAN_ERRORS. */
+function humanCodes(status: keyof typeof HUMAN_SHARED_CODES): string[] {
+  const own = (Object.keys(HUMAN_ERRORS) as HumanErrorCode[]).filter((code) => HUMAN_ERRORS[code].status === status);
+  return [...HUMAN_SHARED_CODES[status], ...own];
+}
+
+/** `{error, error_description}` whose `error` is one of `codes`. */
+function errorSchema(codes: readonly string[]): SchemaObject {
+  return jsonSchemaOf(z.strictObject({ error: z.enum(codes as [string, ...string[]]), error_description: z.string() }), 'output');
+}
+
+/**
+ * The errors a human API route may give, each status with the codes it carries (HUMAN_ERRORS in
+ * libs/contracts, and the few codes shared with every route), plus `500 server_error`.
+ */
+export function ApiHumanErrors(...statuses: Exclude<keyof typeof HUMAN_SHARED_CODES, 500>[]): MethodDecorator {
+  return applyDecorators(
+    ...[...statuses, 500 as const].map((status) => {
+      const codes = humanCodes(status);
+      return ApiResponse({ status, description: codes.join(', '), schema: errorSchema(codes) });
+    }),
   );
 }
 
@@ -149,7 +191,7 @@ export class OpenApiController {
   @Get('openapi.json')
   @Header('cache-control', 'public, max-age=300')
   @ApiOperation({ summary: 'This document: the OpenAPI 3.1 description of the registry' })
-  @ApiResponse({ status: 200, description: 'An OpenAPI 3.1 document', schema: { type: 'object' } })
+  @ApiResponse({ status: 200, description: 'An OpenAPI 3.1 document', schema: { type: 'object', required: ['openapi', 'info', 'paths'] } })
   openapi(): OpenAPIObject {
     return this.document.get();
   }

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, Header, Headers, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiSecurity } from '@nestjs/swagger';
+import { AgentSelfSchema, RegisteredClientSchema } from '@writ/contracts';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
 import { ClientAssertionFormSchema } from '../../http/oauth-forms.js';
-import { ApiFormBody, ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiFormBody, ApiJsonBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { AgentsService, type RegisteredClient, RegistrationSchema } from './agents.service.js';
 
 /** The token in `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive). */
@@ -27,7 +28,7 @@ export class AgentsController {
   @ApiOperation({ summary: 'RFC 7591 dynamic client registration of an agent' })
   @ApiBearerAuth(SECURITY.initialAccessToken)
   @ApiJsonBody(RegistrationSchema)
-  @ApiResponse({ status: 201, description: 'The RFC 7591 §3.2.1 client information response' })
+  @ApiJsonResponse(201, 'The RFC 7591 §3.2.1 client information response', RegisteredClientSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
@@ -39,7 +40,7 @@ export class AgentsController {
   @Get('agents/me')
   @ApiOperation({ summary: 'The calling agent, after checking its client authentication' })
   @ApiSecurity(SECURITY.privateKeyJwt)
-  @ApiResponse({ status: 200, description: 'The agent client_id, owner and key thumbprint' })
+  @ApiJsonResponse(200, 'The agent client_id, owner and key thumbprint', AgentSelfSchema)
   @ApiOAuthErrors(400, 401)
   @UseGuards(AgentAuthGuard)
   @Header('cache-control', 'no-store')
@@ -52,7 +53,7 @@ export class AgentsController {
   @ApiOperation({ summary: 'The calling agent, with the client assertion in the body' })
   @ApiSecurity(SECURITY.privateKeyJwt)
   @ApiFormBody(ClientAssertionFormSchema, 'application/json')
-  @ApiResponse({ status: 200, description: 'The agent client_id, owner and key thumbprint' })
+  @ApiJsonResponse(200, 'The agent client_id, owner and key thumbprint', AgentSelfSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @UseGuards(AgentAuthGuard)

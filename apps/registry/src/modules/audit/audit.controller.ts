@@ -1,5 +1,7 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { ApiOperation } from '@nestjs/swagger';
+import { AuditVerificationSchema } from '@writ/contracts';
+import { ApiJsonResponse } from '../../http/openapi.js';
 import { AuditService, type AuditVerification } from './audit.service.js';
 
 @Controller('audit')
@@ -12,6 +14,7 @@ export class AuditController {
    */
   @Get('verify')
   @ApiOperation({ summary: 'Verify the audit chain and its signed checkpoints' })
+  @ApiJsonResponse(200, 'Whether the chain links up from its first event, and how its signed checkpoints fared', AuditVerificationSchema)
   @Header('cache-control', 'no-store')
   verify(): Promise<AuditVerification> {
     return this.audit.verify();

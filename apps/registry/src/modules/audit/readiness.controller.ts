@@ -1,6 +1,8 @@
 import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
 import { ApiOperation } from '@nestjs/swagger';
+import { RegistryReadinessSchema } from '@writ/contracts';
 import type { FastifyReply } from 'fastify';
+import { ApiJsonResponse } from '../../http/openapi.js';
 import { Database } from '../../infra/database.service.js';
 import type { VerifierEventsStats } from './verifier-events.ingestor.js';
 import { VerifierEventsRunner } from './verifier-events.module-hooks.js';
@@ -30,6 +32,8 @@ export class ReadinessController {
 
   @Get('readyz')
   @ApiOperation({ summary: 'Readiness: the database answers, and the state of the verifier-event ingestion' })
+  @ApiJsonResponse(200, 'Ready', RegistryReadinessSchema)
+  @ApiJsonResponse(503, 'Not ready, with the reasons', RegistryReadinessSchema)
   @Header('cache-control', 'no-store')
   async readyz(@Res({ passthrough: true }) reply: FastifyReply): Promise<RegistryReadiness> {
     const reasons: string[] = [];

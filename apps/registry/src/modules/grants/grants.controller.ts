@@ -1,11 +1,12 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { ApiOperation, ApiQuery, ApiSecurity } from '@nestjs/swagger';
+import { AgentGrantSchema, RequestedGrantAnswerSchema } from '@writ/contracts';
 import { InvalidRequest } from '@writ/core';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
 import { longPoll } from '../../http/long-poll.js';
 import { RequestLimits } from '../../http/rate-limit.js';
-import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiJsonBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import type { GrantEntity } from './grant.entity.js';
 import { GrantRequestSchema, GrantsService } from './grants.service.js';
 
@@ -61,7 +62,7 @@ export class GrantsController {
   @Post()
   @ApiOperation({ summary: 'Request a grant; it waits for the human approval' })
   @ApiJsonBody(GrantRequestSchema, 'The client assertion may also travel in this body (RFC 6749 §2.3) instead of the Authorization header.')
-  @ApiResponse({ status: 201, description: 'The pending grant: grant_id, status, expires_at' })
+  @ApiJsonResponse(201, 'The pending grant: grant_id, status, expires_at', RequestedGrantAnswerSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
@@ -77,7 +78,7 @@ export class GrantsController {
   @Get(':id')
   @ApiOperation({ summary: "Read one of the agent's grants, optionally long-polling for its decision" })
   @ApiQuery({ name: 'wait', required: false, description: 'Seconds to wait for a decision', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S } })
-  @ApiResponse({ status: 200, description: 'The grant as its agent sees it' })
+  @ApiJsonResponse(200, 'The grant as its agent sees it', AgentGrantSchema)
   @ApiOAuthErrors(400, 401, 404, 429)
   @Header('cache-control', 'no-store')
   async get(

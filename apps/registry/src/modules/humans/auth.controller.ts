@@ -1,11 +1,19 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
-import { FinishSchema, type LogoutEverywhereAnswer, NameSchema, type SessionAnswer } from '@writ/contracts';
+import {
+  CeremonyAnswerSchema,
+  FinishSchema,
+  type LogoutEverywhereAnswer,
+  LogoutEverywhereAnswerSchema,
+  NameSchema,
+  type SessionAnswer,
+  SessionAnswerSchema,
+} from '@writ/contracts';
 import { LoginRequired } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryConfig } from '../../config/config.js';
 import { CurrentHuman, CurrentSessionToken, HumanSessionGuard, OriginGuard, sessionCookie } from '../../http/human-session.guard.js';
-import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiHumanErrors, ApiJsonBody, ApiJsonResponse, SECURITY } from '../../http/openapi.js';
 import { Limited } from '../../http/rate-limit.js';
 import { CONFIG } from '../../tokens.js';
 import { type HumanView, HumansService, sessionCookieName, sessionCookieSecure, SESSION_TTL_MS, type StartedSession } from './humans.service.js';
@@ -23,8 +31,8 @@ export class AuthController {
   @Limited('ceremony-per-ip')
   @ApiOperation({ summary: 'Sign up, step 1: WebAuthn creation options for a new account' })
   @ApiJsonBody(NameSchema)
-  @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(400, 403, 429)
+  @ApiJsonResponse(200, '{ceremony, options}', CeremonyAnswerSchema)
+  @ApiHumanErrors(400, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   registerOptions(@Body() body: unknown) {
@@ -36,8 +44,8 @@ export class AuthController {
   @Limited('signup-per-ip')
   @ApiOperation({ summary: 'Sign up, step 2: the new passkey creates the account and a session' })
   @ApiJsonBody(FinishSchema)
-  @ApiResponse({ status: 200, description: '{human, csrf_token}, and the session cookie' })
-  @ApiOAuthErrors(400, 403, 429)
+  @ApiJsonResponse(200, '{human, csrf_token}, and the session cookie', SessionAnswerSchema)
+  @ApiHumanErrors(400, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async registerVerify(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
@@ -48,8 +56,8 @@ export class AuthController {
   @UseGuards(OriginGuard)
   @Limited('ceremony-per-ip')
   @ApiOperation({ summary: 'Sign in, step 1: WebAuthn request options for a discoverable passkey' })
-  @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(403, 429)
+  @ApiJsonResponse(200, '{ceremony, options}', CeremonyAnswerSchema)
+  @ApiHumanErrors(403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   loginOptions() {
@@ -60,8 +68,8 @@ export class AuthController {
   @UseGuards(OriginGuard)
   @ApiOperation({ summary: 'Sign in, step 2: the assertion starts a session' })
   @ApiJsonBody(FinishSchema.omit({ label: true }))
-  @ApiResponse({ status: 200, description: '{human, csrf_token}, and the session cookie' })
-  @ApiOAuthErrors(400, 403)
+  @ApiJsonResponse(200, '{human, csrf_token}, and the session cookie', SessionAnswerSchema)
+  @ApiHumanErrors(400, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async loginVerify(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
@@ -71,8 +79,8 @@ export class AuthController {
   @Get('session')
   @ApiOperation({ summary: 'The signed-in human and the session CSRF token' })
   @ApiSecurity(SECURITY.session)
-  @ApiResponse({ status: 200, description: '{human, csrf_token}' })
-  @ApiOAuthErrors(401)
+  @ApiJsonResponse(200, '{human, csrf_token}', SessionAnswerSchema)
+  @ApiHumanErrors(401)
   @Header('cache-control', 'no-store')
   async session(@Req() request: FastifyRequest): Promise<SessionAnswer> {
     const token = sessionCookie(request, this.config.uiOrigins);
@@ -86,7 +94,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Sign out: the session ends and its cookie is cleared' })
   @ApiSecurity(SECURITY.session)
   @ApiResponse({ status: 204, description: 'Signed out' })
-  @ApiOAuthErrors(401, 403)
+  @ApiHumanErrors(401, 403)
   @HttpCode(204)
   @Header('cache-control', 'no-store')
   async logout(@CurrentSessionToken() token: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
@@ -98,8 +106,8 @@ export class AuthController {
   @UseGuards(HumanSessionGuard)
   @ApiOperation({ summary: 'Sign out everywhere: every session of this person ends, this one included' })
   @ApiSecurity(SECURITY.session)
-  @ApiResponse({ status: 200, description: '{sessions_ended}' })
-  @ApiOAuthErrors(401, 403)
+  @ApiJsonResponse(200, '{sessions_ended}', LogoutEverywhereAnswerSchema)
+  @ApiHumanErrors(401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async logoutEverywhere(@CurrentHuman() human: HumanView, @Res({ passthrough: true }) reply: FastifyReply): Promise<LogoutEverywhereAnswer> {

@@ -4,32 +4,47 @@ import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagge
 import {
   AddPasskeyOptionsSchema,
   type AgentListAnswer,
+  AgentListAnswerSchema,
+  CeremonyAnswerSchema,
   ConfirmationOptionsSchema,
   type DecisionAnswer,
+  DecisionAnswerSchema,
+  DecisionOptionsAnswerSchema,
   DecisionOptionsSchema,
   DecisionSchema,
   type DisabledAgentAnswer,
+  DisabledAgentAnswerSchema,
   EnrollmentSchema,
   type EnrollmentToken,
+  EnrollmentTokenSchema,
   FinishSchema,
   type GrantListAnswer,
+  GrantListAnswerSchema,
   type HumanGrant,
+  HumanGrantSchema,
   type Passkey,
   type PasskeyListAnswer,
+  PasskeyListAnswerSchema,
   type PasskeyNoticeAnswer,
+  PasskeyNoticeAnswerSchema,
+  PasskeySchema,
   type ReceiptExport,
+  ReceiptExportSchema,
   RemovePasskeySchema,
   RenamePasskeySchema,
   RevokeSchema,
   type Transaction,
   type TransactionListAnswer,
+  TransactionListAnswerSchema,
   type TransactionRevokedAnswer,
+  TransactionRevokedAnswerSchema,
+  TransactionSchema,
 } from '@writ/contracts';
 import { InvalidRequest } from '@writ/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { CurrentHuman, CurrentSessionToken, HumanSessionGuard } from '../../http/human-session.guard.js';
-import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiEventStreamResponse, ApiHumanErrors, ApiJsonBody, ApiJsonResponse, SECURITY } from '../../http/openapi.js';
 import { Limited, RequestLimits } from '../../http/rate-limit.js';
 import { AgentsService } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
@@ -80,8 +95,8 @@ export class MeController {
   @Get('grants')
   @ApiOperation({ summary: "The human's grants, newest first, optionally of one status" })
   @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: ['pending', 'approved', 'denied', 'revoked', 'expired'] } })
-  @ApiResponse({ status: 200, description: '{grants}' })
-  @ApiOAuthErrors(400, 401)
+  @ApiJsonResponse(200, '{grants}', GrantListAnswerSchema)
+  @ApiHumanErrors(400, 401)
   @Header('cache-control', 'no-store')
   async listGrants(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<GrantListAnswer> {
     return { grants: await this.views.listGrants(human.id, status === '' ? undefined : status) };
@@ -89,8 +104,8 @@ export class MeController {
 
   @Get('grants/:id')
   @ApiOperation({ summary: 'One of the human’s grants' })
-  @ApiResponse({ status: 200, description: 'The grant, with its agent and service by name' })
-  @ApiOAuthErrors(401, 404)
+  @ApiJsonResponse(200, 'The grant, with its agent and service by name', HumanGrantSchema)
+  @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
   async grant(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<HumanGrant> {
     const grant = await this.views.grant(human.id, id);
@@ -102,8 +117,8 @@ export class MeController {
   @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Decide on a grant, step 1: the approval document and the WebAuthn options that sign it' })
   @ApiJsonBody(DecisionOptionsSchema)
-  @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
-  @ApiOAuthErrors(400, 401, 403, 429)
+  @ApiJsonResponse(200, '{ceremony, document, options}', DecisionOptionsAnswerSchema)
+  @ApiHumanErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {
@@ -113,8 +128,8 @@ export class MeController {
   @Post('grants/:id/decision')
   @ApiOperation({ summary: 'Decide on a grant, step 2: the passkey assertion over the document applies the decision' })
   @ApiJsonBody(DecisionSchema)
-  @ApiResponse({ status: 200, description: '{grant, receipt_hash}' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiJsonResponse(200, '{grant, receipt_hash}', DecisionAnswerSchema)
+  @ApiHumanErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<DecisionAnswer> {
@@ -124,8 +139,8 @@ export class MeController {
 
   @Get('grants/:id/receipt')
   @ApiOperation({ summary: 'The signed receipt of the decision on a grant, with what an offline check needs' })
-  @ApiResponse({ status: 200, description: '{receipt, hash, public_key, rp_id, origins}' })
-  @ApiOAuthErrors(401, 404)
+  @ApiJsonResponse(200, '{receipt, hash, public_key, rp_id, origins}', ReceiptExportSchema)
+  @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
   async receipt(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<ReceiptExport> {
     const receipt = await this.approvals.receipt(human.id, id);
@@ -136,8 +151,8 @@ export class MeController {
   @Post('grants/:id/revoke')
   @ApiOperation({ summary: 'Revoke one of the human’s grants: every verifier denies it from now on' })
   @ApiJsonBody(RevokeSchema)
-  @ApiResponse({ status: 200, description: 'The revoked grant' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiJsonResponse(200, 'The revoked grant', HumanGrantSchema)
+  @ApiHumanErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async revoke(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<HumanGrant> {
@@ -153,8 +168,8 @@ export class MeController {
    */
   @Get('events')
   @ApiOperation({ summary: 'A text/event-stream of changes to the human’s grants and step-ups' })
-  @ApiResponse({ status: 200, description: 'text/event-stream' })
-  @ApiOAuthErrors(401, 429)
+  @ApiEventStreamResponse('`event: grant` with {grant_id, status, version} and `event: step_up` with {step_up_id, status}, as they happen')
+  @ApiHumanErrors(401, 429)
   events(@CurrentHuman() human: HumanView, @CurrentSessionToken() sessionToken: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
     // Before the answer starts: past the session's cap this is a 429 with Retry-After (ADR 0020).
     const release = this.limits.holdEventStream(sessionToken);
@@ -185,8 +200,8 @@ export class MeController {
 
   @Get('agents')
   @ApiOperation({ summary: 'The human’s agents' })
-  @ApiResponse({ status: 200, description: '{agents}' })
-  @ApiOAuthErrors(401)
+  @ApiJsonResponse(200, '{agents}', AgentListAnswerSchema)
+  @ApiHumanErrors(401)
   @Header('cache-control', 'no-store')
   async listAgents(@CurrentHuman() human: HumanView): Promise<AgentListAnswer> {
     return { agents: await this.views.agents(human.id) };
@@ -195,8 +210,8 @@ export class MeController {
   @Post('agents/enrollment-tokens')
   @ApiOperation({ summary: 'Mint a one-time enrollment token that lets one new agent register for this human (needs a fresh passkey confirmation)' })
   @ApiJsonBody(EnrollmentSchema)
-  @ApiResponse({ status: 201, description: '{token, expires_at}: shown once' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiJsonResponse(201, '{token, expires_at}: shown once', EnrollmentTokenSchema)
+  @ApiHumanErrors(400, 401, 403)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
   async enrollmentToken(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<EnrollmentToken> {
@@ -209,8 +224,8 @@ export class MeController {
 
   @Post('agents/:id/disable')
   @ApiOperation({ summary: 'Disable one of the human’s agents: its calls are refused from now on' })
-  @ApiResponse({ status: 200, description: '{client_id, status}' })
-  @ApiOAuthErrors(401, 403, 404)
+  @ApiJsonResponse(200, '{client_id, status}', DisabledAgentAnswerSchema)
+  @ApiHumanErrors(401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async disableAgent(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<DisabledAgentAnswer> {
@@ -224,8 +239,8 @@ export class MeController {
   @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'A fresh passkey confirmation, step 1: WebAuthn request options over the human’s passkeys, for one purpose' })
   @ApiJsonBody(ConfirmationOptionsSchema)
-  @ApiResponse({ status: 200, description: '{ceremony, options}: sign the challenge and send {ceremony, response} as `confirmation` with the action' })
-  @ApiOAuthErrors(400, 401, 403, 429)
+  @ApiJsonResponse(200, '{ceremony, options}: sign the challenge and send {ceremony, response} as `confirmation` with the action', CeremonyAnswerSchema)
+  @ApiHumanErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   confirmationOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {
@@ -234,8 +249,8 @@ export class MeController {
 
   @Get('passkeys')
   @ApiOperation({ summary: 'The human’s current passkeys, with when they were added and last used, and their public keys' })
-  @ApiResponse({ status: 200, description: '{passkeys}' })
-  @ApiOAuthErrors(401)
+  @ApiJsonResponse(200, '{passkeys}', PasskeyListAnswerSchema)
+  @ApiHumanErrors(401)
   @Header('cache-control', 'no-store')
   async passkeys(@CurrentHuman() human: HumanView): Promise<PasskeyListAnswer> {
     return { passkeys: (await this.humans.passkeysOf(human.id)).map(passkeyView) };
@@ -243,8 +258,8 @@ export class MeController {
 
   @Get('passkeys/notice')
   @ApiOperation({ summary: 'Passkeys added (in another session) since the human last acknowledged new ones' })
-  @ApiResponse({ status: 200, description: '{added}' })
-  @ApiOAuthErrors(401)
+  @ApiJsonResponse(200, '{added}', PasskeyNoticeAnswerSchema)
+  @ApiHumanErrors(401)
   @Header('cache-control', 'no-store')
   async passkeyNotice(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string): Promise<PasskeyNoticeAnswer> {
     return { added: (await this.humans.passkeyNotice(human.id, session)).map(passkeyView) };
@@ -253,7 +268,7 @@ export class MeController {
   @Post('passkeys/notice/dismiss')
   @ApiOperation({ summary: 'Acknowledge the passkeys added so far: they are no longer announced' })
   @ApiResponse({ status: 204, description: 'Acknowledged' })
-  @ApiOAuthErrors(401, 403)
+  @ApiHumanErrors(401, 403)
   @HttpCode(204)
   @Header('cache-control', 'no-store')
   async dismissPasskeyNotice(@CurrentHuman() human: HumanView): Promise<void> {
@@ -264,8 +279,8 @@ export class MeController {
   @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Add a passkey, step 1: WebAuthn creation options (needs a fresh passkey confirmation)' })
   @ApiJsonBody(AddPasskeyOptionsSchema)
-  @ApiResponse({ status: 200, description: '{ceremony, options}' })
-  @ApiOAuthErrors(400, 401, 403, 429)
+  @ApiJsonResponse(200, '{ceremony, options}', CeremonyAnswerSchema)
+  @ApiHumanErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   addPasskeyOptions(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown) {
@@ -275,8 +290,8 @@ export class MeController {
   @Post('passkeys/verify')
   @ApiOperation({ summary: 'Add a passkey, step 2: the attestation registers it' })
   @ApiJsonBody(FinishSchema)
-  @ApiResponse({ status: 200, description: 'The new passkey' })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiJsonResponse(200, 'The new passkey', PasskeySchema)
+  @ApiHumanErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async addPasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Body() body: unknown): Promise<Passkey> {
@@ -286,8 +301,8 @@ export class MeController {
   @Post('passkeys/:id/rename')
   @ApiOperation({ summary: 'Rename one of the human’s passkeys (needs a fresh passkey confirmation)' })
   @ApiJsonBody(RenamePasskeySchema)
-  @ApiResponse({ status: 200, description: 'The renamed passkey' })
-  @ApiOAuthErrors(400, 401, 403, 404)
+  @ApiJsonResponse(200, 'The renamed passkey', PasskeySchema)
+  @ApiHumanErrors(400, 401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async renamePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<Passkey> {
@@ -298,7 +313,7 @@ export class MeController {
   @ApiOperation({ summary: 'Remove one of the human’s passkeys, never the last (needs a fresh passkey confirmation); its receipts still verify' })
   @ApiJsonBody(RemovePasskeySchema)
   @ApiResponse({ status: 204, description: 'Removed' })
-  @ApiOAuthErrors(400, 401, 403, 404)
+  @ApiHumanErrors(400, 401, 403, 404)
   @HttpCode(204)
   @Header('cache-control', 'no-store')
   async removePasskey(@CurrentHuman() human: HumanView, @CurrentSessionToken() session: string, @Param('id') id: string, @Body() body: unknown): Promise<void> {
@@ -308,8 +323,8 @@ export class MeController {
   @Get('transactions')
   @ApiOperation({ summary: 'The transactions on the human’s grants, newest first' })
   @ApiQuery({ name: 'grant_id', required: false })
-  @ApiResponse({ status: 200, description: '{transactions}' })
-  @ApiOAuthErrors(401)
+  @ApiJsonResponse(200, '{transactions}', TransactionListAnswerSchema)
+  @ApiHumanErrors(401)
   @Header('cache-control', 'no-store')
   async transactions(@CurrentHuman() human: HumanView, @Query('grant_id') grantId: string | undefined): Promise<TransactionListAnswer> {
     if (grantId !== undefined && grantId.length > 128) throw new InvalidRequest('grant_id is too long');
@@ -319,8 +334,8 @@ export class MeController {
   @Post('transactions/:txn/revoke')
   @ApiOperation({ summary: 'Revoke one of the human’s transactions: every token of its tree is denied from now on' })
   @ApiJsonBody(RevokeSchema)
-  @ApiResponse({ status: 200, description: '{txn, revoked: true}' })
-  @ApiOAuthErrors(400, 401, 403, 404)
+  @ApiJsonResponse(200, '{txn, revoked: true}', TransactionRevokedAnswerSchema)
+  @ApiHumanErrors(400, 401, 403, 404)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async revokeTransaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string, @Body() body: unknown): Promise<TransactionRevokedAnswer> {
@@ -332,8 +347,8 @@ export class MeController {
 
   @Get('transactions/:txn')
   @ApiOperation({ summary: 'One transaction as a tree of hops with every verification decision, and whether the audit chain verifies' })
-  @ApiResponse({ status: 200, description: 'The transaction' })
-  @ApiOAuthErrors(401, 404)
+  @ApiJsonResponse(200, 'The transaction', TransactionSchema)
+  @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
   async transaction(@CurrentHuman() human: HumanView, @Param('txn') txn: string): Promise<Transaction> {
     const view = await this.views.transaction(human.id, txn);

@@ -1,6 +1,8 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { ApiOperation } from '@nestjs/swagger';
+import { AuthorizationServerMetadataSchema, JwksSchema } from '@writ/contracts';
 import { DPOP_ALGS, TOKEN_EXCHANGE_GRANT } from '@writ/core';
+import { ApiJsonResponse } from '../../http/openapi.js';
 import type { RegistryConfig } from '../../config/config.js';
 import { Database } from '../../infra/database.service.js';
 import { CONFIG } from '../../tokens.js';
@@ -17,6 +19,7 @@ export class MetadataController {
   /** RFC 8414 §3: the authorization server metadata; endpoints are listed as they are built. */
   @Get('oauth-authorization-server')
   @ApiOperation({ summary: 'RFC 8414 authorization server metadata' })
+  @ApiJsonResponse(200, 'RFC 8414 §2 metadata', AuthorizationServerMetadataSchema)
   @Header('cache-control', 'public, max-age=300')
   async metadata(): Promise<Record<string, unknown>> {
     const issuer = this.config.issuer;
@@ -55,6 +58,7 @@ export class MetadataController {
   /** RFC 7517 §5: the public signing keys, retired ones included until their tokens expire. */
   @Get('jwks.json')
   @ApiOperation({ summary: 'RFC 7517 public signing keys of the registry' })
+  @ApiJsonResponse(200, 'RFC 7517 §5 JWK Set, retired keys included until their tokens expire', JwksSchema, 'application/jwk-set+json')
   @Header('cache-control', 'public, max-age=60')
   @Header('content-type', 'application/jwk-set+json')
   jwks(): Promise<{ keys: unknown[] }> {

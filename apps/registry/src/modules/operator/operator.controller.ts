@@ -1,10 +1,11 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Injectable, Post, UseGuards } from '@nestjs/common';
 import type { CanActivate, ExecutionContext } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation } from '@nestjs/swagger';
+import { EnrollmentTokenSchema, OperatorHumanListSchema, RegisteredServiceAnswerSchema } from '@writ/contracts';
 import { InvalidRequest, InvalidToken, renderWwwAuthenticate } from '@writ/core';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiJsonBody, ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { AgentsService, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from '../agents/agents.service.js';
 import { HumansService, parseBody, sameSecret } from '../humans/humans.service.js';
 import { ServiceRegistrationSchema, ServicesService } from '../services/services.service.js';
@@ -55,7 +56,7 @@ export class OperatorController {
   @Post('services')
   @ApiOperation({ summary: 'Register a service provider; its verifier credential is shown once' })
   @ApiJsonBody(ServiceRegistrationSchema)
-  @ApiResponse({ status: 201, description: '{service_id, uri, credential}' })
+  @ApiJsonResponse(201, '{service_id, uri, credential}', RegisteredServiceAnswerSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')
@@ -66,7 +67,7 @@ export class OperatorController {
 
   @Get('humans')
   @ApiOperation({ summary: 'The humans who signed up, newest first' })
-  @ApiResponse({ status: 200, description: '{humans}' })
+  @ApiJsonResponse(200, '{humans}', OperatorHumanListSchema)
   @ApiOAuthErrors(401)
   @Header('cache-control', 'no-store')
   async listHumans(): Promise<{ humans: { id: string; name: string; created_at: string }[] }> {
@@ -76,7 +77,7 @@ export class OperatorController {
   @Post('enrollment-tokens')
   @ApiOperation({ summary: 'Mint a one-time enrollment token for an agent of this human' })
   @ApiJsonBody(EnrollmentSchema)
-  @ApiResponse({ status: 201, description: '{token, expires_at}' })
+  @ApiJsonResponse(201, '{token, expires_at}', EnrollmentTokenSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(201)
   @Header('cache-control', 'no-store')

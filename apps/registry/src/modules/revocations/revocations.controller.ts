@@ -1,8 +1,9 @@
 import { Body, Controller, Header, Headers, HttpCode, Inject, Post } from '@nestjs/common';
-import { ApiOperation, ApiResponse } from '@nestjs/swagger';
+import { ApiOperation } from '@nestjs/swagger';
+import { IntrospectionSchema, RevokedAnswerSchema } from '@writ/contracts';
 import { formParams } from '../../http/form-params.js';
 import { TokenFormSchema } from '../../http/oauth-forms.js';
-import { ApiFormBody, ApiOAuthErrors } from '../../http/openapi.js';
+import { ApiFormBody, ApiJsonResponse, ApiOAuthErrors } from '../../http/openapi.js';
 import { type Introspection, RevocationsService } from './revocations.service.js';
 
 @Controller('oauth')
@@ -13,7 +14,7 @@ export class RevocationsController {
   @Post('revoke')
   @ApiOperation({ summary: 'RFC 7009 token revocation', description: 'The client authenticates with private_key_jwt in the form (RFC 7523 §2.2).' })
   @ApiFormBody(TokenFormSchema)
-  @ApiResponse({ status: 200, description: 'Revoked, or nothing to revoke (RFC 7009 §2.2)', schema: { type: 'object', additionalProperties: false } })
+  @ApiJsonResponse(200, 'Revoked, or nothing to revoke (RFC 7009 §2.2)', RevokedAnswerSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
@@ -26,7 +27,7 @@ export class RevocationsController {
   @Post('introspect')
   @ApiOperation({ summary: 'RFC 7662 token introspection', description: 'The client authenticates with private_key_jwt in the form (RFC 7523 §2.2).' })
   @ApiFormBody(TokenFormSchema)
-  @ApiResponse({ status: 200, description: '{active: false}, or active with the token claims (RFC 7662 §2.2)', schema: { type: 'object', required: ['active'], properties: { active: { type: 'boolean' } } } })
+  @ApiJsonResponse(200, '{active: false}, or active with the token claims (RFC 7662 §2.2)', IntrospectionSchema)
   @ApiOAuthErrors(400, 401)
   @HttpCode(200)
   @Header('cache-control', 'no-store')

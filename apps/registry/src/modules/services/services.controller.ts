@@ -1,8 +1,9 @@
 import { Controller, Get, Header, Headers, Inject, Res } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { ApiOperation, ApiSecurity } from '@nestjs/swagger';
+import { ServiceSelfSchema } from '@writ/contracts';
 import { InvalidClient } from '@writ/core';
 import type { FastifyReply } from 'fastify';
-import { ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { ServicesService } from './services.service.js';
 
 /** What a service provider (or the verifier on its behalf) learns about itself. */
@@ -41,7 +42,7 @@ export class ServicesController {
   @Get('services/me')
   @ApiOperation({ summary: 'The calling service provider, after checking its credential (HTTP Basic: service id and credential)' })
   @ApiSecurity(SECURITY.serviceCredential)
-  @ApiResponse({ status: 200, description: 'The service id, URI and display name' })
+  @ApiJsonResponse(200, 'The service id, URI and display name', ServiceSelfSchema)
   @ApiOAuthErrors(400, 401)
   @Header('cache-control', 'no-store')
   async me(@Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) reply: FastifyReply): Promise<ServiceSelf> {

@@ -1,9 +1,21 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, NotFoundException, Param, Post, Query, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
-import { type HumanStepUp, StepUpDecisionOptionsSchema, type StepUpDecisionAnswer, StepUpDecisionSchema, type StepUpListAnswer, type StepUpReceiptExport } from '@writ/contracts';
+import { ApiOperation, ApiQuery, ApiSecurity } from '@nestjs/swagger';
+import {
+  DecisionOptionsAnswerSchema,
+  type HumanStepUp,
+  HumanStepUpSchema,
+  type StepUpDecisionAnswer,
+  StepUpDecisionAnswerSchema,
+  StepUpDecisionOptionsSchema,
+  StepUpDecisionSchema,
+  type StepUpListAnswer,
+  StepUpListAnswerSchema,
+  type StepUpReceiptExport,
+  StepUpReceiptExportSchema,
+} from '@writ/contracts';
 import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { Limited } from '../../http/rate-limit.js';
-import { ApiJsonBody, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiHumanErrors, ApiJsonBody, ApiJsonResponse, SECURITY } from '../../http/openapi.js';
 import type { HumanView } from '../humans/humans.service.js';
 import { STEP_UP_STATUSES } from './step-up.entity.js';
 import { StepUpsService } from './step-ups.service.js';
@@ -18,8 +30,8 @@ export class MeStepUpsController {
   @Get()
   @ApiOperation({ summary: "The human's step-ups (requests above a grant's approval_above), newest first, optionally of one status" })
   @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: [...STEP_UP_STATUSES] } })
-  @ApiResponse({ status: 200, description: '{step_ups}' })
-  @ApiOAuthErrors(400, 401)
+  @ApiJsonResponse(200, '{step_ups}', StepUpListAnswerSchema)
+  @ApiHumanErrors(400, 401)
   @Header('cache-control', 'no-store')
   async list(@CurrentHuman() human: HumanView, @Query('status') status: string | undefined): Promise<StepUpListAnswer> {
     return { step_ups: await this.stepUps.listForHuman(human.id, status === '' ? undefined : status) };
@@ -27,8 +39,8 @@ export class MeStepUpsController {
 
   @Get(':id')
   @ApiOperation({ summary: 'One of the human’s step-ups: the exact request, who made it and where' })
-  @ApiResponse({ status: 200, description: 'The step-up' })
-  @ApiOAuthErrors(401, 404)
+  @ApiJsonResponse(200, 'The step-up', HumanStepUpSchema)
+  @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
   async get(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<HumanStepUp> {
     const stepUp = await this.stepUps.getForHuman(human.id, id);
@@ -40,8 +52,8 @@ export class MeStepUpsController {
   @Limited('ceremony-per-account')
   @ApiOperation({ summary: 'Decide on a step-up, step 1: the step-up document and the WebAuthn options that sign it' })
   @ApiJsonBody(StepUpDecisionOptionsSchema)
-  @ApiResponse({ status: 200, description: '{ceremony, document, options}' })
-  @ApiOAuthErrors(400, 401, 403, 429)
+  @ApiJsonResponse(200, '{ceremony, document, options}', DecisionOptionsAnswerSchema)
+  @ApiHumanErrors(400, 401, 403, 429)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   decisionOptions(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown) {
@@ -51,9 +63,9 @@ export class MeStepUpsController {
   @Post(':id/decision')
   @ApiOperation({ summary: 'Decide on a step-up, step 2: the passkey assertion over the document; an approval reaches the verifiers' })
   @ApiJsonBody(StepUpDecisionSchema)
-  @ApiResponse({ status: 200, description: '{step_up, receipt_hash}' })
-  @ApiResponse({ status: 503, description: "temporarily_unavailable: the verifiers' store cannot be reached; nothing was decided" })
-  @ApiOAuthErrors(400, 401, 403)
+  @ApiJsonResponse(200, '{step_up, receipt_hash}', StepUpDecisionAnswerSchema)
+  @ApiHumanErrors(503)
+  @ApiHumanErrors(400, 401, 403)
   @HttpCode(200)
   @Header('cache-control', 'no-store')
   async decide(@CurrentHuman() human: HumanView, @Param('id') id: string, @Body() body: unknown): Promise<StepUpDecisionAnswer> {
@@ -63,8 +75,8 @@ export class MeStepUpsController {
 
   @Get(':id/receipt')
   @ApiOperation({ summary: 'The signed receipt of the decision on a step-up, with what an offline check needs' })
-  @ApiResponse({ status: 200, description: '{receipt, hash, public_key, rp_id, origins}' })
-  @ApiOAuthErrors(401, 404)
+  @ApiJsonResponse(200, '{receipt, hash, public_key, rp_id, origins}', StepUpReceiptExportSchema)
+  @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
   async receipt(@CurrentHuman() human: HumanView, @Param('id') id: string): Promise<StepUpReceiptExport> {
     const receipt = await this.stepUps.receipt(human.id, id);

@@ -1,10 +1,11 @@
 import { Controller, Get, Header, Inject, NotFoundException, Param, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiResponse, ApiSecurity } from '@nestjs/swagger';
+import { ApiOperation, ApiQuery, ApiSecurity } from '@nestjs/swagger';
+import { AgentStepUpSchema } from '@writ/contracts';
 import type { FastifyReply } from 'fastify';
 import { AgentAuthGuard, type AuthenticatedAgent, CurrentAgent } from '../../http/agent-auth.guard.js';
 import { longPoll } from '../../http/long-poll.js';
 import { RequestLimits } from '../../http/rate-limit.js';
-import { ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
+import { ApiJsonResponse, ApiOAuthErrors, SECURITY } from '../../http/openapi.js';
 import { MAX_WAIT_S, parseWait } from '../grants/grants.controller.js';
 import { type AgentStepUp, StepUpsService } from './step-ups.service.js';
 
@@ -29,7 +30,7 @@ export class StepUpsController {
   @Get(':id')
   @ApiOperation({ summary: 'Read a step-up this agent asked for, optionally long-polling for the human’s decision' })
   @ApiQuery({ name: 'wait', required: false, description: 'Seconds to wait for a decision', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S } })
-  @ApiResponse({ status: 200, description: '{step_up_id, status, grant_id, txn, amount, currency}; status is pending, approved, denied or expired' })
+  @ApiJsonResponse(200, '{step_up_id, status, grant_id, txn, amount, currency}; status is pending, approved, denied or expired', AgentStepUpSchema)
   @ApiOAuthErrors(400, 401, 404, 429)
   @Header('cache-control', 'no-store')
   async get(

@@ -1,0 +1,133 @@
+import { AuthorizationDetailsSchema, EnvelopeSchema } from '@writ/core';
+import { z } from 'zod';
+import { DelegationSchema, GRANT_STATUSES, STEP_UP_STATUSES } from './human-api.js';
+
+/*
+ * The answers of the registry's other routes, for agents, service providers, the operator and
+ * monitoring: the OpenAPI document's response schemas are generated from these, and
+ * apps/registry/test/openapi.e2e.spec.ts checks real answers against them. Objects a standard
+ * lets grow (RFC 8414 metadata, RFC 7662 introspection, JWKs) are open; Writ's own are strict.
+ */
+
+const Timestamp = z.string().describe('an ISO 8601 instant');
+const Jwk = z.looseObject({ kty: z.string() }).describe('a JWK (RFC 7517)');
+
+/** `POST /grants`, 201: the pending grant. */
+export const RequestedGrantAnswerSchema = z.strictObject({ grant_id: z.string(), status: z.enum(GRANT_STATUSES), expires_at: Timestamp });
+
+/** `GET /grants/:id`: a grant as its agent sees it. */
+export const AgentGrantSchema = z.strictObject({
+  grant_id: z.string(),
+  status: z.enum(GRANT_STATUSES),
+  version: z.number().int(),
+  service_id: z.string(),
+  authorization_details: AuthorizationDetailsSchema,
+  envelope: EnvelopeSchema,
+  purpose: z.string(),
+  duration_s: z.number().int(),
+  delegation: DelegationSchema.nullable(),
+  requested_at: Timestamp,
+  decided_at: Timestamp.nullable(),
+  expires_at: Timestamp,
+  revoked_at: Timestamp.nullable(),
+});
+
+/** `GET /step-ups/:id`: a step-up as the agent that made the request sees it. */
+export const AgentStepUpSchema = z.strictObject({
+  step_up_id: z.string(),
+  status: z.enum(STEP_UP_STATUSES),
+  grant_id: z.string(),
+  txn: z.string(),
+  amount: z.number(),
+  currency: z.string(),
+});
+
+/** `POST /oauth/register`, 201: the RFC 7591 §3.2.1 client information response. */
+export const RegisteredClientSchema = z.strictObject({
+  client_id: z.string(),
+  client_id_issued_at: z.number().int(),
+  client_name: z.string(),
+  jwks: z.strictObject({ keys: z.array(Jwk) }),
+  token_endpoint_auth_method: z.literal('private_key_jwt'),
+  grant_types: z.array(z.string()),
+});
+
+/** `GET` and `POST /agents/me`: the calling agent. */
+export const AgentSelfSchema = z.strictObject({ client_id: z.string(), owner: z.string(), jkt: z.string() });
+
+/** `GET /services/me`: the calling service provider. */
+export const ServiceSelfSchema = z.strictObject({ id: z.string(), uri: z.string(), display_name: z.string() });
+
+/** `POST /oauth/revoke`: RFC 7009 §2.2, an empty object whether or not the token was valid. */
+export const RevokedAnswerSchema = z.strictObject({});
+
+/** `POST /oauth/introspect`: RFC 7662 §2.2, `{active: false}` or the active token's claims. */
+export const IntrospectionSchema = z.union([
+  z.strictObject({ active: z.literal(false) }),
+  z.looseObject({
+    active: z.literal(true),
+    iss: z.string(),
+    sub: z.string(),
+    aud: z.union([z.string(), z.array(z.string())]),
+    exp: z.number().int(),
+    iat: z.number().int(),
+    jti: z.string(),
+    txn: z.string(),
+    scope: z.string(),
+    client_id: z.string(),
+    cnf: z.looseObject({ jkt: z.string() }),
+    act: z.looseObject({ sub: z.string() }),
+    token_type: z.string(),
+    grant_id: z.string(),
+  }),
+]);
+
+/** `GET /.well-known/oauth-authorization-server`: RFC 8414 §2 metadata (members may be added). */
+export const AuthorizationServerMetadataSchema = z.looseObject({
+  issuer: z.string(),
+  jwks_uri: z.string(),
+  registration_endpoint: z.string(),
+  token_endpoint: z.string(),
+  revocation_endpoint: z.string(),
+  introspection_endpoint: z.string(),
+  grant_types_supported: z.array(z.string()),
+  authorization_details_types_supported: z.array(z.string()),
+  token_endpoint_auth_methods_supported: z.array(z.string()),
+  dpop_signing_alg_values_supported: z.array(z.string()),
+});
+
+/** `GET /.well-known/jwks.json`: RFC 7517 §5, the registry's public signing keys. */
+export const JwksSchema = z.strictObject({ keys: z.array(Jwk) });
+
+/** `GET /audit/verify`: the chain re-computed from its first event, and its signed checkpoints. */
+export const AuditVerificationSchema = z.strictObject({
+  chain: z.union([
+    z.strictObject({ ok: z.literal(true), count: z.number().int(), lastSeq: z.number().int(), lastHash: z.string() }),
+    z.strictObject({ ok: z.literal(false), count: z.number().int(), brokenSeq: z.number().int(), reason: z.string() }),
+  ]),
+  checkpoints: z.strictObject({ verified: z.number().int(), failed: z.array(z.strictObject({ seq: z.number().int(), reason: z.string() })) }),
+});
+
+/** `GET /readyz` (200 when ready, 503 with the reasons when not). */
+export const RegistryReadinessSchema = z.strictObject({
+  ready: z.boolean(),
+  reasons: z.array(z.string()).optional(),
+  /** The ingestion of verifier decisions into the audit chain; null when this process runs none. */
+  verifier_events: z
+    .strictObject({
+      ingested: z.number().int(),
+      deadLettered: z.number().int(),
+      failedRounds: z.number().int(),
+      failingRounds: z.number().int(),
+      lastError: z.string().nullable(),
+      lastSuccessAt: Timestamp.nullable(),
+      queueDepth: z.number().int().nullable(),
+    })
+    .nullable(),
+});
+
+/** `POST /operator/services`, 201: the credential is shown once. */
+export const RegisteredServiceAnswerSchema = z.strictObject({ service_id: z.string(), uri: z.string(), credential: z.string() });
+
+/** `GET /operator/humans`. */
+export const OperatorHumanListSchema = z.strictObject({ humans: z.array(z.strictObject({ id: z.string(), name: z.string(), created_at: Timestamp })) });
