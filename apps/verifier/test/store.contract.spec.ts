@@ -713,7 +713,7 @@ describe('Redis store specifics (one node)', () => {
     const store = subject.store as RedisVerifierStore;
     // The grant's state is there already: its first decision does not rebuild it (ADR 0017).
     expect(await store.restoreGrant((await freshGrants('g1', []))!)).toBe(true);
-    const socket = (store as unknown as { redis: { stream: Socket } }).redis.stream;
+    const socket = (store as unknown as { connection: { redis: { stream: Socket } } }).connection.redis.stream;
     const writes: number[] = [];
     const writev = socket._writev!.bind(socket);
     const write = socket._write.bind(socket);

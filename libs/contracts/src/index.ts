@@ -2,4 +2,5 @@
 export * from './human-api.js';
 export * from './human-errors.js';
 export * from './registry-api.js';
+export * from './redis.js';
 export * from './verify.js';

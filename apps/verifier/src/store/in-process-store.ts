@@ -5,6 +5,7 @@ import {
   type EventJournal,
   GrantStateMissing,
   type GrantStateSource,
+  MAX_MINOR,
   type QueuedEvent,
   type RevocationNotice,
   StoreUnavailable,
@@ -46,9 +47,6 @@ export interface RevocationAnnouncer {
 
 /** How long a rebuilt grant's marker lives without a decision: longer than any grant (ADR 0011). */
 const STATE_MARKER_TTL_MS = 31 * 24 * 3600_000;
-
-/** Largest money value (thousandths) accepted, as in the Redis store: 10^12 currency units (ADR 0003). */
-const MAX_MINOR = 1e15;
 
 interface Expiring {
   /** Epoch ms after which the entry is gone; Infinity = no expiry. */

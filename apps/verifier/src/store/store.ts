@@ -1,3 +1,4 @@
+import type { QueuedDecisionEvent } from '@writ/contracts';
 import type { GrantStateSnapshot, RevocationKind } from '@writ/core';
 
 /**
@@ -25,6 +26,9 @@ export interface StepUpInput {
   /** How long a pending or approved step-up lives. */
   ttlMs: number;
 }
+
+/** Largest money value (thousandths) a store accepts: 10^12 currency units (ADR 0003). */
+export const MAX_MINOR = 1e15;
 
 /** One decision's stateful checks, in the order they are made. */
 export interface DecisionInput {
@@ -96,25 +100,12 @@ export function outcomeLabel(outcome: DecisionOutcome): string {
   return outcome.reason === 'precheck' ? outcome.code : outcome.reason;
 }
 
-/** A decision's audit event as it waits in the queue. */
-export interface QueuedEvent {
-  id: string;
-  /** JSON of the event: `{ type, actor, subject, grant_id, txn, data }`. */
-  body: string;
-  /** {@link outcomeLabel}, or the error code of a decision taken before `decide`. */
-  outcome: string;
-  /**
-   * The step-up of the decision: on `approval_required`, the one the human is asked for (new, or
-   * the pending one of a retried request); on an allow, the approved one it consumed. The body is
-   * written before the store decides, so only the store can name it (stream field `step_up`).
-   */
-  stepUpId?: string;
-  /**
-   * On `approval_required`: when that step-up expires at the verifier (epoch ms; stream field
-   * `step_up_expires_at`), so the registry shows the human the real deadline.
-   */
-  stepUpExpiresAtMs?: number;
-}
+/**
+ * A decision's audit event as it waits in the queue: the one shape the registry reads
+ * (@writ/contracts). `outcome` is {@link outcomeLabel}, or the error code of a decision taken
+ * before `decide`.
+ */
+export type QueuedEvent = QueuedDecisionEvent;
 
 /** A revocation as the registry announces it (ADR 0008). */
 export interface RevocationNotice {

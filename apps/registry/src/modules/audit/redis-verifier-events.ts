@@ -1,3 +1,4 @@
+import { type QueuedDecisionEvent, queuedEventOfStreamEntry } from '@writ/contracts';
 import { grantStateKey, verifierKey } from '@writ/core';
 import { Cluster, type Redis } from 'ioredis';
 import { isKeyable } from '../revocations/redis-revocation-bus.js';
@@ -5,21 +6,8 @@ import { isKeyable } from '../revocations/redis-revocation-bus.js';
 /** Keys one SCAN call looks at (see scanGrantStreams). */
 const SCAN_STEP = 100;
 
-/**
- * A verifier decision as it waits in the queue (the verifier's `QueuedEvent`; the registry never
- * imports verifier code, so the shape is repeated here and matched structurally).
- */
-export interface QueuedVerifierEvent {
-  id: string;
-  /** JSON of `{ type, actor, subject, grant_id, txn, data }`. */
-  body: string;
-  /** `allow`, or the denial reason / error code. */
-  outcome: string;
-  /** The step-up asked for (`approval_required`) or consumed (an allow), named by the verifier's store. */
-  stepUpId?: string;
-  /** When that step-up expires at the verifier (epoch ms), on `approval_required`. */
-  stepUpExpiresAtMs?: number;
-}
+/** A verifier decision as it waits in the queue: the one shape of `@writ/contracts`. */
+export type QueuedVerifierEvent = QueuedDecisionEvent;
 
 /** A batch read from the queue; `ack` removes exactly these events from it. */
 export interface VerifierEventBatch {
@@ -170,26 +158,8 @@ export class RedisVerifierEventSource implements VerifierEventSource {
 
   private async range(stream: string, count: number): Promise<Located[]> {
     const entries = await this.redis.xrange(stream, '-', '+', 'COUNT', count);
-    return entries.map(([entryId, fields]) => ({ stream, entryId, ...queuedEventOfEntry(stream, entryId, fields) }));
+    return entries.map(([entryId, fields]) => ({ stream, entryId, ...queuedEventOfStreamEntry(stream, entryId, fields) }));
   }
-}
-
-/** A stream entry (`XRANGE` fields) as the queued event it holds. */
-export function queuedEventOfEntry(stream: string, entryId: string, fields: string[]): QueuedVerifierEvent {
-  const field = (name: string): string | undefined => {
-    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-    return undefined;
-  };
-  const stepUpId = field('step_up');
-  const expires = Number(field('step_up_expires_at'));
-  return {
-    // An entry without an id still gets a stable one, so its append stays idempotent.
-    id: field('id') ?? `vev_${stream}_${entryId}`,
-    body: field('body') ?? '',
-    outcome: field('outcome') ?? 'unknown',
-    ...(stepUpId === undefined || stepUpId === '' ? {} : { stepUpId }),
-    ...(Number.isSafeInteger(expires) && expires > 0 ? { stepUpExpiresAtMs: expires } : {}),
-  };
 }
 
 /** Redis glob: `*`, `?`, `[`, `]` and `\` of the prefix match themselves. */

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService, type OnApplicationShutdown } from '@nestjs/common';
-import { type Clock, grantHashTag, REVOCATION_KINDS, revocationChannel, revocationKey, systemClock } from '@writ/core';
+import { parseRevocationMessage, revocationMessage } from '@writ/contracts';
+import { type Clock, grantHashTag, revocationChannel, revocationKey, systemClock } from '@writ/core';
 import { Redis } from 'ioredis';
-import { z } from 'zod';
 import type { RevocationBus, RevocationEvent, RevocationListener } from './revocation-bus.js';
 
 export interface RedisRevocationBusOptions {
@@ -15,14 +15,6 @@ export interface RedisRevocationBusOptions {
   maxRetryMs?: number;
   logger?: Pick<LoggerService, 'log' | 'warn' | 'error'>;
 }
-
-/** What is written under each key and sent on the channel. */
-const WireEvent = z.object({
-  kind: z.enum(REVOCATION_KINDS as [RevocationEvent['kind'], ...RevocationEvent['kind'][]]),
-  value: z.string(),
-  grantIds: z.array(z.string()),
-  expiresAt: z.iso.datetime(),
-});
 
 /** Events per pipeline: bounds one round trip when a long queue (or a resync) is sent. */
 const BATCH = 256;
@@ -189,7 +181,8 @@ export class RedisRevocationBus implements RevocationBus, OnApplicationShutdown 
       const ttlMs = event.expiresAt.getTime() - now;
       // Nothing it could affect is alive any more: no key, and nothing to announce.
       if (ttlMs <= 0) continue;
-      const message = JSON.stringify({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAt: event.expiresAt.toISOString() });
+      // What is written under each key and sent on the channel: the one message of @writ/contracts.
+      const message = revocationMessage({ kind: event.kind, value: event.value, grantIds: event.grantIds, expiresAtMs: event.expiresAt.getTime() });
       for (const grantId of event.grantIds) pipeline.set(revocationKey(this.prefix, grantId, event.kind, event.value), message, 'PX', ttlMs);
       pipeline.publish(this.channel, message);
     }
@@ -200,14 +193,12 @@ export class RedisRevocationBus implements RevocationBus, OnApplicationShutdown 
   }
 
   private deliver(message: string): void {
-    let event: RevocationEvent;
-    try {
-      const parsed = WireEvent.parse(JSON.parse(message));
-      event = { ...parsed, expiresAt: new Date(parsed.expiresAt) };
-    } catch {
+    const parsed = parseRevocationMessage(message);
+    if (parsed === undefined) {
       this.logger.warn(`ignored a malformed message on ${this.channel}`);
       return;
     }
+    const event: RevocationEvent = { kind: parsed.kind, value: parsed.value, grantIds: parsed.grantIds, expiresAt: new Date(parsed.expiresAtMs) };
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -1,5 +1,5 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { grantStateKey } from '@writ/core';
+import { APPROVE_STEP_UP_SCRIPT, approveStepUpKey, defineScript } from '@writ/server/redis/scripts';
 import { Redis } from 'ioredis';
 
 /**
@@ -15,22 +15,14 @@ export interface VerifierStepUps {
 
 export const VERIFIER_STEP_UPS = Symbol('VerifierStepUps');
 
-/** KEYS: 1 `stepup:<id>` of the grant. Only a pending step-up becomes approved; 1 when it did. */
-const APPROVE_LUA = `
-if redis.call('HGET', KEYS[1], 'status') == 'pending' then
-  redis.call('HSET', KEYS[1], 'status', 'approved')
-  return 1
-end
-return 0
-`;
-
 interface ApproveCommand {
   writRegistryApproveStepUp(key: string): Promise<unknown>;
 }
 
 /**
  * Approves step-ups in the verifiers' Redis, under the key layout of `@writ/core` store-keys
- * (`<prefix>{g:<grant>}:stepup:<id>`, hash `status`): one script, so a step-up that the verifier
+ * (`<prefix>{g:<grant>}:stepup:<id>`, hash `status`), with the verifiers' own script
+ * (approve-step-up.lua of `@writ/server`), so a step-up that the verifier
  * has meanwhile expired or that was already approved is never flipped. Its own connection; a
  * command fails rather than waits while Redis is away, and the human is told to try again.
  */
@@ -44,11 +36,11 @@ export class RedisVerifierStepUps implements VerifierStepUps, OnApplicationShutd
     this.redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 2_000, connectionName: 'writ-registry-step-ups' });
     // Failures surface as rejected approvals, which the caller turns into a 503 for the human.
     this.redis.on('error', () => undefined);
-    this.redis.defineCommand('writRegistryApproveStepUp', { lua: APPROVE_LUA, numberOfKeys: 1 });
+    defineScript(this.redis, 'writRegistryApproveStepUp', APPROVE_STEP_UP_SCRIPT);
   }
 
   async approveStepUp(grantId: string, stepUpId: string): Promise<boolean> {
-    const reply = await (this.redis as unknown as ApproveCommand).writRegistryApproveStepUp(grantStateKey(this.prefix, grantId, 'stepup', stepUpId));
+    const reply = await (this.redis as unknown as ApproveCommand).writRegistryApproveStepUp(approveStepUpKey(this.prefix, grantId, stepUpId));
     return reply === 1;
   }
 

@@ -1,6 +1,8 @@
-import { type GrantStateSnapshot, grantStateKey, RESTORE_GRANT_LUA, restoreGrantCommand, verifierKey } from '@writ/core';
+import { queuedEventOfStreamEntry } from '@writ/contracts';
+import { type GrantStateSnapshot, grantStateKey, verifierKey } from '@writ/core';
+import { defineScript, RESTORE_GRANT_SCRIPT, restoreGrantCommand } from '@writ/server/redis/scripts';
 import { Redis } from 'ioredis';
-import { type QueuedVerifierEvent, queuedEventOfEntry } from '../audit/redis-verifier-events.js';
+import type { QueuedVerifierEvent } from '../audit/redis-verifier-events.js';
 import type { KeeperLogger, StateWatch, VerifierStateKeeper, VerifierStateWriter } from './verifier-state.keeper.js';
 
 /** A rebuilt state lives this long without an allow: longer than any grant (ADR 0011). */
@@ -21,7 +23,7 @@ export interface RedisVerifierStateOptions {
 /**
  * The verifiers' Redis as the registry sees it for state recovery (ADR 0017), on connections of
  * its own:
- * - writes a grant's rebuilt state with the shared script of `@writ/core` (only where the
+ * - writes a grant's rebuilt state with the shared script of `@writ/server` (only where the
  *   grant's marker is absent), and reads what waits in the grant's event stream;
  * - watches the `epoch` key, which it writes once every live grant has its state: when it is
  *   missing (Redis restarted empty, `FLUSHALL`, a fail-over to an empty replica) every live
@@ -49,7 +51,7 @@ export class RedisVerifierState implements VerifierStateWriter, StateWatch {
     this.clock = options.clock;
     this.redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5_000, connectionName: 'writ-registry-verifier-state' });
     this.redis.on('error', () => undefined);
-    this.redis.defineCommand('writRegistryRestoreGrant', { lua: RESTORE_GRANT_LUA });
+    defineScript(this.redis, 'writRegistryRestoreGrant', RESTORE_GRANT_SCRIPT);
     this.subscriber = this.redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: 'writ-registry-restore-requests' });
     this.subscriber.on('error', () => undefined);
   }
@@ -68,7 +70,7 @@ export class RedisVerifierState implements VerifierStateWriter, StateWatch {
     // Read as the ingestion reads them, so each has the id it will have in the chain.
     const stream = grantStateKey(this.prefix, grantId, 'events');
     const entries = await this.redis.xrange(stream, '-', '+');
-    return entries.map(([entryId, fields]) => queuedEventOfEntry(stream, entryId, fields));
+    return entries.map(([entryId, fields]) => queuedEventOfStreamEntry(stream, entryId, fields));
   }
 
   /** Starts watching the epoch (a first check at once) and listening for restore requests. */
