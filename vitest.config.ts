@@ -1,9 +1,17 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // One run for the whole workspace: every project's tests, one coverage report, one closing line.
+// Tiers (unit, storage, e2e, system) are named in tools/test-tiers.ts; WRIT_TEST_TIERS picks some.
 export default defineConfig({
   test: {
     projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'apps/approval-ui/e2e/vitest.config.ts', 'tools/vitest.config.ts', 'load-tests/vitest.config.ts'],
+    // One test file per core, all cores (vitest's default leaves one idle: a single file at a time
+    // on a 2-core machine). Files may run side by side: each boots its own registry and verifier on
+    // ports the OS picks, in a database of its own and under a Redis key prefix of its own; servers
+    // they start (redis-server, Redis Cluster, npm start) take free ports; the approval UI's
+    // production build is taken in turns under a lock.
+    maxWorkers: availableParallelism(),
     reporters: ['default', './tools/vitest-summary-reporter.ts'],
     coverage: {
       provider: 'v8',

@@ -1,4 +1,5 @@
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../tools/test-tiers.js';
 
 // The benchmarks' own plumbing (their figures are printed by the benchmarks, never asserted here).
 export default defineProject({
@@ -6,6 +7,8 @@ export default defineProject({
     name: 'load-tests',
     root: import.meta.dirname,
     include: ['test/**/*.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
   },
 });

@@ -1,5 +1,6 @@
 import swc from 'unplugin-swc';
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../../tools/test-tiers.js';
 
 // NestJS and TypeORM need decorator metadata, which esbuild does not emit: SWC compiles here.
 export default defineProject({
@@ -8,6 +9,8 @@ export default defineProject({
     name: 'registry',
     root: import.meta.dirname,
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
     // Every PGlite the tests open starts from one migrated snapshot, made here once.

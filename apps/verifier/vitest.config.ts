@@ -1,5 +1,6 @@
 import swc from 'unplugin-swc';
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../../tools/test-tiers.js';
 
 // The verifier's end-to-end tests boot a real registry (NestJS, TypeORM): SWC emits the decorator
 // metadata they need.
@@ -9,6 +10,8 @@ export default defineProject({
     name: 'verifier',
     root: import.meta.dirname,
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
     // The registries these tests boot open PGlite from one migrated snapshot, made here once.

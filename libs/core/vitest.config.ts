@@ -1,9 +1,16 @@
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../../tools/test-tiers.js';
 
 export default defineProject({
   test: {
     name: 'core',
+    root: import.meta.dirname,
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
+    // The property tests (fast-check) take a second or two alone; beside another file on a busy
+    // 2-core machine they may take several times that.
+    testTimeout: 30_000,
   },
 });

@@ -1,10 +1,13 @@
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../../tools/test-tiers.js';
 
 export default defineProject({
   test: {
     name: 'sdk',
     root: import.meta.dirname,
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
     testTimeout: 30_000,
   },

@@ -1,5 +1,6 @@
 import swc from 'unplugin-swc';
-import { defineProject } from 'vitest/config';
+import { configDefaults, defineProject } from 'vitest/config';
+import { excludeOtherTiers } from '../../../tools/test-tiers.js';
 
 // The approval UI in a real Chromium against a real registry (NestJS, so SWC compiles: it needs
 // decorator metadata). Builds the UI first when its sources changed, hence the long hook timeout.
@@ -9,6 +10,8 @@ export default defineProject({
     name: 'approval-ui-e2e',
     root: import.meta.dirname,
     include: ['**/*.e2e.spec.ts'],
+    // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
+    exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
     setupFiles: ['reflect-metadata'],
     // The registries these tests boot open PGlite from one migrated snapshot, made here once.
