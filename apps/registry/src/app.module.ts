@@ -46,6 +46,7 @@ import { EventStreams, MeController } from './modules/humans/me.controller.js';
 import { MeStepUpsController } from './modules/step-ups/me-step-ups.controller.js';
 import { StepUpsController } from './modules/step-ups/step-ups.controller.js';
 import { StepUpsService } from './modules/step-ups/step-ups.service.js';
+import { TypeOrmStepUpsRepository } from './modules/step-ups/step-ups.repository.js';
 import { RedisVerifierStepUps, VERIFIER_STEP_UPS, type VerifierStepUps } from './modules/step-ups/verifier-step-ups.js';
 import { OPERATOR_TOKEN, OperatorController, OperatorGuard } from './modules/operator/operator.controller.js';
 import { operatorToken } from './modules/operator/operator-token.js';
@@ -164,7 +165,17 @@ export class AppModule {
           provide: StepUpsService,
           inject: [AuditService, HumansService, VERIFIER_STEP_UPS, CHANGE_RELAY],
           useFactory: (audit: AuditService, humans: HumansService, verifier: VerifierStepUps | null, relay: ChangeRelay | null) =>
-            new StepUpsService(infra.db, audit, humans, infra.clock, infra.config, verifier ?? undefined, undefined, relay ?? undefined),
+            new StepUpsService({
+              repository: new TypeOrmStepUpsRepository(infra.db),
+              agents: new TypeOrmAgentsRepository(infra.db),
+              services: new TypeOrmServicesRepository(infra.db),
+              audit,
+              humans,
+              clock: infra.clock,
+              config: infra.config,
+              ...(verifier ? { verifier } : {}),
+              ...(relay ? { relay } : {}),
+            }),
         },
         {
           provide: HumansService,

@@ -10,12 +10,14 @@ import type { GrantEntity } from '../src/modules/grants/grant.entity.js';
 import { type GrantsRepository, TypeOrmGrantsRepository } from '../src/modules/grants/grants.repository.js';
 import { type RevocationsRepository, TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 import type { ServiceEntity } from '../src/modules/services/service.entity.js';
+import { type RequestedStepUp, type StepUpsRepository, TypeOrmStepUpsRepository } from '../src/modules/step-ups/step-ups.repository.js';
 import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 import { InMemoryAgentsRepository } from '../src/testing/in-memory-agents.js';
 import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
 import { InMemoryGrantsRepository } from '../src/testing/in-memory-grants.js';
 import { InMemoryRevocationsRepository } from '../src/testing/in-memory-revocations.js';
 import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
+import { InMemoryStepUpsRepository } from '../src/testing/in-memory-step-ups.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
 import { storages } from './support/databases.js';
 
@@ -27,6 +29,7 @@ interface Repositories {
   agents: AgentsRepository;
   revocations: RevocationsRepository;
   grants: GrantsRepository;
+  stepUps: StepUpsRepository;
 }
 
 function inMemoryRepositories(store: InMemoryStore): Repositories {
@@ -37,6 +40,7 @@ function inMemoryRepositories(store: InMemoryStore): Repositories {
     agents: new InMemoryAgentsRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
     grants: new InMemoryGrantsRepository(store),
+    stepUps: new InMemoryStepUpsRepository(store),
   };
 }
 
@@ -48,6 +52,7 @@ function databaseRepositories(db: Database): Repositories {
     agents: new TypeOrmAgentsRepository(db),
     revocations: new TypeOrmRevocationsRepository(db),
     grants: new TypeOrmGrantsRepository(db),
+    stepUps: new TypeOrmStepUpsRepository(db),
   };
 }
 
@@ -372,6 +377,85 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       const { revocations } = repositories;
       expect((await revocations.grantsOfAgent('agt_g', ['token.issued'], T / 1000, 5)).sort()).toEqual(['grt_1', 'grt_2']);
       expect(await revocations.grantsOfAgent('agt_h', ['token.issued'], T / 1000, 5)).toEqual(['grt_4']);
+    });
+  });
+
+  describe('StepUpsRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+    const requested = (id: string, minutes: number, overrides: Partial<RequestedStepUp> = {}): RequestedStepUp => ({
+      id,
+      grantId: 'grt_1',
+      agentId: 'agt_g',
+      txn: 'txn_s',
+      serviceId: 'svc_a',
+      method: 'POST',
+      url: 'https://a.example/pay?to=bob',
+      action: 'charge',
+      resource: null,
+      amount: 150.125,
+      currency: 'EUR',
+      bound: { query: 'to=bob', fields: { payee: 'bob' } },
+      eventId: `evt_${id}`,
+      requestedAt: new Date(T + minutes * 60_000),
+      expiresAt: new Date(T + (minutes + 10) * 60_000),
+      ...overrides,
+    });
+
+    it("records a requested step-up once, owned by its grant's human, and none for an unknown grant", async () => {
+      const { stepUps } = repositories;
+      expect(await stepUps.insertRequested(requested('su_1', 0))).toEqual({ owner: 'alice' });
+      expect(await stepUps.insertRequested(requested('su_1', 1))).toBeNull();
+      expect(await stepUps.insertRequested(requested('su_x', 0, { grantId: 'grt_none' }))).toBeNull();
+      expect(await stepUps.find('su_x')).toBeNull();
+      expect(await stepUps.find('su_1')).toEqual({
+        id: 'su_1',
+        grant_id: 'grt_1',
+        owner: 'alice',
+        agent_id: 'agt_g',
+        txn: 'txn_s',
+        service_id: 'svc_a',
+        method: 'POST',
+        url: 'https://a.example/pay?to=bob',
+        action: 'charge',
+        resource: null,
+        amount: 150.125,
+        currency: 'EUR',
+        bound: { query: 'to=bob', fields: { payee: 'bob' } },
+        status: 'pending',
+        event_id: 'evt_su_1',
+        requested_at: new Date(T),
+        expires_at: new Date(T + 600_000),
+        decided_at: null,
+        credential_id: null,
+        receipt: null,
+        receipt_hash: null,
+      });
+    });
+
+    it('writes a decision on a step-up it holds locked', async () => {
+      const { stepUps, transaction } = repositories;
+      await stepUps.insertRequested(requested('su_2', 1, { bound: null }));
+      await transaction(async (tx) => {
+        const row = (await stepUps.lock('su_2', tx))!;
+        Object.assign(row, { status: 'denied', decided_at: new Date(T + 90_000), receipt_hash: 'hash' });
+        await stepUps.update(row, tx);
+      });
+      expect(await stepUps.find('su_2')).toMatchObject({ status: 'denied', decided_at: new Date(T + 90_000), receipt_hash: 'hash', bound: null });
+      expect(await transaction((tx) => stepUps.lock('su_none', tx))).toBeNull();
+    });
+
+    it("lists an owner's step-ups newest first, by status as the human sees it", async () => {
+      const { stepUps } = repositories;
+      await stepUps.insertRequested(requested('su_3', 2));
+      const list = async (status: Parameters<StepUpsRepository['listForOwner']>[1], at = T + 11 * 60_000, limit = 10) =>
+        (await stepUps.listForOwner('alice', status, new Date(at), limit)).map((s) => s.id);
+      expect(await list(undefined)).toEqual(['su_3', 'su_2', 'su_1']);
+      expect(await list(undefined, T, 2)).toEqual(['su_3', 'su_2']);
+      expect(await list('pending')).toEqual(['su_3']);
+      expect(await list('expired')).toEqual(['su_1']);
+      expect(await list('denied')).toEqual(['su_2']);
+      expect(await list('approved')).toEqual([]);
+      expect(await stepUps.listForOwner('bob', undefined, new Date(T), 10)).toEqual([]);
     });
   });
 });

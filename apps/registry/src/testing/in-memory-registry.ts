@@ -6,6 +6,7 @@ import { InMemoryAuditRepository } from './in-memory-audit.js';
 import { InMemoryGrantsRepository } from './in-memory-grants.js';
 import { InMemoryRevocationsRepository } from './in-memory-revocations.js';
 import { InMemoryServicesRepository } from './in-memory-services.js';
+import { InMemoryStepUpsRepository } from './in-memory-step-ups.js';
 import { InMemoryStore } from './in-memory-store.js';
 import { inMemoryKeys } from './test-keys.js';
 
@@ -35,6 +36,7 @@ export async function inMemoryRegistry(start = Date.UTC(2026, 0, 1, 12)) {
     grants: new InMemoryGrantsRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
     services: new InMemoryServicesRepository(store),
+    stepUps: new InMemoryStepUpsRepository(store),
   };
   const audit = new AuditService({ repository: repositories.audit, keys: await inMemoryKeys(), clock, checkpointEvery: 1000 });
   const bus = new InProcessRevocationBus();

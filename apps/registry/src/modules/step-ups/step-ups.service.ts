@@ -12,19 +12,16 @@ import {
   verifyStepUpReceipt,
 } from '@writ/core';
 import type { JWK } from 'jose';
-import { In } from 'typeorm';
 import { humanError, StepUpDecisionOptionsSchema, StepUpDecisionSchema } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
-import type { Database } from '../../infra/database.service.js';
-import { AgentEntity } from '../agents/agent.entity.js';
+import type { AgentsRepository } from '../agents/agents.repository.js';
 import { type AuditDraft, type AuditService, unrecordableReason } from '../audit/audit.service.js';
-import { PasskeyEntity } from '../humans/human.entities.js';
 import { type HumansService, parseBody } from '../humans/humans.service.js';
-import { ServiceEntity } from '../services/service.entity.js';
-import { STEP_UP_STATUSES, type StepUpBound, StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
+import type { ServicesRepository } from '../services/services.repository.js';
+import { STEP_UP_STATUSES, type StepUpBound, type StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
+import type { StepUpsRepository } from './step-ups.repository.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
-import { asTransaction } from '../../infra/transaction.js';
 
 /** The LISTEN/NOTIFY channel of step-up changes. */
 export const STEP_UP_CHANGES_CHANNEL = 'writ_step_up_changes';
@@ -159,6 +156,23 @@ function boundOf(value: unknown): StepUpBound | null | undefined {
 
 type Waiter = () => void;
 
+export interface StepUpsServiceOptions {
+  repository: StepUpsRepository;
+  /** Names the agents in a step-up's view and document. */
+  agents: Pick<AgentsRepository, 'findByIds'>;
+  /** Names the services in a step-up's view and document. */
+  services: Pick<ServicesRepository, 'findByIds'>;
+  audit: AuditService;
+  humans: HumansService;
+  clock: Clock;
+  config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>;
+  /** The verifiers' store an approval is written to; without it, approvals are refused (503). */
+  verifier?: VerifierStepUps;
+  logger?: { warn(message: string): void };
+  /** Carries step-up changes to the other registry processes on the same database (PostgreSQL). */
+  relay?: ChangeRelay;
+}
+
 /**
  * Step-ups (ARCHITECTURE.md "Behavioural envelope"): a request above the grant's `approval_above`
  * that the verifier holds (`approval_required`, with a step-up id) until the grant's human
@@ -177,16 +191,27 @@ export class StepUpsService {
   /** Waiters per step-up id and the inbox listeners, woken after each commit (in every process, with a relay). */
   private readonly changes: ChangeFeed<StepUpChange>;
 
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly humans: HumansService,
-    private readonly clock: Clock,
-    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
-    private readonly verifier: VerifierStepUps | undefined,
-    private readonly logger: { warn(message: string): void } = { warn: (message) => console.warn(`[step-ups] ${message}`) },
-    relay?: ChangeRelay,
-  ) {
+  private readonly repository: StepUpsRepository;
+  private readonly agents: StepUpsServiceOptions['agents'];
+  private readonly services: StepUpsServiceOptions['services'];
+  private readonly audit: AuditService;
+  private readonly humans: HumansService;
+  private readonly clock: Clock;
+  private readonly config: StepUpsServiceOptions['config'];
+  private readonly verifier: VerifierStepUps | undefined;
+  private readonly logger: { warn(message: string): void };
+
+  constructor(options: StepUpsServiceOptions) {
+    this.repository = options.repository;
+    this.agents = options.agents;
+    this.services = options.services;
+    this.audit = options.audit;
+    this.humans = options.humans;
+    this.clock = options.clock;
+    this.config = options.config;
+    this.verifier = options.verifier;
+    this.logger = options.logger ?? { warn: (message) => console.warn(`[step-ups] ${message}`) };
+    const { relay } = options;
     this.changes = new ChangeFeed((change) => change.step_up_id, relay ? { via: relay, channel: STEP_UP_CHANGES_CHANNEL } : undefined);
   }
 
@@ -218,16 +243,10 @@ export class StepUpsService {
   private async recordOne(asked: AskedStepUp): Promise<void> {
     const now = this.clock.now();
     const expiresAt = asked.expiresAt ?? new Date(now + DEFAULT_STEP_UP_TTL_MS);
-    // The owner is the grant's human, read in the same statement; an unknown grant adds nothing.
-    const inserted = await this.db.query<{ owner: string }[]>(
-      `INSERT INTO step_ups (id, grant_id, owner, agent_id, txn, service_id, method, url, action, resource, amount, currency, status, event_id, requested_at, expires_at, bound)
-       SELECT $1, g.id, g.owner, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, 'pending', $12, $13, $14, $15::jsonb FROM grants g WHERE g.id = $2
-       ON CONFLICT (id) DO NOTHING
-       RETURNING owner`,
-      [asked.id, asked.grantId, asked.agentId, asked.txn, asked.serviceId, asked.method, asked.url, asked.action, asked.resource, String(asked.amount), asked.currency, asked.eventId, new Date(now), expiresAt, asked.bound === null ? null : JSON.stringify(asked.bound)],
-    );
-    const [row] = inserted;
-    if (row === undefined) return;
+    // Owned by the grant's human; an unknown grant or an id already recorded adds nothing.
+    const { expiresAt: _asked, ...stepUp } = asked;
+    const row = await this.repository.insertRequested({ ...stepUp, requestedAt: new Date(now), expiresAt });
+    if (row === null) return;
     this.notify({ step_up_id: asked.id, owner: row.owner, status: 'pending' });
   }
 
@@ -236,12 +255,7 @@ export class StepUpsService {
     if (status !== undefined && !(STEP_UP_STATUSES as readonly string[]).includes(status)) {
       throw new InvalidRequest(`status must be one of ${STEP_UP_STATUSES.join(', ')}`);
     }
-    const now = new Date(this.clock.now());
-    const query = this.db.dataSource.getRepository(StepUpEntity).createQueryBuilder('s').where('s.owner = :humanId', { humanId });
-    if (status === 'pending') query.andWhere("s.status = 'pending' AND s.expires_at > :now", { now });
-    else if (status === 'expired') query.andWhere("s.status = 'pending' AND s.expires_at <= :now", { now });
-    else if (status !== undefined) query.andWhere('s.status = :status', { status });
-    const rows = await query.orderBy('s.requested_at', 'DESC').take(LIST_LIMIT).getMany();
+    const rows = await this.repository.listForOwner(humanId, status as StepUpStatus | undefined, new Date(this.clock.now()), LIST_LIMIT);
     return this.describe(rows);
   }
 
@@ -258,10 +272,7 @@ export class StepUpsService {
     const { decision } = parseBody(StepUpDecisionOptionsSchema, body);
     const row = await this.find(stepUpId);
     this.checkDecidable(row, humanId);
-    const [agent, service] = await Promise.all([
-      this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: row.agent_id }),
-      this.db.dataSource.getRepository(ServiceEntity).findOneBy({ id: row.service_id }),
-    ]);
+    const [[agent], [service]] = await Promise.all([this.agents.findByIds([row.agent_id]), this.services.findByIds([row.service_id])]);
     if (!agent || !service) throw humanError('parties_gone', { subject: 'step-up' });
     const document: StepUpDocument = {
       decision,
@@ -310,9 +321,8 @@ export class StepUpsService {
     }
     const receiptHash = await approvalReceiptHash(receipt);
     const now = this.clock.now();
-    const decided = await this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(StepUpEntity);
-      const row = await repo.findOne({ where: { id: stepUpId }, lock: { mode: 'pessimistic_write' } });
+    const decided = await this.repository.transaction(async (tx) => {
+      const row = await this.repository.lock(stepUpId, tx);
       this.checkDecidable(row, humanId, now);
       Object.assign(row, {
         status: document.decision === 'approve' ? 'approved' : 'denied',
@@ -321,7 +331,7 @@ export class StepUpsService {
         receipt,
         receipt_hash: receiptHash,
       });
-      await repo.save(row);
+      await this.repository.update(row, tx);
       await this.audit.append(
         {
           type: document.decision === 'approve' ? 'step_up.approved' : 'step_up.denied',
@@ -331,7 +341,7 @@ export class StepUpsService {
           txn: row.txn,
           data: { step_up_id: row.id, agent: row.agent_id, amount: row.amount, currency: row.currency, receipt_hash: receiptHash },
         },
-        asTransaction(manager),
+        tx,
       );
       // Last, so that a refusal or an unreachable store rolls the decision back.
       if (document.decision === 'approve') await this.approveAtVerifier(row);
@@ -346,7 +356,8 @@ export class StepUpsService {
   async receipt(humanId: string, stepUpId: string): Promise<StepUpReceiptExport | null> {
     const row = await this.find(stepUpId);
     if (!row || row.owner !== humanId || row.receipt === null || row.receipt_hash === null || row.credential_id === null) return null;
-    const passkey = await this.db.dataSource.getRepository(PasskeyEntity).findOneByOrFail({ id: row.credential_id });
+    const passkey = await this.humans.findPasskey(row.credential_id);
+    if (!passkey) throw new Error(`passkey ${row.credential_id} of step-up ${row.id} is not stored`);
     return { receipt: row.receipt, hash: row.receipt_hash, public_key: passkey.jwk, rp_id: this.config.rp.id, origins: this.config.uiOrigins };
   }
 
@@ -408,7 +419,7 @@ export class StepUpsService {
 
   private find(stepUpId: string): Promise<StepUpEntity | null> {
     if (stepUpId.length > 128) return Promise.resolve(null);
-    return this.db.dataSource.getRepository(StepUpEntity).findOneBy({ id: stepUpId });
+    return this.repository.find(stepUpId);
   }
 
   /** Refuses a decision on a step-up that is not the human's, or not pending any more. */
@@ -435,8 +446,8 @@ export class StepUpsService {
   private async describe(rows: StepUpEntity[]): Promise<HumanStepUp[]> {
     if (rows.length === 0) return [];
     const [agents, services] = await Promise.all([
-      this.db.dataSource.getRepository(AgentEntity).findBy({ client_id: In([...new Set(rows.map((r) => r.agent_id))]) }),
-      this.db.dataSource.getRepository(ServiceEntity).findBy({ id: In([...new Set(rows.map((r) => r.service_id))]) }),
+      this.agents.findByIds([...new Set(rows.map((r) => r.agent_id))]),
+      this.services.findByIds([...new Set(rows.map((r) => r.service_id))]),
     ]);
     const agentName = new Map(agents.map((a) => [a.client_id, a.client_name]));
     const service = new Map(services.map((s) => [s.id, s]));
