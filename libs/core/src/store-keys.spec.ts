@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { grantHashTag, grantStateKey, REVOCATION_KINDS, revocationChannel, revocationKey, verifierKey } from './store-keys.js';
+import { grantHashTag, grantOfKey, grantStateKey, REVOCATION_KINDS, revocationChannel, revocationKey, verifierKey } from './store-keys.js';
 
 /** The part of a key Redis Cluster hashes: between the first `{` and the next `}`, if non-empty. */
 function hashedPart(key: string): string {
@@ -34,6 +34,15 @@ describe('store keys', () => {
     expect(keys[1]).toBe('writ:{g:grt_1}:counters:a{b}:c');
     expect(grantStateKey('writ:', 'grt_1', 'events')).toBe('writ:{g:grt_1}:events');
     expect(new Set([...keys, revocationKey('writ:', 'grt_1', 'grant', 'grt_1')].map(hashedPart))).toEqual(new Set(['g:grt_1']));
+  });
+
+  it('reads the grant back from any of its keys, and no grant from other keys', () => {
+    for (const key of [grantStateKey('writ:', 'grt_1', 'events'), grantStateKey('writ:', 'grt_1', 'proof', 'k:{x}'), revocationKey('writ:', 'grt_1', 'agent', 'a{g:grt_2}')]) {
+      expect(grantOfKey('writ:', key)).toBe('grt_1');
+    }
+    expect(grantOfKey('writ:', verifierKey('writ:', 'events'))).toBeUndefined();
+    expect(grantOfKey('other:', grantStateKey('writ:', 'grt_1', 'events'))).toBeUndefined();
+    expect(grantOfKey('w', 'w{g:}:events')).toBeUndefined();
   });
 
   it('names the keys that belong to no grant after the prefix', () => {

@@ -42,6 +42,22 @@ export function grantHashTag(grantId: string): string {
 }
 
 /**
+ * The grant a key belongs to (the id in its hash tag right after `prefix`), or undefined for a key
+ * that is not under `prefix` or carries no grant tag there: the inverse of the grant part of
+ * {@link grantStateKey} and {@link revocationKey}, for a reader that found keys by a scan.
+ *
+ * @example
+ * ```ts
+ * grantOfKey('writ:', 'writ:{g:grt_abc}:events'); // 'grt_abc'
+ * grantOfKey('writ:', 'writ:verifier:events'); // undefined
+ * ```
+ */
+export function grantOfKey(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  return /^\{g:([^{}]+)\}/.exec(key.slice(prefix.length))?.[1];
+}
+
+/**
  * The key whose existence means "revoked" for one decision on this grant; it expires when nothing
  * it could affect is alive any more. `prefix` must hold no `{` or `}`, or it would become the hash tag.
  *

@@ -1,5 +1,5 @@
 import { type QueuedDecisionEvent, queuedEventOfStreamEntry } from '@writ/contracts';
-import { grantStateKey, verifierKey } from '@writ/core';
+import { grantOfKey, grantStateKey, verifierKey } from '@writ/core';
 import { Cluster, type Redis } from 'ioredis';
 import { isKeyable } from '../revocations/redis-revocation-bus.js';
 
@@ -152,8 +152,8 @@ export class RedisVerifierEventSource implements VerifierEventSource {
 
   /** The grant whose events stream `key` is, or undefined for any other key the glob matched. */
   private grantOf(key: string): string | undefined {
-    const tag = /^\{g:([^{}]+)\}/.exec(key.slice(this.prefix.length))?.[1];
-    return tag !== undefined && key.startsWith(this.prefix) && this.grantStream(tag) === key ? tag : undefined;
+    const grantId = grantOfKey(this.prefix, key);
+    return grantId !== undefined && this.grantStream(grantId) === key ? grantId : undefined;
   }
 
   private async range(stream: string, count: number): Promise<Located[]> {
