@@ -19,7 +19,7 @@ import { createVerifierServer } from '../apps/verifier/src/server.js';
 import { InProcessVerifierStore } from '../apps/verifier/src/store/in-process-store.js';
 import { RedisVerifierStore } from '../apps/verifier/src/store/redis-store.js';
 import type { GrantStateSource, VerifierStore } from '../apps/verifier/src/store/store.js';
-import { DatabaseEventJournal } from '../apps/registry/src/modules/verifier-state/event-journal.js';
+import { DatabaseEventJournal } from '../apps/registry/src/modules/verifier-state/event-journal.repository.js';
 import { VerifierStateKeeper } from '../apps/registry/src/modules/verifier-state/verifier-state.keeper.js';
 
 const started = performance.now();

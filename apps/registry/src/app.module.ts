@@ -51,6 +51,7 @@ import { RedisVerifierStepUps, VERIFIER_STEP_UPS, type VerifierStepUps } from '.
 import { OPERATOR_TOKEN, OperatorController, OperatorGuard } from './modules/operator/operator.controller.js';
 import { operatorToken } from './modules/operator/operator-token.js';
 import { GrantStateReader } from './modules/verifier-state/grant-state.reader.js';
+import { DatabaseGrantStateRepository } from './modules/verifier-state/grant-state.repository.js';
 import { RedisVerifierState } from './modules/verifier-state/redis-verifier-state.js';
 import { isStateWriter, VerifierStateKeeper } from './modules/verifier-state/verifier-state.keeper.js';
 
@@ -208,7 +209,7 @@ export class AppModule {
           inject: [GrantsService],
           useFactory: (grants: GrantsService) => {
             const logger = new Logger('VerifierState');
-            const reader = new GrantStateReader(infra.db, infra.clock);
+            const reader = new GrantStateReader({ repository: new DatabaseGrantStateRepository(infra.db), clock: infra.clock });
             if (isStateWriter(infra.verifierAdmin)) return new VerifierStateKeeper(reader, infra.verifierAdmin, grants, logger);
             if (!infra.config.redisUrl) return new VerifierStateKeeper(reader, null, grants, logger);
             const redis = new RedisVerifierState(infra.config.redisUrl, { prefix: infra.config.redisPrefix, logger, clock: infra.clock });

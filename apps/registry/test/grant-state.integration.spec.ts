@@ -6,6 +6,7 @@ import { AuditService } from '../src/modules/audit/audit.service.js';
 import { deadLetterDraft } from '../src/modules/audit/verifier-events.ingestor.js';
 import { RevocationsService } from '../src/modules/revocations/revocations.service.js';
 import { GrantStateReader } from '../src/modules/verifier-state/grant-state.reader.js';
+import { DatabaseGrantStateRepository } from '../src/modules/verifier-state/grant-state.repository.js';
 import { VerifierStateKeeper } from '../src/modules/verifier-state/verifier-state.keeper.js';
 import { storages } from './support/databases.js';
 import { type Agent, createTokenFixture } from './support/token-fixture.js';
@@ -23,7 +24,7 @@ describe.each(storages)('a grant state rebuilt from the durable record ($name)',
 
   beforeAll(async () => {
     ({ app, agents: { alice } } = await fx.start());
-    reader = new GrantStateReader(app.get(Database), fx.clock);
+    reader = new GrantStateReader({ repository: new DatabaseGrantStateRepository(app.get(Database)), clock: fx.clock });
   });
   afterAll(() => fx.close());
 

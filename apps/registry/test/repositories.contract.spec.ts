@@ -12,12 +12,14 @@ import { type RevocationsRepository, TypeOrmRevocationsRepository } from '../src
 import type { ServiceEntity } from '../src/modules/services/service.entity.js';
 import { type RequestedStepUp, type StepUpsRepository, TypeOrmStepUpsRepository } from '../src/modules/step-ups/step-ups.repository.js';
 import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
+import { DatabaseGrantStateRepository, type GrantStateRepository } from '../src/modules/verifier-state/grant-state.repository.js';
 import { InMemoryAgentsRepository } from '../src/testing/in-memory-agents.js';
 import { InMemoryAuditRepository } from '../src/testing/in-memory-audit.js';
 import { InMemoryGrantsRepository } from '../src/testing/in-memory-grants.js';
 import { InMemoryRevocationsRepository } from '../src/testing/in-memory-revocations.js';
 import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
 import { InMemoryStepUpsRepository } from '../src/testing/in-memory-step-ups.js';
+import { InMemoryGrantStateRepository } from '../src/testing/in-memory-grant-state.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
 import { storages } from './support/databases.js';
 
@@ -30,6 +32,7 @@ interface Repositories {
   revocations: RevocationsRepository;
   grants: GrantsRepository;
   stepUps: StepUpsRepository;
+  grantState: GrantStateRepository;
 }
 
 function inMemoryRepositories(store: InMemoryStore): Repositories {
@@ -41,6 +44,7 @@ function inMemoryRepositories(store: InMemoryStore): Repositories {
     revocations: new InMemoryRevocationsRepository(store),
     grants: new InMemoryGrantsRepository(store),
     stepUps: new InMemoryStepUpsRepository(store),
+    grantState: new InMemoryGrantStateRepository(store),
   };
 }
 
@@ -53,6 +57,7 @@ function databaseRepositories(db: Database): Repositories {
     revocations: new TypeOrmRevocationsRepository(db),
     grants: new TypeOrmGrantsRepository(db),
     stepUps: new TypeOrmStepUpsRepository(db),
+    grantState: new DatabaseGrantStateRepository(db),
   };
 }
 
@@ -456,6 +461,83 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       expect(await list('denied')).toEqual(['su_2']);
       expect(await list('approved')).toEqual([]);
       expect(await stepUps.listForOwner('bob', undefined, new Date(T), 10)).toEqual([]);
+    });
+  });
+
+  describe('GrantStateRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+    const DECISIONS = ['verification.allowed', 'verification.denied', 'verification.unrecordable'];
+    const TOKENS = ['token.issued', 'token.delegated'];
+
+    beforeAll(async () => {
+      const { audit, grants, revocations } = repositories;
+      await grants.insert({ ...(await grants.find('grt_1'))!, id: 'grt_gs', agent_id: 'agt_gs', status: 'approved', expires_at: new Date(T + 3_600_000) });
+      await audit.extend([], async (head) => ({
+        ...(await linked(head, [
+          { id: 'gs_1', type: 'verification.allowed', grant_id: 'grt_gs', data: { outcome: 'allow', at_ms: T - 10, proof_jti: 'p1', proof_jkt: 'k', charged_minor: 2_500 } },
+          { id: 'gs_2', type: 'verification.allowed', grant_id: 'grt_gs', data: { outcome: 'allow', amount: 0.25 } },
+          { id: 'gs_3', type: 'verification.denied', grant_id: 'grt_gs', data: { outcome: 'rate_limited', at_ms: T - 5 } },
+          { id: 'gs_4', type: 'verification.unrecordable', grant_id: 'grt_gs', data: { outcome: 'allow', queue_id: 'q_dead', charged_minor: 300 } },
+          { id: 'gs_5', type: 'verification.unrecordable', grant_id: 'grt_gs', data: { outcome: 'deny', queue_id: 'q_denied' } },
+          { id: 'gs_6', type: 'verification.allowed', grant_id: 'grt_other', data: { outcome: 'allow', charged_minor: 9 } },
+          { id: 'gs_7', type: 'token.issued', actor: 'agt_holder', grant_id: 'grt_gs', txn: 'txn_gs', data: { jti: 'jti_gs' } },
+          { id: 'gs_8', type: 'token.delegated', actor: 'agt_next', grant_id: 'grt_gs', txn: 'txn_gs', data: { jti: 'jti_gs2', actor: 'agt_hop' } },
+        ])),
+        checkpoints: [],
+        result: undefined,
+      }));
+      const revoke = (kind: 'grant' | 'txn' | 'token' | 'agent', value: string, minutes: number, expiresAt = T + 3_600_000) =>
+        revocations.upsert({ kind, value, revokedAt: new Date(T + minutes * 60_000), expiresAt: new Date(expiresAt), reason: null });
+      await revoke('agent', 'agt_hop', 1);
+      await revoke('token', 'jti_gs', 2);
+      await revoke('agent', 'agt_gs', 3);
+      await revoke('txn', 'txn_gs', 4, T);
+      await revoke('agent', 'agt_stranger', 5);
+      await revoke('grant', 'grt_gs', 6);
+      await revoke('agent', 'agt_holder', 7);
+    });
+
+    it('knows the grants, and lists the approved ones not expired', async () => {
+      const { grantState } = repositories;
+      expect(await grantState.grantExists('grt_gs')).toBe(true);
+      expect(await grantState.grantExists('grt_none')).toBe(false);
+      expect(await grantState.liveGrants(new Date(T))).toEqual(['grt_gs']);
+    });
+
+    it("totals the grant's allows, an unrecordable allow included, charged or by amount", async () => {
+      const { grantState } = repositories;
+      expect(await grantState.allowedTotals('grt_gs')).toEqual({ uses: 3, spentMinor: 3_050 });
+      expect(await grantState.allowedTotals('grt_none')).toEqual({ uses: 0, spentMinor: 0 });
+    });
+
+    it('reads the decisions appended since a time, with what the fold needs of each', async () => {
+      const { grantState } = repositories;
+      const decisions = await grantState.decisionsSince('grt_gs', DECISIONS, new Date('2026-01-01T00:00:00.000Z'));
+      expect(decisions.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+        { id: 'gs_1', allowed: true, at: '2026-01-01T00:00:00.000Z', data: { at_ms: T - 10, proof_jti: 'p1', proof_jkt: 'k' } },
+        { id: 'gs_2', allowed: true, at: '2026-01-01T00:00:00.000Z', data: { at_ms: null, proof_jti: null, proof_jkt: null } },
+        { id: 'gs_3', allowed: false, at: '2026-01-01T00:00:00.000Z', data: { at_ms: T - 5, proof_jti: null, proof_jkt: null } },
+        { id: 'gs_4', allowed: true, at: '2026-01-01T00:00:00.000Z', data: { at_ms: null, proof_jti: null, proof_jkt: null } },
+        { id: 'gs_5', allowed: false, at: '2026-01-01T00:00:00.000Z', data: { at_ms: null, proof_jti: null, proof_jkt: null } },
+      ]);
+      expect(await grantState.decisionsSince('grt_gs', DECISIONS, new Date('2026-01-01T00:00:00.001Z'))).toEqual([]);
+    });
+
+    it('finds queue ids in the chain, as event ids or named by a dead letter', async () => {
+      const { grantState } = repositories;
+      expect([...(await grantState.idsInChain(['gs_1', 'q_dead', 'q_denied', 'q_waiting']))].sort()).toEqual(['gs_1', 'q_dead', 'q_denied']);
+      expect(await grantState.idsInChain([])).toEqual(new Set());
+    });
+
+    it("names the unexpired revocations of the grant, its txns, tokens and agents, oldest first", async () => {
+      const { grantState } = repositories;
+      expect(await grantState.revocationsFor('grt_gs', TOKENS, new Date(T))).toEqual([
+        { kind: 'agent', value: 'agt_hop', expiresAtMs: T + 3_600_000 },
+        { kind: 'token', value: 'jti_gs', expiresAtMs: T + 3_600_000 },
+        { kind: 'agent', value: 'agt_gs', expiresAtMs: T + 3_600_000 },
+        { kind: 'grant', value: 'grt_gs', expiresAtMs: T + 3_600_000 },
+        { kind: 'agent', value: 'agt_holder', expiresAtMs: T + 3_600_000 },
+      ]);
     });
   });
 });

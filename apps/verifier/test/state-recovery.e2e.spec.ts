@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../../registry/src/infra/database.service.js';
 import { REVOCATION_BUS, type RevocationBus } from '../../registry/src/modules/revocations/revocation-bus.js';
 import { RevocationsService } from '../../registry/src/modules/revocations/revocations.service.js';
-import { DatabaseEventJournal } from '../../registry/src/modules/verifier-state/event-journal.js';
+import { DatabaseEventJournal } from '../../registry/src/modules/verifier-state/event-journal.repository.js';
 import { VerifierStateKeeper } from '../../registry/src/modules/verifier-state/verifier-state.keeper.js';
 import type { TestDatabase } from '../../registry/test/support/databases.js';
 import { type Agent, createTokenFixture, ISSUER } from '../../registry/test/support/token-fixture.js';

@@ -1,13 +1,11 @@
-import { type Clock, type GrantStateSnapshot, PROOF_REPLAY_WINDOW_MS, RATE_HISTORY_MS, RATE_RESTORE_MAX, type RevocationKind } from '@writ/core';
-import type { Database } from '../../infra/database.service.js';
+import { type Clock, type GrantStateSnapshot, PROOF_REPLAY_WINDOW_MS, RATE_HISTORY_MS, RATE_RESTORE_MAX } from '@writ/core';
 import type { QueuedVerifierEvent } from '../audit/redis-verifier-events.js';
+import type { GrantStateRepository } from './grant-state.repository.js';
 
 /** Token events: who holds each token of a grant, in which txn (as RevocationRecorder reads them). */
 const TOKEN_EVENTS = ['token.issued', 'token.delegated'];
 /** Every decision event, the unrecordable ones too: an allow the chain could not hold was still charged (ADR 0016). */
 const DECISION_EVENTS = ['verification.allowed', 'verification.denied', 'verification.unrecordable'];
-/** An allow in the chain: appended, or recorded as unrecordable with its outcome. */
-const ALLOWED = `(type = 'verification.allowed' OR (type = 'verification.unrecordable' AND data->>'outcome' = 'allow'))`;
 
 /** A decision as the fold needs it: from the chain or from the queue. */
 interface Decision {
@@ -32,45 +30,32 @@ interface Decision {
  *   agent that acts in it (the same rule as RevocationRecorder.affectedGrants).
  */
 export class GrantStateReader {
-  constructor(
-    private readonly db: Database,
-    private readonly clock: Clock,
-  ) {}
+  private readonly repository: GrantStateRepository;
+  private readonly clock: Clock;
+
+  constructor(options: { repository: GrantStateRepository; clock: Clock }) {
+    this.repository = options.repository;
+    this.clock = options.clock;
+  }
 
   /** Whether the grant exists: a state is only ever made for one. */
-  async exists(grantId: string): Promise<boolean> {
-    const rows = await this.db.query<unknown[]>('SELECT 1 FROM grants WHERE id = $1', [grantId]);
-    return rows.length > 0;
+  exists(grantId: string): Promise<boolean> {
+    return this.repository.grantExists(grantId);
   }
 
   /** The live grants (approved and unexpired): those a lost store must get back first. */
-  async liveGrants(): Promise<string[]> {
-    const rows = await this.db.query<{ id: string }[]>(`SELECT id FROM grants WHERE status = 'approved' AND expires_at > $1 ORDER BY id`, [new Date(this.clock.now())]);
-    return rows.map((r) => r.id);
+  liveGrants(): Promise<string[]> {
+    return this.repository.liveGrants(new Date(this.clock.now()));
   }
 
   async snapshot(grantId: string, pending: readonly QueuedVerifierEvent[] = []): Promise<GrantStateSnapshot> {
     const now = this.clock.now();
-    const [totals] = await this.db.query<{ uses: number; spent: string }[]>(
-      `SELECT count(*)::int AS uses,
-              coalesce(sum(CASE
-                WHEN jsonb_typeof(data->'charged_minor') = 'number' THEN (data->>'charged_minor')::numeric
-                -- Before charged_minor was recorded: the amount, as the store counted it (thousandths).
-                WHEN jsonb_typeof(data->'amount') = 'number' THEN round((data->>'amount')::numeric * 1000)
-                ELSE 0 END), 0)::text AS spent
-         FROM audit_events WHERE grant_id = $1 AND ${ALLOWED}`,
-      [grantId],
-    );
-    const recent = await this.db.query<{ id: string; allowed: boolean; at: string; data: Record<string, unknown> }[]>(
-      `SELECT id, ${ALLOWED} AS allowed, at, jsonb_build_object('at_ms', data->'at_ms', 'proof_jti', data->'proof_jti', 'proof_jkt', data->'proof_jkt') AS data
-         FROM audit_events WHERE grant_id = $1 AND type = ANY($2::text[]) AND at >= $3`,
-      // `at` (ISO 8601, UTC) is when the registry appended the event: never before the decision.
-      [grantId, DECISION_EVENTS, new Date(now - RATE_HISTORY_MS).toISOString()],
-    );
-    const inChain = pending.length === 0 ? new Set<string>() : await this.idsInChain(pending.map((e) => e.id));
+    const totals = await this.repository.allowedTotals(grantId);
+    // Only the rate history's window is read back: older decisions matter through the totals.
+    const recent = await this.repository.decisionsSince(grantId, DECISION_EVENTS, new Date(now - RATE_HISTORY_MS));
+    const inChain = await this.repository.idsInChain(pending.map((e) => e.id));
 
-    let uses = totals?.uses ?? 0;
-    let spentMinor = Number(totals?.spent ?? 0);
+    let { uses, spentMinor } = totals;
     const decisions: Decision[] = recent.map((row) => decisionOf(row.id, row.allowed, row.data, Date.parse(row.at)));
     for (const event of pending) {
       if (inChain.has(event.id)) continue;
@@ -93,42 +78,12 @@ export class GrantStateReader {
       if (d.proofJkt !== undefined && d.proofJti !== undefined && keepUntilMs > now) proofs.push({ jkt: d.proofJkt, jti: d.proofJti, keepUntilMs });
     }
     rate.sort((a, b) => a.atMs - b.atMs);
-    const snapshot: GrantStateSnapshot = { grantId, uses, spentMinor, rate, proofs, revocations: await this.revocations(grantId, now) };
+    const snapshot: GrantStateSnapshot = { grantId, uses, spentMinor, rate, proofs, revocations: await this.repository.revocationsFor(grantId, TOKEN_EVENTS, new Date(now)) };
     if (rate.length > RATE_RESTORE_MAX) {
       snapshot.rateFloorMs = rate[rate.length - RATE_RESTORE_MAX - 1]!.atMs;
       snapshot.rate = rate.slice(-RATE_RESTORE_MAX);
     }
     return snapshot;
-  }
-
-  /** Every unexpired revocation that can stop a token of this grant. */
-  private async revocations(grantId: string, now: number): Promise<GrantStateSnapshot['revocations']> {
-    const rows = await this.db.query<{ kind: RevocationKind; value: string; expires_at: Date | string }[]>(
-      `WITH tokens AS (
-         SELECT txn, actor, data->>'jti' AS jti, data->>'actor' AS hop_actor
-           FROM audit_events WHERE grant_id = $1 AND type = ANY($2::text[]))
-       SELECT kind, value, expires_at FROM revocations
-        WHERE expires_at > $3 AND (
-              (kind = 'grant' AND value = $1)
-           OR (kind = 'txn' AND value IN (SELECT txn FROM tokens WHERE txn IS NOT NULL))
-           OR (kind = 'token' AND value IN (SELECT jti FROM tokens WHERE jti IS NOT NULL))
-           OR (kind = 'agent' AND (value IN (SELECT agent_id FROM grants WHERE id = $1)
-                                   OR value IN (SELECT actor FROM tokens WHERE actor IS NOT NULL)
-                                   OR value IN (SELECT hop_actor FROM tokens WHERE hop_actor IS NOT NULL))))
-        ORDER BY revoked_at`,
-      [grantId, TOKEN_EVENTS, new Date(now)],
-    );
-    return rows.map((r) => ({ kind: r.kind, value: r.value, expiresAtMs: new Date(r.expires_at).getTime() }));
-  }
-
-  private async idsInChain(ids: string[]): Promise<Set<string>> {
-    // A dead-lettered event is in the chain under an id of its own, naming its queue id.
-    const rows = await this.db.query<{ id: string }[]>(
-      `SELECT id FROM audit_events WHERE id = ANY($1::text[])
-       UNION SELECT data->>'queue_id' AS id FROM audit_events WHERE type = 'verification.unrecordable' AND data->>'queue_id' = ANY($1::text[])`,
-      [ids],
-    );
-    return new Set(rows.map((r) => r.id));
   }
 }
 
