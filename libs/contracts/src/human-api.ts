@@ -47,6 +47,9 @@ export type GrantStatus = (typeof GRANT_STATUSES)[number];
 export const STEP_UP_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
 export type StepUpStatus = (typeof STEP_UP_STATUSES)[number];
 
+export const AGENT_STATUSES = ['active', 'disabled'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
 // ---------------------------------------------------------------------------------------------
 // Requests
 
@@ -147,6 +150,7 @@ export type HumanGrantAgent = z.infer<typeof HumanGrantAgentSchema>;
 export const SignedWithPasskeySchema = z.strictObject({ credential_id: z.string(), label: z.string(), removed: z.boolean() });
 export type SignedWithPasskey = z.infer<typeof SignedWithPasskeySchema>;
 
+/** How far a grant may be delegated onwards, and to whom. */
 export const DelegationSchema = z.strictObject({ max_depth: z.number().int(), allowed_agents: z.array(z.string()).optional() });
 export type Delegation = z.infer<typeof DelegationSchema>;
 
@@ -215,6 +219,7 @@ export type ReceiptExport = z.infer<typeof ReceiptExportSchema>;
 
 /** The query as sent and the fields the service provider bound: approved with the rest. */
 export const StepUpBoundSchema = z.strictObject({ query: z.string().nullable(), fields: z.record(z.string(), z.string()) });
+export type StepUpBound = z.infer<typeof StepUpBoundSchema>;
 
 /** A payment above a grant's `approval_above` that waits for the person (docs/approval.md, "Step-up"). */
 export const HumanStepUpSchema = z.strictObject({
@@ -268,7 +273,7 @@ export const AgentSchema = z.strictObject({
   name: z.string(),
   /** Whether another of the person's agents has the same name (NFKC, lower case). */
   name_shared: z.boolean(),
-  status: z.enum(['active', 'disabled']),
+  status: z.enum(AGENT_STATUSES),
   created_at: Timestamp,
   disabled_at: Timestamp.nullable(),
   jkt: z.string(),

@@ -1,8 +1,9 @@
+import { AGENT_STATUSES, type AgentStatus } from '@writ/contracts';
 import type { JWK } from 'jose';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-export const AGENT_STATUSES = ['active', 'disabled'] as const;
-export type AgentStatus = (typeof AGENT_STATUSES)[number];
+// An agent's statuses are a wire contract (@writ/contracts), stored as they are sent.
+export { AGENT_STATUSES, type AgentStatus };
 
 /** An agent registered with RFC 7591, acting for one human principal. */
 @Entity('agents')

@@ -1,14 +1,9 @@
+import { type Delegation, GRANT_STATUSES, type GrantStatus } from '@writ/contracts';
 import type { AuthorizationDetails, Envelope } from '@writ/core';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-export const GRANT_STATUSES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
-export type GrantStatus = (typeof GRANT_STATUSES)[number];
-
-/** How far the grant may be delegated onwards, and to whom. */
-export interface Delegation {
-  max_depth: number;
-  allowed_agents?: string[];
-}
+// A grant's statuses and delegation are wire contracts (@writ/contracts), stored as they are sent.
+export { type Delegation, GRANT_STATUSES, type GrantStatus };
 
 @Entity('grants')
 export class GrantEntity {

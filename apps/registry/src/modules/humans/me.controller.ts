@@ -19,6 +19,7 @@ import {
   EnrollmentTokenSchema,
   FinishSchema,
   type GrantListAnswer,
+  GRANT_STATUSES,
   GrantListAnswerSchema,
   type HumanGrant,
   HumanGrantSchema,
@@ -94,7 +95,7 @@ export class MeController {
 
   @Get('grants')
   @ApiOperation({ summary: "The human's grants, newest first, optionally of one status" })
-  @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: ['pending', 'approved', 'denied', 'revoked', 'expired'] } })
+  @ApiQuery({ name: 'status', required: false, schema: { type: 'string', enum: [...GRANT_STATUSES] } })
   @ApiJsonResponse(200, '{grants}', GrantListAnswerSchema)
   @ApiHumanErrors(400, 401)
   @Header('cache-control', 'no-store')

@@ -12,12 +12,12 @@ import {
   StepUpListAnswerSchema,
   type StepUpReceiptExport,
   StepUpReceiptExportSchema,
+  STEP_UP_STATUSES,
 } from '@writ/contracts';
 import { CurrentHuman, HumanSessionGuard } from '../../http/human-session.guard.js';
 import { Limited } from '../../http/rate-limit.js';
 import { ApiHumanErrors, ApiJsonBody, ApiJsonResponse, SECURITY } from '../../http/openapi.js';
 import type { HumanView } from '../humans/humans.service.js';
-import { STEP_UP_STATUSES } from './step-up.entity.js';
 import { StepUpsService } from './step-ups.service.js';
 
 /** The human's side of step-ups: the payments waiting for them, and their signed decisions. */

@@ -1,16 +1,13 @@
+import { STEP_UP_STATUSES, type StepUpBound, type StepUpStatus } from '@writ/contracts';
 import type { ApprovalReceipt } from '@writ/core';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-/** What a step-up binds besides the request line, resource and amount: the query as sent, and chosen request fields. */
-export interface StepUpBound {
-  query: string | null;
-  fields: Record<string, string>;
-}
+// What a step-up binds besides the request line, resource and amount (the query as sent, and
+// chosen request fields) and its statuses are wire contracts (@writ/contracts).
+export { STEP_UP_STATUSES, type StepUpBound, type StepUpStatus };
 
 /** What was decided on a step-up; a pending one past its expiry is shown as `expired`. */
 export type StoredStepUpStatus = 'pending' | 'approved' | 'denied';
-export const STEP_UP_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
-export type StepUpStatus = (typeof STEP_UP_STATUSES)[number];
 
 /** numeric comes back from PostgreSQL as a string; amounts are at most 10^12 with 3 decimals. */
 const numericAsNumber = { to: (v: number) => v, from: (v: string | number) => Number(v) };
