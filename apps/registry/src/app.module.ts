@@ -42,6 +42,8 @@ import { ApprovalsService } from './modules/humans/approvals.service.js';
 import { AuthController } from './modules/humans/auth.controller.js';
 import { HumanViewsService } from './modules/humans/human-views.service.js';
 import { HumansService } from './modules/humans/humans.service.js';
+import { TypeOrmHumansRepository } from './modules/humans/humans.repository.js';
+import { DatabaseHumanViewsRepository } from './modules/humans/human-views.repository.js';
 import { EventStreams, MeController } from './modules/humans/me.controller.js';
 import { MeStepUpsController } from './modules/step-ups/me-step-ups.controller.js';
 import { StepUpsController } from './modules/step-ups/step-ups.controller.js';
@@ -181,18 +183,25 @@ export class AppModule {
         {
           provide: HumansService,
           inject: [AuditService],
-          useFactory: (audit: AuditService) => new HumansService(infra.db, audit, infra.clock, infra.config),
+          useFactory: (audit: AuditService) => new HumansService({ repository: new TypeOrmHumansRepository(infra.db), audit, clock: infra.clock, config: infra.config }),
         },
         {
           provide: ApprovalsService,
           inject: [HumansService, GrantsService, AgentsService, ServicesService],
           useFactory: (humans: HumansService, grants: GrantsService, agents: AgentsService, services: ServicesService) =>
-            new ApprovalsService(infra.db, humans, grants, agents, services, infra.clock, infra.config),
+            new ApprovalsService({ repository: new TypeOrmHumansRepository(infra.db), humans, grants, agents, services, clock: infra.clock, config: infra.config }),
         },
         {
           provide: HumanViewsService,
           inject: [GrantsService, AuditService],
-          useFactory: (grants: GrantsService, audit: AuditService) => new HumanViewsService(infra.db, grants, audit),
+          useFactory: (grants: GrantsService, audit: AuditService) =>
+            new HumanViewsService({
+              repository: new DatabaseHumanViewsRepository(infra.db),
+              grants,
+              audit,
+              agents: new TypeOrmAgentsRepository(infra.db),
+              services: new TypeOrmServicesRepository(infra.db),
+            }),
         },
         EventStreams,
         { provide: OPERATOR_TOKEN, useFactory: () => operatorToken(infra.config.dataDir, infra.config.operatorToken) },

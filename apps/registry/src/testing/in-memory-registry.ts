@@ -4,6 +4,7 @@ import { RevocationRecorder } from '../modules/revocations/revocation-recorder.j
 import { InMemoryAgentsRepository } from './in-memory-agents.js';
 import { InMemoryAuditRepository } from './in-memory-audit.js';
 import { InMemoryGrantsRepository } from './in-memory-grants.js';
+import { InMemoryHumansRepository } from './in-memory-humans.js';
 import { InMemoryRevocationsRepository } from './in-memory-revocations.js';
 import { InMemoryServicesRepository } from './in-memory-services.js';
 import { InMemoryStepUpsRepository } from './in-memory-step-ups.js';
@@ -34,6 +35,7 @@ export async function inMemoryRegistry(start = Date.UTC(2026, 0, 1, 12)) {
     audit: new InMemoryAuditRepository(store),
     agents: new InMemoryAgentsRepository(store),
     grants: new InMemoryGrantsRepository(store),
+    humans: new InMemoryHumansRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
     services: new InMemoryServicesRepository(store),
     stepUps: new InMemoryStepUpsRepository(store),

@@ -12,13 +12,12 @@ import {
 import type { JWK } from 'jose';
 import { DecisionOptionsSchema, DecisionSchema, humanError } from '@writ/contracts';
 import type { RegistryConfig } from '../../config/config.js';
-import type { Database } from '../../infra/database.service.js';
-import { entityManager, type Transaction } from '../../infra/transaction.js';
+import type { Transaction } from '../../infra/transaction.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
 import type { GrantsService } from '../grants/grants.service.js';
 import type { ServicesService } from '../services/services.service.js';
-import { ApprovalReceiptEntity, PasskeyEntity } from './human.entities.js';
+import type { HumansRepository } from './humans.repository.js';
 import { type HumansService, parseBody } from './humans.service.js';
 
 /** A receipt as its grant's owner downloads it: everything an offline check needs. */
@@ -35,6 +34,17 @@ export interface ReceiptExport {
   passkey: { id: string; label: string; removed_at: string | null };
 }
 
+export interface ApprovalsServiceOptions {
+  /** Where the approval receipts are kept. */
+  repository: Pick<HumansRepository, 'insertApprovalReceipt' | 'findApprovalReceipt'>;
+  humans: HumansService;
+  grants: GrantsService;
+  agents: AgentsService;
+  services: ServicesService;
+  clock: Clock;
+  config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>;
+}
+
 /**
  * What you see is what you sign (ARCHITECTURE.md "Human approval"): a decision on a grant is a
  * two-step WebAuthn ceremony. Step 1 builds the approval document (the grant, possibly narrowed,
@@ -43,15 +53,23 @@ export interface ReceiptExport {
  * in one transaction; the receipt's hash becomes `tctx.approval`.
  */
 export class ApprovalsService {
-  constructor(
-    private readonly db: Database,
-    private readonly humans: HumansService,
-    private readonly grants: GrantsService,
-    private readonly agents: AgentsService,
-    private readonly services: ServicesService,
-    private readonly clock: Clock,
-    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
-  ) {}
+  private readonly repository: Pick<HumansRepository, 'insertApprovalReceipt' | 'findApprovalReceipt'>;
+  private readonly humans: HumansService;
+  private readonly grants: GrantsService;
+  private readonly agents: AgentsService;
+  private readonly services: ServicesService;
+  private readonly clock: Clock;
+  private readonly config: ApprovalsServiceOptions['config'];
+
+  constructor(options: ApprovalsServiceOptions) {
+    this.repository = options.repository;
+    this.humans = options.humans;
+    this.grants = options.grants;
+    this.agents = options.agents;
+    this.services = options.services;
+    this.clock = options.clock;
+    this.config = options.config;
+  }
 
   /** Step 1: the document for `decision` (with the narrowing applied) and the options that sign it. */
   async beginDecision(humanId: string, grantId: string, body: unknown): Promise<{ ceremony: string; document: string; options: PublicKeyCredentialRequestOptionsJSON }> {
@@ -104,17 +122,11 @@ export class ApprovalsService {
     const signed = {
       version: document.version,
       receiptHash,
-      record: async (tx: Transaction) => {
-        await entityManager(tx).getRepository(ApprovalReceiptEntity).insert({
-          grant_id: grantId,
-          human_id: humanId,
-          credential_id: passkey.id,
-          decision: document.decision,
-          receipt,
-          hash: receiptHash,
-          created_at: new Date(this.clock.now()),
-        });
-      },
+      record: (tx: Transaction) =>
+        this.repository.insertApprovalReceipt(
+          { grant_id: grantId, human_id: humanId, credential_id: passkey.id, decision: document.decision, receipt, hash: receiptHash, created_at: new Date(this.clock.now()) },
+          tx,
+        ),
     };
     const grant =
       document.decision === 'approve'
@@ -130,9 +142,10 @@ export class ApprovalsService {
 
   /** The stored receipt of one of `humanId`'s grants, with what an offline check needs; null if none. */
   async receipt(humanId: string, grantId: string): Promise<ReceiptExport | null> {
-    const row = await this.db.dataSource.getRepository(ApprovalReceiptEntity).findOneBy({ grant_id: grantId, human_id: humanId });
+    const row = await this.repository.findApprovalReceipt(grantId, humanId);
     if (!row) return null;
-    const passkey = await this.db.dataSource.getRepository(PasskeyEntity).findOneByOrFail({ id: row.credential_id });
+    const passkey = await this.humans.findPasskey(row.credential_id);
+    if (!passkey) throw new Error(`passkey ${row.credential_id} of the receipt of ${grantId} is not stored`);
     return {
       receipt: row.receipt,
       hash: row.hash,

@@ -1,11 +1,11 @@
 import type { Agent } from '@writ/contracts';
 import { InvalidRequest } from '@writ/core';
-import type { Database } from '../../infra/database.service.js';
-import { AgentEntity } from '../agents/agent.entity.js';
+import type { AgentsRepository } from '../agents/agents.repository.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { GRANT_STATUSES, type GrantEntity, type GrantStatus } from '../grants/grant.entity.js';
 import type { GrantsService } from '../grants/grants.service.js';
-import { ServiceEntity } from '../services/service.entity.js';
+import type { ServicesRepository } from '../services/services.repository.js';
+import type { HumanViewsRepository } from './human-views.repository.js';
 
 /**
  * Who asks, as the person must be able to tell agents apart (issue 17): the agent's own name, its
@@ -71,14 +71,12 @@ export interface TransactionView {
 /** At most this many rows in one listing: the UI shows the newest. */
 const PAGE = 200;
 
-interface EventRow {
-  seq: number;
-  at: string;
-  type: string;
-  actor: string | null;
-  grant_id: string | null;
-  txn: string | null;
-  data: Record<string, unknown>;
+export interface HumanViewsServiceOptions {
+  repository: HumanViewsRepository;
+  grants: GrantsService;
+  audit: AuditService;
+  agents: Pick<AgentsRepository, 'find' | 'listByOwner'>;
+  services: Pick<ServicesRepository, 'findById'>;
 }
 
 /**
@@ -98,11 +96,19 @@ function text(value: unknown): string | null {
  * transactions on their grants drawn as trees of hops from the audit chain.
  */
 export class HumanViewsService {
-  constructor(
-    private readonly db: Database,
-    private readonly grants: GrantsService,
-    private readonly audit: AuditService,
-  ) {}
+  private readonly repository: HumanViewsRepository;
+  private readonly grants: GrantsService;
+  private readonly audit: AuditService;
+  private readonly agentsRepository: HumanViewsServiceOptions['agents'];
+  private readonly services: HumanViewsServiceOptions['services'];
+
+  constructor(options: HumanViewsServiceOptions) {
+    this.repository = options.repository;
+    this.grants = options.grants;
+    this.audit = options.audit;
+    this.agentsRepository = options.agents;
+    this.services = options.services;
+  }
 
   async listGrants(humanId: string, status: string | undefined): Promise<HumanGrant[]> {
     if (status !== undefined && !(GRANT_STATUSES as readonly string[]).includes(status)) {
@@ -110,25 +116,17 @@ export class HumanViewsService {
     }
     // Lazy expiry first, so a lapsed request never shows as pending.
     await this.grants.expireDue();
-    const rows = await this.db.query<(GrantEntity & { agent_name: string | null; agent_created_at: Date | string | null; service_uri: string; service_name: string })[]>(
-      `SELECT g.*, a.client_name AS agent_name, a.created_at AS agent_created_at, s.uri AS service_uri, s.display_name AS service_name
-         FROM grants g JOIN services s ON s.id = g.service_id LEFT JOIN agents a ON a.client_id = g.agent_id
-        WHERE g.owner = $1 ${status === undefined ? '' : 'AND g.status = $2'}
-        ORDER BY g.requested_at DESC LIMIT ${PAGE}`,
-      status === undefined ? [humanId] : [humanId, status],
-    );
+    const rows = await this.repository.grantsOfOwner(humanId, status as GrantStatus | undefined, PAGE);
     const shared = await this.sharedNames(humanId);
-    return rows.map((row) =>
-      this.view(row, row.agent_name === null ? null : { name: row.agent_name, createdAt: row.agent_created_at }, shared, { uri: row.service_uri, name: row.service_name }),
-    );
+    return rows.map((row) => this.view(row.grant, row.agent, shared, row.service));
   }
 
   /** The name keys ({@link nameKey}) that two or more of the person's agents share, whatever their status. */
   private async sharedNames(humanId: string): Promise<Set<string>> {
-    const rows = await this.db.query<{ client_name: string }[]>(`SELECT client_name FROM agents WHERE owner = $1`, [humanId]);
+    const names = await this.repository.agentNamesOf(humanId);
     const seen = new Set<string>();
     const shared = new Set<string>();
-    for (const { client_name } of rows) {
+    for (const client_name of names) {
       const key = nameKey(client_name);
       if (seen.has(key)) shared.add(key);
       seen.add(key);
@@ -145,19 +143,17 @@ export class HumanViewsService {
 
   /** A grant row with its agent's and service's names. */
   async describe(grant: GrantEntity): Promise<HumanGrant> {
-    const agent = await this.db.dataSource.getRepository(AgentEntity).findOneBy({ client_id: grant.agent_id });
-    const service = await this.db.dataSource.getRepository(ServiceEntity).findOneByOrFail({ id: grant.service_id });
+    const agent = await this.agentsRepository.find(grant.agent_id);
+    const service = await this.services.findById(grant.service_id);
+    if (!service) throw new Error(`service ${grant.service_id} of grant ${grant.id} is not stored`);
     const shared = await this.sharedNames(grant.owner);
-    const [signer] = await this.db.query<{ id: string; label: string; removed_at: Date | null }[]>(
-      'SELECT p.id, p.label, p.removed_at FROM approval_receipts r JOIN passkeys p ON p.id = r.credential_id WHERE r.grant_id = $1',
-      [grant.id],
-    );
-    const signedWith = signer ? { credential_id: signer.id, label: signer.label, removed: signer.removed_at !== null } : null;
+    const signer = await this.repository.approvalSigner(grant.id);
+    const signedWith = signer ? { credential_id: signer.id, label: signer.label, removed: signer.removedAt !== null } : null;
     return { ...this.view(grant, agent ? { name: agent.client_name, createdAt: agent.created_at } : null, shared, { uri: service.uri, name: service.display_name }), signed_with: signedWith };
   }
 
   async agents(humanId: string): Promise<Agent[]> {
-    const rows = await this.db.dataSource.getRepository(AgentEntity).find({ where: { owner: humanId }, order: { created_at: 'DESC' }, take: PAGE });
+    const rows = await this.agentsRepository.listByOwner(humanId, PAGE);
     const shared = await this.sharedNames(humanId);
     return rows.map((a) => ({
       client_id: a.client_id,
@@ -172,37 +168,21 @@ export class HumanViewsService {
 
   /** The human's transactions (one per root token), newest first, optionally of one grant. */
   async transactions(humanId: string, grantId: string | undefined): Promise<{ txn: string; grant_id: string | null; started_at: string; hops: number; decisions: number }[]> {
-    const rows = await this.db.query<{ txn: string; grant_id: string | null; started_at: string; hops: string; decisions: string }[]>(
-      `SELECT txn, min(grant_id) AS grant_id, min(at) AS started_at,
-              count(*) FILTER (WHERE type IN ('token.issued', 'token.delegated')) AS hops,
-              count(*) FILTER (WHERE type LIKE 'verification.%') AS decisions
-         FROM audit_events
-        WHERE txn IN (SELECT txn FROM audit_events WHERE type = 'token.issued' AND subject = $1 AND txn IS NOT NULL ${grantId === undefined ? '' : 'AND grant_id = $2'})
-        GROUP BY txn ORDER BY min(seq) DESC LIMIT ${PAGE}`,
-      grantId === undefined ? [humanId] : [humanId, grantId],
-    );
-    return rows.map((r) => ({ txn: r.txn, grant_id: r.grant_id, started_at: r.started_at, hops: Number(r.hops), decisions: Number(r.decisions) }));
+    return this.repository.transactionsOf(humanId, grantId, PAGE);
   }
 
   /** Whether `txn` was started on one of the human's grants (its root token names them as `sub`). */
   async ownsTransaction(humanId: string, txn: string): Promise<boolean> {
-    const rows = await this.db.query<unknown[]>(`SELECT 1 FROM audit_events WHERE txn = $1 AND type = 'token.issued' AND subject = $2 LIMIT 1`, [txn, humanId]);
-    return rows.length > 0;
+    return this.repository.rootNames(txn, humanId);
   }
 
   /** One transaction of the human's as a tree of hops with their verification decisions; null if not theirs. */
   async transaction(humanId: string, txn: string): Promise<TransactionView | null> {
-    const events = await this.db.query<EventRow[]>(
-      `SELECT seq, at, type, actor, grant_id, txn, data FROM audit_events WHERE txn = $1 ORDER BY seq`,
-      [txn],
-    );
+    const events = await this.repository.eventsOf(txn);
     const root = events.find((e) => e.type === 'token.issued');
     if (!root) return null;
-    const [owner] = await this.db.query<{ subject: string | null }[]>(`SELECT subject FROM audit_events WHERE seq = $1`, [root.seq]);
-    if (owner?.subject !== humanId) return null;
-    const names = new Map(
-      (await this.db.dataSource.getRepository(AgentEntity).find({ where: { owner: humanId } })).map((a) => [a.client_id, a.client_name]),
-    );
+    if ((await this.repository.subjectAt(root.seq)) !== humanId) return null;
+    const names = new Map((await this.agentsRepository.listByOwner(humanId)).map((a) => [a.client_id, a.client_name]));
     const hops = new Map<string, Hop>();
     for (const event of events) {
       if (event.type !== 'token.issued' && event.type !== 'token.delegated') continue;
@@ -246,11 +226,11 @@ export class HumanViewsService {
 
   private view(
     grant: GrantEntity,
-    agent: { name: string; createdAt: Date | string | null } | null,
+    agent: { name: string; createdAt: Date | null } | null,
     shared: ReadonlySet<string>,
     service: { uri: string; name: string },
   ): HumanGrant {
-    const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+    const iso = (d: Date | null): string | null => (d === null ? null : new Date(d).toISOString());
     return {
       grant_id: grant.id,
       status: grant.status,

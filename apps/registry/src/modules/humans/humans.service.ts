@@ -22,14 +22,14 @@ import {
   RemovePasskeySchema,
   RenamePasskeySchema,
 } from '@writ/contracts';
-import { type EntityManager, IsNull } from 'typeorm';
 import type { JWK } from 'jose';
 import type { z } from 'zod';
 import type { RegistryConfig } from '../../config/config.js';
-import type { Database } from '../../infra/database.service.js';
+import type { Transaction } from '../../infra/transaction.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { describeIssue } from '../validation.js';
-import { CeremonyEntity, type CeremonyKind, HumanEntity, HumanSessionEntity, PasskeyEntity } from './human.entities.js';
+import { type CeremonyEntity, type CeremonyKind, type HumanEntity, PasskeyEntity } from './human.entities.js';
+import type { HumansRepository } from './humans.repository.js';
 import {
   assertionCounter,
   checkClientData,
@@ -40,7 +40,6 @@ import {
   secretHash,
   SUPPORTED_ALGORITHMS,
 } from './webauthn.js';
-import { asTransaction } from '../../infra/transaction.js';
 
 /** The session cookie's name when the approval UI is served over plain http (local development). */
 export const SESSION_COOKIE = 'writ_session';
@@ -145,6 +144,13 @@ function view(human: HumanEntity): HumanView {
   return { id: human.id, name: human.name };
 }
 
+export interface HumansServiceOptions {
+  repository: HumansRepository;
+  audit: AuditService;
+  clock: Clock;
+  config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>;
+}
+
 /**
  * Humans: passkey sign-up (a new account and its first passkey), sign-in with a discoverable
  * passkey, more passkeys per account, cookie sessions, and the single-use challenges of every
@@ -152,12 +158,17 @@ function view(human: HumanEntity): HumanView {
  * User verification is always required; signature counters are checked and stored.
  */
 export class HumansService {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-    private readonly config: Pick<RegistryConfig, 'rp' | 'uiOrigins'>,
-  ) {}
+  private readonly repository: HumansRepository;
+  private readonly audit: AuditService;
+  private readonly clock: Clock;
+  private readonly config: HumansServiceOptions['config'];
+
+  constructor(options: HumansServiceOptions) {
+    this.repository = options.repository;
+    this.audit = options.audit;
+    this.clock = options.clock;
+    this.config = options.config;
+  }
 
   /** Sign-up, step 1: options for a new passkey of a new account named `name`. */
   async beginRegistration(body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
@@ -179,11 +190,11 @@ export class HumansService {
     const passkey = await this.verifyAttestation(input.response, ceremony.challenge, id, input.label);
     // The sign-up passkey is acknowledged by making it: only later ones are announced.
     const human = { id, name, webauthn_user_id: webauthnUserId, created_at: new Date(now), passkey_notice_at: passkey.created_at };
-    return this.db.transaction(async (manager) => {
-      await manager.getRepository(HumanEntity).insert(human);
-      await manager.getRepository(PasskeyEntity).insert(passkey);
-      await this.audit.append({ type: 'human.registered', actor: human.id, subject: human.id, data: { name, passkey: passkey.id.slice(0, 16) } }, asTransaction(manager));
-      return this.startSession(manager, human);
+    return this.repository.transaction(async (tx) => {
+      await this.repository.insertHuman(human, tx);
+      await this.repository.insertPasskey(passkey, tx);
+      await this.audit.append({ type: 'human.registered', actor: human.id, subject: human.id, data: { name, passkey: passkey.id.slice(0, 16) } }, tx);
+      return this.startSession(tx, human);
     });
   }
 
@@ -199,10 +210,10 @@ export class HumansService {
     const input = parseBody(FinishSchema.omit({ label: true }), body);
     const ceremony = await this.consume(input.ceremony, 'login', null);
     const { passkey } = await this.verifyAssertion(input.response, { challenge: ceremony.challenge, humanId: null, what: 'this sign-in challenge' });
-    return this.db.transaction(async (manager) => {
-      const human = await manager.getRepository(HumanEntity).findOneByOrFail({ id: passkey.human_id });
-      await this.audit.append({ type: 'human.signed_in', actor: human.id, subject: human.id, data: { passkey: passkey.id.slice(0, 16) } }, asTransaction(manager));
-      return this.startSession(manager, human);
+    return this.repository.transaction(async (tx) => {
+      const human = await this.existingHuman(passkey.human_id, tx);
+      await this.audit.append({ type: 'human.signed_in', actor: human.id, subject: human.id, data: { passkey: passkey.id.slice(0, 16) } }, tx);
+      return this.startSession(tx, human);
     });
   }
 
@@ -237,11 +248,10 @@ export class HumansService {
       throw humanError('confirmation_required', { purpose: PURPOSE_TEXT[purpose] });
     }
     const now = this.clock.now();
-    const ceremony = await this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(CeremonyEntity);
-      const row = await repo.findOne({ where: { id: confirmation.ceremony }, lock: { mode: 'pessimistic_write' } });
+    const ceremony = await this.repository.transaction(async (tx) => {
+      const row = await this.repository.lockCeremony(confirmation.ceremony, tx);
       if (!row || row.kind !== 'confirmation' || row.human_id !== humanId) throw humanError('confirmation_unknown');
-      await repo.delete({ id: row.id });
+      await this.repository.deleteCeremony(row.id, tx);
       return row;
     });
     if (ceremony.expires_at.getTime() <= now) throw humanError('confirmation_expired');
@@ -260,9 +270,9 @@ export class HumansService {
   async beginAddPasskey(humanId: string, sessionToken: string, body: unknown): Promise<{ ceremony: string; options: PublicKeyCredentialCreationOptionsJSON }> {
     const { confirmation } = parseBody(AddPasskeyOptionsSchema, body ?? {});
     const confirmedWith = await this.confirm(humanId, sessionToken, 'add_passkey', confirmation);
-    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
+    const human = await this.existingHuman(humanId);
     // Removed passkeys stay excluded too: their credentials are still registered.
-    const existing = await this.db.dataSource.getRepository(PasskeyEntity).findBy({ human_id: humanId });
+    const existing = await this.repository.allPasskeys(humanId);
     const options = await this.registrationOptions(human.name, isoBase64URL.toBuffer(human.webauthn_user_id), existing);
     const ceremony = await this.saveCeremony('add_passkey', options.challenge, { humanId, data: { session: secretHash(sessionToken), confirmed_with: confirmedWith.id } });
     return { ceremony, options };
@@ -276,8 +286,8 @@ export class HumansService {
     if (ceremony.data.session !== session) throw humanError('ceremony_other_session');
     const passkey = await this.verifyAttestation(input.response, ceremony.challenge, humanId, input.label);
     passkey.added_in_session = session;
-    await this.db.transaction(async (manager) => {
-      await manager.getRepository(PasskeyEntity).insert(passkey);
+    await this.repository.transaction(async (tx) => {
+      await this.repository.insertPasskey(passkey, tx);
       await this.audit.append(
         {
           type: 'human.passkey_added',
@@ -285,7 +295,7 @@ export class HumansService {
           subject: humanId,
           data: { passkey: shortId(passkey.id), label: passkey.label, confirmed_with: shortId(String(ceremony.data.confirmed_with)) },
         },
-        asTransaction(manager),
+        tx,
       );
     });
     return passkey;
@@ -296,16 +306,15 @@ export class HumansService {
     const { label, confirmation } = parseBody(RenamePasskeySchema, body);
     await this.ownPasskey(humanId, passkeyId);
     const confirmedWith = await this.confirm(humanId, sessionToken, 'rename_passkey', confirmation);
-    return this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(PasskeyEntity);
-      const passkey = await repo.findOne({ where: { id: passkeyId, human_id: humanId, removed_at: IsNull() }, lock: { mode: 'pessimistic_write' } });
-      if (!passkey) throw new PasskeyNotFound();
+    return this.repository.transaction(async (tx) => {
+      const passkey = await this.repository.lockPasskey(passkeyId, tx);
+      if (!passkey || passkey.human_id !== humanId || passkey.removed_at !== null) throw new PasskeyNotFound();
       const previous = passkey.label;
       passkey.label = label;
-      await repo.update({ id: passkeyId }, { label });
+      await this.repository.updatePasskey(passkeyId, { label }, tx);
       await this.audit.append(
         { type: 'human.passkey_renamed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), from: previous, to: label, confirmed_with: shortId(confirmedWith.id) } },
-        asTransaction(manager),
+        tx,
       );
       return passkey;
     });
@@ -320,14 +329,13 @@ export class HumansService {
     const { confirmation } = parseBody(RemovePasskeySchema, body ?? {});
     await this.ownPasskey(humanId, passkeyId);
     const confirmedWith = await this.confirm(humanId, sessionToken, 'remove_passkey', confirmation);
-    await this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(PasskeyEntity);
+    await this.repository.transaction(async (tx) => {
       // Every current passkey locked, so two removals at once cannot leave none.
-      const current = await repo.find({ where: { human_id: humanId, removed_at: IsNull() }, lock: { mode: 'pessimistic_write' } });
+      const current = await this.repository.lockCurrentPasskeys(humanId, tx);
       if (!current.some((p) => p.id === passkeyId)) throw new PasskeyNotFound();
       if (current.length <= 1) throw humanError('last_passkey');
-      await repo.update({ id: passkeyId }, { removed_at: new Date(this.clock.now()) });
-      await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, asTransaction(manager));
+      await this.repository.updatePasskey(passkeyId, { removed_at: new Date(this.clock.now()) }, tx);
+      await this.audit.append({ type: 'human.passkey_removed', actor: humanId, subject: humanId, data: { passkey: shortId(passkeyId), confirmed_with: shortId(confirmedWith.id) } }, tx);
     });
   }
 
@@ -336,7 +344,7 @@ export class HumansService {
    * this very session: what "A passkey was added" warns about on their next visit.
    */
   async passkeyNotice(humanId: string, sessionToken: string): Promise<PasskeyEntity[]> {
-    const human = await this.db.dataSource.getRepository(HumanEntity).findOneByOrFail({ id: humanId });
+    const human = await this.existingHuman(humanId);
     const session = secretHash(sessionToken);
     const rows = await this.passkeysOf(humanId);
     return rows.filter((p) => p.created_at.getTime() > human.passkey_notice_at.getTime() && p.added_in_session !== session);
@@ -344,7 +352,7 @@ export class HumansService {
 
   /** The human has seen the notice: passkeys added until now are no longer announced. */
   async dismissPasskeyNotice(humanId: string): Promise<void> {
-    await this.db.dataSource.getRepository(HumanEntity).update({ id: humanId }, { passkey_notice_at: new Date(this.clock.now()) });
+    await this.repository.setPasskeyNoticeAt(humanId, new Date(this.clock.now()));
   }
 
   /**
@@ -352,52 +360,55 @@ export class HumansService {
    * passkey confirmation: it only takes access away (ADR 0018).
    */
   async endAllSessions(humanId: string): Promise<number> {
-    return this.db.transaction(async (manager) => {
-      const result = await manager.getRepository(HumanSessionEntity).update({ human_id: humanId, ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
-      const ended = result.affected ?? 0;
-      await this.audit.append({ type: 'human.signed_out_everywhere', actor: humanId, subject: humanId, data: { sessions: ended } }, asTransaction(manager));
+    return this.repository.transaction(async (tx) => {
+      const ended = await this.repository.endAllSessions(humanId, new Date(this.clock.now()), tx);
+      await this.audit.append({ type: 'human.signed_out_everywhere', actor: humanId, subject: humanId, data: { sessions: ended } }, tx);
       return ended;
     });
   }
 
   /** 404 for a passkey that is not the human's current one (another's answers the same). */
   private async ownPasskey(humanId: string, passkeyId: string): Promise<void> {
-    if (!(await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: passkeyId, human_id: humanId, removed_at: IsNull() }))) throw new PasskeyNotFound();
+    if (!(await this.repository.ownsCurrentPasskey(humanId, passkeyId))) throw new PasskeyNotFound();
   }
 
   /** The human behind a session cookie, or null when it is unknown, ended or expired. */
   async session(token: string): Promise<{ human: HumanView; csrfToken: string } | null> {
-    const [row] = await this.db.query<(HumanEntity & { expires_at: Date; ended_at: Date | null })[]>(
-      'SELECT h.*, s.expires_at, s.ended_at FROM human_sessions s JOIN humans h ON h.id = s.human_id WHERE s.token_hash = $1',
-      [secretHash(token)],
-    );
-    if (!row || row.ended_at !== null || new Date(row.expires_at).getTime() <= this.clock.now()) return null;
-    return { human: { id: row.id, name: row.name }, csrfToken: csrfTokenOf(token) };
+    const row = await this.repository.sessionOfHuman(secretHash(token));
+    if (!row || row.endedAt !== null || row.expiresAt.getTime() <= this.clock.now()) return null;
+    return { human: view(row.human), csrfToken: csrfTokenOf(token) };
   }
 
   /** Ends a session (sign-out); an unknown one is already ended. */
   async endSession(token: string): Promise<void> {
-    await this.db.dataSource.getRepository(HumanSessionEntity).update({ token_hash: secretHash(token), ended_at: IsNull() }, { ended_at: new Date(this.clock.now()) });
+    await this.repository.endSession(secretHash(token), new Date(this.clock.now()));
   }
 
   /** The human's current passkeys (not removed), oldest first. */
   passkeysOf(humanId: string): Promise<PasskeyEntity[]> {
-    return this.db.dataSource.getRepository(PasskeyEntity).find({ where: { human_id: humanId, removed_at: IsNull() }, order: { created_at: 'ASC' } });
+    return this.repository.currentPasskeys(humanId);
   }
 
   /** A passkey by credential id, removed or not (what signed a receipt); null if unknown. */
   findPasskey(credentialId: string): Promise<PasskeyEntity | null> {
-    return this.db.dataSource.getRepository(PasskeyEntity).findOneBy({ id: credentialId });
+    return this.repository.findPasskey(credentialId);
   }
 
   /** Every human, newest first (for the operator). */
   list(): Promise<HumanEntity[]> {
-    return this.db.dataSource.getRepository(HumanEntity).find({ order: { created_at: 'DESC' }, take: 1000 });
+    return this.repository.listHumans(1000);
   }
 
   /** A human by id, or null. */
   find(humanId: string): Promise<HumanEntity | null> {
-    return this.db.dataSource.getRepository(HumanEntity).findOneBy({ id: humanId });
+    return this.repository.findHuman(humanId);
+  }
+
+  /** A human known to exist (a session's, a passkey's). */
+  private async existingHuman(humanId: string, tx?: Transaction): Promise<HumanEntity> {
+    const human = await this.repository.findHuman(humanId, tx);
+    if (!human) throw new Error(`human ${humanId} is not stored`);
+    return human;
   }
 
   /**
@@ -411,20 +422,15 @@ export class HumansService {
   ): Promise<string> {
     const now = this.clock.now();
     const id = `cer_${randomId()}`;
-    const repo = this.db.dataSource.getRepository(CeremonyEntity);
-    await repo
-      .createQueryBuilder()
-      .delete()
-      .where('expires_at < :cutoff', { cutoff: new Date(now - CEREMONY_TTL_MS) })
-      .execute();
-    await repo.insert({
+    await this.repository.deleteCeremoniesExpiredBefore(new Date(now - CEREMONY_TTL_MS));
+    await this.repository.insertCeremony({
       id,
       kind,
       challenge,
       human_id: extra.humanId ?? null,
       grant_id: extra.grantId ?? null,
       document: extra.document ?? null,
-      data: (extra.data ?? {}) as never,
+      data: extra.data ?? {},
       expires_at: new Date(now + CEREMONY_TTL_MS),
       used_at: null,
     });
@@ -438,14 +444,13 @@ export class HumansService {
    */
   async consume(id: string, kind: CeremonyKind, humanId: string | null): Promise<CeremonyEntity> {
     const now = this.clock.now();
-    return this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(CeremonyEntity);
-      const ceremony = await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+    return this.repository.transaction(async (tx) => {
+      const ceremony = await this.repository.lockCeremony(id, tx);
       // Another human's ceremony, or one for something else, answers as an unknown one.
       if (!ceremony || ceremony.kind !== kind || ceremony.human_id !== humanId) throw humanError('ceremony_unknown');
       if (ceremony.used_at !== null) throw humanError('ceremony_used');
       if (ceremony.expires_at.getTime() <= now) throw humanError('ceremony_expired');
-      await repo.update({ id }, { used_at: new Date(now) });
+      await this.repository.markCeremonyUsed(id, new Date(now), tx);
       return ceremony;
     });
   }
@@ -506,9 +511,8 @@ export class HumansService {
   async verifyAssertion(raw: unknown, expected: { challenge: string; humanId: string | null; what: string }): Promise<VerifiedAssertion> {
     const response = parseAuthenticationResponse(raw);
     checkClientData(response.response.clientDataJSON, { type: 'webauthn.get', challenge: expected.challenge, origins: this.config.uiOrigins, what: expected.what });
-    return this.db.transaction(async (manager) => {
-      const repo = manager.getRepository(PasskeyEntity);
-      const passkey = await repo.findOne({ where: { id: response.id }, lock: { mode: 'pessimistic_write' } });
+    return this.repository.transaction(async (tx) => {
+      const passkey = await this.repository.lockPasskey(response.id, tx);
       if (!passkey || (expected.humanId !== null && passkey.human_id !== expected.humanId)) throw humanError('passkey_unknown');
       if (passkey.removed_at !== null) throw humanError('passkey_removed');
       checkCounter(passkey.counter, assertionCounter(response.response.authenticatorData));
@@ -528,7 +532,7 @@ export class HumansService {
       if (!verification.verified) throw humanError('passkey_refused', { ceremony: 'assertion', reason: 'the signature does not verify' });
       passkey.counter = verification.authenticationInfo.newCounter;
       passkey.last_used_at = new Date(this.clock.now());
-      await repo.update({ id: passkey.id }, { counter: passkey.counter, last_used_at: passkey.last_used_at });
+      await this.repository.updatePasskey(passkey.id, { counter: passkey.counter, last_used_at: passkey.last_used_at }, tx);
       return { passkey, response };
     });
   }
@@ -567,7 +571,7 @@ export class HumansService {
     }
     if (!verification.verified) throw humanError('passkey_refused', { ceremony: 'registration', reason: 'the attestation does not verify' });
     const { credential, credentialBackedUp } = verification.registrationInfo;
-    if (await this.db.dataSource.getRepository(PasskeyEntity).existsBy({ id: credential.id })) throw humanError('passkey_already_registered');
+    if (await this.repository.passkeyExists(credential.id)) throw humanError('passkey_already_registered');
     const now = new Date(this.clock.now());
     return Object.assign(new PasskeyEntity(), {
       id: credential.id,
@@ -585,11 +589,11 @@ export class HumansService {
     });
   }
 
-  private async startSession(manager: EntityManager, human: HumanEntity): Promise<StartedSession> {
+  private async startSession(tx: Transaction, human: HumanEntity): Promise<StartedSession> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
     const expiresAt = new Date(now + SESSION_TTL_MS);
-    await manager.getRepository(HumanSessionEntity).insert({ token_hash: secretHash(token), human_id: human.id, created_at: new Date(now), expires_at: expiresAt, ended_at: null });
+    await this.repository.insertSession({ token_hash: secretHash(token), human_id: human.id, created_at: new Date(now), expires_at: expiresAt, ended_at: null }, tx);
     return { human: view(human), token, csrfToken: csrfTokenOf(token), expiresAt };
   }
 }
