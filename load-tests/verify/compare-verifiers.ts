@@ -44,8 +44,11 @@ function linkModules(worktree: string): void {
   for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
     if (entry !== '@writ') symlinkSync(join(ROOT, 'node_modules', entry), join(modules, entry));
   }
+  // A library the other commit does not have yet is a dangling link there, which nothing imports.
   for (const [name, folder] of [
     ['core', 'libs/core'],
+    ['contracts', 'libs/contracts'],
+    ['server', 'libs/server'],
     ['sdk', 'libs/sdk'],
     ['verifier', 'apps/verifier'],
     ['registry', 'apps/registry'],
