@@ -9,6 +9,9 @@ import { type AgentsRepository, DuplicateAgentKey, TypeOrmAgentsRepository } fro
 import type { GrantEntity } from '../src/modules/grants/grant.entity.js';
 import { type GrantsRepository, TypeOrmGrantsRepository } from '../src/modules/grants/grants.repository.js';
 import { type RevocationsRepository, TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
+import type { HumanEntity, PasskeyEntity } from '../src/modules/humans/human.entities.js';
+import { DatabaseHumanViewsRepository, type HumanViewsRepository } from '../src/modules/humans/human-views.repository.js';
+import { type HumansRepository, TypeOrmHumansRepository } from '../src/modules/humans/humans.repository.js';
 import type { ServiceEntity } from '../src/modules/services/service.entity.js';
 import { type RequestedStepUp, type StepUpsRepository, TypeOrmStepUpsRepository } from '../src/modules/step-ups/step-ups.repository.js';
 import { type ServicesRepository, TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
@@ -20,6 +23,8 @@ import { InMemoryRevocationsRepository } from '../src/testing/in-memory-revocati
 import { InMemoryServicesRepository } from '../src/testing/in-memory-services.js';
 import { InMemoryStepUpsRepository } from '../src/testing/in-memory-step-ups.js';
 import { InMemoryGrantStateRepository } from '../src/testing/in-memory-grant-state.js';
+import { InMemoryHumanViewsRepository } from '../src/testing/in-memory-human-views.js';
+import { InMemoryHumansRepository } from '../src/testing/in-memory-humans.js';
 import { InMemoryStore } from '../src/testing/in-memory-store.js';
 import { storages } from './support/databases.js';
 
@@ -33,6 +38,8 @@ interface Repositories {
   grants: GrantsRepository;
   stepUps: StepUpsRepository;
   grantState: GrantStateRepository;
+  humans: HumansRepository;
+  humanViews: HumanViewsRepository;
 }
 
 function inMemoryRepositories(store: InMemoryStore): Repositories {
@@ -45,6 +52,8 @@ function inMemoryRepositories(store: InMemoryStore): Repositories {
     grants: new InMemoryGrantsRepository(store),
     stepUps: new InMemoryStepUpsRepository(store),
     grantState: new InMemoryGrantStateRepository(store),
+    humans: new InMemoryHumansRepository(store),
+    humanViews: new InMemoryHumanViewsRepository(store),
   };
 }
 
@@ -58,6 +67,8 @@ function databaseRepositories(db: Database): Repositories {
     grants: new TypeOrmGrantsRepository(db),
     stepUps: new TypeOrmStepUpsRepository(db),
     grantState: new DatabaseGrantStateRepository(db),
+    humans: new TypeOrmHumansRepository(db),
+    humanViews: new DatabaseHumanViewsRepository(db),
   };
 }
 
@@ -87,7 +98,7 @@ const backends: { name: string; open: () => Promise<{ repositories: Repositories
   })),
 ];
 
-type EventFields = Partial<Pick<AuditEvent, 'id' | 'type' | 'actor' | 'grant_id' | 'txn' | 'data'>>;
+type EventFields = Partial<Pick<AuditEvent, 'id' | 'type' | 'actor' | 'subject' | 'grant_id' | 'txn' | 'data'>>;
 
 /** Events linked after `head` (a type, or the fields that differ from the defaults), with the JSON array text they were hashed as. */
 async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, drafts: (string | EventFields)[]): Promise<{ events: AuditEvent[]; eventsJson: string }> {
@@ -538,6 +549,162 @@ describe.each(backends)('repositories on $name', ({ open }) => {
         { kind: 'grant', value: 'grt_gs', expiresAtMs: T + 3_600_000 },
         { kind: 'agent', value: 'agt_holder', expiresAtMs: T + 3_600_000 },
       ]);
+    });
+  });
+
+  describe('HumansRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+    const human = (id: string, name: string, createdAt: number): HumanEntity => ({ id, name, webauthn_user_id: `wu_${id}`, created_at: new Date(createdAt), passkey_notice_at: new Date(createdAt) });
+    const passkey = (id: string, humanId: string, createdAt: number): PasskeyEntity => ({
+      id,
+      human_id: humanId,
+      public_key: `pk_${id}`,
+      jwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
+      counter: 0,
+      transports: ['internal'],
+      backed_up: false,
+      label: `passkey ${id}`,
+      created_at: new Date(createdAt),
+      last_used_at: null,
+      removed_at: null,
+      added_in_session: null,
+    });
+
+    it('stores humans and their passkeys, current and removed', async () => {
+      const { humans, transaction } = repositories;
+      await transaction(async (tx) => {
+        await humans.insertHuman(human('usr_a', 'Alice', T), tx);
+        await humans.insertPasskey(passkey('cred_a1', 'usr_a', T), tx);
+      });
+      await humans.insertHuman(human('usr_b', 'Bob', T + 1000));
+      await humans.insertPasskey(passkey('cred_a2', 'usr_a', T + 2000));
+      await humans.insertPasskey(passkey('cred_b1', 'usr_b', T + 1000));
+      await expect(humans.insertPasskey(passkey('cred_a1', 'usr_b', T))).rejects.toThrow();
+      expect(await humans.findHuman('usr_a')).toEqual(human('usr_a', 'Alice', T));
+      expect(await humans.findHuman('usr_none')).toBeNull();
+      expect((await humans.listHumans(10)).map((h) => h.id)).toEqual(['usr_b', 'usr_a']);
+      expect((await humans.listHumans(1)).map((h) => h.id)).toEqual(['usr_b']);
+      expect(await humans.findPasskey('cred_a1')).toEqual(passkey('cred_a1', 'usr_a', T));
+      await transaction(async (tx) => {
+        expect((await humans.lockCurrentPasskeys('usr_a', tx)).map((p) => p.id).sort()).toEqual(['cred_a1', 'cred_a2']);
+        expect(await humans.lockPasskey('cred_a2', tx)).toMatchObject({ human_id: 'usr_a' });
+        await humans.updatePasskey('cred_a2', { removed_at: new Date(T + 5000), label: 'old' }, tx);
+        await humans.updatePasskey('cred_a1', { counter: 7, last_used_at: new Date(T + 5000) }, tx);
+      });
+      expect((await humans.currentPasskeys('usr_a')).map((p) => [p.id, p.counter])).toEqual([['cred_a1', 7]]);
+      expect((await humans.allPasskeys('usr_a')).map((p) => p.id).sort()).toEqual(['cred_a1', 'cred_a2']);
+      expect(await humans.ownsCurrentPasskey('usr_a', 'cred_a1')).toBe(true);
+      expect(await humans.ownsCurrentPasskey('usr_a', 'cred_a2')).toBe(false);
+      expect(await humans.ownsCurrentPasskey('usr_b', 'cred_a1')).toBe(false);
+      expect(await humans.passkeyExists('cred_a2')).toBe(true);
+      expect(await humans.passkeyExists('cred_none')).toBe(false);
+      await humans.setPasskeyNoticeAt('usr_a', new Date(T + 9000));
+      expect((await humans.findHuman('usr_a'))?.passkey_notice_at).toEqual(new Date(T + 9000));
+    });
+
+    it('keeps sessions by token hash, read with their human, ended one or all at once', async () => {
+      const { humans, transaction } = repositories;
+      const session = (hash: string) => ({ token_hash: hash, human_id: 'usr_a', created_at: new Date(T), expires_at: new Date(T + 3_600_000), ended_at: null });
+      await humans.insertSession(session('s1'));
+      await transaction((tx) => humans.insertSession(session('s2'), tx));
+      await humans.insertSession(session('s3'));
+      expect(await humans.sessionOfHuman('s1')).toEqual({ human: { ...human('usr_a', 'Alice', T), passkey_notice_at: new Date(T + 9000) }, expiresAt: new Date(T + 3_600_000), endedAt: null });
+      expect(await humans.sessionOfHuman('s_none')).toBeNull();
+      await humans.endSession('s1', new Date(T + 10));
+      await humans.endSession('s1', new Date(T + 20));
+      expect((await humans.sessionOfHuman('s1'))?.endedAt).toEqual(new Date(T + 10));
+      expect(await transaction((tx) => humans.endAllSessions('usr_a', new Date(T + 30), tx))).toBe(2);
+      expect((await humans.sessionOfHuman('s3'))?.endedAt).toEqual(new Date(T + 30));
+    });
+
+    it('keeps single-use ceremonies: locked, spent, deleted, swept once expired', async () => {
+      const { humans, transaction } = repositories;
+      const ceremony = (id: string, expiresAt: number) => ({ id, kind: 'login' as const, challenge: `ch_${id}`, human_id: null, grant_id: null, document: null, data: { purpose: 'x' }, expires_at: new Date(expiresAt), used_at: null });
+      await humans.insertCeremony(ceremony('cer_old', T));
+      await humans.insertCeremony(ceremony('cer_new', T + 600_000));
+      await humans.insertCeremony(ceremony('cer_gone', T + 600_000));
+      await transaction(async (tx) => {
+        expect(await humans.lockCeremony('cer_new', tx)).toEqual(ceremony('cer_new', T + 600_000));
+        await humans.markCeremonyUsed('cer_new', new Date(T + 1), tx);
+        await humans.deleteCeremony('cer_gone', tx);
+      });
+      await humans.deleteCeremoniesExpiredBefore(new Date(T + 1));
+      await transaction(async (tx) => {
+        expect(await humans.lockCeremony('cer_old', tx)).toBeNull();
+        expect(await humans.lockCeremony('cer_gone', tx)).toBeNull();
+        expect(await humans.lockCeremony('cer_new', tx)).toMatchObject({ used_at: new Date(T + 1) });
+      });
+    });
+
+    it("keeps a grant's approval receipt for its human", async () => {
+      const { humans, transaction } = repositories;
+      const receipt = { grant_id: 'grt_1', human_id: 'usr_a', credential_id: 'cred_a2', decision: 'approve' as const, receipt: { document: '{}', credential_id: 'cred_a2', authenticator_data: 'a', client_data_json: 'c', signature: 's', user_handle: null }, hash: 'h1', created_at: new Date(T) };
+      await transaction((tx) => humans.insertApprovalReceipt(receipt, tx));
+      expect(await humans.findApprovalReceipt('grt_1', 'usr_a')).toEqual(receipt);
+      expect(await humans.findApprovalReceipt('grt_1', 'usr_b')).toBeNull();
+    });
+  });
+
+  describe('HumanViewsRepository', () => {
+    const T = Date.UTC(2026, 0, 1);
+
+    it("reads the owner's grants, newest request first, with the names they are shown by", async () => {
+      const { humanViews } = repositories;
+      const grants = await humanViews.grantsOfOwner('alice', undefined, 50);
+      expect(grants.map((g) => g.grant.id).sort()).toEqual(['grt_1', 'grt_2', 'grt_3', 'grt_4', 'grt_gs']);
+      const first = grants.find((g) => g.grant.id === 'grt_1')!;
+      expect(first).toEqual({ grant: await repositories.grants.find('grt_1'), agent: null, service: { uri: 'https://a.example', name: 'Service svc_a' } });
+      expect((await humanViews.grantsOfOwner('alice', 'revoked', 50)).map((g) => g.grant.id)).toEqual(['grt_3']);
+      expect(await humanViews.grantsOfOwner('alice', undefined, 2)).toHaveLength(2);
+      expect(await humanViews.grantsOfOwner('bob', undefined, 50)).toEqual([]);
+    });
+
+    it("names the agent of a grant, and lists the names of an owner's agents", async () => {
+      const { humanViews, grants } = repositories;
+      await grants.insert({ ...(await grants.find('grt_1'))!, id: 'grt_hv', agent_id: 'agt_2', requested_at: new Date(T + 1000) });
+      const [newest] = await humanViews.grantsOfOwner('alice', undefined, 1);
+      expect(newest).toMatchObject({ grant: { id: 'grt_hv' }, agent: { name: 'Agent agt_2', createdAt: new Date(T + 1000) } });
+      expect((await humanViews.agentNamesOf('alice')).sort()).toEqual(['Agent agt_1', 'Agent agt_2']);
+      expect(await humanViews.agentNamesOf('nobody')).toEqual([]);
+    });
+
+    it('names the passkey that signed a grant’s decision', async () => {
+      const { humanViews } = repositories;
+      expect(await humanViews.approvalSigner('grt_1')).toEqual({ id: 'cred_a2', label: 'old', removedAt: new Date(T + 5000) });
+      expect(await humanViews.approvalSigner('grt_2')).toBeNull();
+    });
+
+    it('sums up and reads back the transactions whose root token names the person', async () => {
+      const { humanViews, audit } = repositories;
+      await audit.extend([], async (head) => ({
+        ...(await linked(head, [
+          { id: 'hv_1', type: 'token.issued', actor: 'agt_x', subject: 'carol', grant_id: 'grt_1', txn: 'txn_hv1', data: { jti: 'j1' } },
+          { id: 'hv_2', type: 'token.delegated', actor: 'agt_x', subject: 'carol', grant_id: 'grt_1', txn: 'txn_hv1', data: { jti: 'j2', actor: 'agt_y' } },
+          { id: 'hv_3', type: 'verification.allowed', actor: 'agt_y', grant_id: 'grt_1', txn: 'txn_hv1', data: { jti: 'j2' } },
+          { id: 'hv_4', type: 'token.issued', actor: 'agt_x', subject: 'carol', grant_id: 'grt_2', txn: 'txn_hv2', data: { jti: 'j3' } },
+          { id: 'hv_5', type: 'token.issued', actor: 'agt_z', subject: 'dave', grant_id: 'grt_3', txn: 'txn_hv3', data: { jti: 'j4' } },
+        ])),
+        checkpoints: [],
+        result: undefined,
+      }));
+      const at = '2026-01-01T00:00:00.000Z';
+      expect(await humanViews.transactionsOf('carol', undefined, 10)).toEqual([
+        { txn: 'txn_hv2', grant_id: 'grt_2', started_at: at, hops: 1, decisions: 0 },
+        { txn: 'txn_hv1', grant_id: 'grt_1', started_at: at, hops: 2, decisions: 1 },
+      ]);
+      expect((await humanViews.transactionsOf('carol', 'grt_1', 10)).map((t) => t.txn)).toEqual(['txn_hv1']);
+      expect((await humanViews.transactionsOf('carol', undefined, 1)).map((t) => t.txn)).toEqual(['txn_hv2']);
+      expect(await humanViews.rootNames('txn_hv1', 'carol')).toBe(true);
+      expect(await humanViews.rootNames('txn_hv3', 'carol')).toBe(false);
+      const events = await humanViews.eventsOf('txn_hv1');
+      expect(events.map((e) => [e.type, e.actor, e.data.jti])).toEqual([
+        ['token.issued', 'agt_x', 'j1'],
+        ['token.delegated', 'agt_x', 'j2'],
+        ['verification.allowed', 'agt_y', 'j2'],
+      ]);
+      expect(events[1]!.seq).toBe(events[0]!.seq + 1);
+      expect(await humanViews.subjectAt(events[0]!.seq)).toBe('carol');
+      expect(await humanViews.subjectAt(events[2]!.seq)).toBeNull();
     });
   });
 });

@@ -27,7 +27,7 @@ export function entityManager(tx: Transaction): EntityManager {
   return tx as unknown as EntityManager;
 }
 
-/** The handle for a transaction TypeORM opened (repositories only). */
-export function asTransaction(manager: EntityManager): Transaction {
+/** The handle for a transaction TypeORM opened. */
+function asTransaction(manager: EntityManager): Transaction {
   return manager as unknown as Transaction;
 }

@@ -4,6 +4,7 @@ import { RevocationRecorder } from '../modules/revocations/revocation-recorder.j
 import { InMemoryAgentsRepository } from './in-memory-agents.js';
 import { InMemoryAuditRepository } from './in-memory-audit.js';
 import { InMemoryGrantsRepository } from './in-memory-grants.js';
+import { InMemoryHumanViewsRepository } from './in-memory-human-views.js';
 import { InMemoryHumansRepository } from './in-memory-humans.js';
 import { InMemoryRevocationsRepository } from './in-memory-revocations.js';
 import { InMemoryServicesRepository } from './in-memory-services.js';
@@ -36,6 +37,7 @@ export async function inMemoryRegistry(start = Date.UTC(2026, 0, 1, 12)) {
     agents: new InMemoryAgentsRepository(store),
     grants: new InMemoryGrantsRepository(store),
     humans: new InMemoryHumansRepository(store),
+    humanViews: new InMemoryHumanViewsRepository(store),
     revocations: new InMemoryRevocationsRepository(store),
     services: new InMemoryServicesRepository(store),
     stepUps: new InMemoryStepUpsRepository(store),
