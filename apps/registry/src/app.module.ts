@@ -156,7 +156,12 @@ export class AppModule {
           provide: VerifierEventsRunner,
           inject: [AuditService, StepUpsService],
           useFactory: (audit: AuditService, stepUps: StepUpsService) =>
-            new VerifierEventsRunner(infra.config, audit, infra.verifierEvents, (drafts) => stepUps.recordRequested(drafts)),
+            new VerifierEventsRunner({
+              config: infra.config,
+              audit,
+              ...(infra.verifierEvents ? { inProcess: infra.verifierEvents } : {}),
+              afterAppend: (drafts) => stepUps.recordRequested(drafts),
+            }),
         },
         // Approved step-ups go to the verifiers' store: the one in this process, or Redis.
         {
@@ -219,10 +224,10 @@ export class AppModule {
           useFactory: (grants: GrantsService) => {
             const logger = new Logger('VerifierState');
             const reader = new GrantStateReader({ repository: new DatabaseGrantStateRepository(infra.db), clock: infra.clock });
-            if (isStateWriter(infra.verifierAdmin)) return new VerifierStateKeeper(reader, infra.verifierAdmin, grants, logger);
-            if (!infra.config.redisUrl) return new VerifierStateKeeper(reader, null, grants, logger);
+            if (isStateWriter(infra.verifierAdmin)) return new VerifierStateKeeper({ reader, writer: infra.verifierAdmin, grants, logger });
+            if (!infra.config.redisUrl) return new VerifierStateKeeper({ reader, writer: null, grants, logger });
             const redis = new RedisVerifierState(infra.config.redisUrl, { prefix: infra.config.redisPrefix, logger, clock: infra.clock });
-            return new VerifierStateKeeper(reader, redis, grants, logger, redis);
+            return new VerifierStateKeeper({ reader, writer: redis, grants, logger, watch: redis });
           },
         },
       ],

@@ -5,6 +5,15 @@ import type { AuditDraft, AuditService } from './audit.service.js';
 import { RedisVerifierEventSource, type VerifierEventSource } from './redis-verifier-events.js';
 import { VerifierEventIngestor, type VerifierEventsStats } from './verifier-events.ingestor.js';
 
+export interface VerifierEventsRunnerOptions {
+  config: Pick<RegistryConfig, 'redisUrl' | 'redisPrefix'>;
+  audit: AuditService;
+  /** The in-process verifier store's queue, when verifier and registry share a process. */
+  inProcess?: VerifierEventSource;
+  /** Runs on each appended batch before it is acked (the step-ups it asks for). */
+  afterAppend?: (drafts: AuditDraft[]) => Promise<void>;
+}
+
 /**
  * Runs the ingestion of verifier decisions into the audit chain for the app's lifetime: from
  * Redis when `REDIS_URL` is set, from the in-process store the caller hands over when verifier
@@ -15,13 +24,7 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
   private readonly ingestor: VerifierEventIngestor | undefined;
   private readonly redis: Redis | undefined;
 
-  constructor(
-    config: RegistryConfig,
-    audit: AuditService,
-    inProcess: VerifierEventSource | undefined,
-    /** Runs on each appended batch before it is acked (the step-ups it asks for). */
-    afterAppend?: (drafts: AuditDraft[]) => Promise<void>,
-  ) {
+  constructor({ config, audit, inProcess, afterAppend }: VerifierEventsRunnerOptions) {
     let source = inProcess;
     if (source === undefined && config.redisUrl !== undefined) {
       // Its own connection: a blocked or slow read never delays revocation publishing.

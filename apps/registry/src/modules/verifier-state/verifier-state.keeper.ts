@@ -40,6 +40,16 @@ export interface KeeperLogger {
   warn(message: string): void;
 }
 
+export interface VerifierStateKeeperOptions {
+  reader: GrantStateReader;
+  /** Where rebuilt states are written; null when no verifier store is reachable from here. */
+  writer: VerifierStateWriter | null;
+  grants: GrantChanges;
+  logger: KeeperLogger;
+  /** Watches the store for lost state (Redis). */
+  watch?: StateWatch;
+}
+
 /**
  * Gives every grant the verifiers can meet a whole state (ADR 0017). A grant's state is written
  * (empty, with its marker) when it is approved; a store that lost it (restart, flushed or
@@ -51,13 +61,19 @@ export class VerifierStateKeeper implements OnApplicationBootstrap, OnModuleDest
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private unsubscribe: (() => void) | undefined;
 
-  constructor(
-    private readonly reader: GrantStateReader,
-    private readonly writer: VerifierStateWriter | null,
-    private readonly grants: GrantChanges,
-    private readonly logger: KeeperLogger,
-    private readonly watch?: StateWatch,
-  ) {}
+  private readonly reader: GrantStateReader;
+  private readonly writer: VerifierStateWriter | null;
+  private readonly grants: GrantChanges;
+  private readonly logger: KeeperLogger;
+  private readonly watch: StateWatch | undefined;
+
+  constructor(options: VerifierStateKeeperOptions) {
+    this.reader = options.reader;
+    this.writer = options.writer;
+    this.grants = options.grants;
+    this.logger = options.logger;
+    this.watch = options.watch;
+  }
 
   /**
    * The verifier store's `GrantStateSource`: the grant's state from the durable record and the
