@@ -15,7 +15,9 @@ export default defineProject({
     setupFiles: ['reflect-metadata'],
     // Every PGlite the tests open starts from one migrated snapshot, made here once.
     globalSetup: ['test/support/global-setup.ts'],
-    testTimeout: 30_000,
+    // Files run side by side (one per core): a test that boots a registry or runs the CLI as a
+    // process gets half the CPU it had alone.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
   },
 });

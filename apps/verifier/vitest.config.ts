@@ -16,7 +16,9 @@ export default defineProject({
     setupFiles: ['reflect-metadata'],
     // The registries these tests boot open PGlite from one migrated snapshot, made here once.
     globalSetup: ['../registry/test/support/global-setup.ts'],
-    testTimeout: 30_000,
+    // Files run side by side (one per core): a test that boots a registry or runs the CLI as a
+    // process gets half the CPU it had alone.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
   },
 });
