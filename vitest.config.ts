@@ -10,8 +10,9 @@ export default defineConfig({
     // on a 2-core machine). Files may run side by side: each boots its own registry and verifier on
     // ports the OS picks, in a database of its own and under a Redis key prefix of its own; servers
     // they start (redis-server, Redis Cluster, npm start) take free ports; the approval UI's
-    // production build is taken in turns under a lock.
-    maxWorkers: availableParallelism(),
+    // production build is taken in turns under a lock. At most four: each file's registries open
+    // up to ten PostgreSQL connections apiece, and PostgreSQL allows a hundred by default.
+    maxWorkers: Math.min(availableParallelism(), 4),
     reporters: ['default', './tools/vitest-summary-reporter.ts'],
     coverage: {
       provider: 'v8',
