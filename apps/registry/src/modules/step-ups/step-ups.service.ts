@@ -19,7 +19,7 @@ import { type AuditDraft, type AuditService, unrecordableReason } from '../audit
 import { type HumansService, parseBody } from '../humans/humans.service.js';
 import type { ServicesRepository } from '../services/services.repository.js';
 import { STEP_UP_STATUSES, type StepUpBound, type StepUpEntity, type StepUpStatus, stepUpStatus } from './step-up.entity.js';
-import type { StepUpsRepository } from './step-ups.repository.js';
+import type { RequestedStepUp, StepUpsRepository } from './step-ups.repository.js';
 import type { VerifierStepUps } from './verifier-step-ups.js';
 import { ChangeFeed, type ChangeRelay } from '../../infra/change-feed.js';
 
@@ -81,22 +81,7 @@ export interface StepUpReceiptExport {
 }
 
 /** What an `approval_required` verification event says about the step-up it asks for. */
-interface AskedStepUp {
-  id: string;
-  eventId: string;
-  grantId: string;
-  agentId: string;
-  txn: string;
-  serviceId: string;
-  method: string;
-  url: string;
-  action: string;
-  resource: string | null;
-  amount: number;
-  currency: string;
-  bound: StepUpBound | null;
-  expiresAt: Date | undefined;
-}
+type AskedStepUp = Omit<RequestedStepUp, 'requestedAt' | 'expiresAt'> & { expiresAt: Date | undefined };
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 
