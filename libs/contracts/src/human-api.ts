@@ -154,13 +154,15 @@ export type SignedWithPasskey = z.infer<typeof SignedWithPasskeySchema>;
 export const DelegationSchema = z.strictObject({ max_depth: z.number().int(), allowed_agents: z.array(z.string()).optional() });
 export type Delegation = z.infer<typeof DelegationSchema>;
 
-/** A grant as its human sees it: the grant plus who asks and where, by name. */
-export const HumanGrantSchema = z.strictObject({
+/** A grant's id, state and version: the first fields of every view of a grant. */
+export const GRANT_IDENTITY_FIELDS = {
   grant_id: z.string(),
   status: z.enum(GRANT_STATUSES),
   version: z.number().int(),
-  agent: HumanGrantAgentSchema,
-  service: NamedService,
+};
+
+/** What a grant allows and its life: the fields every view of a grant shares after who and where. */
+export const GRANT_TERMS_FIELDS = {
   authorization_details: AuthorizationDetailsSchema,
   envelope: EnvelopeSchema,
   purpose: z.string(),
@@ -170,6 +172,14 @@ export const HumanGrantSchema = z.strictObject({
   decided_at: Timestamp.nullable(),
   expires_at: Timestamp,
   revoked_at: Timestamp.nullable(),
+};
+
+/** A grant as its human sees it: the grant plus who asks and where, by name. */
+export const HumanGrantSchema = z.strictObject({
+  ...GRANT_IDENTITY_FIELDS,
+  agent: HumanGrantAgentSchema,
+  service: NamedService,
+  ...GRANT_TERMS_FIELDS,
   receipt_hash: z.string().nullable(),
   /** On one grant (not in listings): the passkey that signed its decision. */
   signed_with: SignedWithPasskeySchema.nullable().optional(),

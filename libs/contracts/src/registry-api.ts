@@ -1,6 +1,5 @@
-import { AuthorizationDetailsSchema, EnvelopeSchema } from '@writ/core';
 import { z } from 'zod';
-import { DelegationSchema, GRANT_STATUSES, STEP_UP_STATUSES } from './human-api.js';
+import { GRANT_IDENTITY_FIELDS, GRANT_STATUSES, GRANT_TERMS_FIELDS, STEP_UP_STATUSES } from './human-api.js';
 
 /*
  * The answers of the registry's other routes, for agents, service providers, the operator and
@@ -16,21 +15,7 @@ const Jwk = z.looseObject({ kty: z.string() }).describe('a JWK (RFC 7517)');
 export const RequestedGrantAnswerSchema = z.strictObject({ grant_id: z.string(), status: z.enum(GRANT_STATUSES), expires_at: Timestamp });
 
 /** `GET /grants/:id`: a grant as its agent sees it. */
-export const AgentGrantSchema = z.strictObject({
-  grant_id: z.string(),
-  status: z.enum(GRANT_STATUSES),
-  version: z.number().int(),
-  service_id: z.string(),
-  authorization_details: AuthorizationDetailsSchema,
-  envelope: EnvelopeSchema,
-  purpose: z.string(),
-  duration_s: z.number().int(),
-  delegation: DelegationSchema.nullable(),
-  requested_at: Timestamp,
-  decided_at: Timestamp.nullable(),
-  expires_at: Timestamp,
-  revoked_at: Timestamp.nullable(),
-});
+export const AgentGrantSchema = z.strictObject({ ...GRANT_IDENTITY_FIELDS, service_id: z.string(), ...GRANT_TERMS_FIELDS });
 
 /** `GET /step-ups/:id`: a step-up as the agent that made the request sees it. */
 export const AgentStepUpSchema = z.strictObject({
