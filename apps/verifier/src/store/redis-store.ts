@@ -151,6 +151,7 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
   async close(): Promise<void> {
     if (this.connection.closed) return;
     this.connection.beginClosing();
+    this.decisions.close();
     await this.events.close();
     await Promise.all([this.revocations.close(), this.connection.close()]);
   }

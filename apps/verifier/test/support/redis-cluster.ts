@@ -11,7 +11,10 @@ const run = promisify(execFile);
 /** Every redis-server these helpers started, killed when the process exits whatever happens. */
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of children) {
+    child.kill('SIGKILL');
+    child.kill('SIGCONT');
+  }
 });
 
 export { freePort };
@@ -22,6 +25,10 @@ export interface RedisServer {
   url: string;
   /** Kills it (SIGKILL: no goodbye to the clients) and waits for it to be gone. */
   kill(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open, nothing is answered until {@link resume}. */
+  freeze(): void;
+  /** Lets a frozen server run again (SIGCONT): it then executes what it received meanwhile. */
+  resume(): void;
 }
 
 /** Starts `redis-server` on `port` (a free one by default) with `extra` arguments and waits until it answers PING. */
@@ -63,9 +70,15 @@ async function startOn(p: number, extra: string[], dir: string | undefined): Pro
     port: p,
     url: `redis://127.0.0.1:${p}`,
     kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      // A frozen server must run again to die of SIGKILL promptly on every kernel.
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        child.kill('SIGCONT');
+      }
       await exited;
     },
+    freeze: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
   };
 }
 

@@ -32,7 +32,8 @@ export class RedisConnection {
   /** Whether the store built the client (and so closes it and relies on its `commandTimeout`). */
   readonly owned: boolean;
   readonly logger: StoreLogger;
-  private readonly timeoutMs: number;
+  /** How long one exchange may take before it fails (fail closed). */
+  readonly timeoutMs: number;
   private readonly minRetryMs: number;
   private readonly maxRetryMs: number;
   private readonly readyListeners: (() => void)[] = [];

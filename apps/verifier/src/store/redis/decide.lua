@@ -7,8 +7,18 @@
 --       5 precheck code ('' = none), 6 max uses ('' = none),
 --       7 rate limit ('' = none), 8 window start (now - window: the window is after it), 9 window ms, 10 now ms, 11 rate member,
 --       12 amount in thousandths ('' = no money), 13 total max ('' = none),
---       with a step-up only: 14 step-up key prefix, 15 new step-up id, 16 step-up request JSON, 17 step-up TTL ms,
---       18 a new step-up's expiry (epoch ms).
+--       14 the deadline: the latest instant on this Redis's own clock (TIME, epoch ms) at which the
+--          decision may still be taken,
+--       with a step-up only: 15 step-up key prefix, 16 new step-up id, 17 step-up request JSON, 18 step-up TTL ms,
+--       19 a new step-up's expiry (epoch ms).
+--
+-- Deadline (issue 19, "Redis frozen"): a verifier whose call to this script has not been answered
+-- within its timeout has already told the service provider "deny" (503). The script may still be
+-- waiting in a frozen or overloaded Redis's socket and run later; past its deadline it returns
+-- {'late'} and touches nothing (no proof spent, no counter charged, no event queued): a decision
+-- that missed its deadline never takes effect. The verifier sends the deadline on Redis's clock
+-- (its own clock, plus the offset it measured with TIME, plus less than its timeout), so the
+-- two machines' clocks need not agree.
 --
 -- Nothing is sent that the decision does not use: a request without a step-up carries neither its
 -- keys nor its arguments, and a revocation's kind is read from its key
@@ -45,10 +55,14 @@ local function emit(label, stepUp, expires)
   redis.call(unpack(entry))
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
 end
+local time = redis.call('TIME')
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[14]) then
+  return {'late'}
+end
 if redis.call('HEXISTS', KEYS[2], 'state') == 0 then
   return {'no_state'}
 end
-local stepUp = #ARGV >= 14
+local stepUp = #ARGV >= 15
 local lastRevocation = #KEYS
 if stepUp then lastRevocation = #KEYS - 2 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
@@ -108,21 +122,21 @@ if stepUp then
   local stepUpFor, newStepUp = KEYS[#KEYS - 1], KEYS[#KEYS]
   local id = redis.call('GET', stepUpFor)
   local status = false
-  if id then status = redis.call('HGET', ARGV[14] .. id, 'status') end
+  if id then status = redis.call('HGET', ARGV[15] .. id, 'status') end
   if status == 'approved' then
-    redis.call('HSET', ARGV[14] .. id, 'status', 'used')
+    redis.call('HSET', ARGV[15] .. id, 'status', 'used')
     redis.call('DEL', stepUpFor)
     consumed = id
   elseif status == 'pending' then
-    emit('approval_required', id, redis.call('HGET', ARGV[14] .. id, 'expires'))
+    emit('approval_required', id, redis.call('HGET', ARGV[15] .. id, 'expires'))
     return {'approval_required', id}
   else
     redis.call('DEL', newStepUp)
-    redis.call('HSET', newStepUp, 'status', 'pending', 'request', ARGV[16], 'expires', ARGV[18])
-    redis.call('PEXPIRE', newStepUp, ARGV[17])
-    redis.call('SET', stepUpFor, ARGV[15], 'PX', ARGV[17])
-    emit('approval_required', ARGV[15], ARGV[18])
-    return {'approval_required', ARGV[15]}
+    redis.call('HSET', newStepUp, 'status', 'pending', 'request', ARGV[17], 'expires', ARGV[19])
+    redis.call('PEXPIRE', newStepUp, ARGV[18])
+    redis.call('SET', stepUpFor, ARGV[16], 'PX', ARGV[18])
+    emit('approval_required', ARGV[16], ARGV[19])
+    return {'approval_required', ARGV[16]}
   end
 end
 local newUses = redis.call('HINCRBY', KEYS[2], 'uses', 1)

@@ -3,6 +3,7 @@ import { defineScript, readLuaScript, RESTORE_GRANT_SCRIPT, restoreGrantCommand 
 import { type DecisionInput, type DecisionOutcome, GrantStateMissing, type GrantStateSource, MAX_MINOR, StoreUnavailable } from '../store.js';
 import { describe, type RedisConnection, sleep } from './connection.js';
 import type { RedisEventQueue } from './event-queue.js';
+import { RedisDeadlines } from './redis-clock.js';
 
 /** The whole decision in one script (decide.lua: its header says what it is sent). */
 const DECIDE_SCRIPT = readLuaScript(new URL('./decide.lua', import.meta.url));
@@ -13,6 +14,14 @@ const RESTORED_STATE_TTL_MS = 31 * 24 * 3600_000;
 const RESTORE_REQUEST_EVERY_MS = 1_000;
 /** How often a decision waiting for a grant's state looks for it. */
 const STATE_POLL_MS = 10;
+/** The index in decide.lua's ARGV (from 0 here) of the decision's deadline. */
+const DEADLINE_ARG = 13;
+/**
+ * The part of the command timeout a decision may take in Redis: the rest is left for its answer to
+ * travel back, so that a decision taken just before its deadline is not one the verifier has
+ * already answered 503 (issue 19, "Redis frozen").
+ */
+const DEADLINE_SHARE = 0.75;
 
 interface ScriptCommands {
   writVerifierDecide(numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
@@ -47,6 +56,8 @@ export class RedisDecisions {
    * on one token, so they are built once per token, not per request.
    */
   private readonly revocationKeys = new WeakMap<DecisionInput['revocations'], { grantId: string; keys: string[] }>();
+  /** Each decision's deadline on Redis's clock. */
+  private readonly deadlines: RedisDeadlines;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -57,6 +68,7 @@ export class RedisDecisions {
     this.clock = options.clock;
     this.grantState = options.grantState;
     this.stateWaitMs = options.stateWaitMs;
+    this.deadlines = new RedisDeadlines(connection, Math.max(1, Math.floor(connection.timeoutMs * DEADLINE_SHARE)));
     defineScript(connection.redis, 'writVerifierDecide', DECIDE_SCRIPT);
     defineScript(connection.redis, 'writVerifierRestore', RESTORE_GRANT_SCRIPT);
     this.commands = connection.redis as unknown as ScriptCommands;
@@ -65,17 +77,34 @@ export class RedisDecisions {
   async decide(input: DecisionInput): Promise<DecisionOutcome> {
     checkDecisionInput(input);
     const { keys, args } = this.scriptCall(input);
-    this.connection.coalesceWrites();
-    let reply = await this.connection.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    let reply = await this.run(keys, args);
     if (isNoState(reply)) {
       // ADR 0017: this Redis lost the grant's state (or never had it). Never decide from zero.
       await this.stateMissing(input.grantId);
-      reply = await this.connection.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+      reply = await this.run(keys, args);
       if (isNoState(reply)) throw new GrantStateMissing(input.grantId);
     }
     const outcome = parseDecision(reply, input);
     this.events.noteGrantEvent(input.grantId);
     return outcome;
+  }
+
+  /** One run of decide.lua, with a deadline from now (decide.lua's header, "Deadline"). */
+  private async run(keys: string[], args: string[]): Promise<unknown> {
+    const deadline = this.deadlines.deadline();
+    args[DEADLINE_ARG] = String(typeof deadline === 'number' ? deadline : await deadline);
+    this.connection.coalesceWrites();
+    const reply = await this.connection.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    if (Array.isArray(reply) && reply[0] === 'late') {
+      // Redis took it up after its deadline: the verifier has (or would have) answered 503; nothing counted.
+      throw new StoreUnavailable('verifier store: the decision reached Redis after its deadline; nothing was counted');
+    }
+    return reply;
+  }
+
+  /** Stops the clock measurement. */
+  close(): void {
+    this.deadlines.close();
   }
 
   async restoreGrant(snapshot: GrantStateSnapshot): Promise<boolean> {
@@ -110,6 +139,8 @@ export class RedisDecisions {
       `${nowMs}:${input.proof.jkt}:${input.proof.jti}`,
       amount ? String(amount.minor) : '',
       amount?.totalMaxMinor === undefined ? '' : String(amount.totalMaxMinor),
+      // The deadline, set by each run.
+      '',
     ];
     if (stepUp) {
       keys.push(grantStateKey(p, grantId, 'stepup-for', stepUp.fingerprint), grantStateKey(p, grantId, 'stepup', stepUp.newId));

@@ -1,0 +1,102 @@
+import { grantStateKey } from '@writ/core';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Database } from '../../registry/src/infra/database.service.js';
+import { AuditService } from '../../registry/src/modules/audit/audit.service.js';
+import type { Agent } from '../../registry/test/support/token-fixture.js';
+import { RedisVerifierStore } from '../src/store/redis-store.js';
+import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { API, createVerifierFixture } from './support/verifier-fixture.js';
+
+const PREFIX = 'freeze:';
+const TIMEOUT_MS = 200;
+/** Requests sent while Redis is frozen: each is answered 503 once the store's deadline passes. */
+const FROZEN_REQUESTS = 20;
+/** Thousandths of a euro each request moves. */
+const AMOUNT_MINOR = 1_000;
+
+/**
+ * Issue 19, goal 4, "Redis frozen": a redis-server this test starts on a spare port is stopped
+ * (SIGSTOP) for about 3 s while the verifier answers, then resumed (SIGCONT). The verifier answers
+ * the requests it could not decide in time with a 503 deny; Redis then executes the decision
+ * scripts that were waiting in its socket. Each carries a deadline on Redis's own clock, so none of
+ * them may count: what the service provider was told (deny) is what the grant's counters and the
+ * audit chain say.
+ */
+describe('Redis frozen while the verifier answers', () => {
+  let redis: RedisServer;
+  let reader: Redis;
+  const vf = createVerifierFixture({
+    name: 'a Redis this test freezes',
+    create: async () => {
+      redis = await startRedisServer();
+      reader = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      const store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: TIMEOUT_MS, minRetryMs: 20, maxRetryMs: 200 });
+      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
+    },
+  });
+  let alice: Agent;
+
+  beforeAll(async () => {
+    ({ agents: { alice } } = (await vf.start()) as unknown as { agents: { alice: Agent } });
+  });
+  afterAll(async () => {
+    await vf.close();
+    reader.disconnect();
+    await redis.kill();
+  });
+
+  it('charges nothing for the requests it answered 503 while Redis was frozen, and records each answer as given', { timeout: 60_000 }, async () => {
+    const envelope = { max_uses: 1_000, rate: { limit: 1_000, window_s: 3_600 }, amount: { currency: 'EUR', total_max: 10_000 } };
+    const { grantId, token } = await vf.tokenFor(alice, envelope);
+    const verifier = await vf.newVerifier();
+    const call = async () =>
+      vf.verify(verifier, { token, dpop: await vf.proof(alice, token), method: 'POST', url: `${API}/bookings`, action: 'book', amount: AMOUNT_MINOR / 1000, currency: 'EUR' });
+
+    const before = [];
+    for (let i = 0; i < 5; i++) before.push(await call());
+    expect(before.map((r) => r.body.allow)).toEqual(Array(5).fill(true));
+
+    redis.freeze();
+    const frozenAt = Date.now();
+    const during = await Promise.all(Array.from({ length: FROZEN_REQUESTS }, () => call()));
+    for (const res of during) {
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ allow: false, error: 'temporarily_unavailable', status: 503 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 3_000 - (Date.now() - frozenAt))));
+    redis.resume();
+
+    // No restart: the verifier decides again by itself. Requests made until then are denied.
+    let recovering = 0;
+    await expect
+      .poll(
+        async () => {
+          const res = await call();
+          if (!res.body.allow) recovering += 1;
+          return res.body.allow;
+        },
+        { timeout: 15_000, interval: 50 },
+      )
+      .toBe(true);
+    const allowed = 5 + 1;
+
+    // The grant's state counts only the requests the service provider was told were allowed.
+    const counters = await reader.hmget(grantStateKey(PREFIX, grantId, 'counters'), 'uses', 'spent');
+    expect(counters).toEqual([String(allowed), String(allowed * AMOUNT_MINOR)]);
+    expect(await reader.zcard(grantStateKey(PREFIX, grantId, 'rate'))).toBe(allowed);
+
+    // The chain says what each answer said: every allow once, and a 503 deny for every other.
+    const db = vf.registry().get(Database);
+    const counts = () =>
+      db.query<{ outcome: string; n: number }[]>(
+        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
+        [grantId],
+      );
+    await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
+      { outcome: 'allow', n: allowed },
+      { outcome: 'temporarily_unavailable', n: FROZEN_REQUESTS + recovering },
+    ]);
+    expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
+  });
+});
