@@ -12,3 +12,4 @@ export * from './approval.js';
 export * from './text.js';
 export * from './verifier-state.js';
 export * from './verifier-event.js';
+export * from './tlog/index.js';
