@@ -30,7 +30,7 @@ const OLD_LINE = /^old (0|[1-9][0-9]{0,15})$/;
 const HASH_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /** NoteError codes that mean "no trusted key signed this" (403), not "this is not a note" (400). */
-const SIGNATURE_CODES: ReadonlySet<string> = new Set(['unknown_key', 'bad_signature', 'no_known_signature', 'no_signature']);
+const SIGNATURE_CODES: ReadonlySet<string> = new Set(['unknown_key', 'bad_signature']);
 
 /** A refusal: the answer to send. */
 class Refusal extends Error {

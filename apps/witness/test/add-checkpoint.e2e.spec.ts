@@ -78,7 +78,7 @@ describe('POST /add-checkpoint: cosigning', () => {
 
   it('accepts a checkpoint that also carries signatures by keys it does not know', async () => {
     log.append(4);
-    const other = new TestLog({ origin: log.origin });
+    const other = new TestLog({ origin: log.origin }).append(4);
     const body = await log.body(0);
     const foreign = (await other.checkpoint(4)).split('\n\n')[1]!;
     expect((await addCheckpoint(running.url, `${body}${foreign}`)).status).toBe(200);
@@ -202,7 +202,7 @@ describe('POST /add-checkpoint: refusals', () => {
     log.append(2);
     const note = await log.checkpoint();
     const hash = `${Buffer.alloc(32, 7).toString('base64')}\n`;
-    const cases: [string | Uint8Array, string][] = [
+    const cases: [string | Uint8Array<ArrayBuffer>, string][] = [
       ['', 'the body must be an old size line, consistency proof lines, an empty line and a checkpoint, each line ending in a newline'],
       [`old 0`, 'the body must be an old size line, consistency proof lines, an empty line and a checkpoint, each line ending in a newline'],
       [`old 0\n${note}`, 'a consistency proof line must be one SHA-256 hash in base64'],

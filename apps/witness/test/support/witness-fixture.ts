@@ -54,7 +54,7 @@ export interface Answer {
 }
 
 /** POSTs an add-checkpoint body. */
-export async function addCheckpoint(url: string, body: string | Uint8Array): Promise<Answer> {
+export async function addCheckpoint(url: string, body: string | Uint8Array<ArrayBuffer>): Promise<Answer> {
   const response = await fetch(`${url}/add-checkpoint`, { method: 'POST', body });
   return { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
 }
