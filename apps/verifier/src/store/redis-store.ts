@@ -109,6 +109,11 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     return this.events.droppedEvents;
   }
 
+  /** How many times a write of the backlog to Redis was started: one flusher, with backoff, never one per request. */
+  get backlogFlushAttempts(): number {
+    return this.events.backlogFlushAttempts;
+  }
+
   /** Resolves true once the backlog is empty, or false after `timeoutMs`. */
   backlogDrained(timeoutMs: number): Promise<boolean> {
     return this.events.backlogDrained(timeoutMs);

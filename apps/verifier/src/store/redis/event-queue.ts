@@ -36,6 +36,7 @@ export class RedisEventQueue {
   private backlogFailures = 0;
   private backlogFlushing: Promise<void> | undefined;
   private dropped = 0;
+  private flushAttempts = 0;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -45,7 +46,8 @@ export class RedisEventQueue {
     this.backlogMax = options.backlogMax;
     this.hintFlushMs = options.hintFlushMs;
     connection.onReady(() => {
-      this.kickBacklog();
+      // Redis is back: write the backlog now, whatever the backoff said.
+      this.flushBacklogNow();
       this.scheduleHints(0);
     });
   }
@@ -64,7 +66,9 @@ export class RedisEventQueue {
       }
     }
     this.enqueue(event);
-    this.kickBacklog();
+    // Starts a write only when none is running or waiting out its backoff: a request never
+    // starts one of its own (issue 19: one flush per 503 burned the CPU during an outage).
+    if (this.backlogTimer === undefined) this.flushBacklogNow();
   }
 
   /** Notes that the grant's own stream got an event (from the decision script). */
@@ -90,12 +94,16 @@ export class RedisEventQueue {
     return this.dropped;
   }
 
+  /** How many times a write of the backlog to Redis was started (issue 19: bounded per outage). */
+  get backlogFlushAttempts(): number {
+    return this.flushAttempts;
+  }
+
   /** Resolves true once the backlog is empty, or false after `timeoutMs`. */
   async backlogDrained(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.backlog.length > 0 || this.backlogFlushing) {
       if (Date.now() >= deadline) return false;
-      this.kickBacklog();
       await sleep(10);
     }
     return true;
@@ -126,7 +134,12 @@ export class RedisEventQueue {
     this.backlog.push(event);
   }
 
-  private kickBacklog(): void {
+  /**
+   * The one backlog flusher: starts a write unless one is running; after a failure it tries again
+   * after the connection's backoff (doubling), and only while the connection is ready, since its
+   * `ready` event starts the next write anyway.
+   */
+  private flushBacklogNow(): void {
     if (this.backlogFlushing || this.connection.closed || this.backlog.length === 0) return;
     clearTimeout(this.backlogTimer);
     this.backlogTimer = undefined;
@@ -138,7 +151,10 @@ export class RedisEventQueue {
         () => {
           this.backlogFailures += 1;
           if (this.connection.closed) return;
-          this.backlogTimer = setTimeout(() => this.kickBacklog(), this.connection.backoff(this.backlogFailures));
+          this.backlogTimer = setTimeout(() => {
+            this.backlogTimer = undefined;
+            if (this.connection.isReady()) this.flushBacklogNow();
+          }, this.connection.backoff(this.backlogFailures));
           this.backlogTimer.unref();
         },
       )
@@ -149,6 +165,7 @@ export class RedisEventQueue {
 
   /** Writes the backlog batch by batch, oldest first; what fails stays, in order, for the next try. */
   private async flushBacklog(): Promise<void> {
+    this.flushAttempts += 1;
     const stream = verifierKey(this.prefix, 'events');
     while (this.backlog.length > 0) {
       const batch = this.backlog.slice(0, BACKLOG_BATCH);

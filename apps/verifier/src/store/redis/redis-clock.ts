@@ -10,7 +10,7 @@ const REFRESH_MS = 30_000;
  * when the connection becomes ready and every {@link REFRESH_MS} after, off the request path, so a
  * decision costs no extra round trip.
  *
- * The measured offset is the smallest the exchange allows (Redis read its clock no later than the
+ * The measured offset is never larger than the true one (Redis read its clock no later than its
  * answer arrived), so a deadline errs early, never late. On a Redis Cluster each master is
  * measured and the smallest offset is used, for the same reason.
  */
@@ -64,7 +64,10 @@ export class RedisDeadlines {
   }
 }
 
-/** Redis's clock minus ours, as small as one `TIME` exchange allows, over every master of a cluster. */
+/** `TIME` exchanges per measurement of one node. */
+const SAMPLES = 3;
+
+/** Redis's clock minus ours, never more than it is, over every master of a cluster (the smallest). */
 async function smallestOffset(redis: Redis | Cluster): Promise<number> {
   const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
   if (nodes.length === 0) throw new Error('no Redis master to read the clock of');
@@ -72,8 +75,17 @@ async function smallestOffset(redis: Redis | Cluster): Promise<number> {
   return Math.min(...offsets);
 }
 
+/**
+ * Redis read its clock before its answer reached us, so `TIME - (when the answer was read)` is at
+ * most the true offset, and short of it by the exchange's time and any stall of this event loop.
+ * The largest of a few such bounds is the closest that is still safe.
+ */
 async function offsetOf(node: Redis): Promise<number> {
-  const [seconds, micros] = await node.time();
-  const answeredAt = Date.now();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - answeredAt;
+  let best = -Infinity;
+  for (let i = 0; i < SAMPLES; i++) {
+    const [seconds, micros] = await node.time();
+    const answeredAt = Date.now();
+    best = Math.max(best, Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - answeredAt);
+  }
+  return best;
 }

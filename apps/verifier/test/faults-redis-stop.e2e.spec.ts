@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Database } from '../../registry/src/infra/database.service.js';
+import { AuditService } from '../../registry/src/modules/audit/audit.service.js';
+import type { Agent } from '../../registry/test/support/token-fixture.js';
+import { RedisVerifierStore } from '../src/store/redis-store.js';
+import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { API, createVerifierFixture } from './support/verifier-fixture.js';
+
+const PREFIX = 'stop:';
+/** Requests answered while Redis is away, spread over about 3 s. */
+const DOWN_REQUESTS = 100;
+/** Writes of the backlog one outage of about 3 s may start, whatever the number of requests (issue 19). */
+const MAX_FLUSHES_PER_OUTAGE = 10;
+
+/**
+ * Issue 19, goal 4, "Redis down": a redis-server this test starts on a spare port is killed for
+ * about 3 s and started again with its append-only file, while requests keep coming. Every one is
+ * answered 503 deny and its event waits in the verifier's memory; the backlog is written back by
+ * one flusher with backoff, not once per request (that once burned 110 % CPU in an outage), and
+ * every 503 reaches the audit chain afterwards.
+ */
+describe('Redis stopped for a few seconds while requests keep coming', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'writ-faults-stop-'));
+  const persistent = ['--appendonly', 'yes', '--appendfsync', 'always'];
+  let redis: RedisServer;
+  let store: RedisVerifierStore;
+  const vf = createVerifierFixture({
+    name: 'a Redis this test stops',
+    create: async () => {
+      redis = await startRedisServer(undefined, persistent, dir);
+      // The store's default backoff (50 ms doubling to 2 s), as a deployed verifier runs.
+      store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 200 });
+      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
+    },
+  });
+  let alice: Agent;
+
+  beforeAll(async () => {
+    ({ agents: { alice } } = (await vf.start()) as unknown as { agents: { alice: Agent } });
+  });
+  afterAll(async () => {
+    await vf.close();
+    await redis.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes its backlog back a bounded number of times per outage, and every 503 reaches the audit chain', { timeout: 60_000 }, async () => {
+    const { grantId, token } = await vf.tokenFor(alice, { max_uses: 1_000 });
+    const verifier = await vf.newVerifier();
+    const call = async () => vf.verify(verifier, { token, dpop: await vf.proof(alice, token), method: 'POST', url: `${API}/bookings`, action: 'book' });
+
+    expect((await call()).body.allow).toBe(true);
+    const flushesBefore = store.backlogFlushAttempts;
+
+    await redis.kill();
+    const down = [];
+    for (let i = 0; i < DOWN_REQUESTS; i++) {
+      down.push(await call());
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    for (const res of down) expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'the verifier cannot reach its store: deny', status: 503 });
+    redis = await startRedisServer(redis.port, persistent, dir);
+
+    let recovering = 0;
+    await expect
+      .poll(
+        async () => {
+          const res = await call();
+          if (!res.body.allow) recovering += 1;
+          return res.body.allow;
+        },
+        { timeout: 15_000, interval: 50 },
+      )
+      .toBe(true);
+    expect(await store.backlogDrained(10_000)).toBe(true);
+    const flushes = store.backlogFlushAttempts - flushesBefore;
+    expect(flushes).toBeGreaterThanOrEqual(1);
+    expect(flushes).toBeLessThanOrEqual(MAX_FLUSHES_PER_OUTAGE);
+
+    const db = vf.registry().get(Database);
+    const counts = () =>
+      db.query<{ outcome: string; n: number }[]>(
+        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
+        [grantId],
+      );
+    await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
+      { outcome: 'allow', n: 2 },
+      { outcome: 'temporarily_unavailable', n: DOWN_REQUESTS + recovering },
+    ]);
+    expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
+  });
+});
