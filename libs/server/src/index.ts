@@ -2,3 +2,4 @@
 // import it (libs/sdk/test/boundary.spec.ts).
 export * from './node-crypto.js';
 export * from './dpop-nonces.js';
+export * from './witness-client.js';
