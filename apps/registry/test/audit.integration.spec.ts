@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { systemClock, verifyAuditChain } from '@writ/core';
+import { merkleLeafHash, systemClock, verifyAuditChain, verifyConsistency, verifyInclusion } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
 import { databaseTransactions } from '../src/infra/transaction.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
@@ -20,7 +21,7 @@ function auditContext(create: () => Promise<TestDatabase>, checkpointEvery: numb
     ctx.dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-'));
     const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
-    ctx.audit = new AuditService({ repository: new TypeOrmAuditRepository(ctx.db), keys, clock: systemClock, checkpointEvery });
+    ctx.audit = new AuditService({ repository: new TypeOrmAuditRepository(ctx.db), keys, clock: systemClock, checkpointEvery, log: auditLogSigner({ dataDir: ctx.dataDir, origin: 'registry.test/audit' }) });
   });
   afterAll(async () => {
     await ctx.db.close();
@@ -39,7 +40,7 @@ describe.each(storages)('ctx.audit chain on $name', ({ create }) => {
     );
     const seqs = appended.map((e) => e.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    const result = await ctx.audit.verify();
+    const result = await ctx.audit.verify({ full: true });
     expect(result.chain).toMatchObject({ ok: true, count: 50, lastSeq: 50 });
     // Every 10th event was checkpointed, and each checkpoint verifies against the chain.
     expect(result.checkpoints).toEqual({ verified: 5, failed: [] });
@@ -49,7 +50,7 @@ describe.each(storages)('ctx.audit chain on $name', ({ create }) => {
     const first = await ctx.audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
     const again = await ctx.audit.append({ id: 'evt_verifier_1', type: 'verify.allow', data: { n: 1 } });
     expect(again).toEqual(first);
-    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 51 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 51 });
   });
 
   it('exports a chain that verifies offline', async () => {
@@ -58,12 +59,25 @@ describe.each(storages)('ctx.audit chain on $name', ({ create }) => {
     expect(await verifyAuditChain(events)).toMatchObject({ ok: true, count: 51, lastSeq: 51 });
   });
 
+  it('keeps the Merkle tree with the events: every checkpoint is a signed note of its root, and proofs verify', async () => {
+    const result = await ctx.audit.verify({ full: true });
+    expect(result).toMatchObject({ tree: { size: 51 }, checkpoints: { verified: 5, failed: [] } });
+    const root = await ctx.audit.rootAt(51);
+    expect(result.tree!.root).toBe(Buffer.from(root).toString('base64'));
+    const [event] = await ctx.db.dataSource.query<{ hash: string }[]>('SELECT hash FROM audit_events WHERE seq = 17');
+    const { leaf, proof } = await ctx.audit.inclusionProof({ seq: 17, size: 51 });
+    expect(Buffer.from(leaf)).toEqual(Buffer.from(merkleLeafHash(Buffer.from(event!.hash, 'hex'))));
+    expect(verifyInclusion({ leafHash: leaf, index: 16, size: 51, proof, root })).toBe(true);
+    const consistency = await ctx.audit.consistencyProof({ from: 20, to: 51 });
+    expect(verifyConsistency({ oldSize: 20, newSize: 51, oldRoot: await ctx.audit.rootAt(20), newRoot: root, proof: consistency.proof })).toBe(true);
+  });
+
   it('names the sequence number of a row edited directly in the database', async () => {
     await ctx.db.dataSource.query(`UPDATE audit_events SET data = '{"i": 999}'::jsonb WHERE seq = 17`);
-    const result = await ctx.audit.verify();
+    const result = await ctx.audit.verify({ full: true });
     expect(result.chain).toEqual({ ok: false, count: 16, brokenSeq: 17, reason: 'hash does not match the event content' });
-    // The checkpoint at seq 20 lies after the break and no longer matches what is recomputed.
-    expect(result.checkpoints.failed).toContainEqual({ seq: 20, reason: 'chain hash at this seq differs from the signed checkpoint' });
+    // The checkpoint at seq 20 lies after the break: it cannot be checked against events that do not link up.
+    expect(result.checkpoints.failed).toContainEqual({ seq: 20, reason: 'the chain is broken before this checkpoint' });
   });
 });
 
@@ -80,7 +94,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     transactions.mockRestore();
     expect(appended.map((e) => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(appended.map((e) => e.data.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
-    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 200, lastSeq: 200 });
   });
 
   it('keeps quotes, backslashes and non-ASCII text exactly, so the stored chain still verifies', async () => {
@@ -88,7 +102,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     const event = await ctx.audit.append({ type: 'admin.note', data: { text } });
     const [row] = await ctx.db.dataSource.query<{ data: { text: string } }[]>('SELECT data FROM audit_events WHERE id = $1', [event.id]);
     expect(row!.data.text).toBe(text);
-    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 201 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 201 });
   });
 
   it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
@@ -100,7 +114,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 202 } });
     expect(bad.status).toBe('rejected');
     expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 203, data: { n: 3 } } });
-    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 203 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 203 });
   });
 
   it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
@@ -110,7 +124,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ctx.audit.append({ type: 'admin.note' }),
     ]);
     expect(b).toEqual(a);
-    expect((await ctx.audit.verify()).chain).toMatchObject({ ok: true, count: 205 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 205 });
   });
 
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
@@ -119,7 +133,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     const otherDb = ctx.db.embedded ? ctx.db : new Database(await openDatabase(ctx.testDb.target), false);
     const keys = new KeyStore(ctx.dataDir, systemClock, 330);
     await keys.init();
-    const other = new AuditService({ repository: new TypeOrmAuditRepository(otherDb), keys, clock: systemClock, checkpointEvery: 1000 });
+    const other = new AuditService({ repository: new TypeOrmAuditRepository(otherDb), keys, clock: systemClock, checkpointEvery: 1000, log: ctx.audit.log });
     try {
       const writes = await Promise.all([
         ...Array.from({ length: 60 }, (_, i) => ctx.audit.append({ type: 'token.issued', data: { writer: 'a', i } })),
@@ -127,7 +141,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
         ...Array.from({ length: 10 }, (_, i) => databaseTransactions(ctx.db)((tx) => ctx.audit.append({ type: 'grant.approved', data: { i } }, tx))),
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
-      const result = await ctx.audit.verify();
+      const result = await ctx.audit.verify({ full: true });
       expect(result.chain).toMatchObject({ ok: true, count: 335, lastSeq: 335 });
     } finally {
       if (otherDb !== ctx.db) await otherDb.close();

@@ -19,11 +19,18 @@ export class AuditEventEntity {
   @Column('char', { length: 64 }) hash: string;
 }
 
+/**
+ * A checkpoint of the chain at `seq`: a C2SP tlog-checkpoint signed note (`note`), or, for those
+ * taken before issue 19, a JWS over `{seq, hash, at}` (`kid`, `jws`). The Merkle tree's nodes,
+ * witnesses' cosignatures and the verified head are kept in tables read with SQL only
+ * (migrations/1764000019000-audit-merkle-tree.ts).
+ */
 @Entity('audit_checkpoints')
 export class AuditCheckpointEntity {
   @PrimaryColumn({ type: 'bigint', transformer: bigintAsNumber }) seq: number;
   @Column('char', { length: 64 }) hash: string;
   @Column('text') at: string;
-  @Column('text') kid: string;
-  @Column('text') jws: string;
+  @Column('text', { nullable: true }) kid: string | null;
+  @Column('text', { nullable: true }) jws: string | null;
+  @Column('text', { nullable: true }) note: string | null;
 }

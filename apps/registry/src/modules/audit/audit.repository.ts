@@ -1,6 +1,6 @@
-import type { AuditEvent } from '@writ/core';
+import type { AuditEvent, MerkleHash, MerkleNodeId } from '@writ/core';
 import type { Pool, QueryResult } from 'pg';
-import type { EntityManager } from 'typeorm';
+import { type EntityManager, IsNull, Not } from 'typeorm';
 import type { Database } from '../../infra/database.service.js';
 import { entityManager, type Transaction } from '../../infra/transaction.js';
 import { AuditCheckpointEntity, AuditEventEntity } from './audit.entity.js';
@@ -8,13 +8,48 @@ import { AuditCheckpointEntity, AuditEventEntity } from './audit.entity.js';
 /** The last event of the chain, or null on an empty chain. */
 export type AuditHead = Pick<AuditEvent, 'seq' | 'hash'> | null;
 
-/** A signed checkpoint of the chain at `seq`. */
+/**
+ * A signed checkpoint of the chain at `seq` (the tree's size): a C2SP tlog-checkpoint signed note,
+ * or, for one taken before issue 19, a JWS over `{seq, hash, at}` by the registry's JWT key.
+ */
 export interface AuditCheckpoint {
   seq: number;
+  /** The hash of event `seq`. */
   hash: string;
   at: string;
-  kid: string;
-  jws: string;
+  /** The signed note (docs/audit.md, "Checkpoints"). */
+  note?: string;
+  /** A JWS checkpoint's key id and JWS (taken before issue 19: still read and verified). */
+  kid?: string;
+  jws?: string;
+}
+
+/** A complete subtree of the events' Merkle tree (RFC 9162 §2.1) and its hash. */
+export interface AuditTreeNode extends MerkleNodeId {
+  hash: MerkleHash;
+}
+
+/** A witness's cosignature of a checkpoint (C2SP tlog-cosignature): its signature line as given. */
+export interface AuditCosignature {
+  seq: number;
+  /** The witness's verifier key name. */
+  witness: string;
+  line: string;
+  at: string;
+}
+
+/** The last tree size and root `audit verify` found intact: where the next verification starts. */
+export interface AuditVerifiedHead {
+  size: number;
+  root: MerkleHash;
+  /** The hash of event `size` (where the chain's re-hashing goes on from). */
+  hash: string;
+  at: string;
+}
+
+/** A node a proof or root needs is not stored: the tree is incomplete (rows were deleted). */
+export class AuditTreeIncomplete extends Error {
+  override readonly name = 'AuditTreeIncomplete';
 }
 
 /** What the chain decided to write after reading the head: events, their JSON, checkpoints. */
@@ -24,12 +59,18 @@ export interface ChainExtension<R> {
   /** The same events as one JSON array, exactly as they were hashed: stored as written. */
   eventsJson: string;
   checkpoints: AuditCheckpoint[];
+  /** The Merkle tree's complete subtrees the events completed, written in the same statement batch. */
+  nodes?: AuditTreeNode[];
   /** What the append answers its caller. */
   result: R;
 }
 
-/** Links drafts after `head`; `known` holds the chain's events whose ids the drafts carry. */
-export type ChainLinker<R> = (head: AuditHead, known: Map<string, AuditEvent>) => Promise<ChainExtension<R>>;
+/**
+ * Links drafts after `head`; `known` holds the chain's events whose ids the drafts carry; `edge`
+ * is the Merkle tree's compact range at the head as stored (largest subtree first; see
+ * {@link compactRange}), from which the linker goes on.
+ */
+export type ChainLinker<R> = (head: AuditHead, known: Map<string, AuditEvent>, edge: AuditTreeNode[]) => Promise<ChainExtension<R>>;
 
 /** The audit chain's storage: the only code that reads or writes `audit_events` and `audit_checkpoints` for the chain. */
 export interface AuditRepository {
@@ -43,17 +84,57 @@ export interface AuditRepository {
    * Under the append lock: the checkpoint at the head, made with `sign` when there is none yet;
    * undefined on an empty chain.
    */
-  checkpointHead(sign: (head: NonNullable<AuditHead>) => Promise<AuditCheckpoint>): Promise<AuditCheckpoint | undefined>;
+  checkpointHead(sign: (head: NonNullable<AuditHead>, edge: AuditTreeNode[]) => Promise<AuditCheckpoint>): Promise<AuditCheckpoint | undefined>;
   /** Every checkpoint, oldest first. */
   checkpoints(): Promise<AuditCheckpoint[]>;
+  /** The newest checkpoint that is a signed note; undefined when there is none. */
+  latestCheckpoint(): Promise<AuditCheckpoint | undefined>;
   /** Up to `limit` events after `seq`, oldest first. */
   eventsAfter(seq: number, limit: number): Promise<AuditEvent[]>;
+  /** The last event, or null on an empty chain. */
+  head(): Promise<AuditHead>;
+  /** The hashes of these complete subtrees, in the order asked; throws {@link AuditTreeIncomplete} when one is not stored. */
+  nodes(ids: MerkleNodeId[]): Promise<MerkleHash[]>;
+  /** Keeps a witness's cosignature of the checkpoint at `seq` (the latest per witness and checkpoint). */
+  addCosignature(cosignature: AuditCosignature): Promise<void>;
+  /** The cosignatures of the checkpoint at `seq`. */
+  cosignatures(seq: number): Promise<AuditCosignature[]>;
+  /** Where the last verification ended intact; undefined before the first. */
+  verifiedHead(): Promise<AuditVerifiedHead | undefined>;
+  saveVerifiedHead(head: AuditVerifiedHead): Promise<void>;
+}
+
+/**
+ * The compact range of a tree of `size` leaves (RFC 9162 §2.1; the nodes MerkleFrontier keeps):
+ * for every set bit `level` of `size`, from the highest, the complete subtree at that level whose
+ * index is `(size >> level) - 1`.
+ */
+export function compactRange(size: number): MerkleNodeId[] {
+  const ids: MerkleNodeId[] = [];
+  for (let level = Math.floor(Math.log2(Math.max(size, 1))) + 1; level >= 0; level--) {
+    const prefix = Math.floor(size / 2 ** level);
+    if (prefix % 2 === 1) ids.push({ level, index: prefix - 1 });
+  }
+  return ids;
 }
 
 /** Any 64-bit constant: the PostgreSQL advisory lock that serialises every chain append. */
 const AUDIT_APPEND_LOCK = 0x5772_6974_4175_6474n; // "WritAudt"
 
 const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
+
+/** The stored compact range at the head ({@link compactRange} in SQL): a primary-key lookup per set bit. */
+const EDGE_SQL = `SELECT g.level, m.idx, m.hash FROM (SELECT coalesce(max(seq), 0) AS size FROM audit_events) h
+  CROSS JOIN generate_series(0, 62) AS g(level)
+  JOIN audit_merkle_nodes m ON m.level = g.level AND m.idx = (h.size >> g.level) - 1
+  WHERE ((h.size >> g.level) & 1) = 1
+  ORDER BY g.level DESC`;
+
+interface NodeRow {
+  level: number | string;
+  idx: number | string;
+  hash: Uint8Array;
+}
 
 type Query = <T>(sql: string, parameters?: unknown[]) => Promise<T>;
 
@@ -72,16 +153,19 @@ export class TypeOrmAuditRepository implements AuditRepository {
     await query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
     const known = await knownEvents(query, ids);
     const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
-    const { events, eventsJson, checkpoints, result } = await link(toHead(headRow), known);
+    const edge = toNodes(await query<NodeRow[]>(EDGE_SQL));
+    const { events, eventsJson, checkpoints, nodes = [], result } = await link(toHead(headRow), known, edge);
     if (events.length > 0) await query(insertEventsSql('$1::jsonb'), [eventsJson]);
-    if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [JSON.stringify(checkpoints)]);
+    if (nodes.length > 0) await query(insertNodesSql('$1::jsonb'), [nodesJson(nodes)]);
+    if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson(checkpoints)]);
     return result;
   }
 
   /**
-   * On PostgreSQL in two round trips on one pooled connection: `BEGIN`, the lock and the head in
-   * one message (the head is read by a statement that starts after the lock is held), then the
-   * inserts and `COMMIT` in another, the events inlined as an escaped JSON literal.
+   * On PostgreSQL in two round trips on one pooled connection: `BEGIN`, the lock, the head and the
+   * tree's compact range in one message (read by statements that start after the lock is held),
+   * then the inserts (events, tree nodes, checkpoints) and `COMMIT` in another, each inlined as an
+   * escaped JSON literal.
    */
   private async extendOnPostgres<R>(pool: Pool, ids: string[], link: ChainLinker<R>): Promise<R> {
     const client = await pool.connect();
@@ -91,14 +175,16 @@ export class TypeOrmAuditRepository implements AuditRepository {
       // standard_conforming_strings (PostgreSQL's default) is pinned for this transaction: the
       // inlined JSON literal below relies on backslashes being literal.
       const opened = (await client.query(
-        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`,
-      )) as unknown as QueryResult<{ seq: string; hash: string }>[];
+        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}; ${EDGE_SQL}`,
+      )) as unknown as QueryResult[];
       const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
       const known = await knownEvents(query, ids);
-      const { events, eventsJson, checkpoints, result } = await link(toHead(opened[3]!.rows[0]), known);
+      const head = toHead(opened[3]!.rows[0] as { seq: string; hash: string } | undefined);
+      const { events, eventsJson, checkpoints, nodes = [], result } = await link(head, known, toNodes(opened[4]!.rows as NodeRow[]));
       const statements: string[] = [];
       if (events.length > 0) statements.push(insertEventsSql(`${sqlText(eventsJson)}::jsonb`));
-      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${sqlText(JSON.stringify(checkpoints))}::jsonb`));
+      if (nodes.length > 0) statements.push(insertNodesSql(`${sqlText(nodesJson(nodes))}::jsonb`));
+      if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${sqlText(checkpointsJson(checkpoints))}::jsonb`));
       await client.query([...statements, 'COMMIT'].join('; '));
       inTransaction = false;
       return result;
@@ -110,21 +196,77 @@ export class TypeOrmAuditRepository implements AuditRepository {
     }
   }
 
-  checkpointHead(sign: (head: NonNullable<AuditHead>) => Promise<AuditCheckpoint>): Promise<AuditCheckpoint | undefined> {
+  checkpointHead(sign: (head: NonNullable<AuditHead>, edge: AuditTreeNode[]) => Promise<AuditCheckpoint>): Promise<AuditCheckpoint | undefined> {
     return this.db.transaction(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
       const [head] = await manager.getRepository(AuditEventEntity).find({ order: { seq: 'DESC' }, take: 1 });
       if (!head) return undefined;
       const existing = await manager.getRepository(AuditCheckpointEntity).findOneBy({ seq: head.seq });
       if (existing) return toCheckpoint(existing);
-      const checkpoint = await sign({ seq: head.seq, hash: head.hash.trim() });
-      await manager.getRepository(AuditCheckpointEntity).insert(checkpoint);
+      const edge = toNodes(await manager.query<NodeRow[]>(EDGE_SQL));
+      const checkpoint = await sign({ seq: head.seq, hash: head.hash.trim() }, edge);
+      await manager.query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson([checkpoint])]);
       return checkpoint;
     });
   }
 
   async checkpoints(): Promise<AuditCheckpoint[]> {
     return (await this.db.dataSource.getRepository(AuditCheckpointEntity).find({ order: { seq: 'ASC' } })).map(toCheckpoint);
+  }
+
+  async latestCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    const [row] = await this.db.dataSource.getRepository(AuditCheckpointEntity).find({ where: { note: Not(IsNull()) }, order: { seq: 'DESC' }, take: 1 });
+    return row ? toCheckpoint(row) : undefined;
+  }
+
+  async head(): Promise<AuditHead> {
+    const [row] = await this.db.dataSource.query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
+    return toHead(row);
+  }
+
+  async nodes(ids: MerkleNodeId[]): Promise<MerkleHash[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.dataSource.query<NodeRow[]>(
+      'SELECT n.level, n.idx, n.hash FROM audit_merkle_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx',
+      [ids.map((id) => id.level), ids.map((id) => String(id.index))],
+    );
+    const found = new Map(toNodes(rows).map((n) => [nodeKey(n), n.hash]));
+    return ids.map((id) => {
+      const hash = found.get(nodeKey(id));
+      if (!hash) throw new AuditTreeIncomplete(`the audit tree has no node at level ${id.level}, index ${id.index}`);
+      return hash;
+    });
+  }
+
+  async addCosignature(c: AuditCosignature): Promise<void> {
+    await this.db.dataSource.query(
+      `INSERT INTO audit_cosignatures (seq, witness, line, at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (seq, witness) DO UPDATE SET line = excluded.line, at = excluded.at`,
+      [c.seq, c.witness, c.line, c.at],
+    );
+  }
+
+  async cosignatures(seq: number): Promise<AuditCosignature[]> {
+    const rows = await this.db.dataSource.query<{ seq: string | number; witness: string; line: string; at: string }[]>(
+      'SELECT seq, witness, line, at FROM audit_cosignatures WHERE seq = $1 ORDER BY witness',
+      [seq],
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), witness: r.witness, line: r.line, at: r.at }));
+  }
+
+  async verifiedHead(): Promise<AuditVerifiedHead | undefined> {
+    const [row] = await this.db.dataSource.query<{ size: string | number; root: Uint8Array; hash: string; verified_at: string }[]>(
+      'SELECT size, root, hash, verified_at FROM audit_verified_head WHERE id = 1',
+    );
+    return row ? { size: Number(row.size), root: new Uint8Array(row.root), hash: row.hash.trim(), at: row.verified_at } : undefined;
+  }
+
+  async saveVerifiedHead(head: AuditVerifiedHead): Promise<void> {
+    await this.db.dataSource.query(
+      `INSERT INTO audit_verified_head (id, size, root, hash, verified_at) VALUES (1, $1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root, hash = excluded.hash, verified_at = excluded.verified_at`,
+      [head.size, Buffer.from(head.root), head.hash, head.at],
+    );
   }
 
   async eventsAfter(seq: number, limit: number): Promise<AuditEvent[]> {
@@ -158,8 +300,30 @@ function insertEventsSql(json: string): string {
 
 /** Inserts signed checkpoints given as a JSON array. */
 function insertCheckpointsSql(json: string): string {
-  return `INSERT INTO audit_checkpoints (seq, hash, at, kid, jws)
-    SELECT seq, hash, at, kid, jws FROM jsonb_to_recordset(${json}) AS c(seq bigint, hash char(64), at text, kid text, jws text)`;
+  return `INSERT INTO audit_checkpoints (seq, hash, at, kid, jws, note)
+    SELECT seq, hash, at, kid, jws, note FROM jsonb_to_recordset(${json}) AS c(seq bigint, hash char(64), at text, kid text, jws text, note text)`;
+}
+
+function checkpointsJson(checkpoints: AuditCheckpoint[]): string {
+  return JSON.stringify(checkpoints.map(({ seq, hash, at, kid, jws, note }) => ({ seq, hash, at, kid: kid ?? null, jws: jws ?? null, note: note ?? null })));
+}
+
+/** Inserts Merkle tree nodes given as a JSON array of `{l, i, h}` (level, index, hex hash). */
+function insertNodesSql(json: string): string {
+  return `INSERT INTO audit_merkle_nodes (level, idx, hash)
+    SELECT l, i, decode(h, 'hex') FROM jsonb_to_recordset(${json}) AS n(l smallint, i bigint, h text)`;
+}
+
+function nodesJson(nodes: AuditTreeNode[]): string {
+  return `[${nodes.map((n) => `{"l":${n.level},"i":${n.index},"h":"${Buffer.from(n.hash.buffer, n.hash.byteOffset, n.hash.byteLength).toString('hex')}"}`).join(',')}]`;
+}
+
+function toNodes(rows: NodeRow[]): AuditTreeNode[] {
+  return rows.map((r) => ({ level: Number(r.level), index: Number(r.idx), hash: new Uint8Array(r.hash) }));
+}
+
+function nodeKey(id: MerkleNodeId): string {
+  return `${id.level}:${id.index}`;
 }
 
 /** The events already in the chain with these ids (idempotent ingestion). */
@@ -189,6 +353,14 @@ function toEvent(row: AuditEventEntity): AuditEvent {
   };
 }
 
+/** A row as a checkpoint; the members a kind of checkpoint does not have are left out. */
 function toCheckpoint(row: AuditCheckpointEntity): AuditCheckpoint {
-  return { seq: row.seq, hash: row.hash, at: row.at, kid: row.kid, jws: row.jws };
+  return {
+    seq: row.seq,
+    hash: row.hash.trim(),
+    at: row.at,
+    ...(row.note !== null ? { note: row.note } : {}),
+    ...(row.kid !== null ? { kid: row.kid } : {}),
+    ...(row.jws !== null ? { jws: row.jws } : {}),
+  };
 }
