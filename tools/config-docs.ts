@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { registryEnvSchema } from '../apps/registry/src/config/config.js';
 import { verifierEnvSchema } from '../apps/verifier/src/config.js';
+import { witnessEnvSchema } from '../apps/witness/src/config.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const CONFIGURATION_DOC = 'docs/configuration.md';
@@ -74,6 +75,7 @@ export interface ConfigTable {
 export const CONFIG_TABLES: ConfigTable[] = [
   { name: 'registry', schema: registryEnvSchema, definedIn: 'apps/registry/src/config/config.ts', readers: ['apps/registry/src'], readDirectly: false },
   { name: 'verifier', schema: verifierEnvSchema, definedIn: 'apps/verifier/src/config.ts', readers: ['apps/verifier/src'], readDirectly: false },
+  { name: 'witness', schema: witnessEnvSchema, definedIn: 'apps/witness/src/config.ts', readers: ['apps/witness/src'], readDirectly: false },
   { name: 'start', schema: startEnvSchema, definedIn: 'tools/config-docs.ts', readers: ['tools/start.ts'], readDirectly: true },
   { name: 'approval-ui', schema: approvalUiEnvSchema, definedIn: 'tools/config-docs.ts', readers: ['apps/approval-ui/server.mjs', 'apps/approval-ui/src'], readDirectly: true },
   { name: 'demo', schema: demoEnvSchema, definedIn: 'tools/config-docs.ts', readers: ['apps/demo/src', 'apps/approval-ui/e2e/support/browser.ts'], readDirectly: true },
