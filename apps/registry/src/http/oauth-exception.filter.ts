@@ -1,7 +1,8 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { HumanApiError } from '@writ/contracts';
-import { OAuthError, RateLimited, toOAuthError, UseDpopNonce } from '@writ/core';
+import { OAuthError, RateLimited, TemporarilyUnavailable, toOAuthError, UseDpopNonce } from '@writ/core';
 import type { FastifyReply } from 'fastify';
+import { isDatabaseUnreachable } from '../infra/database.js';
 
 /**
  * Turns every error into `{error, error_description}` with `Cache-Control: no-store`
@@ -26,7 +27,8 @@ export class OAuthExceptionFilter implements ExceptionFilter {
       void reply.status(exception.status).send(exception.toJSON());
       return;
     }
-    const error = toOAuthError(exception);
+    // Issue 19: the database restarting is a 503 to try again, not a 500.
+    const error = isDatabaseUnreachable(exception) ? new TemporarilyUnavailable('the database cannot be reached: try again shortly') : toOAuthError(exception);
     if (!(exception instanceof OAuthError)) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     const challenge = error.wwwAuthenticate();
     if (challenge) void reply.header('www-authenticate', challenge);

@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { PGliteDriver } from 'typeorm-pglite';
 import { makePrivate } from './data-dir.js';
@@ -37,7 +39,9 @@ export type DatabaseTarget =
 export function createDataSource(target: DatabaseTarget): DataSource {
   const common = { type: 'postgres' as const, entities, migrations, migrationsRun: false, synchronize: false, logging: false };
   if ('url' in target) {
-    return new DataSource({ ...common, url: target.url, extra: { max: 10 } });
+    // A connection attempt to a database that does not answer fails after this long instead of
+    // waiting forever (the request then answers 503).
+    return new DataSource({ ...common, url: target.url, driver: { ...pg, Pool: SurvivingPool }, extra: { max: 10, connectionTimeoutMillis: CONNECT_TIMEOUT_MS } });
   }
   let dataDir: string | undefined;
   if (target.pgliteDir !== 'memory') {
@@ -57,6 +61,8 @@ export function createDataSource(target: DatabaseTarget): DataSource {
         constructor() {
           super();
           this.setMaxListeners(100);
+          // An 'error' while no query runner listens must not end the process (issue 19).
+          this.on('error', (error: unknown) => logConnectionError('the embedded database', error));
         }
       },
     },
@@ -64,6 +70,57 @@ export function createDataSource(target: DatabaseTarget): DataSource {
     uuidExtension: 'pgcrypto',
   });
 }
+
+/** How long opening a connection to PostgreSQL may take. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+const logger = new Logger('database');
+
+function logConnectionError(where: string, error: unknown): void {
+  logger.warn(`${where}: connection lost (${error instanceof Error ? error.message : String(error)}); requests answer 503 until it is back`);
+}
+
+/**
+ * node-postgres' pool, with an 'error' listener on every client it opens (issue 19, "PostgreSQL
+ * restarted"). The pool listens on its idle clients, and TypeORM on those its query runners
+ * hold, but a client checked out by other code (the audit append's two round trips) has no
+ * listener between its statements: PostgreSQL's restart (`57P01 terminating connection due to
+ * administrator command`) then raised an unhandled 'error' event, which ends a Node process. With
+ * this listener the error is logged, the client's next statement fails, and the pool drops the
+ * broken client when it is released; new connections are opened once the database is back.
+ */
+class SurvivingPool extends pg.Pool {
+  constructor(config?: pg.PoolConfig) {
+    super(config);
+    this.on('connect', (client) => {
+      client.on('error', (error) => logConnectionError('PostgreSQL', error));
+    });
+    // Idle clients' errors come here too; TypeORM adds its own listener, this one stays.
+    this.on('error', () => undefined);
+  }
+}
+
+/**
+ * Whether `error` says the database cannot be reached now (refused, reset, timed out, shutting
+ * down or starting up), as opposed to a failed statement: such a request answers
+ * `503 temporarily_unavailable`, never `500` (issue 19). node-postgres' own errors, Node's socket
+ * errors and PostgreSQL's SQLSTATE classes 08 (connection exception) and 57P01-57P03 (shutdown,
+ * crash, starting up) count; TypeORM's wrapper is looked through.
+ */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; depth++) {
+    const { code } = e as { code?: unknown };
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code))) return true;
+    if (UNREACHABLE_MESSAGES.some((pattern) => pattern.test(e instanceof Error ? e.message : ''))) return true;
+    e = (e as { driverError?: unknown }).driverError ?? e.cause;
+  }
+  return false;
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** node-postgres' errors for a connection that is gone or could not be made (they carry no code). */
+const UNREACHABLE_MESSAGES = [/^Connection terminated/, /^timeout exceeded when trying to connect$/, /is not queryable$/];
 
 /** Opens the data source and applies pending migrations in one transaction each. */
 export async function openDatabase(target: DatabaseTarget): Promise<DataSource> {

@@ -1,0 +1,81 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresServer, startPostgresServer } from '../../verifier/test/support/postgres-server.js';
+import { Database } from '../src/infra/database.service.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { createPostgresDatabase } from './support/databases.js';
+import { type Agent, createTokenFixture } from './support/token-fixture.js';
+
+let server: PostgresServer;
+
+/**
+ * Issue 19, goal 4, "PostgreSQL restarted": a PostgreSQL this test starts on a spare port is
+ * stopped (every connection ends with an error, the idle ones in the pool and one the registry
+ * holds checked out, as an audit append does) and started again. The registry process must live
+ * through it: while the database is away its appends answer `503 temporarily_unavailable` and
+ * `/readyz` says not ready, naming the database; once it is back both work again, without a
+ * restart.
+ */
+describe('the registry while its PostgreSQL restarts', () => {
+  const fx = createTokenFixture(
+    { name: 'a PostgreSQL this test restarts', create: async () => createPostgresDatabase((server = await startPostgresServer()).url) },
+    { dataDirPrefix: 'writ-faults-pg-', owners: ['alice'] },
+  );
+  let alice: Agent;
+  let registry: NestFastifyApplication;
+
+  beforeAll(async () => {
+    ({ app: registry, agents: { alice } } = await fx.start());
+  }, 60_000);
+  afterAll(async () => {
+    // Running again if a failure left it stopped (pg_ctl refuses to start a running one).
+    await server?.start().catch(() => undefined);
+    await fx.close();
+    await server?.destroy();
+  });
+
+  /** A token request (it appends `token.issued` to the audit chain), answered whatever its status. */
+  async function askToken(grantId: string) {
+    const res = await fx.post(
+      {
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        requested_token_type: TXN_TOKEN_TYPE,
+        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
+        subject_token: await fx.selfSigned(alice.clientId, alice.privateKey, undefined, SUBJECT_TOKEN_TYP),
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await fx.selfSigned(alice.clientId, alice.privateKey),
+        request_details: JSON.stringify({ grant_id: grantId }),
+      },
+      await fx.proof(alice),
+    );
+    return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+  }
+
+  it('survives the restart, answers 503 while the database is away, and appends again once it is back', { timeout: 60_000 }, async () => {
+    const grantId = await fx.approvedGrant(alice);
+    const readiness = async () => {
+      const res = await registry.inject({ method: 'GET', url: '/readyz' });
+      return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+    };
+    expect((await askToken(grantId)).status).toBe(200);
+    expect((await readiness()).status).toBe(200);
+
+    // A connection checked out of the registry's pool, idle between two statements, as the audit
+    // append holds one: its 'error' event must not end the process.
+    const held = await registry.get(Database).pgPool()!.connect();
+    const inFlight = Array.from({ length: 5 }, () => askToken(grantId));
+    await server.stop('fast');
+    await Promise.all(inFlight);
+
+    const down = await askToken(grantId);
+    expect(down).toEqual({ status: 503, body: { error: 'temporarily_unavailable', error_description: 'the database cannot be reached: try again shortly' } });
+    expect(await readiness()).toMatchObject({ status: 503, body: { ready: false, reasons: ['the database cannot be reached'] } });
+
+    await server.start();
+    await expect.poll(async () => (await askToken(grantId)).status, { timeout: 20_000, interval: 200 }).toBe(200);
+    expect((await readiness()).status).toBe(200);
+    held.release(true);
+    expect((await registry.get(AuditService).verify()).chain).toMatchObject({ ok: true });
+  });
+});
