@@ -1,4 +1,5 @@
-import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createWitnessServer } from '../src/server.js';
@@ -56,6 +57,27 @@ describe('the witness data folder', () => {
       expect((await addCheckpoint(second.url, await log.body(9))).status).toBe(200);
     } finally {
       await second.close();
+    }
+  });
+
+  it('cosigns nothing when the checkpoint cannot be written: 500 server_error, the old state kept, no temporary file left', async () => {
+    const log = new TestLog({ origin: 'registry.test/audit' }).append(3);
+    const dir = dataDir();
+    const running = await startWitness({ dataDir: dir, logs: [{ origin: log.origin, vkeys: [log.vkey] }] });
+    try {
+      // A non-empty folder where the log's record goes: the rename over it fails.
+      const blocked = join(dir, 'checkpoints', `${createHash('sha256').update(log.origin).digest('hex')}.json`);
+      mkdirSync(join(blocked, 'in-the-way'), { recursive: true });
+      expect(await addCheckpoint(running.url, await log.body(0))).toEqual({ status: 500, type: 'text/plain; charset=utf-8', body: 'server_error\n' });
+      expect(running.warnings).toHaveLength(1);
+      expect(running.warnings[0]).toMatch(/^unexpected error on POST \/add-checkpoint: /);
+      expect(await get(running.url, `/checkpoint/${log.origin}`)).toMatchObject({ status: 404, body: 'this witness has cosigned no checkpoint of that log yet\n' });
+      expect(readdirSync(join(dir, 'checkpoints')).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+      // Once the disk is writable again, the same submission passes.
+      rmSync(blocked, { recursive: true });
+      expect((await addCheckpoint(running.url, await log.body(0))).status).toBe(200);
+    } finally {
+      await running.close();
     }
   });
 
