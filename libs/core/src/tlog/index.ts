@@ -1,2 +1,3 @@
+export * from './base64.js';
 export * from './merkle.js';
 export * from './note.js';

@@ -4,12 +4,14 @@ import { fromHex, toHex } from '../encoding.js';
 import {
   consistencyProof,
   EMPTY_TREE_ROOT,
+  encodeMerkleProof,
   inclusionProof,
   MerkleFrontier,
   merkleLeafHash,
   merkleNodeHash,
   merkleRangeNodes,
   merkleRootAt,
+  parseMerkleProof,
   verifyConsistency,
   verifyInclusion,
   type MerkleHash,
@@ -359,5 +361,28 @@ describe('building proofs refuses bad requests and bad storage', () => {
       for (let oldSize = 1; oldSize <= size; oldSize++) await consistencyProof({ oldSize, newSize: size, fetch: tree.fetch });
       for (const { level, index } of tree.calls.flat()) expect((index + 1) * 2 ** level).toBeLessThanOrEqual(size);
     }
+  });
+});
+
+describe('proofs on the wire (a JSON array of base64 hashes)', () => {
+  const hashes = [merkleLeafHash(Uint8Array.of(1)), merkleLeafHash(Uint8Array.of(2))];
+
+  it('encodes a proof as standard base64 and reads it back', () => {
+    const wire = encodeMerkleProof(hashes);
+    expect(wire).toEqual(hashes.map((hash) => Buffer.from(hash).toString('base64')));
+    expect(hex(parseMerkleProof(JSON.parse(JSON.stringify(wire)))!)).toEqual(hex(hashes));
+    expect(parseMerkleProof([])).toEqual([]);
+  });
+
+  it.each<[string, unknown]>([
+    ['not an array', 'AAAA'],
+    ['a number in the array', [1]],
+    ['a hash of 31 bytes', [Buffer.alloc(31).toString('base64')]],
+    ['a hash of 33 bytes', [Buffer.alloc(33).toString('base64')]],
+    ['base64url', [Buffer.alloc(32, 0xff).toString('base64url')]],
+    ['base64 without padding', [Buffer.alloc(32).toString('base64').replace(/=+$/, '')]],
+    ['65 hashes', Array.from({ length: 65 }, () => Buffer.alloc(32).toString('base64'))],
+  ])('refuses a proof that is %s', (_, value) => {
+    expect(parseMerkleProof(value)).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
 
 /**
  * The Merkle tree of RFC 9162 §2.1 over the audit log: SHA-256, a leaf hashed as
@@ -35,6 +36,9 @@ const MAX_LEVEL = 53;
 
 /** Largest tree size (and proof index) accepted: `Number.MAX_SAFE_INTEGER`. */
 const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+
+/** The most hashes a proof over at most 2^53 - 1 leaves can hold (with margin). */
+export const MAX_PROOF_HASHES = 64;
 
 const defaultDigest: SyncDigest = (bytes) => sha256(bytes);
 
@@ -166,13 +170,13 @@ export class MerkleFrontier {
     if (!isHash(leafHash)) throw new TypeError('a Merkle leaf hash is 32 bytes');
     if (this.#size >= MAX_SIZE) throw new RangeError('a Merkle tree holds at most 2^53 - 1 leaves');
     const position = this.#size;
-    let hash = new Uint8Array(leafHash);
+    let hash: MerkleHash = new Uint8Array(leafHash);
     const completed: MerkleNode[] = [{ level: 0, index: position, hash }];
     // The leaf at `position` closes the subtree at level L + 1 whenever bit L of `position` is
     // set: the left sibling of that level is the last hash of the compact range.
     for (let level = 0; Math.floor(position / pow2(level)) % 2 === 1; level++) {
       const left = this.#hashes.pop()!;
-      hash = new Uint8Array(merkleNodeHash(left, hash, this.#digest));
+      hash = merkleNodeHash(left, hash, this.#digest);
       completed.push({ level: level + 1, index: Math.floor(position / pow2(level + 1)), hash });
     }
     this.#hashes.push(hash);
@@ -358,7 +362,7 @@ function sameHash(a: MerkleHash, b: MerkleHash): boolean {
 }
 
 /** A proof is a list of at most 64 hashes of 32 bytes each: longer cannot be right for 2^53 leaves. */
-const isProof = (proof: unknown): proof is MerkleHash[] => Array.isArray(proof) && proof.length <= 64 && proof.every(isHash);
+const isProof = (proof: unknown): proof is MerkleHash[] => Array.isArray(proof) && proof.length <= MAX_PROOF_HASHES && proof.every(isHash);
 
 /** `value` shifted right by one bit, for values up to 2^53 - 1. */
 const half = (value: number): number => Math.floor(value / 2);
@@ -471,4 +475,37 @@ export function verifyConsistency(options: {
   } catch {
     return false;
   }
+}
+
+/**
+ * A proof as it travels (docs/audit.md, "Proofs"): a JSON array of its hashes in standard base64.
+ *
+ * @example
+ * ```ts
+ * reply.send({ proof: encodeMerkleProof(await inclusionProof({ index, size, fetch })) });
+ * ```
+ */
+export function encodeMerkleProof(proof: MerkleHash[]): string[] {
+  return proof.map((hash) => encodeBase64(hash));
+}
+
+/**
+ * Reads a proof that crossed a trust boundary: an array of at most 64 strings, each canonical
+ * standard base64 of exactly 32 bytes. Anything else answers undefined.
+ *
+ * @example
+ * ```ts
+ * const proof = parseMerkleProof(body.proof);
+ * if (!proof || !verifyInclusion({ leafHash, index, size, proof, root })) throw new Error('not included');
+ * ```
+ */
+export function parseMerkleProof(value: unknown): MerkleHash[] | undefined {
+  if (!Array.isArray(value) || value.length > MAX_PROOF_HASHES) return undefined;
+  const proof: MerkleHash[] = [];
+  for (const item of value) {
+    const hash = typeof item === 'string' ? decodeBase64(item) : undefined;
+    if (!hash || hash.length !== MERKLE_HASH_BYTES) return undefined;
+    proof.push(hash);
+  }
+  return proof;
 }

@@ -1,11 +1,10 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../encoding.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
 import { merkleLeafHash } from './merkle.js';
 import {
   cosignCheckpoint,
-  decodeBase64,
-  encodeBase64,
   formatCheckpoint,
   formatVerifierKey,
   NoteError,

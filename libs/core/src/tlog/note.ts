@@ -1,6 +1,7 @@
 import type { CryptoKey } from 'jose';
 import { base64url } from 'jose';
 import { toHex, utf8 } from '../encoding.js';
+import { decodeBase64, encodeBase64 } from './base64.js';
 import { MERKLE_HASH_BYTES, type MerkleHash } from './merkle.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
@@ -121,27 +122,8 @@ const CONTROL = /[\u0000-\u0009\u000b-\u001f]/;
 const LONE_SURROGATE = /\p{Cs}/u;
 /** Unicode spaces: no key name and no origin may contain one. */
 const SPACE = /\s/u;
-/** Canonical standard base64 (RFC 4648 §4) with padding. */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** A tree size: ASCII decimal without leading zeroes. */
 const DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
-
-/** Standard base64 of bytes (RFC 4648 §4). */
-export function encodeBase64(bytes: Uint8Array): string {
-  let binary = '';
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!);
-  return btoa(binary);
-}
-
-/** Bytes of canonical standard base64 with padding, or undefined for anything else. */
-export function decodeBase64(text: string): Uint8Array | undefined {
-  if (!BASE64.test(text)) return undefined;
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  // Refuse non-zero padding bits: each byte string has one base64 text.
-  return encodeBase64(bytes) === text ? bytes : undefined;
-}
 
 function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
