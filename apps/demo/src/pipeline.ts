@@ -167,7 +167,8 @@ export async function runPipeline(ctx: DemoContext): Promise<DemoResult> {
   await call(hotelAgent, 'hotel agent', '1', 'hotel: book a second night', `${providers.hotels}/reservations`, json({ hotel: 'alfama-inn' }), hotelToken, 'revoked');
 
   trace.section('The audit chain');
-  const verified = (await (await fetch(`${ctx.registryUrl}/audit/verify`)).json()) as { chain: { ok: boolean; count: number; brokenSeq?: number; reason?: string } };
+  // GET /audit/verify is the operator's (issue 19): the demo runs as the operator here.
+  const verified = (await (await fetch(`${ctx.registryUrl}/audit/verify`, { headers: { authorization: `Bearer ${ctx.operator.token}` } })).json()) as { chain: { ok: boolean; count: number; brokenSeq?: number; reason?: string } };
   trace.record({
     hop: '-',
     agent: 'anyone',

@@ -12,6 +12,9 @@ import { AuditController } from './modules/audit/audit.controller.js';
 import { ReadinessController } from './modules/audit/readiness.controller.js';
 import { AuditService } from './modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from './modules/audit/audit.repository.js';
+import { auditLogSigner } from './modules/audit/audit-log-key.js';
+import { AuditCheckpointTimer } from './modules/audit/audit.module-hooks.js';
+import { CheckpointPublisher } from './modules/audit/checkpoint-publisher.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { GrantExpiryTimer } from './modules/grants/grant-expiry.timer.js';
 import { GrantsController } from './modules/grants/grants.controller.js';
@@ -85,7 +88,33 @@ export class AppModule {
         { provide: DPOP_NONCES, useValue: infra.dpopNonces ?? null },
         {
           provide: AuditService,
-          useFactory: () => new AuditService({ repository: new TypeOrmAuditRepository(infra.db), keys: infra.keys, clock: infra.clock, checkpointEvery: infra.config.checkpointEvery }),
+          useFactory: () =>
+            new AuditService({
+              repository: new TypeOrmAuditRepository(infra.db),
+              keys: infra.keys,
+              clock: infra.clock,
+              checkpointEvery: infra.config.checkpointEvery,
+              log: auditLogSigner({ dataDir: infra.config.dataDir, origin: infra.config.audit.origin }),
+            }),
+        },
+        // Issue 19: checkpoints pushed to the witnesses, and taken on a timer while events arrive.
+        {
+          provide: CheckpointPublisher,
+          inject: [AuditService],
+          useFactory: (audit: AuditService) =>
+            new CheckpointPublisher({
+              audit,
+              repository: new TypeOrmAuditRepository(infra.db),
+              witnesses: infra.config.audit.witnesses,
+              logger: new Logger('AuditWitnesses'),
+              now: () => infra.clock.now(),
+            }),
+        },
+        {
+          provide: AuditCheckpointTimer,
+          inject: [AuditService, CheckpointPublisher],
+          useFactory: (audit: AuditService, publisher: CheckpointPublisher) =>
+            new AuditCheckpointTimer({ audit, publisher, seconds: infra.config.audit.checkpointSeconds, logger: new Logger('AuditCheckpoints') }),
         },
         {
           provide: AgentsService,

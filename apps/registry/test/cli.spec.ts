@@ -11,6 +11,7 @@ import { AgentsService } from '../src/modules/agents/agents.service.js';
 import { TypeOrmAgentsRepository } from '../src/modules/agents/agents.repository.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { InProcessRevocationBus } from '../src/modules/revocations/revocation-bus.js';
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
@@ -26,7 +27,7 @@ describe('registry CLI on embedded storage', () => {
     const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
     const keys = new KeyStore(dataDir, systemClock, 330);
     await keys.init();
-    const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4 });
+    const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4, log: auditLogSigner({ dataDir, origin: '127.0.0.1:4000/audit' }) });
     for (let i = 0; i < 9; i++) await audit.append({ type: 'grant.requested', grant_id: `g_${i}`, data: { i } });
     await db.close();
   }, 60_000);
@@ -88,7 +89,7 @@ describe('registry CLI on embedded storage', () => {
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();
-      const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4 });
+      const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4, log: auditLogSigner({ dataDir, origin: '127.0.0.1:4000/audit' }) });
       const agents = new AgentsService({ repository: new TypeOrmAgentsRepository(db), audit, clock: systemClock, revocations: new RevocationRecorder({ repository: new TypeOrmRevocationsRepository(db), audit, bus: new InProcessRevocationBus(), clock: systemClock, config: { tokenTtlSeconds: 300 } }) });
       const metadata = { client_name: 'CLI agent', jwks: { keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] } };
       clientId = (await agents.register(token, metadata)).client_id;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -48,10 +48,11 @@ describe.each([e2eStorage])('registry HTTP on $name', ({ create }) => {
     expect(keys[0]).not.toHaveProperty('d');
   });
 
-  it('verifies the audit chain and its checkpoints over HTTP', async () => {
+  it('verifies the audit chain and its checkpoints over HTTP, for the operator', async () => {
     const audit = app.get(AuditService);
     for (let i = 0; i < 7; i++) await audit.append({ type: 'admin.test', data: { i } });
-    const res = await app.inject({ method: 'GET', url: '/audit/verify' });
+    const operator = readFileSync(join(dataDir, 'keys', 'operator-token'), 'utf8').trim();
+    const res = await app.inject({ method: 'GET', url: '/audit/verify', headers: { authorization: `Bearer ${operator}` } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.json()).toMatchObject({ chain: { ok: true, count: 7, lastSeq: 7 }, checkpoints: { verified: 2, failed: [] } });

@@ -84,13 +84,41 @@ export const AuthorizationServerMetadataSchema = z.looseObject({
 /** `GET /.well-known/jwks.json`: RFC 7517 §5, the registry's public signing keys. */
 export const JwksSchema = z.strictObject({ keys: z.array(Jwk) });
 
-/** `GET /audit/verify`: the chain re-computed from its first event, and its signed checkpoints. */
+/**
+ * `GET /audit/verify` (operator only): the events re-hashed from the last verified head (`from`),
+ * the checkpoints taken since, the Merkle tree at the head, and the anchors (checkpoints kept
+ * outside, witnesses') the log must extend (docs/audit.md, "Operating the log").
+ */
 export const AuditVerificationSchema = z.strictObject({
   chain: z.union([
     z.strictObject({ ok: z.literal(true), count: z.number().int(), lastSeq: z.number().int(), lastHash: z.string() }),
     z.strictObject({ ok: z.literal(false), count: z.number().int(), brokenSeq: z.number().int(), reason: z.string() }),
   ]),
   checkpoints: z.strictObject({ verified: z.number().int(), failed: z.array(z.strictObject({ seq: z.number().int(), reason: z.string() })) }),
+  from: z.number().int(),
+  tree: z.strictObject({ size: z.number().int(), root: z.string() }).nullable(),
+  anchors: z.array(
+    z.strictObject({ source: z.string(), size: z.number().int(), ok: z.boolean(), reason: z.string().optional(), missingSeq: z.number().int().optional() }),
+  ),
+});
+
+/** A SHA-256 Merkle tree hash (RFC 9162 §2.1), standard base64 of its 32 bytes. */
+const MerkleHashBase64 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, '32 bytes in standard base64');
+
+/** `GET /audit/proof/inclusion?seq=&size=`: RFC 9162 §2.1.3 audit path of leaf `seq - 1` in the tree of `size` leaves. */
+export const AuditInclusionProofSchema = z.strictObject({
+  seq: z.number().int().positive(),
+  size: z.number().int().positive(),
+  /** SHA-256(0x00 || the 32 bytes of event `seq`'s hash). */
+  leaf_hash: MerkleHashBase64,
+  proof: z.array(MerkleHashBase64),
+});
+
+/** `GET /audit/proof/consistency?from=&to=`: RFC 9162 §2.1.4 proof that the tree of `from` leaves is a prefix of the tree of `to`. */
+export const AuditConsistencyProofSchema = z.strictObject({
+  from: z.number().int().positive(),
+  to: z.number().int().positive(),
+  proof: z.array(MerkleHashBase64),
 });
 
 /** `GET /readyz` (200 when ready, 503 with the reasons when not). */

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { parseVerifierKey } from '@writ/core';
 import { z } from 'zod';
 
 const postgresUrl = z
@@ -14,6 +15,41 @@ const redisUrl = z
 
 /** A count limit from the environment: a whole number from 1 to `max`. */
 const limit = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+/** A witness's C2SP note verifier key for cosignature/v1 (type 0x04). */
+function isWitnessKey(value: string): boolean {
+  try {
+    return parseVerifierKey(value).type === 0x04;
+  } catch {
+    return false;
+  }
+}
+
+/** `WRIT_AUDIT_WITNESSES`: a JSON array of `{url, vkey}`. */
+const auditWitnesses = z
+  .string()
+  .default('[]')
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of {"url": ..., "vkey": ...}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        z.strictObject({
+          url: z
+            .string()
+            .url()
+            .refine((v) => /^https?:\/\//.test(v) && !v.endsWith('/'), "must be the witness's http(s) URL prefix without a trailing /"),
+          vkey: z.string().max(512).refine(isWitnessKey, 'must be a C2SP note verifier key of type 0x04 (cosignature/v1)'),
+        }),
+      )
+      .max(16),
+  );
 
 /** An IP address, or a subnet `address/prefix`. */
 function isAddressOrSubnet(value: string): boolean {
@@ -61,6 +97,25 @@ export const registryEnvSchema = z.object({
   REGISTRY_PORT: z.coerce.number().int().min(0).max(65535).default(4000).describe('the port the registry listens on'),
   WRIT_TOKEN_TTL_S: z.coerce.number().int().min(10).max(3600).default(300).describe("a transaction token's life, in seconds"),
   WRIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(100).describe('sign an audit checkpoint every N events'),
+  // C2SP tlog-checkpoint: the origin is the checkpoint's first line and its signer's key name (no space or +).
+  WRIT_AUDIT_ORIGIN: z
+    .string()
+    .regex(/^[\x21-\x2a\x2c-\x7e]{1,255}$/, 'must be printable ASCII without spaces or +, such as writ.example.com/audit')
+    .optional()
+    .meta({
+      unset: "the issuer's host and `/audit`, such as `127.0.0.1:4000/audit`",
+      description: "the audit log's origin: the first line of its checkpoints and their signer's name ([docs/audit.md](audit.md#operating-the-log))",
+    }),
+  WRIT_AUDIT_CHECKPOINT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(5)
+    .describe('sign an audit checkpoint at least this often while events arrive (none when nothing arrived), besides every `WRIT_CHECKPOINT_EVERY` events'),
+  WRIT_AUDIT_WITNESSES: auditWitnesses.describe(
+    'JSON array of `{"url", "vkey"}`: the witnesses each checkpoint is pushed to (C2SP tlog-witness) and whose cosigned checkpoints `audit verify` checks the log against',
+  ),
   WRIT_DPOP_NONCE: z
     .enum(['off', 'required'])
     .default('off')
@@ -132,6 +187,8 @@ export interface RegistryConfig {
   port: number;
   tokenTtlSeconds: number;
   checkpointEvery: number;
+  /** The audit log as a transparency log (docs/audit.md, "Operating the log"). */
+  audit: { origin: string; checkpointSeconds: number; witnesses: { url: string; vkey: string }[] };
   /** RFC 9449 §8: `required` makes the token endpoint demand a server-issued nonce in every DPoP proof. */
   dpopNonce: 'off' | 'required';
   /** WebAuthn relying party: its id (a host name) and the name authenticators show. */
@@ -180,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: c.REGISTRY_PORT,
     tokenTtlSeconds: c.WRIT_TOKEN_TTL_S,
     checkpointEvery: c.WRIT_CHECKPOINT_EVERY,
+    audit: { origin: c.WRIT_AUDIT_ORIGIN ?? `${new URL(c.WRIT_ISSUER).host}/audit`, checkpointSeconds: c.WRIT_AUDIT_CHECKPOINT_SECONDS, witnesses: c.WRIT_AUDIT_WITNESSES },
     dpopNonce: c.WRIT_DPOP_NONCE,
     rp: { id: c.WRIT_RP_ID, name: c.WRIT_RP_NAME },
     uiOrigins: c.WRIT_UI_ORIGINS,
