@@ -5,7 +5,7 @@ import { DpopNonces } from '@writ/server/dpop-nonces';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { VerifierConfig } from './config.js';
 import { JwksCache } from './jwks.js';
-import { ServiceDirectory } from './services.js';
+import { CredentialUnconfirmed, ServiceDirectory } from './services.js';
 import type { VerifierStore } from './store/store.js';
 import { TokenCache } from './token-cache.js';
 import { allowJson, failureAnswer, Verifier } from './verifier.js';
@@ -29,6 +29,15 @@ function jsonBody(contentType: string | undefined, body: unknown): unknown {
     return JSON.parse(body);
   } catch {
     throw new InvalidRequest(NOT_A_VERIFY_REQUEST);
+  }
+}
+
+/** {@link jsonBody}, or undefined when the body is not JSON. */
+function jsonBodyOrUndefined(contentType: string | undefined, body: unknown): unknown {
+  try {
+    return jsonBody(contentType, body);
+  } catch {
+    return undefined;
   }
 }
 
@@ -118,7 +127,14 @@ export async function createVerifierServer(options: CreateVerifierOptions): Prom
   app.post('/v1/verify', async (request, reply) => {
     void reply.header('cache-control', NO_STORE);
     try {
-      const service = await services.resolve(request.headers.authorization);
+      const service = await services.resolve(request.headers.authorization).catch(async (error: unknown) => {
+        // The registry is unreachable but confirmed this caller before: deny (503), and record it.
+        if (error instanceof CredentialUnconfirmed) {
+          const parsed = VerifyRequestSchema.safeParse(jsonBodyOrUndefined(request.headers['content-type'], request.body));
+          if (parsed.success) await verifier.recordUnconfirmed(error.lastKnown, parsed.data, error.description);
+        }
+        throw error;
+      });
       const parsed = VerifyRequestSchema.safeParse(jsonBody(request.headers['content-type'], request.body));
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;

@@ -11,12 +11,33 @@ export interface ServiceIdentity {
 const TTL_MS = 60_000;
 const MAX_ENTRIES = 10_000;
 const FETCH_TIMEOUT_MS = 2_000;
+/**
+ * How long after its confirmation expired a credential still names its caller in the record of a
+ * denial while the registry cannot be reached (issue 19): never to allow anything.
+ */
+const NAMED_WHILE_UNREACHABLE_MS = 24 * 3600_000;
+
+/**
+ * The registry cannot be reached to confirm a credential it confirmed before (its 60 s are over):
+ * the request is denied (503) like any other that cannot be checked, but the caller is known, so
+ * the denial can be recorded under its name (issue 19, "registry down longer than 60 s").
+ */
+export class CredentialUnconfirmed extends TemporarilyUnavailable {
+  constructor(
+    /** Who the registry last said this credential belongs to. */
+    readonly lastKnown: ServiceIdentity,
+    cause: unknown,
+  ) {
+    super('the registry cannot be reached to check the service credential', { cause });
+  }
+}
 
 /**
  * Who presents a credential: asked of the registry (`GET /services/me` with the provider's own
  * `Authorization` header) once, then remembered for 60 s by the header's SHA-256 (never the
- * header itself). A refusal is not remembered; an unreachable registry with nothing remembered
- * is `temporarily_unavailable` (deny).
+ * header itself). A refusal is not remembered (and forgets what was); an unreachable registry is
+ * `temporarily_unavailable` (deny), {@link CredentialUnconfirmed} when the registry confirmed the
+ * credential in the last day.
  */
 export class ServiceDirectory {
   private readonly known = new Map<string, { service: ServiceIdentity; untilMs: number }>();
@@ -37,11 +58,22 @@ export class ServiceDirectory {
     if (hit !== undefined && hit.untilMs > this.now()) return Promise.resolve(hit.service);
     let pending = this.inflight.get(id);
     if (pending === undefined) {
-      pending = this.ask(authorization).then((service) => {
-        if (this.known.size >= MAX_ENTRIES) this.known.delete(this.known.keys().next().value!);
-        this.known.set(id, { service, untilMs: this.now() + TTL_MS });
-        return service;
-      });
+      pending = this.ask(authorization).then(
+        (service) => {
+          this.known.delete(id);
+          if (this.known.size >= MAX_ENTRIES) this.known.delete(this.known.keys().next().value!);
+          this.known.set(id, { service, untilMs: this.now() + TTL_MS });
+          return service;
+        },
+        (error: unknown) => {
+          const last = this.known.get(id);
+          if (error instanceof TemporarilyUnavailable && last !== undefined && this.now() - last.untilMs < NAMED_WHILE_UNREACHABLE_MS) {
+            throw new CredentialUnconfirmed(last.service, error);
+          }
+          if (error instanceof InvalidClient) this.known.delete(id);
+          throw error;
+        },
+      );
       pending.finally(() => this.inflight.delete(id)).catch(() => undefined);
       this.inflight.set(id, pending);
     }

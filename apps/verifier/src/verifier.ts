@@ -267,6 +267,17 @@ export class Verifier {
   }
 
   /**
+   * Records the 503 deny of a request whose caller could not be confirmed because the registry
+   * is unreachable, under the name the registry last gave its credential (issue 19: every denial
+   * the verifier answers is recorded). Nothing in the request was checked, so no grant is named.
+   */
+  async recordUnconfirmed(service: ServiceIdentity, request: VerifyRequest, errorDescription: string): Promise<void> {
+    const tokenHash = request.token === '' ? '' : sha256(request.token);
+    const body = this.events.unverified({ service: service.id, method: request.method, url: safeUrl(request.url), action: request.action, tokenHash, errorDescription });
+    await this.options.store.queueEvent({ id: eventId(), outcome: 'temporarily_unavailable', body });
+  }
+
+  /**
    * 2. The token: signature with the registry's cached JWKS, `typ`, `exp`/`iat`, `iss`, `aud`, the
    * claims profile. Called for a token that is not in the cache; caches it with its hash.
    */
