@@ -185,6 +185,26 @@ describe('signed notes (c2sp.org/signed-note)', () => {
     await expect(openNote({ note: `${PETER_TEXT}\n${sigLine.repeat(100)}`, verifiers: [PETER_VKEY] })).resolves.toMatchObject({ text: PETER_TEXT });
   });
 
+  it('rejects a note signed with a "+" in the key name of a signature line (malformed_signature)', async () => {
+    await expectCode(() => openNote({ note: PETER_NOTE.replace('\u2014 PeterNeumann', '\u2014 Peter+Neumann'), verifiers: [PETER_VKEY] }), 'malformed_signature');
+  });
+
+  it('rejects a signature by a trusted key that Web Crypto cannot even import (bad_signature, not a crash)', async () => {
+    // 0xff…ff is not the encoding of a curve point (its y is not below the field prime).
+    const vkey = formatVerifierKey({ name: 'broken.example', publicKey: new Uint8Array(32).fill(0xff) });
+    const { keyId } = parseVerifierKey(vkey);
+    const note = `${PETER_TEXT}\n\u2014 broken.example ${encodeBase64(Uint8Array.of(...keyId, ...new Uint8Array(64).fill(1)))}\n`;
+    await expectCode(() => openNote({ note, verifiers: [vkey] }), 'bad_signature');
+  });
+
+  it('refuses more than 100 verifier keys', async () => {
+    await expectCode(() => openNote({ note: PETER_NOTE, verifiers: Array.from({ length: 101 }, () => PETER_VKEY) }), 'malformed_verifier_key');
+  });
+
+  it('refuses a given public key that is not 32 bytes (unusable_key)', async () => {
+    await expectCode(() => signNote({ text: 'a\n', name: 'n', privateKey: peterPrivate, publicKey: new Uint8Array(31) }), 'unusable_key');
+  });
+
   it('refuses a malformed verifier key before reading the note', async () => {
     await expectCode(() => openNote({ note: PETER_NOTE, verifiers: ['PeterNeumann+c74f20a3'] }), 'malformed_verifier_key');
   });
