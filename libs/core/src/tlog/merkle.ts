@@ -52,6 +52,9 @@ const defaultDigest: SyncDigest = (bytes) => sha256(bytes);
  */
 export const EMPTY_TREE_ROOT: MerkleHash = defaultDigest(new Uint8Array(0));
 
+/** This module's own copy of the empty root: a caller writing into the export changes nothing here. */
+const EMPTY_ROOT: MerkleHash = EMPTY_TREE_ROOT.slice();
+
 /**
  * The hash of a leaf: `SHA-256(0x00 || data)` (RFC 9162 §2.1.1).
  *
@@ -197,7 +200,7 @@ export class MerkleFrontier {
 
 /** The root of adjacent subtrees, largest first: folded from the right (RFC 9162 §2.1.1 MTH). */
 function foldRight(hashes: MerkleHash[], digest: SyncDigest): MerkleHash {
-  if (hashes.length === 0) return new Uint8Array(EMPTY_TREE_ROOT);
+  if (hashes.length === 0) return EMPTY_ROOT.slice();
   let root = hashes[hashes.length - 1]!;
   for (let i = hashes.length - 2; i >= 0; i--) root = merkleNodeHash(hashes[i]!, root, digest);
   return root;
@@ -246,7 +249,7 @@ function splitPoint(n: number): number {
 async function rangeHashes(ranges: LeafRange[], fetch: MerkleNodeFetch, digest: SyncDigest): Promise<MerkleHash[]> {
   const perRange = ranges.map((range) => merkleRangeNodes(range));
   const ids = perRange.flat();
-  if (ids.length === 0) return ranges.map(() => new Uint8Array(EMPTY_TREE_ROOT));
+  if (ids.length === 0) return ranges.map(() => EMPTY_ROOT.slice());
   const hashes = await fetch(ids);
   if (!Array.isArray(hashes) || hashes.length !== ids.length || !hashes.every(isHash)) {
     throw new Error(`Merkle node storage answered ${Array.isArray(hashes) ? hashes.length : 'no'} hashes for ${ids.length} subtrees, or one not of 32 bytes`);
@@ -436,7 +439,7 @@ export function verifyConsistency(options: {
     const { oldSize, newSize, oldRoot, newRoot, proof, digest = defaultDigest } = options;
     if (!isSize(oldSize, 0) || !isSize(newSize, 0) || !isHash(oldRoot) || !isHash(newRoot) || !isProof(proof)) return false;
     if (oldSize > newSize) return false;
-    if (oldSize === 0) return proof.length === 0 && sameHash(oldRoot, EMPTY_TREE_ROOT);
+    if (oldSize === 0) return proof.length === 0 && sameHash(oldRoot, EMPTY_ROOT);
     if (oldSize === newSize) return proof.length === 0 && sameHash(oldRoot, newRoot);
     // Step 1.
     if (proof.length === 0) return false;
