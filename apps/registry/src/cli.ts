@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -26,8 +27,11 @@ import { openDatabase } from './infra/database.js';
 import { Database } from './infra/database.service.js';
 import { AgentsService, type DisableOutcome, MAX_INITIAL_ACCESS_TOKEN_TTL_S } from './modules/agents/agents.service.js';
 import { TypeOrmAgentsRepository } from './modules/agents/agents.repository.js';
-import { AuditService } from './modules/audit/audit.service.js';
+import { AuditService, type AuditAnchor, type AuditVerification } from './modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from './modules/audit/audit.repository.js';
+import { AUDIT_LOG_KEY_FILE, auditLogSigner } from './modules/audit/audit-log-key.js';
+import { CheckpointPublisher } from './modules/audit/checkpoint-publisher.js';
+import { verifyRemoteLog } from './modules/audit/remote-verify.js';
 import { KeyStore } from './modules/keys/key-store.js';
 import { RedisRevocationBus } from './modules/revocations/redis-revocation-bus.js';
 import { InProcessRevocationBus } from './modules/revocations/revocation-bus.js';
@@ -39,7 +43,14 @@ import { TypeOrmServicesRepository } from './modules/services/services.repositor
 const USAGE = `Usage: npm run registry -- <command>
 
   keys rotate                     make a new signing key; the old one stays in JWKS until its tokens expire
-  audit verify                    re-compute the chain in the database and check every signed checkpoint
+  audit verify [--checkpoint <f>] [--full]
+                                  re-hash the events in the database from the last verified head (from the
+                                  first with --full), check every checkpoint taken since, and that the log
+                                  extends the checkpoint note in <f> and those the witnesses last cosigned
+  audit verify --checkpoint <f> --registry <url> [--vkey <vkey>]
+                                  check a live registry from outside: its latest checkpoint must extend the
+                                  one in <f> (a consistency proof it serves); --vkey is the log's verifier key
+                                  (default: the one in WRIT_DATA_DIR, when there is one)
   audit verify --file <f.jsonl>   re-compute an exported chain (JSON Lines), offline
   audit export --out <f.jsonl>    write the chain as JSON Lines
   agents mint-token --owner <sub> [--ttl <s>]
@@ -56,6 +67,19 @@ const USAGE = `Usage: npm run registry -- <command>
 
 Uses DATABASE_URL (PostgreSQL) or the embedded database under WRIT_DATA_DIR (default .data);
 receipts verify uses neither.`;
+
+function describeVerification(result: AuditVerification): string[] {
+  const lines = [describe(result.chain)];
+  if (result.tree) lines.push(`tree: size ${result.tree.size}, root ${result.tree.root} (events re-hashed from seq ${result.from + 1})`);
+  lines.push(`checkpoints: ${result.checkpoints.verified} verified, ${result.checkpoints.failed.length} failed`);
+  for (const f of result.checkpoints.failed) lines.push(`  checkpoint seq ${f.seq}: ${f.reason}`);
+  for (const a of result.anchors) lines.push(`${a.source}${a.size > 0 ? ` (size ${a.size})` : ''}: ${a.ok ? 'the log extends it' : `BROKEN: ${a.reason ?? 'unknown'}`}`);
+  return lines;
+}
+
+function isIntact(result: AuditVerification): boolean {
+  return result.chain.ok && result.checkpoints.failed.length === 0 && result.anchors.every((a) => a.ok);
+}
 
 function describe(result: ChainVerification): string {
   return result.ok
@@ -81,6 +105,44 @@ async function verifyFile(path: string): Promise<ChainVerification> {
     if (n % 10_000 === 0) process.stderr.write(`  ${n} events verified\n`);
   }
   return verifier.result();
+}
+
+/** Most a checkpoint note file may hold: a checkpoint and a few dozen signature lines. */
+const MAX_CHECKPOINT_FILE_BYTES = 64 * 1024;
+
+/** A saved checkpoint note, or undefined (said on stderr) when the file cannot be used. */
+async function readCheckpointFile(path: string): Promise<string | undefined> {
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > MAX_CHECKPOINT_FILE_BYTES) throw new UnusableInput(`--checkpoint ${path} is larger than ${MAX_CHECKPOINT_FILE_BYTES} bytes: not a checkpoint note`);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = error instanceof UnusableInput ? error.message : error instanceof TypeError ? `--checkpoint ${path} is not UTF-8 text` : `cannot read --checkpoint ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`;
+    console.error(`audit verify: ${why}`);
+    return undefined;
+  }
+}
+
+/**
+ * `audit verify --checkpoint <f> --registry <url>`: an outsider's check that a live registry's log
+ * extends a checkpoint saved before, with the log's verifier key and nothing of its database.
+ */
+async function verifyRegistryFromOutside(options: { checkpoint: string; registry: string; vkey: string | undefined }): Promise<number> {
+  const note = await readCheckpointFile(options.checkpoint);
+  if (note === undefined) return 2;
+  let vkey = options.vkey;
+  if (vkey === undefined) {
+    const config = loadConfig();
+    if (!existsSync(join(config.dataDir, 'keys', AUDIT_LOG_KEY_FILE))) {
+      console.error(`audit verify: give the log's verifier key with --vkey (there is no audit log key in ${config.dataDir})`);
+      return 2;
+    }
+    vkey = auditLogSigner({ dataDir: config.dataDir, origin: config.audit.origin }).vkey;
+  }
+  const result = await verifyRemoteLog({ checkpoint: note, registry: options.registry, vkey });
+  for (const line of result.lines) console.log(printable(line));
+  return result.status;
 }
 
 /** What `GET /me/grants/:id/receipt` serves. Loose: fields a later registry adds are ignored. */
@@ -207,7 +269,8 @@ async function withServices<T>(work: (s: { audit: AuditService; keys: KeyStore; 
   const ds = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { pgliteDir: config.dataDir });
   const db = new Database(ds, !config.databaseUrl);
   try {
-    return await work({ audit: new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: config.checkpointEvery }), keys, db, config });
+    const log = auditLogSigner({ dataDir: config.dataDir, origin: config.audit.origin });
+    return await work({ audit: new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: config.checkpointEvery, log }), keys, db, config });
   } finally {
     await db.close();
   }
@@ -226,6 +289,10 @@ async function main(argv: string[]): Promise<number> {
       owner: { type: 'string' },
       ttl: { type: 'string' },
       key: { type: 'string' },
+      checkpoint: { type: 'string' },
+      registry: { type: 'string' },
+      vkey: { type: 'string' },
+      full: { type: 'boolean' },
       'rp-id': { type: 'string' },
       origin: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -288,12 +355,31 @@ async function main(argv: string[]): Promise<number> {
         console.log(describe(result));
         return result.ok ? 0 : 1;
       }
-      return withServices(async ({ audit }) => {
-        const { chain, checkpoints } = await audit.verify();
-        console.log(describe(chain));
-        console.log(`checkpoints: ${checkpoints.verified} verified, ${checkpoints.failed.length} failed`);
-        for (const f of checkpoints.failed) console.log(`  checkpoint seq ${f.seq}: ${f.reason}`);
-        return chain.ok && checkpoints.failed.length === 0 ? 0 : 1;
+      if (values.registry !== undefined) {
+        if (values.checkpoint === undefined) {
+          console.error('audit verify --registry needs --checkpoint <file>: a checkpoint of that log saved before');
+          return 2;
+        }
+        return verifyRegistryFromOutside({ checkpoint: values.checkpoint, registry: values.registry, vkey: values.vkey });
+      }
+      const anchors: AuditAnchor[] = [];
+      if (values.checkpoint !== undefined) {
+        const note = await readCheckpointFile(values.checkpoint);
+        if (note === undefined) return 2;
+        anchors.push({ source: `--checkpoint ${values.checkpoint}`, note });
+      }
+      return withServices(async ({ audit, db, config }) => {
+        const witnesses = new CheckpointPublisher({
+          audit,
+          repository: new TypeOrmAuditRepository(db),
+          witnesses: config.audit.witnesses,
+          logger: { warn: (message) => console.error(message) },
+          now: () => systemClock.now(),
+        });
+        const asked = await witnesses.anchors(audit.log.origin);
+        const result = await audit.verify({ anchors: [...anchors, ...asked.anchors], unavailable: asked.failures, full: values.full === true });
+        for (const line of describeVerification(result)) console.log(line);
+        return isIntact(result) ? 0 : 1;
       });
     }
     case 'audit export': {
