@@ -102,6 +102,18 @@ describe('Merkle hashes (RFC 9162 §2.1.1)', () => {
     expect(toHex(new MerkleFrontier().root())).toBe(toHex(EMPTY_TREE_ROOT));
   });
 
+  it('keeps verifying against the true empty root when a caller writes into EMPTY_TREE_ROOT', () => {
+    const root = builtTree(3).roots[3]!;
+    const empty = new Uint8Array(EMPTY_TREE_ROOT);
+    EMPTY_TREE_ROOT.fill(0);
+    try {
+      expect(verifyConsistency({ oldSize: 0, newSize: 3, oldRoot: empty, newRoot: root, proof: [] })).toBe(true);
+      expect(toHex(new MerkleFrontier().root())).toBe(toHex(empty));
+    } finally {
+      EMPTY_TREE_ROOT.set(empty);
+    }
+  });
+
   it('gives the same hashes with a plugged-in digest', () => {
     const nodeDigest: SyncDigest = (bytes) => new Uint8Array(createHash('sha256').update(bytes).digest());
     const plugged = builtTree(13, nodeDigest);
