@@ -44,7 +44,8 @@ function jsonBodyOrUndefined(contentType: string | undefined, body: unknown): un
 /**
  * What `/readyz` shows of the store's event queue (issue 16, 4: trouble is visible): the embedded
  * store's waiting events, its bound and the decisions a full queue refused; the Redis store's
- * events waiting in memory for Redis and those it dropped. Read structurally, as the stores differ.
+ * events waiting in memory for Redis and the denials it counted into summaries once that backlog was
+ * full. Read structurally, as the stores differ.
  */
 function queueStats(store: VerifierStore): { shown: Record<string, number>; full: boolean } {
   const embedded = store as Partial<{ stats(): { queued: number; queueMax: number; refused: number } }>;
@@ -52,8 +53,8 @@ function queueStats(store: VerifierStore): { shown: Record<string, number>; full
     const { queued, queueMax, refused } = embedded.stats();
     return { shown: { waiting: queued, max: queueMax, refused }, full: queued >= queueMax };
   }
-  const redis = store as Partial<{ backlogSize: number; droppedEvents: number }>;
-  if (typeof redis.backlogSize === 'number') return { shown: { backlog: redis.backlogSize, dropped: redis.droppedEvents ?? 0 }, full: false };
+  const redis = store as Partial<{ backlogSize: number; aggregatedEvents: number }>;
+  if (typeof redis.backlogSize === 'number') return { shown: { backlog: redis.backlogSize, aggregated: redis.aggregatedEvents ?? 0 }, full: false };
   return { shown: {}, full: false };
 }
 

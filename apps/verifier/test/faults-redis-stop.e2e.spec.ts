@@ -14,6 +14,8 @@ const PREFIX = 'stop:';
 const DOWN_REQUESTS = 100;
 /** Writes of the backlog one outage of about 3 s may start, whatever the number of requests (issue 19). */
 const MAX_FLUSHES_PER_OUTAGE = 10;
+/** Events the verifier holds one by one while Redis is away; the denials beyond are counted into summaries. */
+const BACKLOG_MAX = 40;
 
 /**
  * Issue 19, goal 4, "Redis down": a redis-server this test starts on a spare port is killed for
@@ -32,7 +34,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     create: async () => {
       redis = await startRedisServer(undefined, persistent, dir);
       // The store's default backoff (50 ms doubling to 2 s), as a deployed verifier runs.
-      store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 200 });
+      store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 200, backlogMax: BACKLOG_MAX });
       return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
     },
   });
@@ -47,7 +49,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('writes its backlog back a bounded number of times per outage, and every 503 reaches the audit chain', { timeout: 60_000 }, async () => {
+  it('writes its backlog back a bounded number of times per outage, and every 503 reaches the audit chain, those beyond the backlog counted in a summary', { timeout: 60_000 }, async () => {
     const { grantId, token } = await vf.tokenFor(alice, { max_uses: 1_000 });
     const verifier = await vf.newVerifier();
     const call = async () => vf.verify(verifier, { token, dpop: await vf.proof(alice, token), method: 'POST', url: `${API}/bookings`, action: 'book' });
@@ -80,15 +82,19 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     expect(flushes).toBeGreaterThanOrEqual(1);
     expect(flushes).toBeLessThanOrEqual(MAX_FLUSHES_PER_OUTAGE);
 
+    // Every denial is in the chain: the first BACKLOG_MAX one by one, the others in one summary
+    // event of the grant that says how many (`data.aggregated`).
+    expect(store.aggregatedEvents).toBe(DOWN_REQUESTS + recovering - BACKLOG_MAX);
     const db = vf.registry().get(Database);
     const counts = () =>
-      db.query<{ outcome: string; n: number }[]>(
-        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
+      db.query<{ outcome: string; events: number; denials: number }[]>(
+        `SELECT data->>'outcome' AS outcome, count(*)::int AS events, sum(coalesce((data->>'aggregated')::int, 1))::int AS denials
+           FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
         [grantId],
       );
     await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
-      { outcome: 'allow', n: 2 },
-      { outcome: 'temporarily_unavailable', n: DOWN_REQUESTS + recovering },
+      { outcome: 'allow', events: 2, denials: 2 },
+      { outcome: 'temporarily_unavailable', events: BACKLOG_MAX + 1, denials: DOWN_REQUESTS + recovering },
     ]);
     expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
   });

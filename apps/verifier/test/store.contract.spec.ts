@@ -875,7 +875,7 @@ describe('Redis store specifics (one node)', () => {
       onTestFinished(() => other.disconnect());
       const events = await waiting(new RedisVerifierEventSource(other, { prefix }));
       expect(events.filter((e) => e.id.startsWith('evt_wait')).map((e) => e.id)).toEqual(['evt_wait_1', 'evt_wait_2']);
-      expect(store.droppedEvents).toBe(0);
+      expect(store.aggregatedEvents).toBe(0);
     });
 
     it('refuses with StoreUnavailable once Redis is killed, and works again on the same store when it restarts', async () => {
@@ -894,20 +894,40 @@ describe('Redis store specifics (one node)', () => {
       // Not ready as soon as commands fail, also before the client has seen the socket close.
       expect(store.ready()).toBe(false);
       for (let i = 1; i <= 5; i++) await store.queueEvent({ id: `evt_down_${i}`, body: '{}', outcome: 'temporarily_unavailable' });
-      // The backlog is bounded: beyond it, events are counted as dropped.
+      const named = JSON.stringify({ type: 'verification', actor: null, subject: 'svc_1', grant_id: 'g1', txn: null, data: { service: 'svc_1', method: 'POST' } });
+      for (let i = 1; i <= 3; i++) await store.queueEvent({ id: `evt_named_${i}`, body: named, outcome: 'temporarily_unavailable' });
+      await store.queueEvent({ id: 'evt_replayed', body: named, outcome: 'invalid_dpop_proof' });
+      // The backlog is bounded: beyond it, denials are counted by outcome and who they name (issue 19), never dropped.
       expect(store.backlogSize).toBe(3);
-      expect(store.droppedEvents).toBe(2);
+      expect(store.aggregatedEvents).toBe(6);
 
       started.push(await startRedisServer(server.port));
       await vi.waitFor(() => expect(store.decide(decision('g1', Date.now()))).resolves.toMatchObject({ allow: true, uses: 1 }), { timeout: 10_000, interval: 20 });
       expect(await store.backlogDrained(5_000)).toBe(true);
       const other = new Redis({ port: server.port, host: '127.0.0.1' });
       onTestFinished(() => other.disconnect());
-      expect((await waiting(new RedisVerifierEventSource(other, { prefix }))).filter((e) => e.id.startsWith('evt_down')).map((e) => e.id)).toEqual([
-        'evt_down_1',
-        'evt_down_2',
-        'evt_down_3',
-      ]);
+      const written = await waiting(new RedisVerifierEventSource(other, { prefix }));
+      expect(written.filter((e) => e.id.startsWith('evt_down')).map((e) => e.id)).toEqual(['evt_down_1', 'evt_down_2', 'evt_down_3']);
+      // One summary event per outcome and subject, after the events recorded one by one.
+      const summaries = written.filter((e) => e.id.startsWith('vda_')).map((e) => ({ outcome: e.outcome, body: JSON.parse(e.body) as Record<string, unknown> }));
+      const summary = (count: number, outcome: string, subject: string | null, grantId: string | null) => ({
+        outcome,
+        body: {
+          type: 'verification',
+          actor: null,
+          subject,
+          grant_id: grantId,
+          txn: null,
+          data: {
+            aggregated: count,
+            first_at_ms: expect.any(Number),
+            last_at_ms: expect.any(Number),
+            reason: "the verifier's event backlog was full while Redis was unreachable: these denials are counted, not recorded one by one",
+          },
+        },
+      });
+      expect(summaries).toEqual([summary(2, 'temporarily_unavailable', null, null), summary(3, 'temporarily_unavailable', 'svc_1', 'g1'), summary(1, 'invalid_dpop_proof', 'svc_1', 'g1')]);
+      expect(store.aggregatedEvents).toBe(6);
     });
   });
 });

@@ -13,7 +13,7 @@ export interface RedisVerifierStoreOptions {
   prefix?: string;
   /** A command that has not answered after this long fails the decision (fail closed). */
   commandTimeoutMs?: number;
-  /** Events kept in memory while Redis is unreachable; beyond this they are counted in {@link RedisVerifierStore.droppedEvents}. */
+  /** Events kept in memory while Redis is unreachable; beyond this they are counted into summary events ({@link RedisVerifierStore.aggregatedEvents}). */
   backlogMax?: number;
   /** How often the grants that got events are added to the `event-grants` hint set. */
   hintFlushMs?: number;
@@ -104,9 +104,9 @@ export class RedisVerifierStore implements VerifierStore, VerifierStoreAdmin {
     return this.events.backlogSize;
   }
 
-  /** Events lost because the backlog was full. */
-  get droppedEvents(): number {
-    return this.events.droppedEvents;
+  /** Denials counted into summary events because the backlog was full (recorded as counts, never dropped). */
+  get aggregatedEvents(): number {
+    return this.events.aggregatedEvents;
   }
 
   /** How many times a write of the backlog to Redis was started: one flusher, with backoff, never one per request. */

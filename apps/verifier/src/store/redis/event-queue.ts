@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { queuedEventOfStreamEntry, queuedEventStreamFields } from '@writ/contracts';
 import { grantStateKey, verifierKey } from '@writ/core';
 import type { QueuedEvent } from '../store.js';
@@ -5,9 +6,25 @@ import { type RedisConnection, sleep } from './connection.js';
 
 /** Events per pipeline when the backlog is written back. */
 const BACKLOG_BATCH = 256;
+/**
+ * Summaries kept apart by outcome and by who they name (service, grant) once the backlog is full;
+ * beyond this many, by outcome alone, so memory stays bounded however long Redis is away.
+ */
+const SUMMARIES_MAX = 10_000;
+const SUMMARY_REASON = "the verifier's event backlog was full while Redis was unreachable: these denials are counted, not recorded one by one";
+
+/** Denials of one outcome naming one subject and grant, counted instead of queued one by one. */
+interface DenialSummary {
+  outcome: string;
+  subject: string | null;
+  grantId: string | null;
+  count: number;
+  firstAtMs: number;
+  lastAtMs: number;
+}
 
 export interface RedisEventQueueOptions {
-  /** Events kept in memory while Redis is unreachable; beyond this they are counted as dropped. */
+  /** Events kept in memory while Redis is unreachable; beyond this denials are counted into summary events. */
   backlogMax: number;
   /** How often the grants that got events are added to the `event-grants` hint set. */
   hintFlushMs: number;
@@ -35,7 +52,9 @@ export class RedisEventQueue {
   private backlogTimer: NodeJS.Timeout | undefined;
   private backlogFailures = 0;
   private backlogFlushing: Promise<void> | undefined;
-  private dropped = 0;
+  /** Denials beyond `backlogMax`, counted by outcome and subject (issue 19: every denial is recorded). */
+  private summaries = new Map<string, DenialSummary>();
+  private aggregated = 0;
   private flushAttempts = 0;
 
   constructor(
@@ -89,9 +108,9 @@ export class RedisEventQueue {
     return this.backlog.length;
   }
 
-  /** Events lost because the backlog was full. */
-  get droppedEvents(): number {
-    return this.dropped;
+  /** Events counted into a summary event because the backlog was full (recorded as counts, not one by one). */
+  get aggregatedEvents(): number {
+    return this.aggregated;
   }
 
   /** How many times a write of the backlog to Redis was started (issue 19: bounded per outage). */
@@ -102,7 +121,7 @@ export class RedisEventQueue {
   /** Resolves true once the backlog is empty, or false after `timeoutMs`. */
   async backlogDrained(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.backlog.length > 0 || this.backlogFlushing) {
+    while (this.backlog.length > 0 || this.summaries.size > 0 || this.backlogFlushing) {
       if (Date.now() >= deadline) return false;
       await sleep(10);
     }
@@ -122,16 +141,59 @@ export class RedisEventQueue {
       await this.flushHints().catch(() => undefined);
       await this.flushBacklog().catch(() => undefined);
     }
-    if (this.backlog.length > 0) this.connection.logger.warn(`${this.backlog.length} verifier event(s) never reached Redis`);
+    const summarised = [...this.summaries.values()].reduce((sum, summary) => sum + summary.count, 0);
+    if (this.backlog.length + summarised > 0) this.connection.logger.warn(`${this.backlog.length + summarised} verifier event(s) never reached Redis`);
   }
 
   private enqueue(event: QueuedEvent): void {
     if (this.backlog.length >= this.backlogMax) {
-      this.dropped += 1;
-      if (this.dropped === 1 || this.dropped % 10_000 === 0) this.connection.logger.warn(`verifier event backlog full (${this.backlogMax}): ${this.dropped} event(s) dropped`);
+      this.summarise(event);
       return;
     }
     this.backlog.push(event);
+  }
+
+  /**
+   * Counts a denial the full backlog cannot hold into the summary of its outcome, subject and
+   * grant (issue 19: every denial the verifier answers is recorded, in bounded memory). Only
+   * denials ever wait here: an allow's event is queued by the decision script, in Redis.
+   */
+  private summarise(event: QueuedEvent): void {
+    const { subject, grantId } = namesOf(event.body);
+    let key = JSON.stringify([event.outcome, subject, grantId]);
+    let summary = this.summaries.get(key);
+    if (summary === undefined && this.summaries.size >= SUMMARIES_MAX) {
+      key = JSON.stringify([event.outcome, null, null]);
+      summary = this.summaries.get(key);
+    }
+    const now = Date.now();
+    if (summary === undefined) {
+      const named = this.summaries.size < SUMMARIES_MAX;
+      summary = { outcome: event.outcome, subject: named ? subject : null, grantId: named ? grantId : null, count: 0, firstAtMs: now, lastAtMs: now };
+      this.summaries.set(key, summary);
+    }
+    summary.count += 1;
+    summary.lastAtMs = now;
+    this.aggregated += 1;
+    if (this.aggregated === 1 || this.aggregated % 10_000 === 0) {
+      this.connection.logger.warn(`verifier event backlog full (${this.backlogMax}): ${this.aggregated} denial(s) counted into summary events`);
+    }
+  }
+
+  /** Moves the summaries into the (empty) backlog as one event each, to be written like any other. */
+  private queueSummaries(): void {
+    for (const summary of this.summaries.values()) {
+      const body = JSON.stringify({
+        type: 'verification',
+        actor: null,
+        subject: summary.subject,
+        grant_id: summary.grantId,
+        txn: null,
+        data: { aggregated: summary.count, first_at_ms: summary.firstAtMs, last_at_ms: summary.lastAtMs, reason: SUMMARY_REASON },
+      });
+      this.backlog.push({ id: `vda_${randomUUID()}`, body, outcome: summary.outcome });
+    }
+    this.summaries = new Map();
   }
 
   /**
@@ -140,7 +202,7 @@ export class RedisEventQueue {
    * `ready` event starts the next write anyway.
    */
   private flushBacklogNow(): void {
-    if (this.backlogFlushing || this.connection.closed || this.backlog.length === 0) return;
+    if (this.backlogFlushing || this.connection.closed || (this.backlog.length === 0 && this.summaries.size === 0)) return;
     clearTimeout(this.backlogTimer);
     this.backlogTimer = undefined;
     this.backlogFlushing = this.flushBacklog()
@@ -163,11 +225,18 @@ export class RedisEventQueue {
       });
   }
 
-  /** Writes the backlog batch by batch, oldest first; what fails stays, in order, for the next try. */
+  /**
+   * Writes the backlog batch by batch, oldest first, then the summaries of what it could not hold;
+   * what fails stays, in order, for the next try.
+   */
   private async flushBacklog(): Promise<void> {
     this.flushAttempts += 1;
     const stream = verifierKey(this.prefix, 'events');
-    while (this.backlog.length > 0) {
+    for (;;) {
+      if (this.backlog.length === 0) {
+        if (this.summaries.size === 0) return;
+        this.queueSummaries();
+      }
       const batch = this.backlog.slice(0, BACKLOG_BATCH);
       const results = await this.connection.run('write event backlog', async () => {
         const pipeline = this.connection.redis.pipeline();
@@ -216,5 +285,18 @@ export class RedisEventQueue {
       for (const grantId of grants) if (this.hints.size < this.backlogMax) this.hints.add(grantId);
       throw error;
     }
+  }
+}
+
+/** The subject and grant an event's body names (strings only), read when it is summarised. */
+function namesOf(body: string): { subject: string | null; grantId: string | null } {
+  try {
+    const parsed = JSON.parse(body) as { subject?: unknown; grant_id?: unknown } | null;
+    return {
+      subject: typeof parsed?.subject === 'string' ? parsed.subject : null,
+      grantId: typeof parsed?.grant_id === 'string' ? parsed.grant_id : null,
+    };
+  } catch {
+    return { subject: null, grantId: null };
   }
 }
