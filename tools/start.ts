@@ -1,16 +1,22 @@
 /**
- * `npm start`: the registry, the verifier and the approval UI in one process.
+ * `npm start`: the registry, the verifier, the approval UI and a witness in one process.
  *
  * - No DATABASE_URL: embedded PGlite under WRIT_DATA_DIR. No REDIS_URL: the verifier's state is
  *   in process, revocations reach it directly and its decisions reach the audit chain directly.
  * - With them: PostgreSQL, and Redis for the verifier's state, revocations and decision events
  *   (the same wiring as three separate processes).
  *
- * Keys are made on first run. Ctrl-C (or SIGTERM) stops all three and exits 0.
+ * - The witness (apps/witness) has its own key and data folder (`<WRIT_DATA_DIR>/witness`), trusts
+ *   the registry's audit log key, and is added to the registry's `WRIT_AUDIT_WITNESSES`, so every
+ *   checkpoint is cosigned outside the database (docs/audit.md, "Witness protocol").
+ *
+ * Keys are made on first run. Ctrl-C (or SIGTERM) stops them all and exits 0.
  */
 import 'reflect-metadata';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, loadConfig } from '../apps/registry/src/config/config.js';
+import { ConfigError, loadConfig, type RegistryConfig } from '../apps/registry/src/config/config.js';
+import { type AuditLogSigner, auditLogSigner } from '../apps/registry/src/modules/audit/audit-log-key.js';
 import { REVOCATION_BUS, type RevocationBus } from '../apps/registry/src/modules/revocations/revocation-bus.js';
 import { createRegistry } from '../apps/registry/src/registry.js';
 import { ensureApprovalUiBuilt, startApprovalUi } from '../apps/approval-ui/server.mjs';
@@ -21,9 +27,24 @@ import { RedisVerifierStore } from '../apps/verifier/src/store/redis-store.js';
 import type { GrantStateSource, VerifierStore } from '../apps/verifier/src/store/store.js';
 import { DatabaseEventJournal } from '../apps/registry/src/modules/verifier-state/event-journal.repository.js';
 import { VerifierStateKeeper } from '../apps/registry/src/modules/verifier-state/verifier-state.keeper.js';
+import { loadWitnessConfig } from '../apps/witness/src/config.js';
+import { createWitnessServer, type WitnessServer } from '../apps/witness/src/server.js';
 
 const started = performance.now();
 const say = (line: string) => console.log(`writ: ${line}`);
+
+/**
+ * The embedded witness: its data folder inside the registry's, trusting the registry's audit log
+ * key (made here on first run, as the registry would), on a port the system picks unless
+ * `WRIT_WITNESS_PORT` is set. Started before the registry, which pushes its first checkpoint to it.
+ */
+async function startWitness(options: { env: Record<string, string>; registry: RegistryConfig }): Promise<{ witness: WitnessServer; url: string; log: AuditLogSigner }> {
+  const { env, registry } = options;
+  const signer = auditLogSigner({ dataDir: registry.dataDir, origin: registry.audit.origin });
+  const config = loadWitnessConfig({ WRIT_WITNESS_DATA_DIR: join(registry.dataDir, 'witness'), WRIT_WITNESS_PORT: '0', ...env });
+  const witness = await createWitnessServer({ config: { ...config, logs: [...config.logs, { origin: signer.origin, vkeys: [signer.vkey] }] } });
+  return { witness, url: await witness.listen(), log: signer };
+}
 
 async function main(): Promise<void> {
   // A variable set to nothing is unset (as in an .env file with `REDIS_URL=`).
@@ -33,7 +54,10 @@ async function main(): Promise<void> {
   const uiOrigin = `http://localhost:${uiPort}`;
   // The issuer is where the registry listens unless it is set (behind a proxy, for instance).
   const registryHost = env.REGISTRY_HOST || '127.0.0.1';
-  const registryConfig = loadConfig({ WRIT_UI_ORIGINS: uiOrigin, WRIT_ISSUER: `http://${registryHost}:${env.REGISTRY_PORT || 4000}`, ...env });
+  const configured = loadConfig({ WRIT_UI_ORIGINS: uiOrigin, WRIT_ISSUER: `http://${registryHost}:${env.REGISTRY_PORT || 4000}`, ...env });
+  const { witness, url: witnessUrl, log } = await startWitness({ env, registry: configured });
+  // The registry pushes every checkpoint to the embedded witness too, besides any configured.
+  const registryConfig: RegistryConfig = { ...configured, audit: { ...configured.audit, witnesses: [...configured.audit.witnesses, { url: witnessUrl, vkey: witness.vkey }] } };
   const verifierConfig = loadVerifierConfig({ WRIT_REGISTRY_URL: registryConfig.issuer, ...env, WRIT_ISSUER: registryConfig.issuer, WRIT_TRUST_DOMAIN: registryConfig.trustDomain });
 
   // The UI build runs while the registry opens its storage.
@@ -91,7 +115,9 @@ async function main(): Promise<void> {
       `  approval UI  ${ui.url}        sign up with a passkey here`,
       `  registry     ${registryConfig.issuer}   OAuth metadata at /.well-known/oauth-authorization-server`,
       `  verifier     ${verifierUrl}   POST /v1/verify for service providers`,
-      'Ctrl-C stops all three.',
+      `  witness      ${witnessUrl}   cosigns the audit log's checkpoints, as ${witness.vkey}`,
+      `  audit log    ${log.origin}   checkpoints at ${registryConfig.issuer}/audit/checkpoint, signed by ${log.vkey}`,
+      'Ctrl-C stops them all.',
       '',
     ].join('\n'),
   );
@@ -105,6 +131,7 @@ async function main(): Promise<void> {
     await ui.close();
     await verifier.close();
     await app.close();
+    await witness.close();
     await store.close();
     say('stopped');
     process.exit(0);

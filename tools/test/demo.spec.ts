@@ -40,7 +40,7 @@ async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: 
   const ports = { UI_PORT: String(await freePort()), REGISTRY_PORT: String(await freePort()), VERIFIER_PORT: String(await freePort()) };
   const writ = npmStart({ ...env, ...ports });
   try {
-    await waitFor(writ, 'Ctrl-C stops all three.', 180_000);
+    await waitFor(writ, 'Ctrl-C stops them all.', 180_000);
     const demo = npmRun(['run', 'demo', ...(person ? [] : ['--', '--headless'])], { ...env, ...ports });
     if (person) await person(demo, `http://localhost:${ports.UI_PORT}`);
     const { code } = await demo.exited;
