@@ -189,10 +189,16 @@ describe('MerkleFrontier', () => {
 
   it('does not let a caller change its state through what it returned', () => {
     const frontier = new MerkleFrontier();
-    frontier.append(merkleLeafHash(Uint8Array.of(1)));
+    const completed = frontier.append(merkleLeafHash(Uint8Array.of(1)));
     const root = toHex(frontier.root());
     frontier.state().hashes[0]!.fill(0);
+    frontier.root().fill(0);
+    completed[0]!.hash.fill(0);
     expect(toHex(frontier.root())).toBe(root);
+    const closing = frontier.append(merkleLeafHash(Uint8Array.of(2)));
+    const rootOfTwo = toHex(frontier.root());
+    closing.at(-1)!.hash.fill(0);
+    expect(toHex(frontier.root())).toBe(rootOfTwo);
   });
 });
 

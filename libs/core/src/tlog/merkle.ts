@@ -182,7 +182,8 @@ export class MerkleFrontier {
       hash = merkleNodeHash(left, hash, this.#digest);
       completed.push({ level: level + 1, index: Math.floor(position / pow2(level + 1)), hash });
     }
-    this.#hashes.push(hash);
+    // The frontier keeps its own copy: what it returned is the caller's to keep or change.
+    this.#hashes.push(hash.slice());
     this.#size = position + 1;
     return completed;
   }
@@ -198,9 +199,10 @@ export class MerkleFrontier {
   }
 }
 
-/** The root of adjacent subtrees, largest first: folded from the right (RFC 9162 §2.1.1 MTH). */
+/** The root of adjacent subtrees, largest first: folded from the right (RFC 9162 §2.1.1 MTH). A new array, never one of `hashes`. */
 function foldRight(hashes: MerkleHash[], digest: SyncDigest): MerkleHash {
   if (hashes.length === 0) return EMPTY_ROOT.slice();
+  if (hashes.length === 1) return hashes[0]!.slice();
   let root = hashes[hashes.length - 1]!;
   for (let i = hashes.length - 2; i >= 0; i--) root = merkleNodeHash(hashes[i]!, root, digest);
   return root;
