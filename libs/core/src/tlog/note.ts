@@ -125,6 +125,7 @@ const SPACE = /\s/u;
 /** A tree size: ASCII decimal without leading zeroes. */
 const DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
 
+/** The bytes of `parts`, one after the other, in a new array. */
 function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
   let offset = 0;
@@ -135,6 +136,7 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Byte-wise equality (key ids: public values, no constant time needed). */
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i]);
 
 /** Refuses a key name that is empty or holds a Unicode space, a `+` or a control character (signed-note §Format). */
