@@ -64,6 +64,12 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     for (const res of down) expect(res.body).toEqual({ allow: false, error: 'temporarily_unavailable', error_description: 'the verifier cannot reach its store: deny', status: 503 });
+    // Both say they are not ready, naming what they cannot reach.
+    const verifierReady = await verifier.app.inject({ method: 'GET', url: '/readyz' });
+    expect({ status: verifierReady.statusCode, reasons: verifierReady.json<{ reasons?: string[] }>().reasons }).toEqual({ status: 503, reasons: ['the verifier store cannot be reached'] });
+    const registryReady = await vf.registry().inject({ method: 'GET', url: '/readyz' });
+    expect(registryReady.statusCode).toBe(503);
+    expect(registryReady.json<{ reasons?: string[] }>().reasons).toContain("the verifiers' Redis cannot be reached: their decisions wait there or in the verifiers' memory");
     redis = await startRedisServer(redis.port, persistent, dir);
 
     let recovering = 0;
@@ -78,6 +84,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
       )
       .toBe(true);
     expect(await store.backlogDrained(10_000)).toBe(true);
+    await expect.poll(async () => (await vf.registry().inject({ method: 'GET', url: '/readyz' })).statusCode, { timeout: 10_000, interval: 100 }).toBe(200);
     const flushes = store.backlogFlushAttempts - flushesBefore;
     expect(flushes).toBeGreaterThanOrEqual(1);
     expect(flushes).toBeLessThanOrEqual(MAX_FLUSHES_PER_OUTAGE);

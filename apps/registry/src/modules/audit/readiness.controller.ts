@@ -18,7 +18,8 @@ export interface RegistryReadiness {
 }
 
 /**
- * `GET /readyz`: whether the registry can serve (its database answers), and what the ingestion of
+ * `GET /readyz`: whether the registry can serve (its database answers, and the verifiers' Redis when
+ * it reads their decisions from one), and what the ingestion of
  * verifier decisions is going through (issue 16, 4: queue depth, failed rounds and dead-lettered
  * events are visible, not only in the log). A stuck ingestion is named as a reason and answers
  * 503: step-ups stop reaching people and the audit chain stops growing while it lasts.
@@ -45,6 +46,7 @@ export class ReadinessController {
       this.events.stats(),
     ]);
     if (!database) reasons.push('the database cannot be reached');
+    if (!this.events.redisReachable()) reasons.push("the verifiers' Redis cannot be reached: their decisions wait there or in the verifiers' memory");
     if (stats && stats.failingRounds >= FAILING_ROUNDS_REPORTED) reasons.push(`verifier events are not being ingested (${stats.failingRounds} failed rounds in a row): ${stats.lastError ?? 'unknown error'}`);
     if (reasons.length === 0) return { ready: true, verifier_events: stats };
     void reply.status(503);

@@ -23,14 +23,25 @@ export interface VerifierEventsRunnerOptions {
 export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly ingestor: VerifierEventIngestor | undefined;
   private readonly redis: Redis | undefined;
+  /** Whether the verifiers' Redis answers: unknown until it first connected or failed. */
+  private redisUp: boolean | undefined;
 
   constructor({ config, audit, inProcess, afterAppend }: VerifierEventsRunnerOptions) {
     let source = inProcess;
     if (source === undefined && config.redisUrl !== undefined) {
       // Its own connection: a blocked or slow read never delays revocation publishing.
       this.redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
-      // Connection errors surface as failed reads, which the ingestor logs and retries.
-      this.redis.on('error', () => undefined);
+      // Connection errors surface as failed reads, which the ingestor logs and retries; /readyz
+      // names the connection while it is down (issue 19).
+      this.redis.on('error', () => {
+        this.redisUp = false;
+      });
+      this.redis.on('close', () => {
+        this.redisUp = false;
+      });
+      this.redis.on('ready', () => {
+        this.redisUp = true;
+      });
       source = new RedisVerifierEventSource(this.redis, { prefix: config.redisPrefix });
     }
     this.ingestor = source === undefined ? undefined : new VerifierEventIngestor(source, audit, afterAppend ? { afterAppend } : {});
@@ -39,6 +50,11 @@ export class VerifierEventsRunner implements OnApplicationBootstrap, OnModuleDes
   /** The ingestion's counters and queue depth, or null when this process ingests nothing. */
   stats(): Promise<VerifierEventsStats | null> {
     return this.ingestor ? this.ingestor.stats() : Promise.resolve(null);
+  }
+
+  /** False while the verifiers' Redis this process reads from cannot be reached; true otherwise (or when it reads none). */
+  redisReachable(): boolean {
+    return this.redisUp !== false;
   }
 
   onApplicationBootstrap(): void {
