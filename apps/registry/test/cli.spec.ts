@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { systemClock } from '@writ/core';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli } from './support/cli.js';
+import { cli, type CliStorage, cliStorage } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
@@ -17,14 +17,16 @@ import { InProcessRevocationBus } from '../src/modules/revocations/revocation-bu
 import { RevocationRecorder } from '../src/modules/revocations/revocation-recorder.js';
 import { TypeOrmRevocationsRepository } from '../src/modules/revocations/revocations.repository.js';
 
-describe('registry CLI on embedded storage', () => {
+describe('registry CLI', () => {
   let dataDir: string;
+  let storage: CliStorage;
   let env: Record<string, string>;
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'writ-cli-'));
-    env = { WRIT_DATA_DIR: dataDir, WRIT_CHECKPOINT_EVERY: '4' };
-    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    storage = await cliStorage(dataDir);
+    env = { WRIT_DATA_DIR: dataDir, WRIT_CHECKPOINT_EVERY: '4', ...storage.env };
+    const db = new Database(await openDatabase(storage.target), true);
     const keys = new KeyStore(dataDir, systemClock, 330);
     await keys.init();
     const audit = new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 4, log: auditLogSigner({ dataDir, origin: '127.0.0.1:4000/audit' }) });
@@ -32,7 +34,10 @@ describe('registry CLI on embedded storage', () => {
     await db.close();
   }, 60_000);
 
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  afterAll(async () => {
+    await storage.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('verifies the chain in the database, with its checkpoints', async () => {
     const { code, stdout } = await cli(['audit', 'verify'], env);
@@ -85,7 +90,7 @@ describe('registry CLI on embedded storage', () => {
     const [, token, expiresAt] = match!;
     expect(Math.abs(Date.parse(expiresAt!) - (Date.now() + 120_000))).toBeLessThan(15_000);
 
-    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    const db = new Database(await openDatabase(storage.target), true);
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli } from './support/cli.js';
+import { cli, type CliStorage, cliStorage } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
@@ -12,16 +12,21 @@ import { KeyStore } from '../src/modules/keys/key-store.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
 
-describe('services register (CLI, embedded storage)', () => {
+describe('services register (CLI)', () => {
   let dataDir: string;
+  let storage: CliStorage;
   let env: Record<string, string>;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'writ-services-cli-'));
-    env = { WRIT_DATA_DIR: dataDir };
+    storage = await cliStorage(dataDir);
+    env = { WRIT_DATA_DIR: dataDir, ...storage.env };
   });
 
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  afterAll(async () => {
+    await storage.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('registers a service, prints its credential once, and the credential verifies', async () => {
     const catalogue = JSON.stringify([{ type: 'flight_booking', actions: ['read', 'book'] }]);
@@ -31,7 +36,7 @@ describe('services register (CLI, embedded storage)', () => {
     const credential = /not shown again\): (\S+)/.exec(stdout)?.[1];
     expect(id).toBeDefined();
     expect(credential).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const db = new Database(await openDatabase({ pgliteDir: dataDir }), true);
+    const db = new Database(await openDatabase(storage.target), true);
     try {
       const keys = new KeyStore(dataDir, systemClock, 330);
       await keys.init();

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { createPostgresDatabase } from './databases.js';
+import type { DatabaseTarget } from '../../src/infra/database.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../../../..');
@@ -18,4 +20,25 @@ export async function cli(args: string[], env: Record<string, string>): Promise<
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/** Where a CLI test's registry keeps its data: the env the CLI gets, the target the test opens, and how to drop it. */
+export interface CliStorage {
+  name: string;
+  env: Record<string, string>;
+  target: DatabaseTarget;
+  drop(): Promise<void>;
+}
+
+/**
+ * The storage a CLI suite runs on: a fresh database on the real PostgreSQL when DATABASE_URL is set
+ * (as in CI), else embedded PGlite in `dataDir`. The commands, not the storage, are these suites'
+ * subject: opening PGlite on disk costs seconds per command, and the CLI on embedded storage is run
+ * by data-dir.e2e.spec.ts (and `npm start` by tools/test/start.spec.ts).
+ */
+export async function cliStorage(dataDir: string): Promise<CliStorage> {
+  if (!process.env.DATABASE_URL) return { name: 'embedded PGlite', env: {}, target: { pgliteDir: dataDir }, drop: () => Promise.resolve() };
+  const database = await createPostgresDatabase(process.env.DATABASE_URL, 'writ_cli_');
+  const { url } = database.target as { url: string };
+  return { name: 'PostgreSQL', env: { DATABASE_URL: url }, target: database.target, drop: () => database.drop() };
 }
