@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import SlowestFirstSequencer from './tools/test-sequencer.js';
 
 // One run for the whole workspace: every project's tests, one coverage report, one closing line.
 // Tiers (unit, storage, e2e, system) are named in tools/test-tiers.ts; WRIT_TEST_TIERS picks some.
@@ -14,6 +15,8 @@ export default defineConfig({
     // up to ten PostgreSQL connections apiece, and PostgreSQL allows a hundred by default.
     maxWorkers: Math.min(availableParallelism(), 4),
     reporters: ['default', './tools/vitest-summary-reporter.ts'],
+    // Slowest tier first, across projects, so that no long file starts last (tools/test-sequencer.ts).
+    sequence: { sequencer: SlowestFirstSequencer },
     coverage: {
       provider: 'v8',
       include: ['libs/core/src/**/*.ts', 'apps/registry/src/**/*.ts'],

@@ -1,0 +1,44 @@
+import { statSync } from 'node:fs';
+import { relative } from 'node:path';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+import { type Tier, tierOf } from './test-tiers.js';
+
+/** Slowest tier first: whole-system runs, then booted servers, then storage, then unit files. */
+const RANK: Record<Tier, number> = { system: 0, e2e: 1, storage: 2, unit: 3 };
+
+/**
+ * The order test files start in. Vitest's own order groups files by project name, so on a fresh
+ * clone (no timings cached yet) the demo and `npm start` runs, among the longest files, started
+ * near the end, and one worker ran them alone after the other had finished. Longest first, across
+ * projects, keeps both workers busy to the end: slowest tier first; within a tier, failed last
+ * time first, then longest last time when vitest cached both files' times, else largest file.
+ */
+export default class SlowestFirstSequencer extends BaseSequencer {
+  override sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const key = (spec: TestSpecification) => `${spec.project.name}:${relative(this.ctx.config.root, spec.moduleId)}`;
+    const facts = new Map(
+      files.map((spec) => {
+        const cached = this.ctx.cache.getFileTestResults(key(spec));
+        return [spec, { rank: RANK[tierOf(spec.moduleId)], failed: cached?.failed ? 0 : 1, duration: cached?.duration, size: sizeOf(spec.moduleId) }];
+      }),
+    );
+    return Promise.resolve(
+      [...files].sort((a, b) => {
+        const x = facts.get(a)!;
+        const y = facts.get(b)!;
+        if (x.rank !== y.rank) return x.rank - y.rank;
+        if (x.failed !== y.failed) return x.failed - y.failed;
+        if (x.duration !== undefined && y.duration !== undefined) return y.duration - x.duration;
+        return y.size - x.size;
+      }),
+    );
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
