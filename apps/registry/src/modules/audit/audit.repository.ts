@@ -61,6 +61,8 @@ export interface ChainExtension<R> {
   checkpoints: AuditCheckpoint[];
   /** The Merkle tree's complete subtrees the events completed, written in the same statement batch. */
   nodes?: AuditTreeNode[];
+  /** The tree's compact range after the events (what the next append goes on from). */
+  edge?: AuditTreeNode[];
   /** What the append answers its caller. */
   result: R;
 }
@@ -138,27 +140,52 @@ interface NodeRow {
 
 type Query = <T>(sql: string, parameters?: unknown[]) => Promise<T>;
 
-/** The audit chain on PostgreSQL or PGlite. */
+/**
+ * The audit chain on PostgreSQL or PGlite. The tree's compact range at the head is read from
+ * `audit_merkle_nodes` when the head is not the one this process last committed (at start, after
+ * another process appended), and otherwise kept from the last commit: the usual append reads no
+ * tree node.
+ */
 export class TypeOrmAuditRepository implements AuditRepository {
+  /** The compact range at the head this process last committed, and that head. */
+  private lastEdge: { seq: number; hash: string; edge: AuditTreeNode[] } | undefined;
+
   constructor(private readonly db: Database) {}
 
   extend<R>(ids: string[], link: ChainLinker<R>, tx?: Transaction): Promise<R> {
-    if (tx) return this.extendIn(entityManager(tx), ids, link);
+    if (tx) {
+      // Whether the caller's transaction commits is not known here: the kept range is dropped.
+      this.lastEdge = undefined;
+      return this.extendIn(entityManager(tx), ids, link).then(({ result }) => result);
+    }
     const pool = this.db.pgPool();
-    return pool ? this.extendOnPostgres(pool, ids, link) : this.db.transaction((manager) => this.extendIn(manager, ids, link));
+    if (pool) return this.extendOnPostgres(pool, ids, link);
+    return this.db.transaction((manager) => this.extendIn(manager, ids, link)).then(({ result, committed }) => {
+      this.lastEdge = committed;
+      return result;
+    });
   }
 
-  private async extendIn<R>(manager: EntityManager, ids: string[], link: ChainLinker<R>): Promise<R> {
+  /** The range kept from the last commit when `head` is that commit's head; undefined otherwise. */
+  private keptEdge(head: AuditHead): AuditTreeNode[] | undefined {
+    if (!head) return [];
+    const kept = this.lastEdge;
+    return kept && kept.seq === head.seq && kept.hash === head.hash ? kept.edge : undefined;
+  }
+
+  private async extendIn<R>(manager: EntityManager, ids: string[], link: ChainLinker<R>): Promise<{ result: R; committed: AuditRepositoryEdge }> {
     const query: Query = (sql, parameters) => manager.query(sql, parameters);
     await query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK.toString()]);
     const known = await knownEvents(query, ids);
     const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
-    const edge = toNodes(await query<NodeRow[]>(EDGE_SQL));
-    const { events, eventsJson, checkpoints, nodes = [], result } = await link(toHead(headRow), known, edge);
+    const head = toHead(headRow);
+    const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
+    const extension = await link(head, known, edge);
+    const { events, eventsJson, checkpoints, nodes = [] } = extension;
     if (events.length > 0) await query(insertEventsSql('$1::jsonb'), [eventsJson]);
     if (nodes.length > 0) await query(insertNodesSql('$1::jsonb'), [nodesJson(nodes)]);
     if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson(checkpoints)]);
-    return result;
+    return { result: extension.result, committed: edgeAfter(head, edge, extension) };
   }
 
   /**
@@ -175,18 +202,22 @@ export class TypeOrmAuditRepository implements AuditRepository {
       // standard_conforming_strings (PostgreSQL's default) is pinned for this transaction: the
       // inlined JSON literal below relies on backslashes being literal.
       const opened = (await client.query(
-        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}; ${EDGE_SQL}`,
+        `BEGIN; SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}); ${HEAD_SQL}`,
       )) as unknown as QueryResult[];
       const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
       const known = await knownEvents(query, ids);
       const head = toHead(opened[3]!.rows[0] as { seq: string; hash: string } | undefined);
-      const { events, eventsJson, checkpoints, nodes = [], result } = await link(head, known, toNodes(opened[4]!.rows as NodeRow[]));
+      const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
+      const extension = await link(head, known, edge);
+      const { events, eventsJson, checkpoints, nodes = [], result } = extension;
       const statements: string[] = [];
       if (events.length > 0) statements.push(insertEventsSql(`${sqlText(eventsJson)}::jsonb`));
       if (nodes.length > 0) statements.push(insertNodesSql(`${sqlText(nodesJson(nodes))}::jsonb`));
       if (checkpoints.length > 0) statements.push(insertCheckpointsSql(`${sqlText(checkpointsJson(checkpoints))}::jsonb`));
+      this.lastEdge = undefined;
       await client.query([...statements, 'COMMIT'].join('; '));
       inTransaction = false;
+      this.lastEdge = edgeAfter(head, edge, extension);
       return result;
     } catch (error) {
       if (inTransaction) await client.query('ROLLBACK').catch(() => undefined);
@@ -284,6 +315,16 @@ export class TypeOrmAuditRepository implements AuditRepository {
 /** JSON text as a SQL string literal, for a transaction with standard_conforming_strings on: only single quotes are doubled (JSON text holds no NUL: it is escaped as \u0000). */
 function sqlText(json: string): string {
   return `'${json.replaceAll("'", "''")}'`;
+}
+
+type AuditRepositoryEdge = { seq: number; hash: string; edge: AuditTreeNode[] } | undefined;
+
+/** The head and compact range once `extension` is committed onto `head` and its `edge`. */
+function edgeAfter(head: AuditHead, edge: AuditTreeNode[], extension: ChainExtension<unknown>): AuditRepositoryEdge {
+  const last = extension.events.at(-1) ?? head;
+  if (!last) return undefined;
+  if (extension.events.length === 0) return { seq: last.seq, hash: last.hash, edge };
+  return extension.edge ? { seq: last.seq, hash: last.hash, edge: extension.edge } : undefined;
 }
 
 function toHead(row: { seq: string | number; hash: string } | undefined): AuditHead {
