@@ -1,13 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { merkleLeafHash, openNote, parseCheckpoint, verifyConsistency, verifyInclusion } from '@writ/core';
+import { formatVerifierKey, merkleLeafHash, openNote, parseCheckpoint, verifyConsistency, verifyInclusion } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
+import { Database } from '../src/infra/database.service.js';
 import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
+import { verifyRemoteLog } from '../src/modules/audit/remote-verify.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { createRegistry } from '../src/registry.js';
+import { cli } from './support/cli.js';
 import { e2eStorage, type TestDatabase } from './support/databases.js';
 
 const OPERATOR_TOKEN = 'audit-operator-token-0123456789abcdef';
@@ -102,5 +106,76 @@ describe.each([e2eStorage])('the audit log over HTTP on $name', ({ create }) => 
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.json()).toMatchObject({ chain: { ok: true, lastSeq: 9 }, checkpoints: { failed: [] }, tree: { size: 9 }, anchors: [] });
+  });
+});
+
+describe.each([e2eStorage])('a live registry checked from outside on $name', ({ create }) => {
+  let app: NestFastifyApplication;
+  let testDb: TestDatabase;
+  let dataDir: string;
+  let vkey: string;
+  let saved: string;
+  let url: string;
+
+  /** `fetch` answered by the app in process, as the registry would over the network. */
+  const viaApp: typeof fetch = async (input) => {
+    const target = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const res = await app.inject({ method: 'GET', url: `${target.pathname}${target.search}` });
+    return new Response(res.body, { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? '') } });
+  };
+
+  beforeAll(async () => {
+    testDb = await create();
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-remote-'));
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '5' });
+    ({ app } = await createRegistry(config, { logger: false, database: testDb.target }));
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+    vkey = auditLogSigner({ dataDir, origin: config.audit.origin }).vkey;
+    const audit = app.get(AuditService);
+    for (let i = 0; i < 10; i++) await audit.append({ type: 'admin.test', data: { i } });
+    saved = (await get('/audit/checkpoint')).body;
+    writeFileSync(join(dataDir, 'saved.txt'), saved);
+    for (let i = 10; i < 13; i++) await audit.append({ type: 'admin.test', data: { i } });
+    await audit.checkpoint();
+  });
+
+  afterAll(async () => {
+    await app.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const get = (path: string) => app.inject({ method: 'GET', url: path });
+
+  it('finds the log intact: its checkpoint extends the saved one, by a consistency proof it serves (CLI, over the network)', async () => {
+    const { code, stdout } = await cli(['audit', 'verify', '--checkpoint', join(dataDir, 'saved.txt'), '--registry', url, '--vkey', vkey], { WRIT_DATA_DIR: dataDir });
+    expect(stdout).toBe('log intact: the registry\'s checkpoint of size 13 extends the saved checkpoint of size 10 (origin registry.writ.test/audit)\n');
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('refuses a saved checkpoint the log key did not sign, with status 2', async () => {
+    const other = formatVerifierKey({ name: 'registry.writ.test/audit', publicKey: randomBytes(32) });
+    const result = await verifyRemoteLog({ checkpoint: saved, registry: 'https://registry.writ.test', vkey: other, fetch: viaApp });
+    expect(result.status).toBe(2);
+    expect(result.lines[0]).toMatch(/^the saved checkpoint is not a checkpoint signed by registry\.writ\.test\/audit: /);
+  });
+
+  it('says BROKEN, naming the sizes and the first missing seq, once the tail is deleted and the registry signs the shorter log', async () => {
+    const db = app.get(Database);
+    await db.dataSource.query('DELETE FROM audit_events WHERE seq > 7');
+    await db.dataSource.query('DELETE FROM audit_merkle_nodes WHERE (idx + 1) * (1::bigint << level) > 7');
+    await db.dataSource.query('DELETE FROM audit_checkpoints WHERE seq > 7');
+    await app.get(AuditService).checkpoint();
+    const result = await verifyRemoteLog({ checkpoint: saved, registry: 'https://registry.writ.test', vkey, fetch: viaApp });
+    expect(result).toEqual({ status: 1, lines: ["BROKEN: the registry's latest checkpoint has size 7, below the saved checkpoint of size 10: seq 8 is missing"] });
+  });
+
+  it('says BROKEN when the log was rewritten and grew again past the saved size: no consistency proof holds', async () => {
+    const audit = app.get(AuditService);
+    for (let i = 0; i < 6; i++) await audit.append({ type: 'admin.rewritten', data: { i } });
+    await audit.checkpoint();
+    const result = await verifyRemoteLog({ checkpoint: saved, registry: 'https://registry.writ.test', vkey, fetch: viaApp });
+    expect(result).toEqual({ status: 1, lines: ["BROKEN: the registry's checkpoint of size 13 does not extend the saved checkpoint of size 10: the consistency proof does not verify"] });
   });
 });
