@@ -18,7 +18,8 @@
 -- {'late'} and touches nothing (no proof spent, no counter charged, no event queued): a decision
 -- that missed its deadline never takes effect. The verifier sends the deadline on Redis's clock
 -- (its own clock, plus the offset it measured with TIME, plus less than its timeout), so the
--- two machines' clocks need not agree.
+-- two machines' clocks need not agree. Every answer, `late` included, ends with the TIME the
+-- script read (epoch ms), which the verifier removes before reading the rest.
 --
 -- Nothing is sent that the decision does not use: a request without a step-up carries neither its
 -- keys nor its arguments, and a revocation's kind is read from its key
@@ -56,9 +57,11 @@ local function emit(label, stepUp, expires)
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
 end
 local time = redis.call('TIME')
-if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[14]) then
-  return {'late'}
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if nowMs > tonumber(ARGV[14]) then
+  return {'late', nowMs}
 end
+local function decide()
 if redis.call('HEXISTS', KEYS[2], 'state') == 0 then
   return {'no_state'}
 end
@@ -154,3 +157,9 @@ if ARGV[7] ~= '' then
 end
 if consumed ~= '' then emit('allow', consumed) else emit('allow') end
 return {'allow', newUses, spent, rateCount, consumed}
+end
+-- Every answer ends with Redis's clock (epoch ms): the verifier tightens its estimate of the
+-- offset between the clocks with it, at no extra round trip.
+local reply = decide()
+table.insert(reply, nowMs)
+return reply

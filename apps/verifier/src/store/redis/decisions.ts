@@ -95,6 +95,8 @@ export class RedisDecisions {
     args[DEADLINE_ARG] = String(typeof deadline === 'number' ? deadline : await deadline);
     this.connection.coalesceWrites();
     const reply = await this.connection.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    // Every answer ends with Redis's clock when the script ran (decide.lua's header).
+    if (Array.isArray(reply) && reply.length >= 2) this.deadlines.observe(Number(reply.pop()));
     if (Array.isArray(reply) && reply[0] === 'late') {
       // Redis took it up after its deadline: the verifier has (or would have) answered 503; nothing counted.
       throw new StoreUnavailable('verifier store: the decision reached Redis after its deadline; nothing was counted');

@@ -11,7 +11,8 @@ const REFRESH_MS = 30_000;
  * decision costs no extra round trip.
  *
  * The measured offset is never larger than the true one (Redis read its clock no later than its
- * answer arrived), so a deadline errs early, never late. On a Redis Cluster each master is
+ * answer arrived), so a deadline errs early, never late; each decision's answer, which ends with
+ * the clock its script read, tightens it further (the largest such bound is the closest). On a Redis Cluster each master is
  * measured and the smallest offset is used, for the same reason.
  */
 export class RedisDeadlines {
@@ -43,6 +44,17 @@ export class RedisDeadlines {
   deadline(): number | Promise<number> {
     if (this.offsetMs !== undefined) return Math.floor(Date.now() + this.offsetMs + this.budgetMs);
     return this.measure().then((offset) => Math.floor(Date.now() + offset + this.budgetMs));
+  }
+
+  /**
+   * Tightens the offset with the clock a decision script read (`redisMs`), now that its answer is
+   * here: like a measurement, never more than the true offset. One node only: on a cluster each
+   * master has its own clock, and the smallest measured offset stays.
+   */
+  observe(redisMs: number): void {
+    if (!Number.isSafeInteger(redisMs) || this.offsetMs === undefined || this.connection.redis instanceof Cluster) return;
+    const sample = redisMs - Date.now();
+    if (sample > this.offsetMs) this.offsetMs = sample;
   }
 
   /** Stops the periodic measurement. */
