@@ -52,6 +52,7 @@ const USAGE = `Usage: npm run registry -- <command>
                                   one in <f> (a consistency proof it serves); --vkey is the log's verifier key
                                   (default: the one in WRIT_DATA_DIR, when there is one)
   audit verify --file <f.jsonl>   re-compute an exported chain (JSON Lines), offline
+  audit vkey                      print the audit log's origin and the verifier key of its checkpoints
   audit export --out <f.jsonl>    write the chain as JSON Lines
   agents mint-token --owner <sub> [--ttl <s>]
                                   mint a one-time initial access token (default life 600 s) with which
@@ -381,6 +382,14 @@ async function main(argv: string[]): Promise<number> {
         for (const line of describeVerification(result)) console.log(line);
         return isIntact(result) ? 0 : 1;
       });
+    }
+    case 'audit vkey': {
+      const config = loadConfig();
+      openDataDir(config.dataDir);
+      const { origin, vkey } = auditLogSigner({ dataDir: config.dataDir, origin: config.audit.origin });
+      console.log(`origin: ${origin}`);
+      console.log(`vkey: ${vkey}`);
+      return 0;
     }
     case 'audit export': {
       if (!values.out) {

@@ -149,6 +149,8 @@ describe.each([e2eStorage])('a live registry checked from outside on $name', ({ 
   const get = (path: string) => app.inject({ method: 'GET', url: path });
 
   it('finds the log intact: its checkpoint extends the saved one, by a consistency proof it serves (CLI, over the network)', async () => {
+    const printed = await cli(['audit', 'vkey'], { WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test' });
+    expect(printed).toMatchObject({ code: 0, stdout: `origin: registry.writ.test/audit\nvkey: ${vkey}\n` });
     const { code, stdout } = await cli(['audit', 'verify', '--checkpoint', join(dataDir, 'saved.txt'), '--registry', url, '--vkey', vkey], { WRIT_DATA_DIR: dataDir });
     expect(stdout).toBe('log intact: the registry\'s checkpoint of size 13 extends the saved checkpoint of size 10 (origin registry.writ.test/audit)\n');
     expect(code).toBe(0);
