@@ -1,0 +1,64 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '@writ/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditMerkleTree1764000019000 } from '../../../migrations/1764000019000-audit-merkle-tree.js';
+import { openDatabase } from '../src/infra/database.js';
+import { Database } from '../src/infra/database.service.js';
+import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
+import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
+import { AuditService } from '../src/modules/audit/audit.service.js';
+import { KeyStore } from '../src/modules/keys/key-store.js';
+import { storages, type TestDatabase } from './support/databases.js';
+
+/**
+ * The migration that adds the Merkle tree builds it, in SQL, for the events a registry wrote
+ * before: the same tree the registry builds as it appends, so the log goes on from it.
+ */
+describe.each(storages)('the audit tree migration on $name', ({ create }) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    testDb = await create();
+    db = new Database(await openDatabase(testDb.target), 'pgliteDir' in testDb.target);
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-migration-'));
+  });
+
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function service(): Promise<AuditService> {
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    return new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 1000, log: auditLogSigner({ dataDir, origin: 'registry.test/audit' }) });
+  }
+
+  it('builds every node of the events written before it, with the roots the registry computes, and the log goes on', async () => {
+    const before = await service();
+    for (let i = 0; i < 13; i++) await before.append({ type: 'token.issued', data: { i } });
+    const roots = await Promise.all([1, 2, 7, 8, 13].map((size) => before.rootAt(size)));
+    const [{ n: nodes }] = await db.dataSource.query<{ n: number }[]>('SELECT count(*)::int AS n FROM audit_merkle_nodes');
+
+    // Back to the schema before issue 19 (the events stay), then up again.
+    const migration = new AuditMerkleTree1764000019000();
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await migration.down(runner);
+      await migration.up(runner);
+    } finally {
+      await runner.release();
+    }
+
+    const after = await service();
+    expect(await db.dataSource.query<{ n: number }[]>('SELECT count(*)::int AS n FROM audit_merkle_nodes')).toEqual([{ n: nodes }]);
+    expect(await Promise.all([1, 2, 7, 8, 13].map((size) => after.rootAt(size)))).toEqual(roots);
+    await after.append({ type: 'token.issued', data: { i: 13 } });
+    expect(await after.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
+  });
+});
