@@ -180,6 +180,27 @@ describe('AuditService (in memory)', () => {
     ]);
   });
 
+  it('verifies the log up to the head it read first: events and checkpoints appended meanwhile are left for next time', async () => {
+    const store = new InMemoryStore();
+    let meanwhile: (() => Promise<unknown>) | undefined;
+    const repository = new (class extends InMemoryAuditRepository {
+      override async head() {
+        const head = await super.head();
+        const work = meanwhile;
+        meanwhile = undefined;
+        await work?.();
+        return head;
+      }
+    })(store);
+    const audit = new AuditService({ repository, keys: await inMemoryKeys(), clock: { now: () => 0 }, checkpointEvery: 2, log: ephemeralAuditLogSigner(ORIGIN) });
+    for (let i = 0; i < 3; i++) await audit.append({ type: 't' });
+    meanwhile = async () => {
+      for (let i = 0; i < 3; i++) await audit.append({ type: 'meanwhile' });
+    };
+    expect(await audit.verify()).toMatchObject({ chain: { ok: true, count: 3, lastSeq: 3 }, checkpoints: { verified: 1, failed: [] }, tree: { size: 3 } });
+    expect(await audit.verify()).toMatchObject({ from: 3, chain: { ok: true, count: 3, lastSeq: 6 }, checkpoints: { verified: 2, failed: [] } });
+  });
+
   it('says BROKEN when the log ends below its last verified head', async () => {
     const { store, audit } = await chain();
     for (let i = 0; i < 3; i++) await audit.append({ type: 't' });

@@ -401,7 +401,8 @@ export class AuditService {
     if (tree instanceof Error) {
       return { chain: { ok: false, count: 0, brokenSeq: from, reason: tree.message }, checkpoints: { verified, failed }, root: undefined };
     }
-    const checkpoints = new Map((await this.repository.checkpoints()).filter((c) => c.seq > from).map((c) => [c.seq, c]));
+    // Appends go on while this runs: what came after the head read at the start is left for next time.
+    const checkpoints = new Map((await this.repository.checkpoints()).filter((c) => c.seq > from && c.seq <= size).map((c) => [c.seq, c]));
     const anchorsAt = new Map<number, (typeof anchors)[number][]>();
     for (const anchor of anchors) {
       const at = anchor.checkpoint?.size;
@@ -414,6 +415,7 @@ export class AuditService {
       const page = await this.repository.eventsAfter(after, VERIFY_PAGE);
       if (page.length === 0) break;
       for (const event of page) {
+        if (event.seq > size) break;
         if (!(await verifier.push(event))) break;
         tree.append(leafOf(event.hash));
         const checkpoint = checkpoints.get(event.seq);
@@ -426,7 +428,7 @@ export class AuditService {
           if (!sameBytes(anchor.checkpoint!.root, tree.root())) anchor.verdict = { ...anchor.verdict, ok: false, reason: `the tree's root at size ${event.seq} differs from this checkpoint's` };
         }
       }
-      if (!verifier.result().ok) break;
+      if (!verifier.result().ok || page.at(-1)!.seq >= size) break;
       after = page.at(-1)!.seq;
     }
     const chain = verifier.result();
