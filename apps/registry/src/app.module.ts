@@ -43,6 +43,7 @@ import { HumanSessionGuard, OriginGuard } from './http/human-session.guard.js';
 import { RequestLimitGuard, RequestLimits } from './http/rate-limit.js';
 import { ApprovalsService } from './modules/humans/approvals.service.js';
 import { AuthController } from './modules/humans/auth.controller.js';
+import { AuditVerdicts } from './modules/humans/audit-verdicts.js';
 import { HumanViewsService } from './modules/humans/human-views.service.js';
 import { HumansService } from './modules/humans/humans.service.js';
 import { TypeOrmHumansRepository } from './modules/humans/humans.repository.js';
@@ -225,14 +226,31 @@ export class AppModule {
           useFactory: (humans: HumansService, grants: GrantsService, agents: AgentsService, services: ServicesService) =>
             new ApprovalsService({ repository: new TypeOrmHumansRepository(infra.db), humans, grants, agents, services, clock: infra.clock, config: infra.config }),
         },
+        // Issue 19: the audit log verified in the background; transaction pages show the last verdict.
+        {
+          provide: AuditVerdicts,
+          inject: [AuditService, CheckpointPublisher],
+          useFactory: (audit: AuditService, publisher: CheckpointPublisher) =>
+            new AuditVerdicts({
+              audit,
+              repository: new TypeOrmAuditRepository(infra.db),
+              anchors: async () => (await publisher.anchors(audit.log.origin)).anchors,
+              seconds: infra.config.audit.verifySeconds,
+              clock: infra.clock,
+              logger: new Logger('AuditVerdicts'),
+            }),
+        },
         {
           provide: HumanViewsService,
-          inject: [GrantsService, AuditService],
-          useFactory: (grants: GrantsService, audit: AuditService) =>
+          inject: [GrantsService, AuditService, AuditVerdicts],
+          useFactory: (grants: GrantsService, audit: AuditService, verdicts: AuditVerdicts) =>
             new HumanViewsService({
               repository: new DatabaseHumanViewsRepository(infra.db),
               grants,
               audit,
+              tree: new TypeOrmAuditRepository(infra.db),
+              verdicts,
+              clock: infra.clock,
               agents: new TypeOrmAgentsRepository(infra.db),
               services: new TypeOrmServicesRepository(infra.db),
             }),

@@ -325,11 +325,58 @@ export const HopSchema = z.strictObject({
 });
 export type Hop = z.infer<typeof HopSchema>;
 
-/** Whether the audit chain verifies, and where it breaks when it does not. */
-export const ChainStatusSchema = z.strictObject({ ok: z.boolean(), count: z.number().int(), brokenSeq: z.number().int().optional(), reason: z.string().optional() });
-export type ChainStatus = z.infer<typeof ChainStatusSchema>;
+/** An audit log position: an event's seq or a tree's size (docs/audit.md, "Events and the hash chain"). */
+const AuditSeq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A SHA-256 Merkle tree hash (RFC 9162 §2.1), standard base64 of its 32 bytes (docs/audit.md, "Proofs"). */
+const AuditHashBase64 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, '32 bytes in standard base64');
 
-export const TransactionSchema = z.strictObject({ txn: z.string(), grant_id: z.string().nullable(), chain: ChainStatusSchema, hops: z.array(HopSchema) });
+/**
+ * The registry's last verification of the whole audit log, as it holds it (issue 19): opening a
+ * page never re-verifies. `verified`: intact up to event `size`, whose tree root is `root`, when
+ * `at`. `broken`: the verification of `at` found event `seq` wrong or missing; `verified` is the
+ * last head found intact before, if any. `unverified`: the log has not been verified yet.
+ */
+export const AuditVerdictSchema = z.discriminatedUnion('status', [
+  z.strictObject({ status: z.literal('unverified') }),
+  z.strictObject({ status: z.literal('verified'), size: AuditSeq, root: AuditHashBase64, at: Timestamp }),
+  z.strictObject({
+    status: z.literal('broken'),
+    seq: AuditSeq,
+    reason: z.string(),
+    at: Timestamp,
+    verified: z.strictObject({ size: AuditSeq, at: Timestamp }).nullable(),
+  }),
+]);
+export type AuditVerdict = z.infer<typeof AuditVerdictSchema>;
+
+/** The latest signed checkpoint (C2SP tlog-checkpoint): its size, base64 root and the signed note as it is. */
+export const AuditCheckpointViewSchema = z.strictObject({ size: AuditSeq, root: AuditHashBase64, note: z.string() });
+export type AuditCheckpointView = z.infer<typeof AuditCheckpointViewSchema>;
+
+/**
+ * One event of a transaction in the audit log: its leaf hash (RFC 9162 §2.1: SHA-256 of 0x00 and
+ * the event hash's 32 bytes) and its inclusion proof (§2.1.3.1) in the tree of the checkpoint's
+ * size; `proof` is null while the event is past the latest checkpoint.
+ */
+export const AuditEventInclusionSchema = z.strictObject({
+  seq: AuditSeq,
+  type: z.string(),
+  leaf_hash: AuditHashBase64,
+  proof: z.array(AuditHashBase64).nullable(),
+});
+export type AuditEventInclusion = z.infer<typeof AuditEventInclusionSchema>;
+
+/** A transaction's place in the audit log: the cached verdict, the latest checkpoint and its events' proofs. */
+export const TransactionAuditSchema = z.strictObject({
+  verdict: AuditVerdictSchema,
+  checkpoint: AuditCheckpointViewSchema.nullable(),
+  events: z.array(AuditEventInclusionSchema),
+  /** Events of the transaction left out of `events` (only the first ones are listed). */
+  omitted: z.number().int().min(0),
+});
+export type TransactionAudit = z.infer<typeof TransactionAuditSchema>;
+
+export const TransactionSchema = z.strictObject({ txn: z.string(), grant_id: z.string().nullable(), audit: TransactionAuditSchema, hops: z.array(HopSchema) });
 export type Transaction = z.infer<typeof TransactionSchema>;
 
 /** One line of `GET /me/transactions`. */

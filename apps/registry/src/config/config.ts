@@ -113,6 +113,15 @@ export const registryEnvSchema = z.object({
     .max(3600)
     .default(5)
     .describe('sign an audit checkpoint at least this often while events arrive (none when nothing arrived), besides every `WRIT_CHECKPOINT_EVERY` events'),
+  WRIT_AUDIT_VERIFY_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(300)
+    .describe(
+      'verify the audit log in the background (from the last verified head) at most this often, and once at start; transaction pages show the last verdict and never verify ([docs/approval.md](approval.md#transactions-and-the-audit-log)); 0: never',
+    ),
   WRIT_AUDIT_WITNESSES: auditWitnesses.describe(
     'JSON array of `{"url", "vkey"}`: the witnesses each checkpoint is pushed to (C2SP tlog-witness) and whose cosigned checkpoints `audit verify` checks the log against',
   ),
@@ -188,7 +197,7 @@ export interface RegistryConfig {
   tokenTtlSeconds: number;
   checkpointEvery: number;
   /** The audit log as a transparency log (docs/audit.md, "Operating the log"). */
-  audit: { origin: string; checkpointSeconds: number; witnesses: { url: string; vkey: string }[] };
+  audit: { origin: string; checkpointSeconds: number; verifySeconds: number; witnesses: { url: string; vkey: string }[] };
   /** RFC 9449 §8: `required` makes the token endpoint demand a server-issued nonce in every DPoP proof. */
   dpopNonce: 'off' | 'required';
   /** WebAuthn relying party: its id (a host name) and the name authenticators show. */
@@ -237,7 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: c.REGISTRY_PORT,
     tokenTtlSeconds: c.WRIT_TOKEN_TTL_S,
     checkpointEvery: c.WRIT_CHECKPOINT_EVERY,
-    audit: { origin: c.WRIT_AUDIT_ORIGIN ?? `${new URL(c.WRIT_ISSUER).host}/audit`, checkpointSeconds: c.WRIT_AUDIT_CHECKPOINT_SECONDS, witnesses: c.WRIT_AUDIT_WITNESSES },
+    audit: { origin: c.WRIT_AUDIT_ORIGIN ?? `${new URL(c.WRIT_ISSUER).host}/audit`, checkpointSeconds: c.WRIT_AUDIT_CHECKPOINT_SECONDS, verifySeconds: c.WRIT_AUDIT_VERIFY_SECONDS, witnesses: c.WRIT_AUDIT_WITNESSES },
     dpopNonce: c.WRIT_DPOP_NONCE,
     rp: { id: c.WRIT_RP_ID, name: c.WRIT_RP_NAME },
     uiOrigins: c.WRIT_UI_ORIGINS,

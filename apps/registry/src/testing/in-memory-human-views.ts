@@ -74,7 +74,7 @@ export class InMemoryHumanViewsRepository implements HumanViewsRepository {
 
   eventsOf(txn: string): Promise<TransactionEvent[]> {
     return Promise.resolve(
-      this.events.filter((e) => e.txn === txn).map(({ seq, at, type, actor, grant_id, txn: t, data }) => ({ seq, at, type, actor, grant_id, txn: t, data: copy(data) })),
+      this.events.filter((e) => e.txn === txn).map(({ seq, hash, at, type, actor, grant_id, txn: t, data }) => ({ seq, hash, at, type, actor, grant_id, txn: t, data: copy(data) })),
     );
   }
 

@@ -8,6 +8,7 @@ import { AgentsService } from '../agents/agents.service.js';
 import { GrantsService } from '../grants/grants.service.js';
 import { ServicesService } from '../services/services.service.js';
 import { ApprovalsService } from './approvals.service.js';
+import { AuditVerdicts } from './audit-verdicts.js';
 import { HumanViewsService } from './human-views.service.js';
 import { HumansService } from './humans.service.js';
 
@@ -26,7 +27,8 @@ async function approvalsFixture() {
   const grants = new GrantsService({ repository: r.grants, audit, services, clock, recordRevocation: recorder.recordGrant });
   const agents = new AgentsService({ repository: r.agents, audit, clock, revocations: recorder });
   const approvals = new ApprovalsService({ repository: r.humans, humans, grants, agents, services, clock, config });
-  const views = new HumanViewsService({ repository: r.humanViews, grants, audit, agents: r.agents, services: r.services });
+  const verdicts = new AuditVerdicts({ audit, repository: r.audit, seconds: 0, clock, logger: { warn: () => undefined } });
+  const views = new HumanViewsService({ repository: r.humanViews, grants, audit, tree: r.audit, verdicts, clock, agents: r.agents, services: r.services });
   await services.register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
   const passkey = new SoftPasskey(ORIGIN, 'writ.test');
   const registration = await humans.beginRegistration({ name: 'Alice' });
@@ -35,7 +37,7 @@ async function approvalsFixture() {
   const { token } = await agents.mintInitialAccessToken(human.id);
   const agent = await agents.register(token, { client_name: 'Travel agent', jwks: { keys: [jwk] } });
   const grant = await grants.request(agent.client_id, human.id, request);
-  return { ...registry, humans, grants, approvals, views, passkey, human, agent, grant };
+  return { ...registry, humans, grants, approvals, views, verdicts, passkey, human, agent, grant };
 }
 
 describe('ApprovalsService and HumanViewsService (in memory)', () => {
@@ -97,7 +99,7 @@ describe('ApprovalsService and HumanViewsService (in memory)', () => {
     expect(await views.ownsTransaction(human.id, 'txn_2')).toBe(false);
     expect(await views.transaction(human.id, 'txn_2')).toBeNull();
     const tree = (await views.transaction(human.id, 'txn_1'))!;
-    expect(tree.chain).toMatchObject({ ok: true });
+    expect(tree.audit.verdict).toEqual({ status: 'unverified' });
     expect(tree.hops.map((h) => [h.jti, h.parent_jti, h.agent.name, h.decisions.map((d) => [d.allow, d.amount])])).toEqual([
       ['j1', null, 'Travel agent', []],
       ['j2', 'j1', 'agt_helper', [[true, '120']]],

@@ -27,6 +27,8 @@ export interface TransactionSummary {
 /** An event of a transaction, as its tree of hops is drawn. */
 export interface TransactionEvent {
   seq: number;
+  /** The event's chained hash (64 hex): its Merkle leaf is taken over these 32 bytes. */
+  hash: string;
   at: string;
   type: string;
   actor: string | null;
@@ -103,10 +105,10 @@ export class DatabaseHumanViewsRepository implements HumanViewsRepository {
 
   async eventsOf(txn: string): Promise<TransactionEvent[]> {
     const rows = await this.db.query<(Omit<TransactionEvent, 'seq'> & { seq: string | number })[]>(
-      `SELECT seq, at, type, actor, grant_id, txn, data FROM audit_events WHERE txn = $1 ORDER BY seq`,
+      `SELECT seq, hash, at, type, actor, grant_id, txn, data FROM audit_events WHERE txn = $1 ORDER BY seq`,
       [txn],
     );
-    return rows.map((row) => ({ ...row, seq: Number(row.seq) }));
+    return rows.map((row) => ({ ...row, seq: Number(row.seq), hash: row.hash.trim() }));
   }
 
   async subjectAt(seq: number): Promise<string | null> {

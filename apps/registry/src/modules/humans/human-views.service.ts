@@ -1,11 +1,14 @@
-import type { Agent } from '@writ/contracts';
-import { InvalidRequest } from '@writ/core';
+import type { Agent, AuditVerdict, TransactionAudit } from '@writ/contracts';
+import { type Clock, InvalidRequest, merkleLeafHash, openNote, parseCheckpoint } from '@writ/core';
 import type { AgentsRepository } from '../agents/agents.repository.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { GRANT_STATUSES, type GrantEntity, type GrantStatus } from '../grants/grant.entity.js';
 import type { GrantsService } from '../grants/grants.service.js';
 import type { ServicesRepository } from '../services/services.repository.js';
-import type { HumanViewsRepository } from './human-views.repository.js';
+import type { AuditVerdicts } from './audit-verdicts.js';
+import type { HumanViewsRepository, TransactionEvent } from './human-views.repository.js';
+import { inclusionProofs } from './inclusion-proofs.js';
 
 /**
  * Who asks, as the person must be able to tell agents apart (issue 17): the agent's own name, its
@@ -64,17 +67,27 @@ export interface Hop {
 export interface TransactionView {
   txn: string;
   grant_id: string | null;
-  chain: { ok: boolean; count: number; brokenSeq?: number; reason?: string };
+  audit: TransactionAudit;
   hops: Hop[];
 }
 
 /** At most this many rows in one listing: the UI shows the newest. */
 const PAGE = 200;
 
+/** At most this many events of one transaction get an inclusion proof in its view (the first ones). */
+const PROVEN_EVENTS = 200;
+
 export interface HumanViewsServiceOptions {
   repository: HumanViewsRepository;
   grants: GrantsService;
-  audit: AuditService;
+  /** The latest checkpoint and the log's verifier key. */
+  audit: Pick<AuditService, 'latestCheckpoint' | 'log'>;
+  /** The stored Merkle tree that inclusion proofs are read from. */
+  tree: Pick<AuditRepository, 'nodes'>;
+  /** The registry's last verdict on the log: a page never re-verifies. */
+  verdicts: Pick<AuditVerdicts, 'current'>;
+  /** When a view finds the log broken itself. */
+  clock: Clock;
   agents: Pick<AgentsRepository, 'find' | 'listByOwner'>;
   services: Pick<ServicesRepository, 'findById'>;
 }
@@ -98,7 +111,10 @@ function text(value: unknown): string | null {
 export class HumanViewsService {
   private readonly repository: HumanViewsRepository;
   private readonly grants: GrantsService;
-  private readonly audit: AuditService;
+  private readonly audit: HumanViewsServiceOptions['audit'];
+  private readonly tree: HumanViewsServiceOptions['tree'];
+  private readonly verdicts: HumanViewsServiceOptions['verdicts'];
+  private readonly clock: Clock;
   private readonly agentsRepository: HumanViewsServiceOptions['agents'];
   private readonly services: HumanViewsServiceOptions['services'];
 
@@ -106,6 +122,9 @@ export class HumanViewsService {
     this.repository = options.repository;
     this.grants = options.grants;
     this.audit = options.audit;
+    this.tree = options.tree;
+    this.verdicts = options.verdicts;
+    this.clock = options.clock;
     this.agentsRepository = options.agents;
     this.services = options.services;
   }
@@ -215,13 +234,55 @@ export class HumanViewsService {
         currency: text(event.data.currency),
       });
     }
-    const { chain } = await this.audit.verify();
+    return { txn, grant_id: root.grant_id, audit: await this.auditOf(events), hops: [...hops.values()] };
+  }
+
+  /**
+   * The transaction's place in the audit log (issue 19, goal 2): the registry's last verdict on
+   * the whole log (never a verification here), the latest signed checkpoint, and each event's leaf
+   * hash with its RFC 9162 §2.1.3 inclusion proof in that checkpoint's tree, read in one batch.
+   * A stored checkpoint whose signature does not verify, or a tree that cannot give the proofs,
+   * turns the verdict to broken: the page then claims no inclusion.
+   */
+  private async auditOf(all: TransactionEvent[]): Promise<TransactionAudit> {
+    const events = all.slice(0, PROVEN_EVENTS);
+    const omitted = all.length - events.length;
+    const leaves = events.map((e) => merkleLeafHash(Buffer.from(e.hash, 'hex')));
+    const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+    const unproven = (): TransactionAudit['events'] => events.map((e, i) => ({ seq: e.seq, type: e.type, leaf_hash: base64(leaves[i]!), proof: null }));
+    const verdict = await this.verdicts.current();
+    const stored = await this.audit.latestCheckpoint();
+    if (!stored?.note) return { verdict, checkpoint: null, events: unproven(), omitted };
+    const checkpoint = await this.openCheckpoint(stored.note);
+    if (checkpoint instanceof Error) return { verdict: this.brokenAt(verdict, stored.seq, `the latest checkpoint does not verify: ${checkpoint.message}`), checkpoint: null, events: unproven(), omitted };
+    const inside = events.filter((e) => e.seq <= checkpoint.size);
+    const proofs = await inclusionProofs({ indexes: inside.map((e) => e.seq - 1), size: checkpoint.size, fetch: (ids) => this.tree.nodes(ids) }).catch((error: unknown) => error as Error);
+    if (proofs instanceof Error) return { verdict: this.brokenAt(verdict, checkpoint.size, `no inclusion proof can be read: ${proofs.message}`), checkpoint: null, events: unproven(), omitted };
+    const proofOf = new Map(inside.map((e, i) => [e.seq, proofs[i]!.map(base64)]));
     return {
-      txn,
-      grant_id: root.grant_id,
-      chain: chain.ok ? { ok: true, count: chain.count } : { ok: false, count: chain.count, brokenSeq: chain.brokenSeq, reason: chain.reason },
-      hops: [...hops.values()],
+      verdict,
+      checkpoint: { size: checkpoint.size, root: base64(checkpoint.root), note: stored.note },
+      events: events.map((e, i) => ({ seq: e.seq, type: e.type, leaf_hash: base64(leaves[i]!), proof: proofOf.get(e.seq) ?? null })),
+      omitted,
     };
+  }
+
+  /** The verdict once this view found the log broken at `seq` (the last intact head kept, if any). */
+  private brokenAt(verdict: AuditVerdict, seq: number, reason: string): AuditVerdict {
+    const verified = verdict.status === 'verified' ? { size: verdict.size, at: verdict.at } : verdict.status === 'broken' ? verdict.verified : null;
+    return { status: 'broken', seq, reason, at: new Date(this.clock.now()).toISOString(), verified };
+  }
+
+  /** A stored checkpoint note opened with the log's key (docs/audit.md, "Checkpoints"); the error when it does not verify. */
+  private async openCheckpoint(note: string): Promise<{ size: number; root: Uint8Array } | Error> {
+    try {
+      const { text } = await openNote({ note, verifiers: [this.audit.log.vkey] });
+      const body = parseCheckpoint(text);
+      if (body.origin !== this.audit.log.origin) return new Error(`it is of another log (${body.origin})`);
+      return body;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
   }
 
   private view(
