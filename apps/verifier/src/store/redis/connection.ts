@@ -34,6 +34,12 @@ export class RedisConnection {
   readonly logger: StoreLogger;
   /** How long one exchange may take before it fails (fail closed). */
   readonly timeoutMs: number;
+  /**
+   * How much earlier than {@link timeoutMs} a decision script must have started in Redis
+   * (decide.lua's deadline): the time left for its answer to come back before the verifier gives
+   * up on it (issue 19, "Redis frozen").
+   */
+  readonly graceMs: number;
   private readonly minRetryMs: number;
   private readonly maxRetryMs: number;
   private readonly readyListeners: (() => void)[] = [];
@@ -45,6 +51,7 @@ export class RedisConnection {
 
   constructor(target: RedisTarget, options: RedisConnectionOptions) {
     this.timeoutMs = options.timeoutMs;
+    this.graceMs = Math.min(GRACE_MS, Math.floor(options.timeoutMs / 4));
     this.minRetryMs = options.minRetryMs;
     this.maxRetryMs = options.maxRetryMs;
     this.logger = options.logger;
@@ -69,7 +76,8 @@ export class RedisConnection {
   private connect(target: string | ClusterNode[]): Redis | Cluster {
     // No offline queue and no retries of a command: while Redis is away a decision fails at once
     // (deny, 503) instead of waiting. Reconnection goes on in the background.
-    const redisOptions = { commandTimeout: this.timeoutMs, maxRetriesPerRequest: 0, connectionName: 'writ-verifier' } as const;
+    // A decision has its own timer ({@link runDecision}); ioredis' is the backstop, a little later.
+    const redisOptions = { commandTimeout: this.timeoutMs + this.graceMs, maxRetriesPerRequest: 0, connectionName: 'writ-verifier' } as const;
     // No auto-pipelining: it saves a system call per decision under heavy load (about 15 % of
     // the verifier's CPU there), but ioredis' pipelines keep about 2 MB alive per young-generation
     // collection, whose promotion then costs 3 to 10 ms pauses: the p99 at a steady 1,000 req/s
@@ -116,6 +124,27 @@ export class RedisConnection {
       return await Promise.race([exchange(), deadline]);
     } catch (error) {
       throw new StoreUnavailable(`verifier store: ${what} failed: ${describe(error)}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Runs one decision script under the store's timeout, whatever the client. When the timer fires,
+   * the failure waits one turn of the event loop (`setImmediate`, after the poll phase): an answer
+   * that reached the socket while the loop was busy is read first and counts, so a decision that
+   * Redis took before its deadline is not answered 503 just because this process was slow to look
+   * (issue 19: what the service provider is told is what was decided).
+   */
+  async runDecision<T>(exchange: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => setImmediate(() => reject(new Error(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([exchange(), expired]);
+    } catch (error) {
+      throw new StoreUnavailable(`verifier store: decide failed: ${describe(error)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
@@ -177,6 +206,9 @@ export class RedisConnection {
     if (this.owned) await quit(this.redis);
   }
 }
+
+/** The most a decision's deadline is set before the store's timeout ({@link RedisConnection.graceMs}). */
+const GRACE_MS = 25;
 
 export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

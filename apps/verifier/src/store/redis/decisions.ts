@@ -16,12 +16,6 @@ const RESTORE_REQUEST_EVERY_MS = 1_000;
 const STATE_POLL_MS = 10;
 /** The index in decide.lua's ARGV (from 0 here) of the decision's deadline. */
 const DEADLINE_ARG = 13;
-/**
- * The part of the command timeout a decision may take in Redis: the rest is left for its answer to
- * travel back, so that a decision taken just before its deadline is not one the verifier has
- * already answered 503 (issue 19, "Redis frozen").
- */
-const DEADLINE_SHARE = 0.75;
 
 interface ScriptCommands {
   writVerifierDecide(numberOfKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
@@ -68,7 +62,8 @@ export class RedisDecisions {
     this.clock = options.clock;
     this.grantState = options.grantState;
     this.stateWaitMs = options.stateWaitMs;
-    this.deadlines = new RedisDeadlines(connection, Math.max(1, Math.floor(connection.timeoutMs * DEADLINE_SHARE)));
+    // The script must start early enough for its answer to come back before the verifier gives up.
+    this.deadlines = new RedisDeadlines(connection, Math.max(1, connection.timeoutMs - connection.graceMs));
     defineScript(connection.redis, 'writVerifierDecide', DECIDE_SCRIPT);
     defineScript(connection.redis, 'writVerifierRestore', RESTORE_GRANT_SCRIPT);
     this.commands = connection.redis as unknown as ScriptCommands;
@@ -94,7 +89,7 @@ export class RedisDecisions {
     const deadline = this.deadlines.deadline();
     args[DEADLINE_ARG] = String(typeof deadline === 'number' ? deadline : await deadline);
     this.connection.coalesceWrites();
-    const reply = await this.connection.run('decide', () => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
+    const reply = await this.connection.runDecision(() => this.commands.writVerifierDecide(keys.length, ...keys, ...args));
     // Every answer ends with Redis's clock when the script ran (decide.lua's header).
     if (Array.isArray(reply) && reply.length >= 2) this.deadlines.observe(Number(reply.pop()));
     if (Array.isArray(reply) && reply[0] === 'late') {
