@@ -88,6 +88,7 @@ export function firstFailure(result: AuditVerification): { seq: number; reason: 
   const failures: { seq: number; reason: string }[] = [];
   if (!result.chain.ok) failures.push({ seq: result.chain.brokenSeq, reason: result.chain.reason });
   for (const c of result.checkpoints.failed) failures.push({ seq: c.seq, reason: `checkpoint of size ${c.seq}: ${c.reason}` });
-  for (const a of result.anchors) if (!a.ok) failures.push({ seq: a.missingSeq ?? a.size, reason: `${a.source}: ${a.reason ?? 'the log does not extend it'}` });
+  // An anchor that names no seq (unreadable, or of another log) puts the whole log in doubt: from seq 1.
+  for (const a of result.anchors) if (!a.ok) failures.push({ seq: a.missingSeq ?? Math.max(1, a.size), reason: `${a.source}: ${a.reason ?? 'the log does not extend it'}` });
   return failures.sort((a, b) => a.seq - b.seq)[0];
 }

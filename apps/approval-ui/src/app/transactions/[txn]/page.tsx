@@ -10,15 +10,10 @@ import { useApi } from '../../../components/session';
 import { useLoad } from '../../../components/use-load';
 import { formatDateTime, routeParam } from '../../../lib/format';
 import { buildHopTree, type HopNode } from '../../../lib/hop-tree';
-import type { ChainStatus, HopDecision, Transaction } from '@writ/contracts';
+import type { HopDecision, Transaction } from '@writ/contracts';
+import { AuditVerdictLine, TransactionAuditSection } from '../../../components/transaction-audit';
 
-function chainText(chain: ChainStatus): string {
-  return chain.ok
-    ? `Audit chain verified (${chain.count} events)`
-    : `Audit chain broken at event ${chain.brokenSeq ?? '?'}: ${chain.reason ?? 'no reason given'}`;
-}
-
-/** One transaction: the tree of its hops, what the verifier decided at each, and the audit chain. */
+/** One transaction: the tree of its hops, what the verifier decided at each, and its place in the audit log. */
 export default function TransactionPage() {
   const params = useParams<{ txn: string }>();
   const txn = routeParam(params.txn);
@@ -36,9 +31,7 @@ export default function TransactionPage() {
       <LoadState loading={state.status === 'loading'} error={state.status === 'error' ? state.message : undefined} />
       {state.status === 'ready' ? (
         <>
-          <p role="status" className={state.data.chain.ok ? 'status' : 'status broken'}>
-            {chainText(state.data.chain)}
-          </p>
+          <AuditVerdictLine verdict={state.data.audit.verdict} />
           {state.data.grant_id !== null ? (
             <p>
               Grant <Link href={`/grants/${encodeURIComponent(state.data.grant_id)}`}>{state.data.grant_id}</Link>
@@ -55,6 +48,7 @@ export default function TransactionPage() {
             through the tree, and Enter to fold or unfold a hop.
           </p>
           {state.data.hops.length === 0 ? <p>No token was issued in this transaction.</p> : <HopTree transaction={state.data} />}
+          <TransactionAuditSection audit={state.data.audit} />
         </>
       ) : null}
     </>
