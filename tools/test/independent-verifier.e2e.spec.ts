@@ -25,6 +25,7 @@ interface Checkpoint {
 }
 interface AuditEventJson {
   seq: number;
+  prev_hash: string;
   hash: string;
   data: Record<string, unknown>;
   [member: string]: unknown;
@@ -32,8 +33,11 @@ interface AuditEventJson {
 type Fetch = typeof fetch;
 interface VerifyLogModule {
   VerifyError: new (message: string) => Error;
+  UsageError: new (message: string) => Error;
+  parseVkey(options: { vkey: string; type?: number }): { name: string; id: Buffer; type: number; publicKey: Buffer };
+  eventHash(event: unknown): string;
   verifyLog(options: { registry: string; vkey: string; since?: string; events?: AuditEventJson[]; fetch?: Fetch }): Promise<{ lines: string[]; checkpoint: Checkpoint }>;
-  openCheckpoint(options: { note: string; vkey: string }): Checkpoint;
+  openCheckpoint(options: { note: string | Uint8Array; vkey: string }): Checkpoint;
   verifyCosignature(options: { checkpointText: string; line: string; vkey: string }): number;
   checkChain(events: AuditEventJson[]): void;
   leafHash(eventHashHex: string): Buffer;
@@ -69,12 +73,40 @@ function flipBit(body: string): string {
   return JSON.stringify(answer);
 }
 
+/** A proof answer whose first hash lost its base64 padding (not canonical base64). */
+function flipPadding(body: string): string {
+  const answer = JSON.parse(body) as { proof: string[] };
+  answer.proof[0] = answer.proof[0]!.replace(/=+$/, '');
+  return JSON.stringify(answer);
+}
+
 /** A C2SP signed note of `text` by an Ed25519 key under `name`, written here with node:crypto. */
 function signNote(options: { text: string; name: string; privateKey: KeyObject; keyIdOf?: KeyObject }): string {
   const idKey = createPublicKey(options.keyIdOf ?? options.privateKey).export({ format: 'jwk' }).x!;
   const id = createHash('sha256').update(options.name).update(Buffer.from([0x0a, 0x01])).update(Buffer.from(idKey, 'base64url')).digest().subarray(0, 4);
   const signature = sign(null, Buffer.from(options.text), options.privateKey);
   return `${options.text}\n\u2014 ${options.name} ${Buffer.concat([id, signature]).toString('base64')}\n`;
+}
+
+/** RFC 8785 text of a JSON value, written here apart from the verifier's, to forge events with. */
+function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  const object = value as Record<string, unknown>;
+  return `{${Object.keys(object).sort().map((name) => `${JSON.stringify(name)}:${canonical(object[name])}`).join(',')}}`;
+}
+
+/** An event given the hash of its (changed) content, as a forger who recomputes it would. */
+function rehashed(event: AuditEventJson): AuditEventJson {
+  const { hash: _old, ...body } = event;
+  return { ...event, hash: createHash('sha256').update(Buffer.from(event.prev_hash, 'hex')).update(canonical(body)).digest('hex') };
+}
+
+/** The C2SP verifier key of an Ed25519 key under `name`: `<name>+<key id>+<base64(0x01 || key)>`. */
+function vkeyOf(name: string, privateKey: KeyObject): string {
+  const key = Buffer.concat([Buffer.from([0x01]), Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url')]);
+  const id = createHash('sha256').update(name).update(Buffer.from([0x0a])).update(key).digest().subarray(0, 4);
+  return `${name}+${id.toString('hex')}+${key.toString('base64')}`;
 }
 
 /** A checkpoint text with the same origin and size and another root. */
@@ -210,15 +242,7 @@ describe.each([e2eStorage])('an independent verifier (tools/independent-verifier
       const event = events[6]!;
       const edited: AuditEventJson = { ...event, data: { ...event.data, amount: 1250 } };
       await refusedWith(verifier.verifyLog({ registry, vkey, events: [edited] }), `event seq ${event.seq}: its hash does not match its content`);
-      const { hash: _old, ...body } = edited;
-      const canonical = (value: unknown): string =>
-        value === null || typeof value !== 'object'
-          ? JSON.stringify(value)
-          : Array.isArray(value)
-            ? `[${value.map(canonical).join(',')}]`
-            : `{${Object.keys(value).sort().map((name) => `${JSON.stringify(name)}:${canonical((value as Record<string, unknown>)[name])}`).join(',')}}`;
-      const rehashed = { ...edited, hash: createHash('sha256').update(Buffer.from(event.prev_hash as string, 'hex')).update(canonical(body)).digest('hex') };
-      await refusedWith(verifier.verifyLog({ registry, vkey, events: [rehashed] }), `event seq ${event.seq} is not included in the checkpoint of size ${latest.size}: the inclusion proof does not verify`);
+      await refusedWith(verifier.verifyLog({ registry, vkey, events: [rehashed(edited)] }), `event seq ${event.seq} is not included in the checkpoint of size ${latest.size}: the inclusion proof does not verify`);
     });
 
     it('an old checkpoint whose root was altered: its signature fails, and re-signed with the log key it is not extended', async () => {
@@ -230,6 +254,30 @@ describe.each([e2eStorage])('an independent verifier (tools/independent-verifier
       const resigned = signNote({ text: withRoot(first, otherRoot), name: ORIGIN, privateKey: logKey });
       expect(verifier.openCheckpoint({ note: resigned, vkey }).root).toEqual(otherRoot);
       await refusedWith(verifier.verifyLog({ registry, vkey, since: resigned }), `the registry's checkpoint of size ${latest.size} does not extend the saved checkpoint of size ${first.size}: the consistency proof does not verify`);
+    });
+
+    it.each([
+      ['not JSON', (_body: string) => 'proof', 'is not JSON'],
+      ['for another seq', (body: string) => JSON.stringify({ ...(JSON.parse(body) as object), seq: 2 }), 'answers seq 2, not 1'],
+      ['for another size', (body: string) => JSON.stringify({ ...(JSON.parse(body) as object), size: 1 }), 'answers size 1, not SIZE'],
+      ['with no proof', (body: string) => JSON.stringify({ ...(JSON.parse(body) as object), proof: undefined }), 'is not a JSON array of at most 64 base64 SHA-256 hashes'],
+      ['with 65 hashes', (body: string) => JSON.stringify({ ...(JSON.parse(body) as object), proof: Array<string>(65).fill(Buffer.alloc(32).toString('base64')) }), 'is not a JSON array of at most 64 base64 SHA-256 hashes'],
+      ['with a hash in base64 without its padding', (body: string) => flipPadding(body), 'is not a JSON array of at most 64 base64 SHA-256 hashes'],
+      ['with a hash of 31 bytes', (body: string) => JSON.stringify({ ...(JSON.parse(body) as object), proof: [Buffer.alloc(31).toString('base64')] }), 'is not a JSON array of at most 64 base64 SHA-256 hashes'],
+      ['over 64 KiB', (_body: string) => ' '.repeat(65 * 1024), 'is over 65536 bytes'],
+    ])('an inclusion proof answer %s', async (_name, change, reason) => {
+      const served = tampering({ path: '/proof/inclusion', body: change });
+      await refusedWith(verifier.verifyLog({ registry, vkey, events: [events[0]!], fetch: served }), `the inclusion proof of seq 1 in size ${latest.size} ${reason.replace('SIZE', String(latest.size))}`);
+    });
+
+    it('an event past the checkpoint', async () => {
+      const beyond = rehashed({ ...events.at(-1)!, seq: latest.size + 1, prev_hash: events.at(-1)!.hash });
+      await refusedWith(verifier.verifyLog({ registry, vkey, events: [beyond] }), `event seq ${latest.size + 1} is past the checkpoint of size ${latest.size}`);
+    });
+
+    it('a registry that cannot be checked: a checkpoint it does not serve, exit status 2', async () => {
+      const missing = tampering({ path: '/audit/checkpoint', url: (url) => new URL('/audit/no-such-route', url) });
+      expect(await refusal([], missing)).toEqual({ status: 2, stderr: "verify-log: the registry answered 404 for the registry's checkpoint\n" });
     });
 
     it('a registry whose checkpoint went back below the saved one', async () => {
@@ -277,5 +325,106 @@ describe('the independent verifier and the published test vectors (docs/audit-ve
     expect(checkpoint.root.toString('base64')).toBe(vectors.roots[7]!.base64);
     expect(verifier.verifyCosignature({ checkpointText: vectors.log.checkpoint_text, line: vectors.witness.cosignature_line, vkey: vectors.witness.vkey })).toBe(vectors.witness.time);
     expect(() => verifier.verifyCosignature({ checkpointText: vectors.log.checkpoint_text.replace('\n7\n', '\n6\n'), line: vectors.witness.cosignature_line, vkey: vectors.witness.vkey })).toThrow('the cosignature by witness.example/w1 does not verify');
+  });
+});
+
+describe('the independent verifier refuses malformed input at its edge, with the exact reason', () => {
+  let verifier: VerifyLogModule;
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const name = 'log.example/audit';
+  const vkey = vkeyOf(name, privateKey);
+  const root = Buffer.alloc(32, 7).toString('base64');
+  const note = (text: string) => signNote({ text, name, privateKey });
+  const vectors = JSON.parse(readFileSync(VECTORS, 'utf8')) as { events: AuditEventJson[]; log: { checkpoint_text: string }; witness: { vkey: string; cosignature_line: string } };
+
+  beforeAll(async () => {
+    verifier = (await import(VERIFY_LOG)) as VerifyLogModule;
+  });
+
+  const thrown = (run: () => unknown): Error => {
+    try {
+      run();
+    } catch (error) {
+      return error as Error;
+    }
+    throw new Error('it did not throw');
+  };
+
+  it.each([
+    ['no + at all', 'log.example/audit', 'the vkey is not <name>+<key id>+<base64 key>'],
+    ['an empty name', `+${vkey.split('+').slice(1).join('+')}`, 'the vkey has no name, or a name with spaces'],
+    ['a key id in upper case', vkey.replace(/\+[0-9a-f]{8}\+/, (id) => id.toUpperCase()), "the vkey's key id is not 8 lowercase hex digits"],
+    ['another key type', vkey.replace(/\+A/, '+B'), 'the vkey is not a key of type 0x01 with a 32-byte Ed25519 public key'],
+    ['a key id of another key', vkey.replace(/\+[0-9a-f]{8}\+/, '+00000000+'), "the vkey's key id does not match its name and key"],
+  ])('a vkey with %s', (_name, bad, message) => {
+    const error = thrown(() => verifier.parseVkey({ vkey: bad }));
+    expect(error).toBeInstanceOf(verifier.UsageError);
+    expect(error.message).toBe(message);
+  });
+
+  it.each([
+    ['over 1 MiB', `${name}\n1\n${root}\n${'x'.repeat(1024 * 1024)}\n\n— x AAAAAAAA\n`, 'the note is over 1 MiB'],
+    ['not UTF-8', Buffer.concat([Buffer.from(`${name}\n1\n${root}\n`), Buffer.from([0xff]), Buffer.from('\n\n— x AAAAAAAA\n')]), 'the note is not valid UTF-8'],
+    ['a lone surrogate', `${name}\n1\n${root}\n\ud800\n\n— x AAAAAAAA\n`, 'the note is not valid UTF-8'],
+    ['a carriage return', note(`${name}\r\n1\n${root}\n`), 'the note holds a control character other than newline'],
+    ['no blank line', `${name}\n1\n${root}\n— x AAAAAAAA\n`, 'the note has no blank line before its signatures, or does not end with a newline'],
+    ['101 signature lines', `${name}\n1\n${root}\n\n${'— x AAAAAAAA\n'.repeat(101)}`, 'the note has more than 100 signature lines'],
+    ['a signature line with a hyphen for its dash', note(`${name}\n1\n${root}\n`).replace('—', '-'), 'the note has a malformed signature line'],
+    ['a signature of four bytes', `${name}\n1\n${root}\n\n— ${name} AAAAAA==\n`, 'the note has a malformed signature line'],
+    ['a size with a leading zero', note(`${name}\n01\n${root}\n`), 'the checkpoint is not a tlog-checkpoint: origin, size, base64 root hash'],
+    ['a root of 31 bytes', note(`${name}\n1\n${Buffer.alloc(31).toString('base64')}\n`), 'the checkpoint is not a tlog-checkpoint: origin, size, base64 root hash'],
+    ['another origin than its key name', note(`other.example/audit\n1\n${root}\n`), "the checkpoint's origin other.example/audit is not the log's log.example/audit"],
+  ])('a checkpoint note with %s', (_name, bad, message) => {
+    const error = thrown(() => verifier.openCheckpoint({ note: bad, vkey }));
+    expect(error).toBeInstanceOf(verifier.VerifyError);
+    expect(error.message).toBe(message);
+  });
+
+  it('opens a well-formed note of its key, ignoring another key\'s line, and reads its size and root', () => {
+    const other = signNote({ text: `${name}\n1\n${root}\n`, name: 'someone.else', privateKey: generateKeyPairSync('ed25519').privateKey });
+    const both = `${note(`${name}\n1\n${root}\n`)}${other.slice(other.lastIndexOf('\n—') + 1)}`;
+    expect(verifier.openCheckpoint({ note: both, vkey })).toMatchObject({ origin: name, size: 1, text: `${name}\n1\n${root}\n` });
+  });
+
+  const event = vectors.events[2]!;
+  it.each([
+    ['a JSON array', [event], 'it is not a JSON object'],
+    ['a member the format does not have', { ...event, extra: 1 }, 'it has a member "extra" the format does not have'],
+    ['no txn', { ...event, txn: undefined }, 'it has no "txn"'],
+    ['seq 0', { ...event, seq: 0 }, 'seq is not a whole number from 1'],
+    ['an id of 129 characters', { ...event, id: 'e'.repeat(129) }, 'id is not a string of 1 to 128 characters'],
+    ['a date without its zone', { ...event, at: '2026-12-01T09:00:02' }, 'at is not an RFC 3339 date-time'],
+    ['a type of 65 characters', { ...event, type: 't'.repeat(65) }, 'type is not a string of 1 to 64 characters'],
+    ['a number for its actor', { ...event, actor: 7 }, 'actor is neither a string nor null'],
+    ['an array for its data', { ...event, data: [] }, 'data is not a JSON object'],
+    ['a prev_hash in upper case', { ...event, prev_hash: event.prev_hash.toUpperCase() }, 'prev_hash is not 64 lowercase hex digits'],
+    ['a hash of 63 digits', { ...event, hash: event.hash.slice(1) }, 'hash is not 64 lowercase hex digits'],
+  ])('an event with %s', (_name, bad, reason) => {
+    const candidate = JSON.parse(JSON.stringify(bad)) as unknown;
+    const error = thrown(() => verifier.eventHash(candidate));
+    expect(error).toBeInstanceOf(verifier.VerifyError);
+    expect(error.message).toBe(`the event is not an audit event: ${reason}`);
+  });
+
+  it('an event whose data holds a lone surrogate, which RFC 8785 cannot write', () => {
+    expect(thrown(() => verifier.eventHash({ ...event, data: { note: '\ud800' } })).message).toBe('the event holds a string with a lone surrogate');
+  });
+
+  it("a cosignature line by another witness than the vkey's", () => {
+    const line = vectors.witness.cosignature_line.replace('witness.example/w1', 'witness.example/w2');
+    expect(thrown(() => verifier.verifyCosignature({ checkpointText: vectors.log.checkpoint_text, line, vkey: vectors.witness.vkey })).message).toBe('the cosignature is not a line by the witness witness.example/w1');
+  });
+
+  it.each([
+    ['no --vkey', ['--registry', 'http://127.0.0.1:9'], 'usage: verify-log.mjs --registry <url> --vkey <log vkey> [--since <saved checkpoint file>] [--event <event json file>]...'],
+    ['an unknown option', ['--registry', 'http://127.0.0.1:9', '--vkey', vkey, '--full'], "Unknown option '--full'"],
+    ['a registry that is not an http(s) URL', ['--registry', 'file:///etc', '--vkey', vkey], '--registry is not an http(s) URL'],
+    ['a saved checkpoint it cannot read', ['--registry', 'http://127.0.0.1:9', '--vkey', vkey, '--since', '/nonexistent/saved.txt'], 'cannot read the saved checkpoint /nonexistent/saved.txt'],
+    ['an event file that is not JSON', ['--registry', 'http://127.0.0.1:9', '--vkey', vkey, '--event', VERIFY_LOG], `the event file ${VERIFY_LOG} is not JSON`],
+  ])('a command line with %s: exit status 2, nothing checked', async (_name, argv, message) => {
+    let stderr = '';
+    const status = await verifier.main({ argv, stdout: { write: () => true }, stderr: { write: (text) => (stderr += text) }, fetch: () => Promise.reject(new Error('no fetch expected')) });
+    expect(status).toBe(2);
+    expect(stderr.startsWith(`verify-log: ${message}`)).toBe(true);
   });
 });
