@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { systemClock } from '@writ/core';
+import { systemClock, verifyCosignature } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWitnessServer, type WitnessServer } from '../../witness/src/server.js';
 import { type DatabaseTarget, openDatabase } from '../src/infra/database.js';
@@ -37,6 +37,7 @@ describe.each(storages)('a log tampered with in the database, on $name', ({ name
   let witnessUrl: string;
   let env: Record<string, string>;
   let kept: string;
+  let published: string;
 
   /** Runs `work` on the log's database, closed afterwards (embedded PGlite has one user at a time). */
   async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
@@ -86,6 +87,7 @@ describe.each(storages)('a log tampered with in the database, on $name', ({ name
       const { audit, publisher } = await services(db);
       for (let i = 0; i < EVENTS; i++) await audit.append({ type: 'token.issued', grant_id: `g_${i % 3}`, data: { i } });
       await publisher.idle();
+      published = (await audit.publishedCheckpoint())!;
       return (await audit.latestCheckpoint())!.note!;
     });
     writeFileSync(join(dataDir, 'kept-checkpoint.txt'), kept);
@@ -95,6 +97,14 @@ describe.each(storages)('a log tampered with in the database, on $name', ({ name
     await witness?.close();
     await testDb?.drop();
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('publishes each checkpoint with the witness\'s cosignature, which verifies with the witness key', async () => {
+    const text = kept.slice(0, kept.indexOf('\n\n') + 1);
+    expect(published.startsWith(kept)).toBe(true);
+    const line = published.slice(kept.length).trimEnd();
+    expect(line).toMatch(/^\u2014 witness\.tamper\.test\/w1 /);
+    await expect(verifyCosignature({ checkpointText: text, line, vkey: witness.vkey })).resolves.toMatchObject({ time: expect.any(Number) });
   });
 
   it('is intact before: the log extends the kept checkpoint and the one the witness cosigned', async () => {

@@ -21,7 +21,7 @@ export class AuditController {
     @Inject(CheckpointPublisher) private readonly publisher: CheckpointPublisher,
   ) {}
 
-  /** C2SP tlog-checkpoint: the latest checkpoint, a signed note, at a stable URL witnesses and monitors poll. */
+  /** C2SP tlog-checkpoint: the latest checkpoint, a signed note with its witnesses' cosignatures, at a stable URL witnesses and monitors poll. */
   @Get('checkpoint')
   @ApiOperation({ summary: "The audit log's latest checkpoint (C2SP tlog-checkpoint signed note)" })
   @ApiResponse({ status: 200, description: 'the signed note: origin, tree size, base64 root hash, a blank line, signature lines', content: { 'text/plain': { schema: { type: 'string' } } } })
@@ -29,9 +29,9 @@ export class AuditController {
   @Header('content-type', 'text/plain; charset=utf-8')
   @Header('cache-control', 'no-cache')
   async checkpoint(): Promise<string> {
-    const latest = await this.audit.latestCheckpoint();
-    if (!latest?.note) throw new NotFoundException('the audit log has no checkpoint yet');
-    return latest.note;
+    const note = await this.audit.publishedCheckpoint();
+    if (note === undefined) throw new NotFoundException('the audit log has no checkpoint yet');
+    return note;
   }
 
   @Get('proof/inclusion')

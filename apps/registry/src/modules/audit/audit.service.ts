@@ -299,6 +299,18 @@ export class AuditService {
   }
 
   /**
+   * The newest checkpoint as published at `GET /audit/checkpoint`: its note with the witnesses'
+   * cosignature lines kept for it added after the log's signature (signed-note: a note carries any
+   * number of signature lines; a reader checks those of the keys it knows and skips the others).
+   */
+  async publishedCheckpoint(): Promise<string | undefined> {
+    const latest = await this.repository.latestCheckpoint();
+    if (latest?.note === undefined) return undefined;
+    const cosignatures = await this.repository.cosignatures(latest.seq);
+    return latest.note + cosignatures.map((c) => `${c.line}\n`).join('');
+  }
+
+  /**
    * RFC 9162 §2.1.3: the proof that event `seq` (leaf `seq - 1`) is in the tree of `size` leaves.
    * @throws {InvalidRequest} when `seq` or `size` is out of the log's bounds.
    */

@@ -45,6 +45,7 @@ describe('CheckpointPublisher', () => {
     await publisher.idle();
     expect(calls.map((c) => [c.oldSize, c.proof.length])).toEqual([[0, 0]]);
     expect(await repository.cosignatures(2)).toEqual([{ seq: 2, witness: 'witness.test/w1', line: LINE.trimEnd(), at: '2026-01-01T00:00:00.000Z' }]);
+    expect(await audit.publishedCheckpoint()).toBe(`${calls[0]!.note}${LINE}`);
     for (let i = 0; i < 3; i++) await audit.append({ type: 't' });
     await publisher.idle();
     expect(calls).toHaveLength(2);
