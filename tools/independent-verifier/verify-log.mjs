@@ -3,10 +3,10 @@
 // and node:crypto (SHA-256, Ed25519), nothing from Writ. Copy this one file and run it with
 // Node.js 20 or newer:
 //
-//   node verify-log.mjs --registry <url> --vkey <log vkey> [--since <saved checkpoint>] [--event <event.json>]...
+//   node verify-log.mjs --registry <url> --vkey <log vkey> [--witness <witness vkey>]... [--since <saved checkpoint>] [--event <event.json>]...
 //
 // It fetches the registry's latest checkpoint and checks the log's signature (docs/audit.md,
-// "Checkpoints"); with --since, that the new checkpoint extends the saved one (a consistency proof,
+// "Checkpoints"); with --witness, a cosignature by that witness ("Cosignatures"); with --since, that the new checkpoint extends the saved one (a consistency proof,
 // RFC 9162 §2.1.4.2); with --event, that the event's hash is its content and that it is included
 // in the new checkpoint (an inclusion proof, RFC 9162 §2.1.3.2). Exit status: 0 when every check
 // holds, 1 when one fails (the reason on stderr, after "REFUSED: "), 2 when it could not check
@@ -139,7 +139,7 @@ export function openCheckpoint({ note, vkey, label = 'the checkpoint' }) {
   }
   const checkpoint = parseCheckpointText(text, label);
   if (checkpoint.origin !== key.name) throw new VerifyError(`${label}'s origin ${checkpoint.origin} is not the log's ${key.name}`);
-  return { ...checkpoint, text, note: typeof note === 'string' ? note : Buffer.from(note).toString('utf8') };
+  return { ...checkpoint, text, signatures, note: typeof note === 'string' ? note : Buffer.from(note).toString('utf8') };
 }
 
 /** C2SP tlog-checkpoint: origin, decimal size without leading zeros, base64 32-byte root; extension lines ignored. */
@@ -160,15 +160,38 @@ export function verifyCosignature({ checkpointText, line, vkey }) {
   const key = parseVkey({ vkey, type: KEY_TYPE_COSIGNATURE });
   const { signatures } = splitNote(`x\n\n${line.endsWith('\n') ? line : `${line}\n`}`);
   const [signed] = signatures;
-  if (signatures.length !== 1 || signed.name !== key.name || !signed.id.equals(key.id) || signed.blob.length !== 4 + 8 + 64) {
+  if (signatures.length !== 1 || signed.name !== key.name || !signed.id.equals(key.id)) {
     throw new VerifyError(`the cosignature is not a line by the witness ${key.name}`);
   }
-  const time = signed.blob.readBigUInt64BE(4);
+  return cosignatureTime({ key, blob: signed.blob, checkpointText });
+}
+
+/**
+ * C2SP tlog-cosignature: `blob` is key id (4) || timestamp (8, big-endian) || Ed25519 signature
+ * (64) over `cosignature/v1\ntime <timestamp>\n` and the checkpoint text; answers the timestamp.
+ */
+function cosignatureTime({ key, blob, checkpointText }) {
+  if (blob.length !== 4 + 8 + 64) throw new VerifyError(`the cosignature by ${key.name} does not verify`);
+  const time = blob.readBigUInt64BE(4);
   const message = Buffer.from(`cosignature/v1\ntime ${time}\n${checkpointText}`, 'utf8');
-  if (!ed25519Verifies({ publicKey: key.publicKey, message, signature: signed.blob.subarray(12) })) {
+  if (!ed25519Verifies({ publicKey: key.publicKey, message, signature: blob.subarray(12) })) {
     throw new VerifyError(`the cosignature by ${key.name} does not verify`);
   }
   return Number(time);
+}
+
+/**
+ * docs/audit.md, "Verifying from outside", step 2: the checkpoint carries a cosignature by each
+ * witness of `witnesses` (vkeys of type 0x04) that verifies. Answers a line per witness.
+ */
+export function requireCosignatures({ checkpoint, witnesses, label = 'the checkpoint' }) {
+  return witnesses.map((vkey) => {
+    const key = parseVkey({ vkey, type: KEY_TYPE_COSIGNATURE });
+    const lines = checkpoint.signatures.filter((line) => line.name === key.name && line.id.equals(key.id));
+    if (lines.length === 0) throw new VerifyError(`${label} has no cosignature by the witness ${key.name}+${key.id.toString('hex')}`);
+    const times = lines.map((line) => cosignatureTime({ key, blob: line.blob, checkpointText: checkpoint.text }));
+    return `cosigned: by the witness ${key.name} at ${new Date(Math.max(...times) * 1000).toISOString()}`;
+  });
 }
 
 // --- Events and the hash chain ------------------------------------------------------------------
@@ -442,11 +465,12 @@ export async function checkIncluded({ registry, event, checkpoint, fetch: fetchI
  * signature, that it extends the saved note `since` (when given), and each event's inclusion.
  * Answers the lines to print and the checkpoint; throws VerifyError at the first check that fails.
  */
-export async function verifyLog({ registry, vkey, since, events = [], fetch: fetchImpl = globalThis.fetch }) {
+export async function verifyLog({ registry, vkey, witnesses = [], since, events = [], fetch: fetchImpl = globalThis.fetch }) {
   const key = parseVkey({ vkey });
   const saved = since === undefined ? undefined : openCheckpoint({ note: since, vkey: key, label: 'the saved checkpoint' });
   const latest = await fetchCheckpoint({ registry, vkey: key, fetch: fetchImpl });
   const lines = [`checkpoint: ${latest.origin} size ${latest.size} root ${latest.root.toString('base64')}, signed by the log's key`];
+  lines.push(...requireCosignatures({ checkpoint: latest, witnesses, label: "the registry's checkpoint" }));
   if (saved) lines.push(await checkExtends({ registry, since: saved, latest, fetch: fetchImpl }));
   for (const event of events) lines.push(await checkIncluded({ registry, event, checkpoint: latest, fetch: fetchImpl }));
   return { lines, checkpoint: latest };
@@ -474,14 +498,14 @@ function readEvent(path) {
   }
 }
 
-const USAGE = 'usage: verify-log.mjs --registry <url> --vkey <log vkey> [--since <saved checkpoint file>] [--event <event json file>]...';
+const USAGE = 'usage: verify-log.mjs --registry <url> --vkey <log vkey> [--witness <witness vkey>]... [--since <saved checkpoint file>] [--event <event json file>]...';
 
 /** Parses the arguments, runs verifyLog, prints; answers the exit status (0 holds, 1 refused, 2 could not check). */
 export async function main({ argv, stdout = process.stdout, stderr = process.stderr, fetch: fetchImpl = globalThis.fetch }) {
   try {
     let values;
     try {
-      ({ values } = parseArgs({ args: argv, options: { registry: { type: 'string' }, vkey: { type: 'string' }, since: { type: 'string' }, event: { type: 'string', multiple: true } }, strict: true }));
+      ({ values } = parseArgs({ args: argv, options: { registry: { type: 'string' }, vkey: { type: 'string' }, witness: { type: 'string', multiple: true }, since: { type: 'string' }, event: { type: 'string', multiple: true } }, strict: true }));
     } catch (error) {
       throw new UsageError(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
     }
@@ -489,7 +513,7 @@ export async function main({ argv, stdout = process.stdout, stderr = process.std
     if (!/^https?:\/\//.test(values.registry)) throw new UsageError('--registry is not an http(s) URL');
     const since = values.since === undefined ? undefined : readInput(values.since, MAX_NOTE_BYTES, 'the saved checkpoint');
     const events = (values.event ?? []).map(readEvent);
-    const { lines } = await verifyLog({ registry: values.registry, vkey: values.vkey, since, events, fetch: fetchImpl });
+    const { lines } = await verifyLog({ registry: values.registry, vkey: values.vkey, witnesses: values.witness ?? [], since, events, fetch: fetchImpl });
     for (const line of lines) stdout.write(`${line}\n`);
     return 0;
   } catch (error) {

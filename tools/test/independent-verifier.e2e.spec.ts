@@ -36,9 +36,10 @@ interface VerifyLogModule {
   UsageError: new (message: string) => Error;
   parseVkey(options: { vkey: string; type?: number }): { name: string; id: Buffer; type: number; publicKey: Buffer };
   eventHash(event: unknown): string;
-  verifyLog(options: { registry: string; vkey: string; since?: string; events?: AuditEventJson[]; fetch?: Fetch }): Promise<{ lines: string[]; checkpoint: Checkpoint }>;
+  verifyLog(options: { registry: string; vkey: string; witnesses?: string[]; since?: string; events?: AuditEventJson[]; fetch?: Fetch }): Promise<{ lines: string[]; checkpoint: Checkpoint }>;
   openCheckpoint(options: { note: string | Uint8Array; vkey: string }): Checkpoint;
   verifyCosignature(options: { checkpointText: string; line: string; vkey: string }): number;
+  requireCosignatures(options: { checkpoint: Checkpoint; witnesses: string[] }): string[];
   checkChain(events: AuditEventJson[]): void;
   leafHash(eventHashHex: string): Buffer;
   merkleRoot(leafHashes: Buffer[]): Buffer;
@@ -102,11 +103,21 @@ function rehashed(event: AuditEventJson): AuditEventJson {
   return { ...event, hash: createHash('sha256').update(Buffer.from(event.prev_hash, 'hex')).update(canonical(body)).digest('hex') };
 }
 
-/** The C2SP verifier key of an Ed25519 key under `name`: `<name>+<key id>+<base64(0x01 || key)>`. */
-function vkeyOf(name: string, privateKey: KeyObject): string {
-  const key = Buffer.concat([Buffer.from([0x01]), Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url')]);
+/** The C2SP verifier key of an Ed25519 key under `name`: `<name>+<key id>+<base64(type || key)>`. */
+function vkeyOf(name: string, privateKey: KeyObject, type = 0x01): string {
+  const key = Buffer.concat([Buffer.from([type]), Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url')]);
   const id = createHash('sha256').update(name).update(Buffer.from([0x0a])).update(key).digest().subarray(0, 4);
   return `${name}+${id.toString('hex')}+${key.toString('base64')}`;
+}
+
+/** A C2SP tlog-cosignature line (cosignature/v1) by a witness key, over `text`, written here with node:crypto. */
+function cosign(options: { text: string; name: string; privateKey: KeyObject; time: number }): string {
+  const vkey = vkeyOf(options.name, options.privateKey, 0x04);
+  const id = Buffer.from(vkey.split('+')[1]!, 'hex');
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64BE(BigInt(options.time));
+  const signature = sign(null, Buffer.from(`cosignature/v1\ntime ${options.time}\n${options.text}`), options.privateKey);
+  return `\u2014 ${options.name} ${Buffer.concat([id, time, signature]).toString('base64')}\n`;
 }
 
 /** A checkpoint text with the same origin and size and another root. */
@@ -280,6 +291,19 @@ describe.each([e2eStorage])('an independent verifier (tools/independent-verifier
       expect(await refusal([], missing)).toEqual({ status: 2, stderr: "verify-log: the registry answered 404 for the registry's checkpoint\n" });
     });
 
+    it('a checkpoint without the cosignature of a witness asked for, or with one that does not verify', async () => {
+      const { privateKey: witnessKey } = generateKeyPairSync('ed25519');
+      const witness = vkeyOf('witness.writ.test/w1', witnessKey, 0x04);
+      const time = 1_796_083_200;
+      const served = (line: string) => tampering({ path: '/audit/checkpoint', body: (note) => `${note}${line}` });
+      const good = cosign({ text: latest.text, name: 'witness.writ.test/w1', privateKey: witnessKey, time });
+      const { lines } = await verifier.verifyLog({ registry, vkey, witnesses: [witness], fetch: served(good) });
+      expect(lines[1]).toBe('cosigned: by the witness witness.writ.test/w1 at 2026-12-01T00:00:00.000Z');
+      expect(await refusal(['--witness', witness])).toEqual({ status: 1, stderr: `REFUSED: the registry's checkpoint has no cosignature by the witness witness.writ.test/w1+${witness.split('+')[1]!}\n` });
+      const otherSize = cosign({ text: withRoot({ ...latest, size: latest.size - 1 }, latest.root), name: 'witness.writ.test/w1', privateKey: witnessKey, time });
+      await refusedWith(verifier.verifyLog({ registry, vkey, witnesses: [witness], fetch: served(otherSize) }), 'the cosignature by witness.writ.test/w1 does not verify');
+    });
+
     it('a registry whose checkpoint went back below the saved one', async () => {
       const earlier = verifier.openCheckpoint({ note: saved[1]!, vkey });
       const back = tampering({ path: '/audit/checkpoint', body: () => saved[0]! });
@@ -324,6 +348,7 @@ describe('the independent verifier and the published test vectors (docs/audit-ve
     expect(checkpoint).toMatchObject({ origin: vectors.log.origin, size: 7, text: vectors.log.checkpoint_text });
     expect(checkpoint.root.toString('base64')).toBe(vectors.roots[7]!.base64);
     expect(verifier.verifyCosignature({ checkpointText: vectors.log.checkpoint_text, line: vectors.witness.cosignature_line, vkey: vectors.witness.vkey })).toBe(vectors.witness.time);
+    expect(verifier.requireCosignatures({ checkpoint, witnesses: [vectors.witness.vkey] })).toEqual([`cosigned: by the witness witness.example/w1 at ${new Date(vectors.witness.time * 1000).toISOString()}`]);
     expect(() => verifier.verifyCosignature({ checkpointText: vectors.log.checkpoint_text.replace('\n7\n', '\n6\n'), line: vectors.witness.cosignature_line, vkey: vectors.witness.vkey })).toThrow('the cosignature by witness.example/w1 does not verify');
   });
 });
@@ -356,8 +381,11 @@ describe('the independent verifier refuses malformed input at its edge, with the
     ['a key id in upper case', vkey.replace(/\+[0-9a-f]{8}\+/, (id) => id.toUpperCase()), "the vkey's key id is not 8 lowercase hex digits"],
     ['another key type', vkey.replace(/\+A/, '+B'), 'the vkey is not a key of type 0x01 with a 32-byte Ed25519 public key'],
     ['a key id of another key', vkey.replace(/\+[0-9a-f]{8}\+/, '+00000000+'), "the vkey's key id does not match its name and key"],
-  ])('a vkey with %s', (_name, bad, message) => {
-    const error = thrown(() => verifier.parseVkey({ vkey: bad }));
+    ['the log key type where a witness key (0x04) is asked for', `witness:${vkey}`, 'the vkey is not a key of type 0x04 with a 32-byte Ed25519 public key'],
+  ])('a vkey with %s', (_name, given, message) => {
+    const witness = given.startsWith('witness:');
+    const bad = given.replace(/^witness:/, '');
+    const error = thrown(() => verifier.parseVkey({ vkey: bad, ...(witness ? { type: 0x04 } : {}) }));
     expect(error).toBeInstanceOf(verifier.UsageError);
     expect(error.message).toBe(message);
   });
@@ -416,7 +444,7 @@ describe('the independent verifier refuses malformed input at its edge, with the
   });
 
   it.each([
-    ['no --vkey', ['--registry', 'http://127.0.0.1:9'], 'usage: verify-log.mjs --registry <url> --vkey <log vkey> [--since <saved checkpoint file>] [--event <event json file>]...'],
+    ['no --vkey', ['--registry', 'http://127.0.0.1:9'], 'usage: verify-log.mjs --registry <url> --vkey <log vkey> [--witness <witness vkey>]... [--since <saved checkpoint file>] [--event <event json file>]...'],
     ['an unknown option', ['--registry', 'http://127.0.0.1:9', '--vkey', vkey, '--full'], "Unknown option '--full'"],
     ['a registry that is not an http(s) URL', ['--registry', 'file:///etc', '--vkey', vkey], '--registry is not an http(s) URL'],
     ['a saved checkpoint it cannot read', ['--registry', 'http://127.0.0.1:9', '--vkey', vkey, '--since', '/nonexistent/saved.txt'], 'cannot read the saved checkpoint /nonexistent/saved.txt'],
