@@ -347,7 +347,7 @@ export class MeController {
   }
 
   @Get('transactions/:txn')
-  @ApiOperation({ summary: 'One transaction as a tree of hops with every verification decision, and whether the audit chain verifies' })
+  @ApiOperation({ summary: 'One transaction as a tree of hops with every verification decision, the registry’s last verdict on the audit log and each event’s inclusion proof in the latest checkpoint' })
   @ApiJsonResponse(200, 'The transaction', TransactionSchema)
   @ApiHumanErrors(401, 404)
   @Header('cache-control', 'no-store')
