@@ -3,14 +3,16 @@
 // and node:crypto (SHA-256, Ed25519), nothing from Writ. Copy this one file and run it with
 // Node.js 20 or newer:
 //
-//   node verify-log.mjs --registry <url> --vkey <log vkey> [--witness <witness vkey>]... [--since <saved checkpoint>] [--event <event.json>]...
+//   node verify-log.mjs --registry <url> --vkey <log vkey> [--witness <witness vkey>]...
+//                       [--since <saved checkpoint>] [--event <event.json>]...
 //
 // It fetches the registry's latest checkpoint and checks the log's signature (docs/audit.md,
-// "Checkpoints"); with --witness, a cosignature by that witness ("Cosignatures"); with --since, that the new checkpoint extends the saved one (a consistency proof,
-// RFC 9162 §2.1.4.2); with --event, that the event's hash is its content and that it is included
-// in the new checkpoint (an inclusion proof, RFC 9162 §2.1.3.2). Exit status: 0 when every check
-// holds, 1 when one fails (the reason on stderr, after "REFUSED: "), 2 when it could not check
-// (bad arguments, a file it cannot read, a registry it cannot reach).
+// "Checkpoints"); with --witness, a cosignature by that witness ("Cosignatures"); with --since,
+// that the new checkpoint extends the saved one (a consistency proof, RFC 9162 §2.1.4.2); with
+// --event, that the event's hash is its content's and that it is included in the new checkpoint
+// (an inclusion proof, RFC 9162 §2.1.3.2). Exit status: 0 when every check holds, 1 when one
+// fails (the reason on stderr, after "REFUSED: "), 2 when it could not check (bad arguments, a
+// file it cannot read, a registry that does not answer 200).
 
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
