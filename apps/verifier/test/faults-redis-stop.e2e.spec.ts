@@ -33,8 +33,10 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     name: 'a Redis this test stops',
     create: async () => {
       redis = await startRedisServer(undefined, persistent, dir);
-      // The store's default backoff (50 ms doubling to 2 s), as a deployed verifier runs.
-      store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 200, backlogMax: BACKLOG_MAX });
+      // The store's default backoff (50 ms doubling to 2 s), as a deployed verifier runs. While
+      // Redis is down commands fail at once; the timeout only bounds a slow answer (`appendfsync
+      // always` on a busy disk): generous, so that it is not what is tested.
+      store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 1_000, backlogMax: BACKLOG_MAX });
       return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
     },
   });

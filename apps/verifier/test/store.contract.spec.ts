@@ -713,6 +713,9 @@ describe('Redis store specifics (one node)', () => {
     const store = subject.store as RedisVerifierStore;
     // The grant's state is there already: its first decision does not rebuild it (ADR 0017).
     expect(await store.restoreGrant((await freshGrants('g1', []))!)).toBe(true);
+    // A first decision waits for the store's first reading of Redis's clock (TIME, made when it
+    // connects, off the request path): no TIME is then in flight while the writes are counted.
+    expect((await store.decide(decision('g1', Date.now()))).allow).toBe(true);
     const socket = (store as unknown as { connection: { redis: { stream: Socket } } }).connection.redis.stream;
     const writes: number[] = [];
     const writev = socket._writev!.bind(socket);
