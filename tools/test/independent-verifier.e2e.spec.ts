@@ -183,6 +183,23 @@ describe.each([e2eStorage])('an independent verifier (tools/independent-verifier
     }
   });
 
+  it("verifies the registry's proofs between every two sizes of the log, against roots it computes from the events", async () => {
+    const leaves = events.map((event) => verifier.leafHash(event.hash));
+    const roots = leaves.map((_leaf, i) => verifier.merkleRoot(leaves.slice(0, i + 1)));
+    expect(roots.at(-1)).toEqual(latest.root);
+    const proofOf = async (path: string) => verifier.parseProof(((await (await fetch(`${registry}/audit/proof/${path}`)).json()) as { proof: unknown }).proof)!;
+    for (let size = 1; size <= events.length; size++) {
+      for (let seq = 1; seq <= size; seq++) {
+        const proof = await proofOf(`inclusion?seq=${seq}&size=${size}`);
+        expect(verifier.verifyInclusion({ leafHash: leaves[seq - 1]!, index: seq - 1, size, proof, root: roots[size - 1]! }), `seq ${seq} in size ${size}`).toBe(true);
+      }
+      for (let from = 1; from < size; from++) {
+        const proof = await proofOf(`consistency?from=${from}&to=${size}`);
+        expect(verifier.verifyConsistency({ oldSize: from, newSize: size, oldRoot: roots[from - 1]!, newRoot: roots[size - 1]!, proof }), `from ${from} to ${size}`).toBe(true);
+      }
+    }
+  });
+
   it('runs as a command: checks the signature, the consistency from a saved checkpoint and an event, and exits 0', async () => {
     const since = join(dataDir, 'saved-checkpoint.txt');
     const eventFile = join(dataDir, 'event.json');
