@@ -27,7 +27,7 @@ describe.each([e2eStorage])('the audit log over HTTP on $name', ({ create }) => 
   beforeAll(async () => {
     testDb = await create();
     dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-http-'));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '4', WRIT_OPERATOR_TOKEN: OPERATOR_TOKEN });
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '4', WRIT_AUDIT_CHECKPOINT_SECONDS: '3600', WRIT_OPERATOR_TOKEN: OPERATOR_TOKEN });
     ({ app } = await createRegistry(config, { logger: false, database: testDb.target }));
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
@@ -127,7 +127,7 @@ describe.each([e2eStorage])('a live registry checked from outside on $name', ({ 
   beforeAll(async () => {
     testDb = await create();
     dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-remote-'));
-    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '5' });
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '5', WRIT_AUDIT_CHECKPOINT_SECONDS: '3600' });
     ({ app } = await createRegistry(config, { logger: false, database: testDb.target }));
     await app.listen(0, '127.0.0.1');
     url = await app.getUrl();
@@ -180,4 +180,28 @@ describe.each([e2eStorage])('a live registry checked from outside on $name', ({ 
     const result = await verifyRemoteLog({ checkpoint: saved, registry: 'https://registry.writ.test', vkey, fetch: viaApp });
     expect(result).toEqual({ status: 1, lines: ["BROKEN: the registry's checkpoint of size 13 does not extend the saved checkpoint of size 10: the consistency proof does not verify"] });
   });
+});
+
+describe.each([e2eStorage])('the checkpoint timer of a booted registry on $name', ({ create }) => {
+  it('takes a checkpoint of the head within WRIT_AUDIT_CHECKPOINT_SECONDS while events arrive, and none when nothing arrived', async () => {
+    const testDb = await create();
+    const dataDir = mkdtempSync(join(tmpdir(), 'writ-audit-timer-'));
+    const config = loadConfig({ WRIT_DATA_DIR: dataDir, WRIT_ISSUER: 'https://registry.writ.test', WRIT_CHECKPOINT_EVERY: '1000', WRIT_AUDIT_CHECKPOINT_SECONDS: '1' });
+    const { app } = await createRegistry(config, { logger: false, database: testDb.target });
+    try {
+      await app.init();
+      const audit = app.get(AuditService);
+      for (let i = 0; i < 3; i++) await audit.append({ type: 'admin.test', data: { i } });
+      const deadline = Date.now() + 10_000;
+      while ((await audit.latestCheckpoint())?.seq !== 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await audit.latestCheckpoint())?.seq).toBe(3);
+      const db = app.get(Database);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(await db.dataSource.query('SELECT seq::int AS seq FROM audit_checkpoints ORDER BY seq')).toEqual([{ seq: 3 }]);
+    } finally {
+      await app.close();
+      await testDb.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
