@@ -108,4 +108,18 @@ describe('AuditVerdicts', () => {
     await vi.waitFor(async () => expect(await verdicts.current()).toMatchObject({ status: 'verified', size: 1 }));
     await verdicts.onModuleDestroy();
   });
+
+  it('does not hold up a shutdown for more than 5 s while a verification runs', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    const { verdicts, audit } = await verdictsFixture(1, 10);
+    vi.spyOn(audit, 'verify').mockReturnValue(new Promise(() => undefined));
+    verdicts.onApplicationBootstrap();
+    let closed = false;
+    const closing = verdicts.onModuleDestroy().then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await closing;
+    expect(closed).toBe(true);
+  });
 });

@@ -16,6 +16,9 @@ export interface AuditVerdictsOptions {
   logger: { warn(message: string): void };
 }
 
+/** How long a shutdown waits for a background verification in flight. */
+const SHUTDOWN_WAIT_MS = 5000;
+
 /** A verification that found the log broken, as this process last saw it. */
 interface Broken {
   seq: number;
@@ -44,10 +47,17 @@ export class AuditVerdicts implements OnApplicationBootstrap, OnModuleDestroy {
     this.tick();
   }
 
+  /**
+   * Stops the timer and waits for a run in flight, at most {@link SHUTDOWN_WAIT_MS}: a first run
+   * over a long log can take minutes, and must not hold up a shutdown (it then fails, logged).
+   */
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.inFlight;
+    if (!this.inFlight) return;
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([this.inFlight, new Promise<void>((resolve) => (timeout = setTimeout(resolve, SHUTDOWN_WAIT_MS).unref()))]);
+    clearTimeout(timeout);
   }
 
   /** Starts a background verification unless one is running; never throws. */
