@@ -96,8 +96,8 @@ interface Pending {
 
 export interface AuditServiceOptions {
   repository: AuditRepository;
-  /** Signs the checkpoints, and publishes the keys that check them. */
-  keys: Pick<KeyStore, 'active' | 'jwks'>;
+  /** The JWT keys: they check the JWS checkpoints taken before issue 19 (the log's own key signs the new ones). */
+  keys: Pick<KeyStore, 'jwks'>;
   clock: Clock;
   /** A signed checkpoint every this many events. */
   checkpointEvery: number;
@@ -120,6 +120,10 @@ function leafOf(eventHash: string): MerkleHash {
  * transaction is writing, new events queue; the next transaction appends all of them, in arrival
  * order, under one lock and one commit. Nothing waits on a timer, so a lone event is written at
  * once, and a burst costs one commit per group instead of one per event.
+ *
+ * Each event is also a leaf of the log's RFC 9162 Merkle tree (docs/audit.md): the subtrees an
+ * append completes are written in the same transaction, and checkpoints sign the tree's head as
+ * C2SP signed notes, so proofs and verification work from the stored tree.
  */
 export class AuditService {
   private readonly appendLock = new SerialLock();
