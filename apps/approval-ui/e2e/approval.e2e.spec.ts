@@ -2,9 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type ApprovalReceipt, approvalReceiptHash, verifyApprovalReceipt, verifyStepUpReceipt } from '@writ/core';
+import { type ApprovalReceipt, approvalReceiptHash, decodeBase64, verifyApprovalReceipt, verifyInclusion, verifyStepUpReceipt } from '@writ/core';
 import type { JWK } from 'jose';
 import type { Page } from 'playwright-core';
+import { AuditService } from '../../registry/src/modules/audit/audit.service.js';
+import { AuditVerdicts } from '../../registry/src/modules/humans/audit-verdicts.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, grantRequest } from '../../registry/test/support/token-fixture.js';
 import type { VirtualCredential } from './support/browser.js';
@@ -67,7 +69,7 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
 
   it('shows an agent’s request in the inbox as it arrives, and approves it with the passkey: the token carries the receipt’s hash', async () => {
     await page.goto(uiUrl);
-    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible()).toBe(true);
+    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible(), { timeout: 10_000 }).toBe(true);
     approvedGrant = await requestGrant(planner);
     // The inbox updates live (server-sent events): no reload.
     const request = page.getByRole('article', { name: 'Request from trip planner' });
@@ -117,7 +119,7 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
     expect((await exchange(planner, grantId)).json()).toEqual({ error: 'invalid_grant', error_description: 'grant is denied' });
   });
 
-  it('draws the transaction’s tree of hops and says the audit chain verifies', async () => {
+  it('draws the transaction’s tree of hops, the registry’s last audit verdict and each event’s inclusion proof', async () => {
     const root = await rootToken(planner, approvedGrant);
     const { txn } = await verify(root);
     const hop = await fx.delegate(planner, root, booker, { requestDetails: { authorization_details: [{ ...grantRequest.authorization_details[0], actions: ['read'] }] } });
@@ -137,7 +139,29 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
         { timeout: 20_000, interval: 500 },
       )
       .toBeGreaterThan(0);
-    await expect.poll(() => page.getByRole('status').filter({ hasText: /^Audit chain verified \(\d+ events\)$/ }).count(), { timeout: 10_000 }).toBe(1);
+    // The page shows the registry's last verdict, never one of its own: sign a checkpoint and verify now.
+    await app.get(AuditService).checkpoint();
+    const verdict = await app.get(AuditVerdicts).refresh();
+    if (verdict.status !== 'verified') throw new Error(`the audit log should verify: ${JSON.stringify(verdict)}`);
+    await page.reload();
+    await expect
+      .poll(() => page.getByRole('status').filter({ hasText: new RegExp(`^Audit log verified up to event ${verdict.size} at .+`) }).count(), { timeout: 10_000 })
+      .toBe(1);
+    const auditPart = page.getByRole('region', { name: 'In the audit log' });
+    const lines = await auditPart.locator('li > span').allTextContents();
+    expect(lines.length).toBeGreaterThanOrEqual(4);
+    const size = Number(/ of size (\d+)$/.exec(lines[0]!)?.[1]);
+    for (const line of lines) expect(line).toMatch(new RegExp(`^Event \\d+ \\([a-z.]+\\): included in checkpoint of size ${size}$`));
+    // The proof shown is the one anyone can check against the checkpoint's root.
+    const first = auditPart.locator('li').first();
+    await first.locator('summary').click();
+    const [leafHash, checkpointRoot] = await first.locator('code').allTextContents();
+    const proof = (await first.locator('pre').count()) === 0 ? [] : (await first.locator('pre').textContent())!.split('\n');
+    const seq = Number(/^Event (\d+)/.exec(lines[0]!)![1]);
+    expect(
+      verifyInclusion({ leafHash: decodeBase64(leafHash!)!, index: seq - 1, size, proof: proof.map((h) => decodeBase64(h)!), root: decodeBase64(checkpointRoot!)! }),
+    ).toBe(true);
+    expect(checkpointRoot).toBe(Buffer.from(await app.get(AuditService).rootAt(size)).toString('base64'));
     const tree = page.getByRole('tree');
     await expect.poll(() => tree.getByRole('treeitem').count()).toBe(2);
     expect(await tree.getByRole('treeitem').first().textContent()).toContain('trip planner');
@@ -174,7 +198,7 @@ describe(`approval UI in Chromium (registry on ${storage.name})`, () => {
     const { txn } = await verify(hopToken);
 
     await page.goto(uiUrl);
-    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible()).toBe(true);
+    await expect.poll(() => page.getByText('Nothing is waiting for you.').isVisible(), { timeout: 10_000 }).toBe(true);
     // The service binds the payee, and the URL carries a query: both are shown and signed (issue 17, finding 6).
     const exact = { query: 'ref=trip-7', bind: { payee: 'Acme Travel' } };
     const held = await stack.payAtService(booker, hopToken, 150, exact);
