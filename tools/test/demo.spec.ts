@@ -106,7 +106,7 @@ describe('npm run demo -- --headless', () => {
   it(`books the trip, stops every attack, and verifies the audit chain, against npm start on ${realServers ? 'PostgreSQL and Redis' : 'embedded storage'}`, async () => {
     const db = realServers ? await createPostgresDatabase(process.env.DATABASE_URL!, 'writ_demo_') : undefined;
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
-    const storage = db
+    const storage: Record<string, string> = db
       ? { DATABASE_URL: (db.target as { url: string }).url, REDIS_URL: process.env.REDIS_URL!, WRIT_REDIS_PREFIX: `writ-demo-${randomBytes(4).toString('hex')}:` }
       : { DATABASE_URL: '', REDIS_URL: '' };
     try {
