@@ -197,12 +197,13 @@ export class RedisEventQueue {
   }
 
   /**
-   * The one backlog flusher: starts a write unless one is running; after a failure it tries again
-   * after the connection's backoff (doubling), and only while the connection is ready, since its
-   * `ready` event starts the next write anyway.
+   * The one backlog flusher: starts a write unless one is running or the connection is down (its
+   * `ready` event starts the next write); after a failure on a ready connection (a frozen or
+   * overloaded Redis) it tries again after the connection's backoff, doubling.
    */
   private flushBacklogNow(): void {
     if (this.backlogFlushing || this.connection.closed || (this.backlog.length === 0 && this.summaries.size === 0)) return;
+    if (!this.connection.isReady()) return;
     clearTimeout(this.backlogTimer);
     this.backlogTimer = undefined;
     this.backlogFlushing = this.flushBacklog()
