@@ -28,6 +28,10 @@ const byPath: Record<string, Tier> = {
   'apps/registry/test/cli.spec.ts': 'e2e',
   'apps/registry/test/services-cli.spec.ts': 'e2e',
   'apps/registry/test/receipts-cli.spec.ts': 'e2e',
+  'apps/registry/test/audit-cli.spec.ts': 'e2e',
+  // The audit log's tree migration, and its tampering detected, on every registry storage.
+  'apps/registry/test/audit-migration.spec.ts': 'storage',
+  'apps/registry/test/audit-tamper.spec.ts': 'storage',
   // On every registry storage, with Redis.
   'apps/registry/test/revocation-bus.spec.ts': 'storage',
   'apps/registry/test/verifier-events.spec.ts': 'storage',
