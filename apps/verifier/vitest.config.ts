@@ -13,6 +13,8 @@ export default defineProject({
     // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
     exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
+    // A worker keeps the modules it loaded from one file to the next (docs/testing.md, "Isolation").
+    isolate: false,
     setupFiles: ['reflect-metadata'],
     // The registries these tests boot open PGlite from one migrated snapshot, made here once.
     globalSetup: ['../registry/test/support/global-setup.ts'],

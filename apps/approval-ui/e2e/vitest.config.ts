@@ -13,6 +13,9 @@ export default defineProject({
     // Only the tiers WRIT_TEST_TIERS names (tools/test-tiers.ts); every one by default.
     exclude: [...configDefaults.exclude, ...excludeOtherTiers(import.meta.dirname)],
     environment: 'node',
+    // Each file in a fresh worker: the Next.js server these files run in process keeps global state
+    // that a second file in the same worker trips over (docs/testing.md, "Isolation").
+    isolate: true,
     setupFiles: ['reflect-metadata'],
     // The registries these tests boot open PGlite from one migrated snapshot, made here once.
     globalSetup: ['../../registry/test/support/global-setup.ts'],
