@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, verify as ed25519Verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { auditVectorsText, VECTORS_PATH } from '../../test-vectors/audit-vectors.js';
+import { auditVectorsText, VECTORS_PATH } from '../../../../tools/audit-vectors.js';
 
 // docs/audit-vectors/vectors.json, checked two ways: the committed file is what the generator
 // writes today, and every vector holds when recomputed from docs/audit.md with node:crypto alone
@@ -104,7 +104,7 @@ function verifyConsistencyProof(first: number, second: number, proof: Buffer[], 
 const ed25519Public = (raw: Buffer) => createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]), format: 'der', type: 'spki' });
 
 describe('docs/audit-vectors/vectors.json', () => {
-  it('is exactly what libs/core/test-vectors/audit-vectors.ts writes', async () => {
+  it('is exactly what tools/audit-vectors.ts writes', async () => {
     expect(text).toBe(await auditVectorsText());
   });
 

@@ -4,15 +4,15 @@
  * checkpoint and a witness's cosignature), with keys made from published seeds so that anyone can
  * reproduce every byte. Ed25519 signatures are deterministic (RFC 8032), so the file is too.
  *
- * Run: SWC_NODE_PROJECT=libs/core/tsconfig.json node --import @swc-node/register/esm-register libs/core/test-vectors/audit-vectors.ts
+ * Run: SWC_NODE_PROJECT=tools/tsconfig.json node --import @swc-node/register/esm-register tools/audit-vectors.ts
  * libs/core/src/tlog/vectors.spec.ts fails when the file and this script disagree.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { linkAuditEvent, type AuditEvent, type UnhashedAuditEvent } from '../src/audit.js';
-import { fromHex, toHex } from '../src/encoding.js';
+import { linkAuditEvent, type AuditEvent, type UnhashedAuditEvent } from '../libs/core/src/audit.js';
+import { fromHex, toHex } from '../libs/core/src/encoding.js';
 import {
   consistencyProof,
   cosignCheckpoint,
@@ -25,10 +25,10 @@ import {
   signNote,
   type MerkleHash,
   type MerkleNodeFetch,
-} from '../src/tlog/index.js';
+} from '../libs/core/src/tlog/index.js';
 
 /** Where the vectors live, from the workspace root. */
-export const VECTORS_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../docs/audit-vectors/vectors.json');
+export const VECTORS_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../docs/audit-vectors/vectors.json');
 
 /** The log's origin and key name in the vectors. */
 const ORIGIN = 'writ.example/audit';
