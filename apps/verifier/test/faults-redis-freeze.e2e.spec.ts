@@ -6,6 +6,7 @@ import { AuditService } from '../../registry/src/modules/audit/audit.service.js'
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import { RedisVerifierStore } from '../src/store/redis-store.js';
 import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { deniedUntilAllowed, outcomeCounts } from './support/outcomes.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 const PREFIX = 'freeze:';
@@ -69,17 +70,7 @@ describe('Redis frozen while the verifier answers', () => {
     redis.resume();
 
     // No restart: the verifier decides again by itself. Requests made until then are denied.
-    let recovering = 0;
-    await expect
-      .poll(
-        async () => {
-          const res = await call();
-          if (!res.body.allow) recovering += 1;
-          return res.body.allow;
-        },
-        { timeout: 15_000, interval: 50 },
-      )
-      .toBe(true);
+    const recovering = await deniedUntilAllowed(call, 15_000);
     const allowed = 5 + 1;
 
     // The grant's state counts only the requests the service provider was told were allowed.
@@ -89,11 +80,7 @@ describe('Redis frozen while the verifier answers', () => {
 
     // The chain says what each answer said: every allow once, and a 503 deny for every other.
     const db = vf.registry().get(Database);
-    const counts = () =>
-      db.query<{ outcome: string; n: number }[]>(
-        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
-        [grantId],
-      );
+    const counts = () => outcomeCounts(db, grantId);
     await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
       { outcome: 'allow', n: allowed },
       { outcome: 'temporarily_unavailable', n: FROZEN_REQUESTS + recovering },

@@ -7,6 +7,7 @@ import { AuditService } from '../../registry/src/modules/audit/audit.service.js'
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import { RedisVerifierStore } from '../src/store/redis-store.js';
 import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { deniedUntilAllowed } from './support/outcomes.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 const PREFIX = 'stop:';
@@ -74,17 +75,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     expect(registryReady.json<{ reasons?: string[] }>().reasons).toContain("the verifiers' Redis cannot be reached: their decisions wait there or in the verifiers' memory");
     redis = await startRedisServer(redis.port, persistent, dir);
 
-    let recovering = 0;
-    await expect
-      .poll(
-        async () => {
-          const res = await call();
-          if (!res.body.allow) recovering += 1;
-          return res.body.allow;
-        },
-        { timeout: 15_000, interval: 50 },
-      )
-      .toBe(true);
+    const recovering = await deniedUntilAllowed(call, 15_000);
     expect(await store.backlogDrained(10_000)).toBe(true);
     await expect.poll(async () => (await vf.registry().inject({ method: 'GET', url: '/readyz' })).statusCode, { timeout: 10_000, interval: 100 }).toBe(200);
     const flushes = store.backlogFlushAttempts - flushesBefore;

@@ -7,6 +7,7 @@ import { AuditService } from '../../registry/src/modules/audit/audit.service.js'
 import type { Agent } from '../../registry/test/support/token-fixture.js';
 import { RedisVerifierStore } from '../src/store/redis-store.js';
 import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
+import { deniedUntilAllowed, outcomeCounts } from './support/outcomes.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
 
 /**
@@ -66,14 +67,7 @@ describe('Redis stopped during a run', () => {
 
     redis = await startRedisServer(redis.port, persistent, dir);
     // No restart of the verifier: it reconnects by itself. Requests made meanwhile are still denied.
-    let recovering = 0;
-    await expect
-      .poll(async () => {
-        const res = await call();
-        if (!res.body.allow) recovering += 1;
-        return res.body.allow;
-      }, { timeout: 10_000, interval: 50 })
-      .toBe(true);
+    const recovering = await deniedUntilAllowed(call, 10_000);
     const after = [];
     for (let i = 0; i < 10; i++) after.push(await call());
     expect(after.map((r) => r.body.allow)).toEqual(Array(10).fill(true));
@@ -83,11 +77,7 @@ describe('Redis stopped during a run', () => {
     const allowed = 10 + 1 + 10;
     const unavailable = 20 + recovering;
     const db = vf.registry().get(Database);
-    const counts = () =>
-      db.query<{ outcome: string; n: number }[]>(
-        `SELECT data->>'outcome' AS outcome, count(*)::int AS n FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%' GROUP BY 1 ORDER BY 1`,
-        [grantId],
-      );
+    const counts = () => outcomeCounts(db, grantId);
     await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
       { outcome: 'allow', n: allowed },
       { outcome: 'temporarily_unavailable', n: unavailable },
