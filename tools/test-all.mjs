@@ -27,10 +27,10 @@ const checkArgs = ['nx', 'run-many', '-t', 'lint', 'typecheck', '--outputStyle=s
 const checkOutput = [];
 function startChecks(niced) {
   const [command, args] = niced ? ['nice', ['-n', '19', 'npx', ...checkArgs]] : ['npx', checkArgs];
-  const started = run(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.child.stdout?.on('data', (chunk) => checkOutput.push(chunk));
-  started.child.stderr?.on('data', (chunk) => checkOutput.push(chunk));
-  return started;
+  const checkRun = run(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  checkRun.child.stdout?.on('data', (chunk) => checkOutput.push(chunk));
+  checkRun.child.stderr?.on('data', (chunk) => checkOutput.push(chunk));
+  return checkRun;
 }
 
 const checksStarted = Date.now();
