@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { systemClock } from '@writ/core';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type CliStorage, cliStorage } from './support/cli.js';
+import { cli, cliProcess, type CliStorage, cliStorage } from './support/cli.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { AgentsService } from '../src/modules/agents/agents.service.js';
@@ -39,8 +39,10 @@ describe('registry CLI', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // These two run the CLI as its own process (cli.ts, as `npm run registry` does); the others run
+  // the same commands in this process.
   it('verifies the chain in the database, with its checkpoints', async () => {
-    const { code, stdout } = await cli(['audit', 'verify'], env);
+    const { code, stdout } = await cliProcess(['audit', 'verify'], env);
     expect(stdout).toContain('chain intact: 9 events, head seq 9');
     expect(stdout).toContain('checkpoints: 2 verified, 0 failed');
     expect(code).toBe(0);
@@ -74,7 +76,7 @@ describe('registry CLI', () => {
   }, 60_000);
 
   it('stops with a clear message on bad configuration', async () => {
-    const { code, stderr } = await cli(['audit', 'verify'], { ...env, DATABASE_URL: 'mysql://nope' });
+    const { code, stderr } = await cliProcess(['audit', 'verify'], { ...env, DATABASE_URL: 'mysql://nope' });
     expect(stderr.trim()).toBe('Invalid configuration:\n  DATABASE_URL: must be a postgres:// or postgresql:// URL');
     expect(code).toBe(1);
   }, 60_000);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import { DataDirError, openDataDir } from '../src/infra/data-dir.js';
 import { createRegistry } from '../src/registry.js';
-import { cli } from './support/cli.js';
+import { cliProcess as cli } from './support/cli.js';
 
 /** Every path under `dir` (itself included) with its permission bits. */
 function modes(dir: string): { path: string; mode: number }[] {
