@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { CHROMIUM_PATH } from '../../apps/approval-ui/e2e/support/browser.js';
 import { createPostgresDatabase } from '../../apps/registry/test/support/databases.js';
 import { freePort } from '../../apps/registry/test/support/redis.js';
 import { headlessHuman, type Human } from '../../apps/demo/src/human.js';
+import { cli } from '../../apps/registry/test/support/cli.js';
 import { npmRun, npmStart, type Run, waitFor } from './support.js';
 
 
@@ -33,10 +34,12 @@ const OUTCOMES = [
 ];
 
 /**
- * `npm start`, then `npm run demo` against it, as the README says; then Ctrl-C. `person` plays
- * the person of the default mode from what the demo prints; without it the demo runs headless.
+ * `npm start`, then `npm run demo` against it, as the README says; then Ctrl-C, or with
+ * `kill: true` kill -9 of the whole `npm start` the moment the demo has exited (its output is
+ * returned with the ports, and the caller starts it again). `person` plays the person of the
+ * default mode from what the demo prints; without it the demo runs headless.
  */
-async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: Run, uiUrl: string) => Promise<void>): Promise<string> {
+async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: Run, uiUrl: string) => Promise<void>, options: { kill?: boolean } = {}): Promise<{ output: string; ports: Record<string, string> }> {
   const ports = { UI_PORT: String(await freePort()), REGISTRY_PORT: String(await freePort()), VERIFIER_PORT: String(await freePort()) };
   const writ = npmStart({ ...env, ...ports });
   try {
@@ -44,12 +47,77 @@ async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: 
     const demo = npmRun(['run', 'demo', ...(person ? [] : ['--', '--headless'])], { ...env, ...ports });
     if (person) await person(demo, `http://localhost:${ports.UI_PORT}`);
     const { code } = await demo.exited;
+    if (options.kill) process.kill(-writ.child.pid!, 'SIGKILL');
     expect(code, demo.output()).toBe(0);
-    return demo.output();
+    return { output: demo.output(), ports };
   } finally {
-    if (writ.child.exitCode === null) process.kill(-writ.child.pid!, 'SIGINT');
+    if (writ.child.exitCode === null && writ.child.signalCode === null) process.kill(-writ.child.pid!, 'SIGINT');
     await writ.exited;
   }
+}
+
+/**
+ * The demo's decisions at the verifier (each of its calls, searches included), by the outcome its
+ * event records: `replayed` is the proof sent again (the service provider was told
+ * invalid_dpop_proof), `revoked:txn` the two calls after the person revoked the transaction.
+ */
+const DEMO_DECISIONS = { allow: 7, approval_required: 1, budget_exceeded: 1, invalid_dpop_proof: 1, replayed: 1, 'revoked:txn': 2 };
+
+/**
+ * After kill -9 of `npm start` (issue 19, goal 4): started again on the same data folder, the
+ * decisions it had answered but not yet moved into the chain (those in its journal, the table it
+ * writes before each answer) reach the chain, each once; the witness, started again too, cosigns
+ * a checkpoint of the new head, which it does only with a consistency proof from the checkpoint it
+ * cosigned before the kill; then `audit verify` finds the chain intact and extending that cosigned
+ * checkpoint.
+ */
+async function expectEverythingAfterKill(env: Record<string, string>, ports: Record<string, string>, dataDir: string): Promise<void> {
+  const writ = npmStart({ ...env, ...ports });
+  const registry = `http://127.0.0.1:${ports.REGISTRY_PORT}`;
+  const witnessNote = join(dataDir, 'witnessed-checkpoint.txt');
+  try {
+    await waitFor(writ, 'Ctrl-C stops them all.', 180_000);
+    const witness = /\n {2}witness {6}(http:\/\/127\.0\.0\.1:\d+) /.exec(writ.output())?.[1];
+    expect(witness, writ.output()).toBeDefined();
+    // The journal drained into the chain, and a checkpoint of the head taken and cosigned.
+    const sizeOf = (note: string) => Number(note.split('\n')[1]);
+    await expect
+      .poll(
+        async () => {
+          const ready = (await (await fetch(`${registry}/readyz`)).json()) as { verifier_events: { queueDepth: number | null } | null };
+          if (ready.verifier_events?.queueDepth !== 0) return 'the journal is not drained yet';
+          const head = await (await fetch(`${registry}/audit/checkpoint`)).text();
+          const res = await fetch(`${witness}/checkpoint/127.0.0.1:${ports.REGISTRY_PORT}/audit`);
+          const witnessed = res.status === 200 ? await res.text() : '';
+          if (witnessed === '' || sizeOf(witnessed) !== sizeOf(head)) return `the witness is at ${witnessed === '' ? 'nothing' : sizeOf(witnessed)}, the log's checkpoint at ${sizeOf(head)}`;
+          writeFileSync(witnessNote, witnessed);
+          return 'cosigned';
+        },
+        { timeout: 60_000, interval: 250 },
+      )
+      .toBe('cosigned');
+  } finally {
+    if (writ.child.exitCode === null && writ.child.signalCode === null) process.kill(-writ.child.pid!, 'SIGINT');
+    await writ.exited;
+  }
+  // The CLI on npm start's data folder, with its issuer (where it listened: the log's origin).
+  const cliEnv = { ...env, WRIT_ISSUER: registry };
+  // --full: every event re-hashed, not only those after the last head verified before the kill.
+  const verified = await cli(['audit', 'verify', '--full', '--checkpoint', witnessNote], cliEnv);
+  expect(verified.stdout, verified.stderr).toMatch(/^chain intact: \d+ events/);
+  expect(verified.stdout).toContain(`--checkpoint ${witnessNote}`);
+  expect(verified.stdout).toContain('the log extends it');
+  expect(verified.code).toBe(0);
+  const file = join(dataDir, 'chain.jsonl');
+  expect((await cli(['audit', 'export', '--out', file], cliEnv)).code).toBe(0);
+  const decisions: Record<string, number> = {};
+  for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
+    const event = JSON.parse(line) as { type: string; data: { outcome?: string } };
+    if (!event.type.startsWith('verification.')) continue;
+    const outcome = event.type === 'verification.allowed' ? 'allow' : (event.data.outcome ?? event.type);
+    decisions[outcome] = (decisions[outcome] ?? 0) + 1;
+  }
+  expect(decisions).toEqual(DEMO_DECISIONS);
 }
 
 function expectEveryOutcome(output: string): void {
@@ -64,7 +132,7 @@ describe('npm run demo -- --headless', () => {
     if (CHROMIUM_PATH === undefined) throw new Error('the headless demo drives Chromium: apt-get install -y chromium, or set CHROMIUM_PATH');
   });
 
-  it('by default, waits for a person who signs up, approves and revokes in the browser from the links it prints', async () => {
+  it('by default, waits for a person who signs up, approves and revokes in the browser from the links it prints; after kill -9 of npm start, nothing it decided is lost', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
     let human: Human | undefined;
     /** A person at a browser: reads each link the demo prints, and does what it asks. */
@@ -88,10 +156,15 @@ describe('npm run demo -- --headless', () => {
       }
       expect(handled).toBe(3);
     };
+    const env = { WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' };
     try {
-      const output = await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' }, person);
+      // Then kill -9 of npm start right after the demo's last decisions (issue 19, goal 4).
+      const { output, ports } = await demoAgainstNpmStart(env, person, { kill: true });
       expectEveryOutcome(output);
       expect(output).toContain('Welcome, Person at a browser.');
+      await human?.close();
+      human = undefined;
+      await expectEverythingAfterKill(env, ports, dataDir);
     } finally {
       await human?.close();
       rmSync(dataDir, { recursive: true, force: true });
@@ -110,7 +183,7 @@ describe('npm run demo -- --headless', () => {
       ? { DATABASE_URL: (db.target as { url: string }).url, REDIS_URL: process.env.REDIS_URL!, WRIT_REDIS_PREFIX: `writ-demo-${randomBytes(4).toString('hex')}:` }
       : { DATABASE_URL: '', REDIS_URL: '' };
     try {
-      expectEveryOutcome(await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, ...storage }));
+      expectEveryOutcome((await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, ...storage })).output);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
       await db?.drop();

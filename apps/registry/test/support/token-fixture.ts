@@ -99,6 +99,8 @@ export interface StartedRegistry<Owner extends string> {
   agents: Record<Owner, Agent>;
   /** The flights service the grants are on, with the credential it calls the verifier with. */
   service: { id: string; credential: string };
+  /** The registry's data folder (WRIT_DATA_DIR): its keys. */
+  dataDir: string;
 }
 
 /**
@@ -133,7 +135,7 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
       .register({ uri: 'https://flights.example', display_name: 'Flights', catalogue: [{ type: 'flight_booking', actions: ['read', 'book'] }] });
     const agents = {} as Record<Owner, Agent>;
     for (const owner of options.owners) agents[owner] = await enrol(options.ownerOf?.[owner] ?? owner);
-    started = { app, db: registry.db, grants, agents, service: { id: service.id, credential } };
+    started = { app, db: registry.db, grants, agents, service: { id: service.id, credential }, dataDir };
     return started;
   }
 
