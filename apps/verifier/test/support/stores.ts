@@ -7,6 +7,22 @@ import { startRedisCluster } from './redis-cluster.js';
 import type { StoreUnderTest } from './verifier-fixture.js';
 
 /**
+ * The Redis at REDIS_URL, under a key prefix of its own. `commandTimeoutMs` (500 ms by default, as
+ * deployed) bounds each decision: a suite whose subject is not timing but what many concurrent
+ * decisions add up to gives it more, so that a busy test machine answers late rather than 503.
+ */
+function redisStore(options: { commandTimeoutMs?: number } = {}): StoreUnderTest {
+  return {
+    name: 'Redis',
+    create: () => {
+      const prefix = `test-${randomUUID().slice(0, 8)}:`;
+      const store = new RedisVerifierStore(process.env.REDIS_URL!, { prefix, ...options });
+      return Promise.resolve({ store, registryEnv: { REDIS_URL: process.env.REDIS_URL!, WRIT_REDIS_PREFIX: prefix }, close: () => store.close() });
+    },
+  };
+}
+
+/**
  * The stores the end-to-end suites run on: always the embedded one; Redis too when `REDIS_URL`
  * is set (as CI sets it), each suite under its own key prefix so runs never collide; and a
  * three-master Redis Cluster on loopback ports, started for the suite (redis-server must be
@@ -22,18 +38,7 @@ export const storesUnderTest: StoreUnderTest[] = [
       return Promise.resolve({ store, registryEnv: {}, close: () => store.close() });
     },
   },
-  ...(process.env.REDIS_URL
-    ? [
-        {
-          name: 'Redis',
-          create: () => {
-            const prefix = `test-${randomUUID().slice(0, 8)}:`;
-            const store = new RedisVerifierStore(process.env.REDIS_URL!, { prefix });
-            return Promise.resolve({ store, registryEnv: { REDIS_URL: process.env.REDIS_URL!, WRIT_REDIS_PREFIX: prefix }, close: () => store.close() });
-          },
-        },
-      ]
-    : []),
+  ...(process.env.REDIS_URL ? [redisStore()] : []),
   {
     name: 'Redis Cluster',
     create: async () => {
@@ -61,3 +66,8 @@ export const storesUnderTest: StoreUnderTest[] = [
  * is the store contract's subject (store.contract.spec.ts runs it on each).
  */
 export const e2eStore: StoreUnderTest = storesUnderTest.find((store) => store.name === 'Redis') ?? storesUnderTest[0]!;
+
+/** {@link e2eStore} with a longer bound on each decision (Redis only; the in-process store has none). */
+export function e2eStoreWithTimeout(commandTimeoutMs: number): StoreUnderTest {
+  return process.env.REDIS_URL ? redisStore({ commandTimeoutMs }) : e2eStore;
+}
