@@ -6,8 +6,10 @@ import { Database } from '../src/infra/database.service.js';
 import { AuditService } from '../src/modules/audit/audit.service.js';
 import { createPostgresDatabase } from './support/databases.js';
 import { type Agent, createTokenFixture } from './support/token-fixture.js';
+import { startTestWitness, type TestWitness } from './support/witness.js';
 
 let server: PostgresServer;
+let witness: TestWitness;
 
 /**
  * Issue 19, goal 4, "PostgreSQL restarted": a PostgreSQL this test starts on a spare port is
@@ -20,18 +22,28 @@ let server: PostgresServer;
 describe('the registry while its PostgreSQL restarts', () => {
   const fx = createTokenFixture(
     { name: 'a PostgreSQL this test restarts', create: async () => createPostgresDatabase((server = await startPostgresServer()).url) },
-    { dataDirPrefix: 'writ-faults-pg-', owners: ['alice'] },
+    {
+      dataDirPrefix: 'writ-faults-pg-',
+      owners: ['alice'],
+      get env() {
+        return witness.env;
+      },
+    },
   );
   let alice: Agent;
   let registry: NestFastifyApplication;
 
   beforeAll(async () => {
-    ({ app: registry, agents: { alice } } = await fx.start());
+    witness = await startTestWitness();
+    const started = await fx.start();
+    ({ app: registry, agents: { alice } } = started);
+    witness.trust(started.dataDir);
   }, 60_000);
   afterAll(async () => {
     // Running again if a failure left it stopped (pg_ctl refuses to start a running one).
     await server?.start().catch(() => undefined);
     await fx.close();
+    await witness?.close();
     await server?.destroy();
   });
 
@@ -60,6 +72,8 @@ describe('the registry while its PostgreSQL restarts', () => {
     };
     expect((await askToken(grantId)).status).toBe(200);
     expect((await readiness()).status).toBe(200);
+    // The witness holds a checkpoint of the chain from before the fault.
+    await witness.cosignsHead(registry.get(Database));
 
     // A connection checked out of the registry's pool, idle between two statements, as the audit
     // append holds one: its 'error' event must not end the process.
@@ -77,5 +91,7 @@ describe('the registry while its PostgreSQL restarts', () => {
     expect((await readiness()).status).toBe(200);
     held.release(true);
     expect((await registry.get(AuditService).verify()).chain).toMatchObject({ ok: true });
+    // The witness cosigns the new head: only with a consistency proof from the one it held.
+    await witness.cosignsHead(registry.get(Database));
   });
 });

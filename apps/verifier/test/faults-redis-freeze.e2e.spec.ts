@@ -8,6 +8,7 @@ import { RedisVerifierStore } from '../src/store/redis-store.js';
 import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
 import { deniedUntilAllowed, outcomeCounts } from './support/outcomes.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
+import { startTestWitness, type TestWitness } from '../../registry/test/support/witness.js';
 
 const PREFIX = 'freeze:';
 /** Well under the 3 s freeze, well over a decision's time on a busy machine. */
@@ -27,23 +28,28 @@ const AMOUNT_MINOR = 1_000;
  */
 describe('Redis frozen while the verifier answers', () => {
   let redis: RedisServer;
+  let witness: TestWitness;
   let reader: Redis;
   const vf = createVerifierFixture({
     name: 'a Redis this test freezes',
     create: async () => {
       redis = await startRedisServer();
       reader = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      witness = await startTestWitness();
       const store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: TIMEOUT_MS, minRetryMs: 20, maxRetryMs: 200 });
-      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
+      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX, ...witness.env }, close: () => store.close() };
     },
   });
   let alice: Agent;
 
   beforeAll(async () => {
-    ({ agents: { alice } } = (await vf.start()) as unknown as { agents: { alice: Agent } });
+    const started = await vf.start();
+    ({ agents: { alice } } = started as unknown as { agents: { alice: Agent } });
+    witness.trust(started.dataDir);
   });
   afterAll(async () => {
     await vf.close();
+    await witness?.close();
     reader.disconnect();
     await redis.kill();
   });
@@ -58,6 +64,10 @@ describe('Redis frozen while the verifier answers', () => {
     const before = [];
     for (let i = 0; i < 5; i++) before.push(await call());
     expect(before.map((r) => r.body.allow)).toEqual(Array(5).fill(true));
+    // The witness holds a checkpoint of the chain from before the fault.
+    const db = vf.registry().get(Database);
+    await expect.poll(async () => (await outcomeCounts(db, grantId)).length, { timeout: 20_000, interval: 100 }).toBe(1);
+    await witness.cosignsHead(db);
 
     redis.freeze();
     const frozenAt = Date.now();
@@ -79,12 +89,13 @@ describe('Redis frozen while the verifier answers', () => {
     expect(await reader.zcard(grantStateKey(PREFIX, grantId, 'rate'))).toBe(allowed);
 
     // The chain says what each answer said: every allow once, and a 503 deny for every other.
-    const db = vf.registry().get(Database);
     const counts = () => outcomeCounts(db, grantId);
     await expect.poll(counts, { timeout: 20_000, interval: 100 }).toEqual([
       { outcome: 'allow', n: allowed },
       { outcome: 'temporarily_unavailable', n: FROZEN_REQUESTS + recovering },
     ]);
     expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
+    // The witness cosigns the new head: only with a consistency proof from the one it held.
+    await witness.cosignsHead(db);
   });
 });

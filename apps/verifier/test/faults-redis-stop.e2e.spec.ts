@@ -9,6 +9,7 @@ import { RedisVerifierStore } from '../src/store/redis-store.js';
 import { type RedisServer, startRedisServer } from './support/redis-cluster.js';
 import { deniedUntilAllowed } from './support/outcomes.js';
 import { API, createVerifierFixture } from './support/verifier-fixture.js';
+import { startTestWitness, type TestWitness } from '../../registry/test/support/witness.js';
 
 const PREFIX = 'stop:';
 /** Requests answered while Redis is away, spread over about 3 s. */
@@ -30,6 +31,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
   const persistent = ['--appendonly', 'yes', '--appendfsync', 'always'];
   let redis: RedisServer;
   let store: RedisVerifierStore;
+  let witness: TestWitness;
   const vf = createVerifierFixture({
     name: 'a Redis this test stops',
     create: async () => {
@@ -38,16 +40,20 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
       // Redis is down commands fail at once; the timeout only bounds a slow answer (`appendfsync
       // always` on a busy disk): generous, so that it is not what is tested.
       store = new RedisVerifierStore(redis.url, { prefix: PREFIX, commandTimeoutMs: 1_000, backlogMax: BACKLOG_MAX });
-      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX }, close: () => store.close() };
+      witness = await startTestWitness();
+      return { store, registryEnv: { REDIS_URL: redis.url, WRIT_REDIS_PREFIX: PREFIX, ...witness.env }, close: () => store.close() };
     },
   });
   let alice: Agent;
 
   beforeAll(async () => {
-    ({ agents: { alice } } = (await vf.start()) as unknown as { agents: { alice: Agent } });
+    const started = await vf.start();
+    ({ agents: { alice } } = started as unknown as { agents: { alice: Agent } });
+    witness.trust(started.dataDir);
   });
   afterAll(async () => {
     await vf.close();
+    await witness?.close();
     await redis.kill();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -59,6 +65,10 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
 
     expect((await call()).body.allow).toBe(true);
     const flushesBefore = store.backlogFlushAttempts;
+    // The witness holds a checkpoint of the chain, the allow included, from before the fault.
+    const db = vf.registry().get(Database);
+    await expect.poll(async () => (await db.query<unknown[]>(`SELECT 1 FROM audit_events WHERE grant_id = $1 AND type LIKE 'verification.%'`, [grantId])).length, { timeout: 20_000, interval: 100 }).toBe(1);
+    await witness.cosignsHead(db);
 
     await redis.kill();
     const down = [];
@@ -86,7 +96,6 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     // events of the grant that say how many (`data.aggregated`). (A 503 answered once the
     // backlog is written back is written directly again.)
     expect(store.aggregatedEvents).toBeGreaterThanOrEqual(DOWN_REQUESTS - BACKLOG_MAX);
-    const db = vf.registry().get(Database);
     const counts = () =>
       db.query<{ outcome: string; events: number; denials: number }[]>(
         `SELECT data->>'outcome' AS outcome, count(*)::int AS events, sum(coalesce((data->>'aggregated')::int, 1))::int AS denials
@@ -106,5 +115,7 @@ describe('Redis stopped for a few seconds while requests keep coming', () => {
     expect(summaries).toEqual([{ n: expect.any(Number), counted: store.aggregatedEvents }]);
     expect(summaries[0]!.n).toBeGreaterThanOrEqual(1);
     expect((await vf.registry().get(AuditService).verify()).chain).toMatchObject({ ok: true });
+    // The witness cosigns the new head: only with a consistency proof from the one it held.
+    await witness.cosignsHead(db);
   });
 });

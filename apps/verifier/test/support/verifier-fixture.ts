@@ -68,7 +68,8 @@ export function createVerifierFixture(
     const created = await storeUnderTest.create();
     ({ store, registryEnv, verifierEvents: events } = created);
     closeStore = () => created.close();
-    ({ app, service, agents } = await fx.start());
+    const started = await fx.start();
+    ({ app, service, agents } = started);
     await app.listen({ host: '127.0.0.1', port: 0 });
     registryUrl = await app.getUrl();
     if (Object.keys(registryEnv).length === 0) {
@@ -77,7 +78,7 @@ export function createVerifierFixture(
       });
     }
     const verifier = await newVerifier();
-    return { app, service, agents, store, verifier };
+    return { app, service, agents, store, verifier, dataDir: started.dataDir };
   }
 
   /** Another verifier process on the same store (replicas share only the store). */
