@@ -55,6 +55,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { grantStateKey, verifierKey } from '@writ/core';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../apps/registry/src/config/config.js';
+import { AuditService } from '../../apps/registry/src/modules/audit/audit.service.js';
 import { Database } from '../../apps/registry/src/infra/database.service.js';
 import { GrantsService } from '../../apps/registry/src/modules/grants/grants.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
@@ -446,7 +447,8 @@ async function auditCheck(app: NestFastifyApplication, issuer: string, agents: B
     .dataSource.query(`SELECT type, count(*) AS n FROM audit_events WHERE grant_id = ANY($1) AND type LIKE 'verification.%' GROUP BY type`, [agents.map((a) => a.grantId)]);
   const count = (type: string): number => Number(rows.find((r) => r.type === type)?.n ?? 0);
   const started = performance.now();
-  const { chain } = (await (await fetch(`${issuer}/audit/verify`)).json()) as { chain: { ok: boolean; count: number; brokenSeq?: number } };
+  // In this process (GET /audit/verify is the operator's): the registry's own verification, in full.
+  const { chain } = await app.get(AuditService).verify({ full: true });
   const seconds = (performance.now() - started) / 1000;
   console.log(`   audit chain ${chain.ok ? 'verifies' : `BROKEN at seq ${chain.brokenSeq}`} (${chain.count} events, checked in ${seconds.toFixed(1)} s); verification.allowed events of the load grants ${count('verification.allowed')}, verification.denied ${count('verification.denied')}`);
   if (!chain.ok) failures.push(`audit chain broken at seq ${chain.brokenSeq}`);
