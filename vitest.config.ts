@@ -7,15 +7,16 @@ import SlowestFirstSequencer from './tools/test-sequencer.js';
 export default defineConfig({
   test: {
     projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'apps/approval-ui/e2e/vitest.config.ts', 'tools/vitest.config.ts', 'load-tests/vitest.config.ts'],
-    // One test file more than there are cores (three on a 2-core machine): the files spend much of
-    // their time waiting on a server booting, a token expiring, a browser, so a third file keeps
-    // both cores busy (measured side by side on a 2-core machine: 608 s with two workers, 500 s
-    // with three; docs/testing.md). Files may run side by side: each boots its own registry and
-    // verifier on ports the OS picks, in a database of its own and under a Redis key prefix of its
-    // own; servers they start (redis-server, Redis Cluster, npm start) take free ports; the approval
-    // UI's production build is taken in turns under a lock. At most four: each file's registries
-    // open up to ten PostgreSQL connections apiece, and PostgreSQL allows a hundred by default.
-    maxWorkers: Math.min(availableParallelism() + 1, 4),
+    // One test file per core, all cores (vitest's default leaves one idle: a single file at a time
+    // on a 2-core machine). One more file than cores was measured too (docs/testing.md): alone the
+    // suite then took 500 s instead of 608, but it leaves the cores no idle time, and the static
+    // checks that `npm test` runs beside it at low priority then finished 95 s after the tests
+    // (617 s in all). Files may run side by side: each boots its own registry and verifier on ports
+    // the OS picks, in a database of its own and under a Redis key prefix of its own; servers they
+    // start (redis-server, Redis Cluster, npm start) take free ports; the approval UI's production
+    // build is taken in turns under a lock. At most four: each file's registries open up to ten
+    // PostgreSQL connections apiece, and PostgreSQL allows a hundred by default.
+    maxWorkers: Math.min(availableParallelism(), 4),
     reporters: ['default', './tools/vitest-summary-reporter.ts'],
     // Slowest tier first, across projects, so that no long file starts last (tools/test-sequencer.ts).
     sequence: { sequencer: SlowestFirstSequencer },
