@@ -1,5 +1,4 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresServer, startPostgresServer } from '../../verifier/test/support/postgres-server.js';
 import { Database } from '../src/infra/database.service.js';
@@ -49,18 +48,7 @@ describe('the registry while its PostgreSQL restarts', () => {
 
   /** A token request (it appends `token.issued` to the audit chain), answered whatever its status. */
   async function askToken(grantId: string) {
-    const res = await fx.post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await fx.selfSigned(alice.clientId, alice.privateKey, undefined, SUBJECT_TOKEN_TYP),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await fx.selfSigned(alice.clientId, alice.privateKey),
-        request_details: JSON.stringify({ grant_id: grantId }),
-      },
-      await fx.proof(alice),
-    );
+    const res = await fx.post(await fx.rootTokenForm(alice, grantId), await fx.proof(alice));
     return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
   }
 

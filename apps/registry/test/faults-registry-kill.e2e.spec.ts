@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresServer, startPostgresServer } from '../../verifier/test/support/postgres-server.js';
@@ -114,19 +113,10 @@ describe('kill -9 of the registry while it issues tokens', () => {
 
   /** One token request over HTTP, as an agent sends it: the token's jti when answered 200. */
   async function askToken(): Promise<{ status: number; jti?: string }> {
-    const form = {
-      grant_type: TOKEN_EXCHANGE_GRANT,
-      requested_token_type: TXN_TOKEN_TYPE,
-      subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-      subject_token: await fx.selfSigned(alice.clientId, alice.privateKey, undefined, SUBJECT_TOKEN_TYP),
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: await fx.selfSigned(alice.clientId, alice.privateKey),
-      request_details: JSON.stringify({ grant_id: grantId }),
-    };
     const res = await fetch(`${url}/oauth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await fx.proof(alice) },
-      body: new URLSearchParams(form).toString(),
+      body: new URLSearchParams(await fx.rootTokenForm(alice, grantId)).toString(),
     });
     const body = (await res.json()) as { access_token?: string };
     return res.status === 200 && body.access_token ? { status: 200, jti: decodeJwt(body.access_token).jti! } : { status: res.status };

@@ -233,20 +233,22 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     return grant.id;
   }
 
+  /** The token endpoint's form for `agent`'s root token on `grantId`: fresh single-use assertions. */
+  async function rootTokenForm(agent: Agent, grantId: string): Promise<Record<string, string>> {
+    return {
+      grant_type: TOKEN_EXCHANGE_GRANT,
+      requested_token_type: TXN_TOKEN_TYPE,
+      subject_token_type: SELF_SIGNED_TOKEN_TYPE,
+      subject_token: await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await selfSigned(agent.clientId, agent.privateKey),
+      request_details: JSON.stringify({ grant_id: grantId }),
+    };
+  }
+
   /** Exchanges `agent`'s self-signed token for a root txn token on `grantId`, expecting 200. */
   async function rootToken(agent: Agent, grantId: string): Promise<string> {
-    const res = await post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
-        request_details: JSON.stringify({ grant_id: grantId }),
-      },
-      await proof(agent),
-    );
+    const res = await post(await rootTokenForm(agent, grantId), await proof(agent));
     expect(res.statusCode).toBe(200);
     return res.json<{ access_token: string }>().access_token;
   }
@@ -280,5 +282,5 @@ export function createTokenFixture<Owner extends string>(storage: (typeof storag
     expect({ status: res.statusCode, body: res.json<unknown>() }).toEqual({ status, body: { error, error_description: description } });
   }
 
-  return { start, restart, close, setClockOffset, clock, enrol, selfSigned, proof, post, approvedGrant, rootToken, delegate, verify, expectError };
+  return { start, restart, close, setClockOffset, clock, enrol, selfSigned, proof, post, approvedGrant, rootTokenForm, rootToken, delegate, verify, expectError };
 }
