@@ -34,7 +34,11 @@ export default tseslint.config(
   {
     languageOptions: {
       globals: { ...globals.node },
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      // Typed rules read TypeScript programs: the configs of tools/typecheck.mjs, the Node side's first,
+      // so that the registry, the verifier, the tools and the tests share one program (found by each
+      // file's own tsconfig, the registry's sources were read into four: 115 s of CPU for
+      // `npm run lint`, 71 s so).
+      parserOptions: { project: ['./tsconfig.node.json', './apps/approval-ui/tsconfig.json', './apps/witness/tsconfig.json', './libs/core/tsconfig.json', './libs/contracts/tsconfig.json', './libs/sdk/tsconfig.json', './libs/server/tsconfig.json', './tsconfig.json', './load-tests/k6/tsconfig.json'], tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

@@ -32,7 +32,7 @@ beforeAll(async () => {
   const eslint = new ESLint({
     cwd: root,
     ruleFilter: ({ ruleId }) => ruleId.startsWith('no-restricted'),
-    overrideConfig: { languageOptions: { parserOptions: { projectService: false } } },
+    overrideConfig: { languageOptions: { parserOptions: { projectService: false, project: null } } },
   });
   for (const [name, code] of probes) {
     const [result] = await eslint.lintText(code, { filePath: probeFile(name), warnIgnored: true });
