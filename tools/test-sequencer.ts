@@ -9,9 +9,12 @@ const RANK: Record<Tier, number> = { system: 0, e2e: 1, storage: 2, unit: 3 };
 /**
  * The order test files start in. Vitest's own order groups files by project name, so on a fresh
  * clone (no timings cached yet) the demo and `npm start` runs, among the longest files, started
- * near the end, and one worker ran them alone after the other had finished. Longest first, across
- * projects, keeps both workers busy to the end: slowest tier first; within a tier, failed last
- * time first, then longest last time when vitest cached both files' times, else largest file.
+ * near the end, and one worker ran them alone after the other had finished. Slowest tier first
+ * keeps both workers busy to the end. Within a tier, files of one project are kept together:
+ * vitest reuses a worker process (`isolate: false`, the modules it loaded) for the next file only
+ * when that file is of the same project; otherwise it stops the process and forks a new one that
+ * imports NestJS, TypeORM and the registry again. Then, within a project, failed last time first,
+ * then longest last time when vitest cached both files' times, else largest file.
  */
 export default class SlowestFirstSequencer extends BaseSequencer {
   override sort(files: TestSpecification[]): Promise<TestSpecification[]> {
@@ -27,6 +30,7 @@ export default class SlowestFirstSequencer extends BaseSequencer {
         const x = facts.get(a)!;
         const y = facts.get(b)!;
         if (x.rank !== y.rank) return x.rank - y.rank;
+        if (a.project.name !== b.project.name) return a.project.name < b.project.name ? -1 : 1;
         if (x.failed !== y.failed) return x.failed - y.failed;
         if (x.duration !== undefined && y.duration !== undefined) return y.duration - x.duration;
         return y.size - x.size;
