@@ -1,22 +1,14 @@
 /**
  * Every DPoP proof case of dpop.spec.ts again, with a native (node:crypto) signature verifier
  * plugged in through `verifySignature`: the outcomes and exact errors must be the same as on the
- * Web Crypto path. The mock adds the verifier to every `verifyDpopProof` call the suite makes.
+ * Web Crypto path (test/dpop-cases.ts holds the cases; a module imported again would not run them
+ * again in a worker that keeps its modules from file to file).
  */
 import { createPublicKey, verify } from 'node:crypto';
-import { vi } from 'vitest';
-import type * as Dpop from './dpop.js';
-import type { JwsSignatureVerifier, VerifyDpopProofOptions } from './dpop.js';
+import { describeDpopProofs } from '../test/dpop-cases.js';
+import type { JwsSignatureVerifier } from './dpop.js';
 
 const nativeVerifier: JwsSignatureVerifier = (alg, jwk, input, signature) =>
   verify(alg === 'ES256' ? 'sha256' : null, Buffer.from(input, 'latin1'), { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
 
-vi.mock('./dpop.js', async (importOriginal) => {
-  const original = await importOriginal<typeof Dpop>();
-  return {
-    ...original,
-    verifyDpopProof: (proof: string, options: VerifyDpopProofOptions) => original.verifyDpopProof(proof, { ...options, verifySignature: nativeVerifier }),
-  };
-});
-
-await import('./dpop.spec.js');
+describeDpopProofs({ verifySignature: nativeVerifier });
