@@ -1,10 +1,11 @@
 import { humanError } from '@writ/contracts';
 import { InvalidRequest } from '@writ/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { inMemoryRegistry } from '../../testing/in-memory-registry.js';
 import type { AuditDraft } from '../audit/audit.service.js';
 import type { GrantEntity } from '../grants/grant.entity.js';
 import type { HumansService } from '../humans/humans.service.js';
+import { type StepUpEntity, stepUpStatus } from './step-up.entity.js';
 import type { StepUpChange } from './step-ups.service.js';
 import { StepUpsService } from './step-ups.service.js';
 
@@ -158,10 +159,21 @@ describe('StepUpsService (in memory)', () => {
     await expect(stepUps.waitForDecision('su_none', 'agt_a', 5)).resolves.toBeNull();
   });
 
-  it('wakes an agent waiting for a step-up not recorded yet when its event is ingested', async () => {
-    const { stepUps } = await stepUpsFixture({ realTime: true });
-    const waiting = stepUps.waitForDecision('su_late', 'agt_a', 10_000);
-    await stepUps.recordRequested([asked('su_late')]);
-    await expect(waiting).resolves.toMatchObject({ id: 'su_late', status: 'pending' });
+  it('wakes an agent waiting for a step-up not recorded yet when its event is ingested, and ends the wait at its expiry', async () => {
+    // Timers and the clock are the test's: the wait (a minute) would outlast the step-up (a second)
+    // only if recording it did not wake the waiter to read its expiry.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const { stepUps } = await stepUpsFixture({ realTime: true });
+      let answer: StepUpEntity | null | undefined;
+      const waiting = stepUps.waitForDecision('su_late', 'agt_a', 60_000).then((row) => (answer = row));
+      await stepUps.recordRequested([asked('su_late', {}, { step_up_expires_at: new Date(T0 + 1_000).toISOString() })]);
+      await vi.advanceTimersByTimeAsync(1_500);
+      expect(answer).toMatchObject({ id: 'su_late' });
+      expect(stepUpStatus(answer!, T0 + 1_500)).toBe('expired');
+      await waiting;
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
