@@ -24,7 +24,7 @@ import { RevocationsService } from '../src/modules/revocations/revocations.servi
 import { createRegistry } from '../src/registry.js';
 import { ServicesService } from '../src/modules/services/services.service.js';
 import { TypeOrmServicesRepository } from '../src/modules/services/services.repository.js';
-import { storages, type TestDatabase } from './support/databases.js';
+import { createPostgresDatabase, storages, type TestDatabase } from './support/databases.js';
 import { deleteKeys, freePort, startRedis } from './support/redis.js';
 
 const REDIS_URL = process.env.REDIS_URL;
@@ -289,7 +289,10 @@ describe('Redis revocation bus', () => {
   it('is what the app publishes through when REDIS_URL is set, re-publishing at start-up and closing with the app', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-revocation-app-'));
     const config = loadConfig({ WRIT_DATA_DIR: dataDir, REDIS_URL: redisUrl, WRIT_REDIS_PREFIX: prefix });
-    const target = { pgliteDir: join(dataDir, 'db') };
+    // A database that outlives the restart: PostgreSQL when DATABASE_URL is set (the bus, not the
+    // storage, is the subject), else PGlite on disk.
+    const database = process.env.DATABASE_URL ? await createPostgresDatabase(process.env.DATABASE_URL, 'writ_bus_') : undefined;
+    const target = database?.target ?? { pgliteDir: join(dataDir, 'db') };
     const start = async () => {
       const { app } = await createRegistry(config, { logger: false, database: target });
       await app.init();
@@ -315,6 +318,7 @@ describe('Redis revocation bus', () => {
       expect(await redis.exists(key)).toBe(1);
       await app.close();
     } finally {
+      await database?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
