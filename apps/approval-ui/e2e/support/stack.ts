@@ -126,10 +126,18 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
     return res.json<{ grant_id: string }>().grant_id;
   }
 
-  /** A JSON GET through the UI's own origin, with the browser's session cookie. */
+  /**
+   * A JSON GET through the UI's own origin, with the browser's session cookie. Sent once more when
+   * the connection is reset, as a browser resends an idempotent request: Playwright reuses a
+   * kept-alive connection that Node's server may close (after 5 s idle) just as the request goes.
+   */
   async function uiGet<T>(path: string): Promise<T> {
     const { page, uiUrl } = started();
-    const res = await page.request.get(`${uiUrl}/api${path}`);
+    const get = () => page.request.get(`${uiUrl}/api${path}`);
+    const res = await get().catch((error: unknown) => {
+      if (!String(error).includes('ECONNRESET')) throw error;
+      return get();
+    });
     expect(res.status(), path).toBe(200);
     return (await res.json()) as T;
   }
