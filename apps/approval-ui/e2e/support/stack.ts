@@ -1,5 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createDpopProof, SELF_SIGNED_TOKEN_TYPE, SUBJECT_TOKEN_TYP, TOKEN_EXCHANGE_GRANT, TXN_TOKEN_TYPE } from '@writ/core';
+import { createDpopProof } from '@writ/core';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { expect } from 'vitest';
@@ -144,18 +144,7 @@ export function createUiStack(options: { dataDirPrefix?: string } = {}) {
 
   /** Posts a root-token request for the agent; answers the raw response. */
   async function exchange(agent: Agent, grantId: string) {
-    return fx.post(
-      {
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        requested_token_type: TXN_TOKEN_TYPE,
-        subject_token_type: SELF_SIGNED_TOKEN_TYPE,
-        subject_token: await selfSigned(agent.clientId, agent.privateKey, undefined, SUBJECT_TOKEN_TYP),
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: await selfSigned(agent.clientId, agent.privateKey),
-        request_details: JSON.stringify({ grant_id: grantId }),
-      },
-      await fx.proof(agent),
-    );
+    return fx.post(await fx.rootTokenForm(agent, grantId), await fx.proof(agent));
   }
 
   /** The flights service asks the verifier whether `agent` may `action` with `token`. */
