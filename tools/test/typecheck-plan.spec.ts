@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from './support.js';
 
 /**
- * `npm run typecheck` (tools/typecheck.mjs) checks each file once, with fewer programs than the Nx
+ * `npm run typecheck` and `npm run check` (tools/check.mjs) check each file once, with fewer programs than the Nx
  * projects' `typecheck` targets. This fails when that plan checks less than the targets do: a file
  * a target's tsconfig lists that no config of the plan lists, or lists only with other compiler
  * options. Reading configs costs no type-checking.
