@@ -39,7 +39,7 @@ export default class SlowestFirstSequencer extends BaseSequencer {
 }
 
 /** Files that start the approval UI's production server, so wait for its build (`next build`, taken in turns under a lock). */
-const UI_FILES = [/^apps\/approval-ui\/e2e\//, /^apps\/approval-ui\/test\/server\.spec\.ts$/, /^tools\/test\/(demo|start)\.spec\.ts$/];
+const UI_FILES = [/^apps\/approval-ui\/e2e\//, /^apps\/approval-ui\/test\/server\.spec\.ts$/, /^tools\/test\/demo\.spec\.ts$/];
 
 function needsUiBuild(path: string): boolean {
   return UI_FILES.some((pattern) => pattern.test(path));

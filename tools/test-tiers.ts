@@ -38,7 +38,6 @@ const byPath: Record<string, Tier> = {
   'apps/registry/test/schema-drift.spec.ts': 'storage',
   // Builds the approval UI for production and serves it over HTTP.
   'apps/approval-ui/test/server.spec.ts': 'e2e',
-  'tools/test/start.spec.ts': 'system',
   'tools/test/demo.spec.ts': 'system',
 };
 

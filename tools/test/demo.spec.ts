@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { createPostgresDatabase } from '../../apps/registry/test/support/databas
 import { freePort } from '../../apps/registry/test/support/redis.js';
 import { headlessHuman, type Human } from '../../apps/demo/src/human.js';
 import { cli } from '../../apps/registry/test/support/cli.js';
-import { npmRun, npmStart, type Run, waitFor } from './support.js';
+import { expectServing, expectStoppedCleanly, npmRun, npmStart, type Run, waitFor } from './support.js';
 
 
 /** Every line the demo must print, each with the decision it checked (✓: as expected). */
@@ -34,26 +34,38 @@ const OUTCOMES = [
 ];
 
 /**
- * `npm start`, then `npm run demo` against it, as the README says; then Ctrl-C, or with
- * `kill: true` kill -9 of the whole `npm start` the moment the demo has exited (its output is
- * returned with the ports, and the caller starts it again). `person` plays the person of the
- * default mode from what the demo prints; without it the demo runs headless.
+ * `npm start`, checked to serve what it should (`expectServing`), then `npm run demo` against it,
+ * as the README says; then Ctrl-C, checked to stop everything cleanly, or with `kill: true` kill -9
+ * of the whole `npm start` the moment the demo has exited (the caller starts it again). Returns
+ * the demo's output, npm start's and the ports. `person` plays the person of the default mode from
+ * what the demo prints; without it the demo runs headless. These are the tests of `npm start`
+ * itself too: on embedded storage (the demo with a person) and on PostgreSQL and Redis (the
+ * headless demo, when they are set).
  */
-async function demoAgainstNpmStart(env: Record<string, string>, person?: (demo: Run, uiUrl: string) => Promise<void>, options: { kill?: boolean } = {}): Promise<{ output: string; ports: Record<string, string> }> {
+async function demoAgainstNpmStart(
+  env: Record<string, string>,
+  person?: (demo: Run, uiUrl: string) => Promise<void>,
+  options: { kill?: boolean } = {},
+): Promise<{ output: string; startOutput: string; ports: { UI_PORT: string; REGISTRY_PORT: string; VERIFIER_PORT: string } }> {
   const ports = { UI_PORT: String(await freePort()), REGISTRY_PORT: String(await freePort()), VERIFIER_PORT: String(await freePort()) };
   const writ = npmStart({ ...env, ...ports });
+  let witness: string | undefined;
+  let output: string;
   try {
     await waitFor(writ, 'Ctrl-C stops them all.', 180_000);
+    witness = await expectServing(writ, ports);
     const demo = npmRun(['run', 'demo', ...(person ? [] : ['--', '--headless'])], { ...env, ...ports });
     if (person) await person(demo, `http://localhost:${ports.UI_PORT}`);
     const { code } = await demo.exited;
     if (options.kill) process.kill(-writ.child.pid!, 'SIGKILL');
     expect(code, demo.output()).toBe(0);
-    return { output: demo.output(), ports };
+    output = demo.output();
   } finally {
     if (writ.child.exitCode === null && writ.child.signalCode === null) process.kill(-writ.child.pid!, 'SIGINT');
     await writ.exited;
   }
+  if (!options.kill) await expectStoppedCleanly(writ, ports, witness);
+  return { output, startOutput: writ.output(), ports };
 }
 
 /**
@@ -71,14 +83,14 @@ const DEMO_DECISIONS = { allow: 7, approval_required: 1, budget_exceeded: 1, inv
  * cosigned before the kill; then `audit verify` finds the chain intact and extending that cosigned
  * checkpoint.
  */
-async function expectEverythingAfterKill(env: Record<string, string>, ports: Record<string, string>, dataDir: string): Promise<void> {
+async function expectEverythingAfterKill(env: Record<string, string>, ports: { UI_PORT: string; REGISTRY_PORT: string; VERIFIER_PORT: string }, dataDir: string): Promise<void> {
   const writ = npmStart({ ...env, ...ports });
   const registry = `http://127.0.0.1:${ports.REGISTRY_PORT}`;
   const witnessNote = join(dataDir, 'witnessed-checkpoint.txt');
+  let witness: string | undefined;
   try {
     await waitFor(writ, 'Ctrl-C stops them all.', 180_000);
-    const witness = /\n {2}witness {6}(http:\/\/127\.0\.0\.1:\d+) /.exec(writ.output())?.[1];
-    expect(witness, writ.output()).toBeDefined();
+    witness = await expectServing(writ, ports);
     // The journal drained into the chain, and a checkpoint of the head taken and cosigned.
     const sizeOf = (note: string) => Number(note.split('\n')[1]);
     await expect
@@ -100,6 +112,7 @@ async function expectEverythingAfterKill(env: Record<string, string>, ports: Rec
     if (writ.child.exitCode === null && writ.child.signalCode === null) process.kill(-writ.child.pid!, 'SIGINT');
     await writ.exited;
   }
+  await expectStoppedCleanly(writ, ports, witness);
   // The CLI on npm start's data folder, with its issuer (where it listened: the log's origin).
   const cliEnv = { ...env, WRIT_ISSUER: registry };
   // --full: every event re-hashed, not only those after the last head verified before the kill.
@@ -127,12 +140,12 @@ function expectEveryOutcome(output: string): void {
   expect(output).toMatch(/the transaction in the approval UI: http:\/\/localhost:\d+\/transactions\/txn_\S+/);
 }
 
-describe('npm run demo -- --headless', () => {
+describe('npm start, and npm run demo against it', () => {
   beforeAll(() => {
     if (CHROMIUM_PATH === undefined) throw new Error('the headless demo drives Chromium: apt-get install -y chromium, or set CHROMIUM_PATH');
   });
 
-  it('by default, waits for a person who signs up, approves and revokes in the browser from the links it prints; after kill -9 of npm start, nothing it decided is lost', async () => {
+  it('npm start on embedded storage serves all four, with keys made on first run; the demo waits for a person who signs up, approves and revokes in the browser from the links it prints; after kill -9 of npm start, nothing it decided is lost, and Ctrl-C stops it cleanly', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
     let human: Human | undefined;
     /** A person at a browser: reads each link the demo prints, and does what it asks. */
@@ -159,9 +172,16 @@ describe('npm run demo -- --headless', () => {
     const env = { WRIT_DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '' };
     try {
       // Then kill -9 of npm start right after the demo's last decisions (issue 19, goal 4).
-      const { output, ports } = await demoAgainstNpmStart(env, person, { kill: true });
+      const { output, startOutput, ports } = await demoAgainstNpmStart(env, person, { kill: true });
       expectEveryOutcome(output);
       expect(output).toContain('Welcome, Person at a browser.');
+      // npm start on embedded storage, its keys made on this first run in the data folder; the
+      // witness's own key in its own private folder.
+      expect(startOutput).toContain('embedded PGlite');
+      expect(startOutput).toContain('in-process verifier store');
+      expect(readdirSync(join(dataDir, 'keys')).some((name) => name.endsWith('.json'))).toBe(true);
+      expect(statSync(join(dataDir, 'witness')).mode & 0o777).toBe(0o700);
+      expect(statSync(join(dataDir, 'witness', 'witness-key.pem')).mode & 0o777).toBe(0o600);
       await human?.close();
       human = undefined;
       await expectEverythingAfterKill(env, ports, dataDir);
@@ -173,17 +193,22 @@ describe('npm run demo -- --headless', () => {
 
   // The headless demo runs once: against PostgreSQL and Redis when they are set (as in CI), else on
   // embedded storage. The demo with a person, above, always runs on embedded storage, checking the
-  // same outcomes; npm start itself is run on both storages by start.spec.ts.
+  // same outcomes. Both check npm start itself: what it serves, and a clean stop on Ctrl-C.
   const realServers = Boolean(process.env.DATABASE_URL && process.env.REDIS_URL);
 
-  it(`books the trip, stops every attack, and verifies the audit chain, against npm start on ${realServers ? 'PostgreSQL and Redis' : 'embedded storage'}`, async () => {
+  it(`npm start on ${realServers ? 'PostgreSQL and Redis' : 'embedded storage'} serves all four; the headless demo books the trip, stops every attack and verifies the audit chain; Ctrl-C stops everything cleanly`, async () => {
     const db = realServers ? await createPostgresDatabase(process.env.DATABASE_URL!, 'writ_demo_') : undefined;
     const dataDir = mkdtempSync(join(tmpdir(), 'writ-demo-'));
     const storage: Record<string, string> = db
       ? { DATABASE_URL: (db.target as { url: string }).url, REDIS_URL: process.env.REDIS_URL!, WRIT_REDIS_PREFIX: `writ-demo-${randomBytes(4).toString('hex')}:` }
       : { DATABASE_URL: '', REDIS_URL: '' };
     try {
-      expectEveryOutcome((await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, ...storage })).output);
+      const { output, startOutput } = await demoAgainstNpmStart({ WRIT_DATA_DIR: dataDir, ...storage });
+      expectEveryOutcome(output);
+      if (db) {
+        expect(startOutput).toContain('PostgreSQL 127.0.0.1:5432');
+        expect(startOutput).toContain('Redis 127.0.0.1:6379');
+      }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
       await db?.drop();

@@ -48,7 +48,7 @@ export interface CliStorage {
  * The storage a CLI suite runs on: a fresh database on the real PostgreSQL when DATABASE_URL is set
  * (as in CI), else embedded PGlite in `dataDir`. The commands, not the storage, are these suites'
  * subject: opening PGlite on disk costs seconds per command, and the CLI on embedded storage is run
- * by data-dir.e2e.spec.ts (and `npm start` by tools/test/start.spec.ts).
+ * by data-dir.e2e.spec.ts (and `npm start` by tools/test/demo.spec.ts).
  */
 export async function cliStorage(dataDir: string): Promise<CliStorage> {
   if (!process.env.DATABASE_URL) return { name: 'embedded PGlite', env: {}, target: { pgliteDir: dataDir }, drop: () => Promise.resolve() };
