@@ -20,8 +20,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ESLint } from 'eslint';
-import ts from 'typescript';
 
 const USAGE = 'usage: node tools/check.mjs [--typecheck] [--root <workspace folder>]';
 let args;
@@ -34,6 +32,8 @@ try {
 /** The workspace: this one, or (for tools/test/check.spec.ts) another laid out the same way. */
 const ROOT = path.resolve(args.root ?? path.join(import.meta.dirname, '..'));
 const typecheckOnly = args.typecheck === true;
+// Loaded once the arguments are known: a usage error answers at once.
+const { default: ts } = await import('typescript');
 
 /** The configs, in the order they are checked (tools/typecheck-configs.json, which the plan's test reads too). */
 const TYPECHECK_CONFIGS = JSON.parse(readFileSync(path.join(ROOT, 'tools/typecheck-configs.json'), 'utf8'));
@@ -101,6 +101,7 @@ for (const config of TYPECHECK_CONFIGS) {
 
 if (!typecheckOnly) {
   const started = performance.now();
+  const { ESLint } = await import('eslint');
   const eslint = new ESLint({ cwd: ROOT });
   // The programs the typed rules read, as eslint.config.js names them: the first that holds a file is its.
   const { languageOptions } = await eslint.calculateConfigForFile(path.join(ROOT, 'any.ts'));
