@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { systemClock } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditMerkleTree1764000019000 } from '../../../migrations/1764000019000-audit-merkle-tree.js';
+import { AuditLeavesFromEvents1764000020000 } from '../../../migrations/1764000020000-audit-leaves-from-events.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
@@ -43,8 +44,9 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     const before = await service();
     for (let i = 0; i < 13; i++) await before.append({ type: 'token.issued', data: { i } });
     const roots = await Promise.all([1, 2, 7, 8, 13].map((size) => before.rootAt(size)));
-    const [{ n: nodes } = { n: -1 }] = await db.dataSource.query<{ n: number }[]>('SELECT count(*)::int AS n FROM audit_merkle_nodes');
-    expect(nodes).toBe(13 + 6 + 3 + 1);
+    // The inner nodes only: a leaf is its event's (migration 1764000020000).
+    const countNodes = () => db.dataSource.query<{ level0: number; inner: number }[]>('SELECT count(*) FILTER (WHERE level = 0)::int AS level0, count(*) FILTER (WHERE level > 0)::int AS inner FROM audit_merkle_nodes');
+    expect(await countNodes()).toEqual([{ level0: 0, inner: 6 + 3 + 1 }]);
 
     // Back to the schema before issue 19 (the events stay), then up again.
     const migration = new AuditMerkleTree1764000019000();
@@ -57,9 +59,22 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     }
 
     const after = await service();
-    expect(await db.dataSource.query<{ n: number }[]>('SELECT count(*)::int AS n FROM audit_merkle_nodes')).toEqual([{ n: nodes }]);
+    // Migration 19 builds the leaves as rows too; the registry reads them from the events either way.
+    expect(await countNodes()).toEqual([{ level0: 13, inner: 6 + 3 + 1 }]);
     expect(await Promise.all([1, 2, 7, 8, 13].map((size) => after.rootAt(size)))).toEqual(roots);
     await after.append({ type: 'token.issued', data: { i: 13 } });
     expect(await after.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
+
+    // Migration 1764000020000 drops the leaves' rows again: the same roots, read from the events.
+    const leaves = db.dataSource.createQueryRunner();
+    try {
+      await new AuditLeavesFromEvents1764000020000().up(leaves);
+    } finally {
+      await leaves.release();
+    }
+    expect(await countNodes()).toEqual([{ level0: 0, inner: 7 + 3 + 1 }]);
+    const last = await service();
+    expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
+    expect(await last.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
   });
 });

@@ -1,4 +1,5 @@
-import type { AuditEvent, MerkleHash, MerkleNodeId } from '@writ/core';
+import { hash } from 'node:crypto';
+import { type AuditEvent, type MerkleHash, merkleLeafHash, type MerkleNodeId } from '@writ/core';
 import type { Transaction } from '../infra/transaction.js';
 import {
   type AuditCheckpoint,
@@ -50,7 +51,8 @@ export class InMemoryAuditRepository implements AuditRepository {
       const head = this.currentHead();
       const { events, checkpoints, nodes = [], result } = await link(head, known, this.edge(head?.seq ?? 0));
       for (const event of events) this.eventTable.set(event.seq, copy(event));
-      for (const node of nodes) this.putNode(node);
+      // Only the inner nodes are stored; a leaf is its event's.
+      for (const node of nodes) if (node.level > 0) this.putNode(node);
       for (const checkpoint of checkpoints) this.checkpointTable.set(checkpoint.seq, copy(checkpoint));
       return result;
     };
@@ -88,9 +90,9 @@ export class InMemoryAuditRepository implements AuditRepository {
   nodes(ids: MerkleNodeId[]): Promise<MerkleHash[]> {
     return Promise.resolve(
       ids.map((id) => {
-        const hash = this.nodeTable.get(`${id.level}:${id.index}`);
-        if (!hash) throw new AuditTreeIncomplete(`the audit tree has no node at level ${id.level}, index ${id.index}`);
-        return copy(hash);
+        const node = this.node(id);
+        if (!node) throw new AuditTreeIncomplete(`the audit tree has no node at level ${id.level}, index ${id.index}`);
+        return node;
       }),
     );
   }
@@ -118,9 +120,19 @@ export class InMemoryAuditRepository implements AuditRepository {
   /** The stored compact range at `size` (the nodes present, as the database's query finds them). */
   private edge(size: number): AuditTreeNode[] {
     return compactRange(size).flatMap((id) => {
-      const hash = this.nodeTable.get(`${id.level}:${id.index}`);
-      return hash ? [{ ...id, hash: copy(hash) }] : [];
+      const node = this.node(id);
+      return node ? [{ ...id, hash: node }] : [];
     });
+  }
+
+  /** An inner node from its table; a leaf from its event, as the database computes it (LEAF_HASH_SQL). */
+  private node(id: MerkleNodeId): MerkleHash | undefined {
+    if (id.level > 0) {
+      const stored = this.nodeTable.get(`${id.level}:${id.index}`);
+      return stored && copy(stored);
+    }
+    const event = this.eventTable.get(id.index + 1);
+    return event && copy(merkleLeafHash(Buffer.from(event.hash, 'hex'), (bytes) => hash('sha256', bytes, 'buffer')));
   }
 
   private putNode(node: AuditTreeNode): void {

@@ -125,12 +125,29 @@ const AUDIT_APPEND_LOCK = 0x5772_6974_4175_6474n; // "WritAudt"
 
 const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
 
+/**
+ * A leaf of the tree (level 0) is not stored as a node: it is the RFC 9162 leaf hash of its
+ * event's hash, SHA-256 of a 0x00 byte and the hash's 32 bytes, computed where it is read. Event
+ * `seq` is leaf `seq - 1`. Only the inner nodes (level 1 and up) are rows of `audit_merkle_nodes`:
+ * one per event on average instead of two.
+ */
+const LEAF_HASH_SQL = "sha256('\\x00'::bytea || decode(e.hash, 'hex'))";
+
 /** The stored compact range at the head ({@link compactRange} in SQL): a primary-key lookup per set bit. */
-const EDGE_SQL = `SELECT g.level, m.idx, m.hash FROM (SELECT coalesce(max(seq), 0) AS size FROM audit_events) h
-  CROSS JOIN generate_series(0, 62) AS g(level)
-  JOIN audit_merkle_nodes m ON m.level = g.level AND m.idx = (h.size >> g.level) - 1
-  WHERE ((h.size >> g.level) & 1) = 1
-  ORDER BY g.level DESC`;
+const EDGE_SQL = `WITH h AS (SELECT coalesce(max(seq), 0) AS size FROM audit_events)
+  SELECT g.level, m.idx, m.hash FROM h
+    CROSS JOIN generate_series(1, 62) AS g(level)
+    JOIN audit_merkle_nodes m ON m.level = g.level AND m.idx = (h.size >> g.level) - 1
+    WHERE ((h.size >> g.level) & 1) = 1
+  UNION ALL
+  SELECT 0, e.seq - 1, ${LEAF_HASH_SQL} FROM h JOIN audit_events e ON e.seq = h.size WHERE h.size % 2 = 1
+  ORDER BY 1 DESC`;
+
+/** The nodes asked for: inner nodes from `audit_merkle_nodes`, leaves from their events. */
+const NODES_SQL = `SELECT n.level, n.idx, n.hash FROM audit_merkle_nodes n
+    JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx
+  UNION ALL
+  SELECT 0, e.seq - 1, ${LEAF_HASH_SQL} FROM audit_events e WHERE e.seq = ANY($3::bigint[])`;
 
 interface NodeRow {
   level: number | string;
@@ -181,7 +198,8 @@ export class TypeOrmAuditRepository implements AuditRepository {
     const head = toHead(headRow);
     const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
     const extension = await link(head, known, edge);
-    const { events, eventsJson, checkpoints, nodes = [] } = extension;
+    const { events, eventsJson, checkpoints } = extension;
+    const nodes = innerNodes(extension.nodes);
     if (events.length > 0) await query(insertEventsSql('$1::jsonb'), [eventsJson]);
     if (nodes.length > 0) await query(insertNodesSql('$1::jsonb'), [nodesJson(nodes)]);
     if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson(checkpoints)]);
@@ -209,7 +227,8 @@ export class TypeOrmAuditRepository implements AuditRepository {
       const head = toHead(opened[3]!.rows[0] as { seq: string; hash: string } | undefined);
       const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
       const extension = await link(head, known, edge);
-      const { events, eventsJson, checkpoints, nodes = [], result } = extension;
+      const { events, eventsJson, checkpoints, result } = extension;
+      const nodes = innerNodes(extension.nodes);
       const statements: string[] = [];
       if (events.length > 0) statements.push(insertEventsSql(`${sqlText(eventsJson)}::jsonb`));
       if (nodes.length > 0) statements.push(insertNodesSql(`${sqlText(nodesJson(nodes))}::jsonb`));
@@ -257,10 +276,13 @@ export class TypeOrmAuditRepository implements AuditRepository {
 
   async nodes(ids: MerkleNodeId[]): Promise<MerkleHash[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db.dataSource.query<NodeRow[]>(
-      'SELECT n.level, n.idx, n.hash FROM audit_merkle_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx',
-      [ids.map((id) => id.level), ids.map((id) => String(id.index))],
-    );
+    const inner = ids.filter((id) => id.level > 0);
+    const leaves = ids.filter((id) => id.level === 0);
+    const rows = await this.db.dataSource.query<NodeRow[]>(NODES_SQL, [
+      inner.map((id) => id.level),
+      inner.map((id) => String(id.index)),
+      leaves.map((id) => String(id.index + 1)),
+    ]);
     const found = new Map(toNodes(rows).map((n) => [nodeKey(n), n.hash]));
     return ids.map((id) => {
       const hash = found.get(nodeKey(id));
@@ -347,6 +369,11 @@ function insertCheckpointsSql(json: string): string {
 
 function checkpointsJson(checkpoints: AuditCheckpoint[]): string {
   return JSON.stringify(checkpoints.map(({ seq, hash, at, kid, jws, note }) => ({ seq, hash, at, kid: kid ?? null, jws: jws ?? null, note: note ?? null })));
+}
+
+/** The nodes stored: the inner ones (a leaf is its event's, see {@link LEAF_HASH_SQL}). */
+function innerNodes(nodes: AuditTreeNode[] = []): AuditTreeNode[] {
+  return nodes.filter((node) => node.level > 0);
 }
 
 /** Inserts Merkle tree nodes given as a JSON array of `{l, i, h}` (level, index, hex hash). */
