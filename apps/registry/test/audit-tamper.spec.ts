@@ -179,3 +179,48 @@ describe.each(storages)('an event rewritten in the middle with SQL, on $name', (
     expect(code).toBe(1);
   }, 60_000);
 });
+
+/**
+ * The tree's leaves are computed from the events' hashes (docs/audit.md, "Storage"). An event
+ * whose hash was rewritten with SQL to something that is not a SHA-256 hex digest has no leaf:
+ * appending after it, and a proof that needs it, refuse with an error that names the event, and
+ * `audit verify` names its seq. Nothing is linked onto it.
+ */
+describe.each(storages)('an event hash rewritten to one that is not hex, at the head, on $name', ({ name, create }) => {
+  let testDb: TestDatabase;
+  let dataDir: string;
+  let db: Database;
+  let audit: AuditService;
+  const HEAD = 21;
+  const NO_LEAF = `the audit event at seq ${HEAD} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`;
+
+  beforeAll(async () => {
+    testDb = await create();
+    dataDir = mkdtempSync(join(tmpdir(), 'writ-nonhex-'));
+    const target = targetOf(name, testDb, dataDir);
+    db = new Database(await openDatabase(target), 'pgliteDir' in target);
+    const keys = new KeyStore(dataDir, systemClock, 330);
+    await keys.init();
+    const service = () => new AuditService({ repository: new TypeOrmAuditRepository(db), keys, clock: systemClock, checkpointEvery: 5, log: auditLogSigner({ dataDir, origin: ORIGIN }) });
+    const before = service();
+    for (let i = 0; i < HEAD; i++) await before.append({ type: 'token.issued', data: { i } });
+    await db.dataSource.query(`UPDATE audit_events SET hash = repeat('z', 64) WHERE seq = ${HEAD}`);
+    // A registry started after the change: it reads the tree's edge from the database.
+    audit = service();
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.close();
+    await testDb?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses to append after it, naming the event, and appends nothing', async () => {
+    await expect(audit.append({ type: 'token.issued', data: { i: HEAD } })).rejects.toThrow(NO_LEAF);
+    expect(await audit.verify({ full: true })).toMatchObject({ chain: { ok: false, count: HEAD - 1, brokenSeq: HEAD, reason: 'event is malformed: hash: a SHA-256 hash in lowercase hex' } });
+  });
+
+  it('refuses an inclusion proof of it, naming the event', async () => {
+    await expect(audit.inclusionProof({ seq: HEAD, size: HEAD })).rejects.toThrow(NO_LEAF);
+  });
+});

@@ -132,6 +132,7 @@ export class InMemoryAuditRepository implements AuditRepository {
       return stored && copy(stored);
     }
     const event = this.eventTable.get(id.index + 1);
+    if (event && !/^[0-9a-f]{64}$/.test(event.hash)) throw new AuditTreeIncomplete(`the audit event at seq ${event.seq} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
     return event && copy(merkleLeafHash(Buffer.from(event.hash, 'hex'), (bytes) => hash('sha256', bytes, 'buffer')));
   }
 

@@ -129,9 +129,10 @@ const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
  * A leaf of the tree (level 0) is not stored as a node: it is the RFC 9162 leaf hash of its
  * event's hash, SHA-256 of a 0x00 byte and the hash's 32 bytes, computed where it is read. Event
  * `seq` is leaf `seq - 1`. Only the inner nodes (level 1 and up) are rows of `audit_merkle_nodes`:
- * one per event on average instead of two.
+ * one per event on average instead of two. An event whose hash is not 64 lowercase hex digits
+ * (written outside the registry) has no leaf: NULL, refused by {@link toNodes}.
  */
-const LEAF_HASH_SQL = "sha256('\\x00'::bytea || decode(e.hash, 'hex'))";
+const LEAF_HASH_SQL = "CASE WHEN e.hash ~ '^[0-9a-f]{64}$' THEN sha256('\\x00'::bytea || decode(e.hash, 'hex')) END";
 
 /** The stored compact range at the head ({@link compactRange} in SQL): a primary-key lookup per set bit. */
 const EDGE_SQL = `WITH h AS (SELECT coalesce(max(seq), 0) AS size FROM audit_events)
@@ -152,7 +153,8 @@ const NODES_SQL = `SELECT n.level, n.idx, n.hash FROM audit_merkle_nodes n
 interface NodeRow {
   level: number | string;
   idx: number | string;
-  hash: Uint8Array;
+  /** NULL for a leaf whose event's hash is not hex ({@link LEAF_HASH_SQL}). */
+  hash: Uint8Array | null;
 }
 
 type Query = <T>(sql: string, parameters?: unknown[]) => Promise<T>;
@@ -387,7 +389,10 @@ function nodesJson(nodes: AuditTreeNode[]): string {
 }
 
 function toNodes(rows: NodeRow[]): AuditTreeNode[] {
-  return rows.map((r) => ({ level: Number(r.level), index: Number(r.idx), hash: new Uint8Array(r.hash) }));
+  return rows.map((r) => {
+    if (r.hash === null) throw new AuditTreeIncomplete(`the audit event at seq ${Number(r.idx) + 1} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
+    return { level: Number(r.level), index: Number(r.idx), hash: new Uint8Array(r.hash) };
+  });
 }
 
 function nodeKey(id: MerkleNodeId): string {
