@@ -1,5 +1,4 @@
-import { hash } from 'node:crypto';
-import { type AuditEvent, type MerkleHash, merkleLeafHash, type MerkleNodeId } from '@writ/core';
+import type { AuditEvent, MerkleHash, MerkleNodeId } from '@writ/core';
 import type { Transaction } from '../infra/transaction.js';
 import {
   type AuditCheckpoint,
@@ -11,6 +10,9 @@ import {
   type AuditVerifiedHead,
   type ChainLinker,
   compactRange,
+  eventLeaf,
+  hasLeaf,
+  noLeaf,
 } from '../modules/audit/audit.repository.js';
 import { copy, type InMemoryStore } from './in-memory-store.js';
 
@@ -132,8 +134,9 @@ export class InMemoryAuditRepository implements AuditRepository {
       return stored && copy(stored);
     }
     const event = this.eventTable.get(id.index + 1);
-    if (event && !/^[0-9a-f]{64}$/.test(event.hash)) throw new AuditTreeIncomplete(`the audit event at seq ${event.seq} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
-    return event && copy(merkleLeafHash(Buffer.from(event.hash, 'hex'), (bytes) => hash('sha256', bytes, 'buffer')));
+    if (!event) return undefined;
+    if (!hasLeaf(event.hash)) throw noLeaf(event.seq);
+    return copy(eventLeaf(event.hash));
   }
 
   private putNode(node: AuditTreeNode): void {

@@ -1,4 +1,5 @@
-import type { AuditEvent, MerkleHash, MerkleNodeId } from '@writ/core';
+import { hash } from 'node:crypto';
+import { type AuditEvent, type MerkleHash, merkleLeafHash, type MerkleNodeId } from '@writ/core';
 import type { Pool, QueryResult } from 'pg';
 import { type EntityManager, IsNull, Not } from 'typeorm';
 import type { Database } from '../../infra/database.service.js';
@@ -133,6 +134,21 @@ const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
  * (written outside the registry) has no leaf: NULL, refused by {@link toNodes}.
  */
 const LEAF_HASH_SQL = "CASE WHEN e.hash ~ '^[0-9a-f]{64}$' THEN sha256('\\x00'::bytea || decode(e.hash, 'hex')) END";
+
+/** An event's leaf, as {@link LEAF_HASH_SQL} computes it: where the tree is built in process. */
+export function eventLeaf(eventHash: string): MerkleHash {
+  return merkleLeafHash(Buffer.from(eventHash, 'hex'), (bytes) => hash('sha256', bytes, 'buffer'));
+}
+
+/** Whether an event's stored hash has a leaf ({@link LEAF_HASH_SQL}'s test). */
+export function hasLeaf(eventHash: string): boolean {
+  return /^[0-9a-f]{64}$/.test(eventHash);
+}
+
+/** The error for an event {@link hasLeaf} refuses. */
+export function noLeaf(seq: number): AuditTreeIncomplete {
+  return new AuditTreeIncomplete(`the audit event at seq ${seq} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
+}
 
 /** The stored compact range at the head ({@link compactRange} in SQL): a primary-key lookup per set bit. */
 const EDGE_SQL = `WITH h AS (SELECT coalesce(max(seq), 0) AS size FROM audit_events)
@@ -390,7 +406,7 @@ function nodesJson(nodes: AuditTreeNode[]): string {
 
 function toNodes(rows: NodeRow[]): AuditTreeNode[] {
   return rows.map((r) => {
-    if (r.hash === null) throw new AuditTreeIncomplete(`the audit event at seq ${Number(r.idx) + 1} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
+    if (r.hash === null) throw noLeaf(Number(r.idx) + 1);
     return { level: Number(r.level), index: Number(r.idx), hash: new Uint8Array(r.hash) };
   });
 }

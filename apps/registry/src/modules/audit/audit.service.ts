@@ -11,7 +11,6 @@ import {
   linkAuditEvent,
   MerkleFrontier,
   type MerkleHash,
-  merkleLeafHash,
   merkleRootAt,
   openNote,
   parseCheckpoint,
@@ -30,6 +29,7 @@ import {
   AuditTreeIncomplete,
   type ChainExtension,
   compactRange,
+  eventLeaf,
 } from './audit.repository.js';
 
 /** What a caller records; the chain adds seq, time, hashes. */
@@ -105,10 +105,6 @@ export interface AuditServiceOptions {
   log?: AuditLogSigner;
 }
 
-/** The bytes a leaf is taken over: the 32 raw bytes of the event's hash (docs/audit.md). */
-function leafOf(eventHash: string): MerkleHash {
-  return merkleLeafHash(Buffer.from(eventHash, 'hex'), nodeDigest);
-}
 
 /**
  * The one append path of the audit chain. Appends are serialised twice: an in-process lock
@@ -264,7 +260,7 @@ export class AuditService {
       }
       const { event } = linked;
       texts.push(linked.json);
-      nodes.push(...tree.append(leafOf(event.hash)));
+      nodes.push(...tree.append(eventLeaf(event.hash)));
       if (event.seq % this.checkpointEvery === 0) due.push({ event, root: tree.root() });
       known.set(event.id, event);
       appended.push(event);
@@ -433,7 +429,7 @@ export class AuditService {
       for (const event of page) {
         if (event.seq > size) break;
         if (!(await verifier.push(event))) break;
-        tree.append(leafOf(event.hash));
+        tree.append(eventLeaf(event.hash));
         const checkpoint = checkpoints.get(event.seq);
         if (checkpoint) {
           const reason = await this.checkpointProblem(checkpoint, { root: tree.root(), eventHash: event.hash, keys });
