@@ -1,0 +1,214 @@
+/**
+ * Audit-path benchmark (issue 19, goal 3): `npm run bench:audit`.
+ *
+ * What one verifier decision costs the rest of the system once it is queued: the registry reading
+ * it from Redis, linking it into the chain and the Merkle tree, and PostgreSQL storing it. No
+ * verifier and no HTTP load run, so the two figures are not mixed with anything else: the registry
+ * runs as a child process on a fresh database (PostgreSQL when DATABASE_URL is set, else PGlite,
+ * said loudly), and this process queues decisions in Redis exactly as the verifier's decision
+ * script does (an entry per decision in the grant's stream, the grant in the hint set), with
+ * bodies written by the verifier's own `VerificationEvents`.
+ *
+ * It queues BENCH_AUDIT_RATE (3,000) decisions a second over BENCH_AGENTS (16) grants for
+ * BENCH_DURATION_S (10) seconds, in ticks of 10 ms, after a warm-up of BENCH_WARMUP_S (2) seconds at
+ * the same rate, then waits until the queue is empty. It prints the registry's and PostgreSQL's CPU
+ * per decision over the measured window (queueing to drained), the largest backlog seen, and how
+ * long the backlog took to drain after the last decision was queued; then it checks that the chain
+ * holds exactly one `verification.allowed` event per decision queued and verifies in full. Any
+ * difference exits non-zero. BENCH_AUDIT_RATE=0 queues BENCH_AUDIT_EVENTS (50,000) at once instead
+ * (the registry's best case: every batch full).
+ *
+ * Options (environment): BENCH_AUDIT_RATE, BENCH_AUDIT_EVENTS, BENCH_DURATION_S, BENCH_WARMUP_S,
+ * BENCH_AGENTS, BENCH_CPU_PROFILE=<dir> (a V8 profile of the registry), BENCH_PIN (0: no pinning),
+ * BENCH_DRAIN_TIMEOUT_S (120), REDIS_URL, DATABASE_URL. Only 127.0.0.1 is used; the run stops by
+ * itself and stops every process it started, also on error.
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { queuedEventStreamFields } from '@writ/contracts';
+import { grantStateKey, VerificationEvents, verifierKey } from '@writ/core';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../../apps/registry/src/config/config.js';
+import { Database } from '../../apps/registry/src/infra/database.service.js';
+import { AuditService } from '../../apps/registry/src/modules/audit/audit.service.js';
+import { createRegistry } from '../../apps/registry/src/registry.js';
+import { choosePinning } from '../support/cpus.js';
+import { commandCpuSeconds, cpuSecondsBetween, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
+import { stopAll, stopProcess } from '../support/processes.js';
+import { createBenchStorage, freePort, startRegistry } from '../support/registry.js';
+import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, deleteKeys, numberOption, uniquePrefix } from '../verify/setup.js';
+
+const RATE = numberOption('BENCH_AUDIT_RATE', 3000, 0);
+const EVENTS = numberOption('BENCH_AUDIT_EVENTS', 50_000);
+const DURATION_S = numberOption('BENCH_DURATION_S', 10);
+const WARMUP_S = numberOption('BENCH_WARMUP_S', 2, 0);
+const AGENTS = numberOption('BENCH_AGENTS', 16);
+const DRAIN_TIMEOUT_S = numberOption('BENCH_DRAIN_TIMEOUT_S', 120);
+const TICK_MS = 10;
+/** Issue 19, goal 3: the audit path of one decision, registry plus PostgreSQL. */
+const GOAL_US = 25;
+
+const { pinning, why: pinWhy } = choosePinning(process.env.BENCH_PIN);
+const failures: string[] = [];
+
+interface Queuer {
+  /** Queues `count` decisions, spread over the grants in turn; resolves once Redis has them. */
+  queue(count: number): Promise<void>;
+  queued: number;
+}
+
+function queuer(redis: Redis, prefix: string, grants: string[]): Queuer {
+  const events = new VerificationEvents('bench-audit');
+  const heads = grants.map((grantId, i) => events.head({ actor: `agt_bench_${i}`, service: 'svc_bench', grantId, txn: `txn_${grantId}`, jti: `tok_${grantId}` }));
+  let next = 0;
+  const state = {
+    queued: 0,
+    async queue(count: number): Promise<void> {
+      const pipeline = redis.pipeline();
+      const touched = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const g = next++ % grants.length;
+        const body = events.decision(heads[g]!, { method: 'GET', url: 'https://flights.example/api/flights', action: 'read', proofJti: randomUUID(), proofJkt: 'bench-jkt-0123456789abcdef0123456789abcdef0123', atMs: Date.now() });
+        pipeline.xadd(grantStateKey(prefix, grants[g]!, 'events'), '*', ...queuedEventStreamFields({ id: `vd_${randomUUID()}`, body, outcome: 'allow' }));
+        touched.add(grants[g]!);
+      }
+      if (touched.size > 0) pipeline.sadd(verifierKey(prefix, 'event-grants'), ...touched);
+      const results = await pipeline.exec();
+      const failed = results?.find(([error]) => error !== null);
+      if (failed) throw failed[0]!;
+      state.queued += count;
+    },
+  };
+  return state;
+}
+
+async function backlog(redis: Redis, prefix: string, grants: string[]): Promise<number> {
+  const lengths = await Promise.all(grants.map((g) => redis.xlen(grantStateKey(prefix, g, 'events'))));
+  return lengths.reduce((a, b) => a + b, 0);
+}
+
+/** Queues at `rate` a second for `seconds`, sampling the backlog; the largest backlog seen. */
+async function queueAtRate(q: Queuer, redis: Redis, prefix: string, grants: string[], rate: number, seconds: number): Promise<number> {
+  const started = performance.now();
+  let sent = 0;
+  let maxBacklog = 0;
+  let lastSample = 0;
+  while (performance.now() - started < seconds * 1000) {
+    const due = Math.floor(((performance.now() - started) / 1000) * rate);
+    if (due > sent) {
+      await q.queue(due - sent);
+      sent = due;
+    }
+    if (performance.now() - lastSample >= 100) {
+      lastSample = performance.now();
+      maxBacklog = Math.max(maxBacklog, await backlog(redis, prefix, grants));
+    }
+    await new Promise((done) => setTimeout(done, TICK_MS));
+  }
+  return maxBacklog;
+}
+
+/** Waits until nothing is queued; seconds taken, or undefined after DRAIN_TIMEOUT_S. */
+async function drained(redis: Redis, prefix: string, grants: string[]): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < DRAIN_TIMEOUT_S * 1000) {
+    if ((await backlog(redis, prefix, grants)) === 0) return (performance.now() - started) / 1000;
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  return undefined;
+}
+
+function us(seconds: number | undefined, count: number): string {
+  return seconds === undefined || count === 0 ? '?' : ((seconds * 1e6) / count).toFixed(1);
+}
+
+async function main(): Promise<void> {
+  const prefix = uniquePrefix();
+  const storage = await createBenchStorage('writ_bench_audit_');
+  const redis = new Redis(BENCH_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect().catch((error: unknown) => {
+      throw new Error(`Redis at ${BENCH_REDIS_URL} is needed (the decisions are queued there): ${(error as Error).message}`);
+    });
+    const port = await freePort();
+    const env = benchRegistryEnv({ storageEnv: storage.env, port, trustDomain: BENCH_TRUST_DOMAIN, redisUrl: BENCH_REDIS_URL, prefix });
+    console.log(`storage     ${storage.description}`);
+    console.log(`redis       ${new URL(BENCH_REDIS_URL).host}, keys under ${prefix} (deleted at the end)`);
+    console.log(`cpus        ${pinWhy}`);
+    const registry = await startRegistry(env, process.env.BENCH_CPU_PROFILE, pinning);
+    const pid = registry.child.pid!;
+    console.log(`registry    ${env.WRIT_ISSUER} (child process ${pid})`);
+    const grants = Array.from({ length: AGENTS }, () => `grt_bench_${randomUUID()}`);
+    const q = queuer(redis, prefix, grants);
+
+    if (RATE > 0 && WARMUP_S > 0) {
+      await queueAtRate(q, redis, prefix, grants, RATE, WARMUP_S);
+      await drained(redis, prefix, grants);
+    }
+    const warm = q.queued;
+    const before = { registry: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+    let maxBacklog: number;
+    if (RATE > 0) {
+      console.log(`\nqueueing    ${RATE} decisions/s over ${AGENTS} grants for ${DURATION_S} s (after a warm-up of ${WARMUP_S} s), then until drained`);
+      maxBacklog = await queueAtRate(q, redis, prefix, grants, RATE, DURATION_S);
+    } else {
+      console.log(`\nqueueing    ${EVENTS} decisions over ${AGENTS} grants at once, then until drained`);
+      for (let left = EVENTS; left > 0; left -= 1000) await q.queue(Math.min(1000, left));
+      maxBacklog = await backlog(redis, prefix, grants);
+    }
+    const drainS = await drained(redis, prefix, grants);
+    const after = { registry: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+    const measured = q.queued - warm;
+    if (drainS === undefined) failures.push(`the backlog did not drain within BENCH_DRAIN_TIMEOUT_S (${DRAIN_TIMEOUT_S} s)`);
+
+    const registryS = before.registry !== undefined && after.registry !== undefined ? after.registry - before.registry : undefined;
+    const postgresS = storage.databaseUrl && before.postgres && after.postgres ? cpuSecondsBetween(before.postgres, after.postgres) : undefined;
+    const redisS = before.redis !== undefined && after.redis !== undefined ? after.redis - before.redis : undefined;
+    const wallS = (after.at - before.at) / 1000;
+    const auditS = registryS !== undefined && postgresS !== undefined ? registryS + postgresS : undefined;
+    console.log(`decisions   ${measured} measured in ${wallS.toFixed(1)} s (${(measured / wallS).toFixed(0)}/s appended on average)`);
+    console.log(`backlog     at most ${maxBacklog} waiting; drained ${drainS === undefined ? 'NOT within the timeout' : `${drainS.toFixed(2)} s after the last was queued`}`);
+    console.log(`cpu us per decision: registry ${us(registryS, measured)}, PostgreSQL ${us(postgresS, measured)} (all its processes), Redis ${us(redisS, measured)} (queueing included)`);
+    console.log(`audit path  ${us(auditS, measured)} us per decision (registry + PostgreSQL); goal <= ${GOAL_US}: ${auditS !== undefined && (auditS * 1e6) / measured <= GOAL_US ? 'met' : 'MISSED'}`);
+
+    await stopProcess(registry);
+    const { app } = await createRegistry(loadConfig(env), { logger: false });
+    try {
+      const [row] = await app.get(Database).dataSource.query<{ n: string }[]>(`SELECT count(*) AS n FROM audit_events WHERE grant_id = ANY($1) AND type = 'verification.allowed'`, [grants]);
+      const count = Number(row?.n ?? 0);
+      const started = performance.now();
+      const { chain } = await app.get(AuditService).verify({ full: true });
+      console.log(`chain       ${chain.ok ? 'verifies' : `BROKEN at seq ${chain.brokenSeq}: ${chain.reason}`} (${chain.count} events, checked in ${((performance.now() - started) / 1000).toFixed(1)} s); verification.allowed ${count} of ${q.queued} queued`);
+      if (!chain.ok) failures.push(`audit chain broken at seq ${chain.brokenSeq}`);
+      if (count !== q.queued) failures.push(`${q.queued} decisions queued but ${count} verification.allowed events in the chain`);
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await stopAll();
+    if (redis.status === 'ready') {
+      await deleteKeys(redis, prefix).catch(() => undefined);
+      await redis.quit().catch(() => undefined);
+    } else redis.disconnect();
+    await storage.dispose();
+  }
+}
+
+const stopping = (): void => {
+  void stopAll().finally(() => process.exit(130));
+};
+process.once('SIGINT', stopping);
+process.once('SIGTERM', stopping);
+
+main().then(
+  () => {
+    if (failures.length > 0) {
+      console.error(`\nFAILED:\n${failures.map((f) => `  - ${f}`).join('\n')}`);
+      process.exitCode = 1;
+    }
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exitCode = 1;
+  },
+);
