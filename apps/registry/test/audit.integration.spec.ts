@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { merkleLeafHash, systemClock, verifyAuditChain, verifyConsistency, verifyInclusion } from '@writ/core';
+import pg from 'pg';
+import { EntityManager } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
@@ -11,6 +13,10 @@ import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
 import { databaseTransactions } from '../src/infra/transaction.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
+
+// The real query methods, kept before any spy replaces them.
+const originalPgQuery = pg.Client.prototype.query;
+const originalManagerQuery = EntityManager.prototype.query;
 
 /** A fresh database, key folder and ctx.audit service (checkpoint every `checkpointEvery`) per describe block. */
 function auditContext(create: () => Promise<TestDatabase>, checkpointEvery: number) {
@@ -127,6 +133,42 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 205 });
   });
 
+  it('looks up no ids for a group of new ones, and links a group again, knowing the chain, when one of its ids is already there', async () => {
+    // Every statement sent, on either storage: pg's clients (PostgreSQL) and TypeORM's managers (PGlite).
+    const statements: string[] = [];
+    const record = (sql: unknown): void => void statements.push(typeof sql === 'string' ? sql : String((sql as { text?: unknown }).text));
+    const pgQuery = vi.spyOn(pg.Client.prototype, 'query');
+    pgQuery.mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      record(args[0]);
+      return (originalPgQuery as (...a: unknown[]) => unknown).apply(this, args) as never;
+    } as never);
+    const managerQuery = vi.spyOn(EntityManager.prototype, 'query');
+    managerQuery.mockImplementation(function (this: EntityManager, sql: string, parameters?: unknown[]) {
+      record(sql);
+      return originalManagerQuery.call(this, sql, parameters);
+    } as never);
+    try {
+      const fresh = await Promise.all([1, 2, 3].map((n) => ctx.audit.append({ id: `evt_new_${n}`, type: 'verify.allow', data: { n } })));
+      expect(fresh.map((e) => e.seq)).toEqual([206, 207, 208]);
+      expect(statements.filter((sql) => sql.includes('WHERE id = ANY'))).toEqual([]);
+
+      const [again, next] = await Promise.all([
+        ctx.audit.append({ id: 'evt_new_2', type: 'verify.allow', data: { n: 2 } }),
+        ctx.audit.append({ id: 'evt_new_4', type: 'verify.allow', data: { n: 4 } }),
+      ]);
+      expect(again).toEqual(fresh[1]);
+      expect(next).toMatchObject({ seq: 209, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
+      // The optimistic insert was refused by the unique index on id; the second try looked the ids up.
+      expect(statements.filter((sql) => sql.includes('WHERE id = ANY'))).toHaveLength(1);
+    } finally {
+      pgQuery.mockRestore();
+      managerQuery.mockRestore();
+    }
+    const rows = await ctx.db.dataSource.query<{ id: string; n: string }[]>(`SELECT id, count(*) AS n FROM audit_events WHERE id LIKE 'evt_new_%' GROUP BY id ORDER BY id`);
+    expect(rows.map((r) => [r.id, Number(r.n)])).toEqual([['evt_new_1', 1], ['evt_new_2', 1], ['evt_new_3', 1], ['evt_new_4', 1]]);
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 209 });
+  });
+
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
     // A second writer as another registry process would be: its own pool on PostgreSQL (one
     // session is all embedded PGlite has), its own idea of the head.
@@ -142,7 +184,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
       const result = await ctx.audit.verify({ full: true });
-      expect(result.chain).toMatchObject({ ok: true, count: 335, lastSeq: 335 });
+      expect(result.chain).toMatchObject({ ok: true, count: 339, lastSeq: 339 });
     } finally {
       if (otherDb !== ctx.db) await otherDb.close();
     }

@@ -193,9 +193,21 @@ export class TypeOrmAuditRepository implements AuditRepository {
       this.lastEdge = undefined;
       return this.extendIn(entityManager(tx), ids, link).then(({ result }) => result);
     }
+    // Optimistic first: the drafts' ids are not looked up, the insert's unique index on `id` is the
+    // check. Only when it refuses one (a batch delivered again after a crash between commit and
+    // ack, or read by two registries at once) is the group linked again, once, knowing the events
+    // already in the chain. The usual group thus costs no lookup of its ids.
+    return this.extendOnce(ids, link, false).catch((error: unknown) => {
+      if (ids.length === 0 || !isDuplicateEventId(error)) throw error;
+      return this.extendOnce(ids, link, true);
+    });
+  }
+
+  private extendOnce<R>(ids: string[], link: ChainLinker<R>, lookup: boolean): Promise<R> {
+    const known = lookup ? ids : [];
     const pool = this.db.pgPool();
-    if (pool) return this.extendOnPostgres(pool, ids, link);
-    return this.db.transaction((manager) => this.extendIn(manager, ids, link)).then(({ result, committed }) => {
+    if (pool) return this.extendOnPostgres(pool, known, link);
+    return this.db.transaction((manager) => this.extendIn(manager, known, link)).then(({ result, committed }) => {
       this.lastEdge = committed;
       return result;
     });
@@ -350,6 +362,19 @@ export class TypeOrmAuditRepository implements AuditRepository {
       .getMany();
     return rows.map(toEvent);
   }
+}
+
+/**
+ * Whether the insert failed because an event with one of the drafts' ids is already in the chain
+ * (SQLSTATE 23505 on `audit_events`' unique index on `id`), on PostgreSQL (pg) or PGlite (through
+ * TypeORM).
+ */
+function isDuplicateEventId(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const direct = error as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } };
+  const code = direct.code ?? direct.driverError?.code;
+  const constraint = direct.constraint ?? direct.driverError?.constraint;
+  return code === '23505' && constraint === 'audit_events_id_key';
 }
 
 /** JSON text as a SQL string literal, for a transaction with standard_conforming_strings on: only single quotes are doubled (JSON text holds no NUL: it is escaped as \u0000). */
