@@ -14,10 +14,6 @@ import { databaseTransactions } from '../src/infra/transaction.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
 
-// The real query methods, kept before any spy replaces them.
-const originalPgQuery = pg.Client.prototype.query;
-const originalManagerQuery = EntityManager.prototype.query;
-
 /** A fresh database, key folder and ctx.audit service (checkpoint every `checkpointEvery`) per describe block. */
 function auditContext(create: () => Promise<TestDatabase>, checkpointEvery: number) {
   const ctx = {} as { testDb: TestDatabase; db: Database; audit: AuditService; dataDir: string };
@@ -87,6 +83,22 @@ describe.each(storages)('ctx.audit chain on $name', ({ create }) => {
   });
 });
 
+describe.each(storages)('ctx.audit batch of ingestion on $name', ({ create }) => {
+  const ctx = auditContext(create, 1000);
+
+  it('commits a batch given at once in one transaction, each draft settling on its own', async () => {
+    const pool = ctx.db.pgPool();
+    const transactions = pool ? vi.spyOn(pool, 'connect') : vi.spyOn(ctx.db, 'transaction');
+    const drafts = Array.from({ length: 150 }, (_, i) => ({ type: 'verification.allowed', data: { i } }));
+    const outcomes = await ctx.audit.appendAll(drafts);
+    expect(transactions).toHaveBeenCalledTimes(1);
+    transactions.mockRestore();
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.data.i : 'rejected'))).toEqual(drafts.map((d) => d.data.i));
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.seq : 0))).toEqual(Array.from({ length: 150 }, (_, i) => 1 + i));
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 150 });
+  });
+});
+
 describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
   const ctx = auditContext(create, 1000);
 
@@ -135,22 +147,14 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
 
   it('looks up no ids for a group of new ones, and links a group again, knowing the chain, when one of its ids is already there', async () => {
     // Every statement sent, on either storage: pg's clients (PostgreSQL) and TypeORM's managers (PGlite).
-    const statements: string[] = [];
-    const record = (sql: unknown): void => void statements.push(typeof sql === 'string' ? sql : String((sql as { text?: unknown }).text));
     const pgQuery = vi.spyOn(pg.Client.prototype, 'query');
-    pgQuery.mockImplementation(function (this: pg.Client, ...args: unknown[]) {
-      record(args[0]);
-      return (originalPgQuery as (...a: unknown[]) => unknown).apply(this, args) as never;
-    } as never);
     const managerQuery = vi.spyOn(EntityManager.prototype, 'query');
-    managerQuery.mockImplementation(function (this: EntityManager, sql: string, parameters?: unknown[]) {
-      record(sql);
-      return originalManagerQuery.call(this, sql, parameters);
-    } as never);
+    const lookups = (): number =>
+      [...pgQuery.mock.calls.map((call) => call[0] as unknown), ...managerQuery.mock.calls.map((call) => call[0])].filter((sql) => typeof sql === 'string' && sql.includes('WHERE id = ANY')).length;
     try {
       const fresh = await Promise.all([1, 2, 3].map((n) => ctx.audit.append({ id: `evt_new_${n}`, type: 'verify.allow', data: { n } })));
       expect(fresh.map((e) => e.seq)).toEqual([206, 207, 208]);
-      expect(statements.filter((sql) => sql.includes('WHERE id = ANY'))).toEqual([]);
+      expect(lookups()).toBe(0);
 
       const [again, next] = await Promise.all([
         ctx.audit.append({ id: 'evt_new_2', type: 'verify.allow', data: { n: 2 } }),
@@ -159,7 +163,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       expect(again).toEqual(fresh[1]);
       expect(next).toMatchObject({ seq: 209, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
       // The optimistic insert was refused by the unique index on id; the second try looked the ids up.
-      expect(statements.filter((sql) => sql.includes('WHERE id = ANY'))).toHaveLength(1);
+      expect(lookups()).toBe(1);
     } finally {
       pgQuery.mockRestore();
       managerQuery.mockRestore();

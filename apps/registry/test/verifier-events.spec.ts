@@ -168,9 +168,9 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
     const ingestor = new VerifierEventIngestor(
       new RedisVerifierEventSource(redis, { prefix }),
       {
-        append: (draft: AuditDraft) => {
-          attempts.push(draft.id!);
-          return appender.append(draft);
+        appendAll: (drafts: AuditDraft[]) => {
+          attempts.push(...drafts.map((draft) => draft.id!));
+          return appender.appendAll(drafts);
         },
       },
       { errorDelayMs: 10, maxErrorDelayMs: 20, idleDelayMs: 10, maxIdleDelayMs: 20, busyDelayMs: 10, logger: quiet },

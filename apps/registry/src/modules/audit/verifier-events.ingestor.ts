@@ -48,7 +48,8 @@ export interface VerifierEventIngestorOptions {
 
 /** The audit chain's append path, as far as ingestion needs it (AuditService). */
 export interface AuditAppender {
-  append(draft: AuditDraft): Promise<unknown>;
+  /** Appends a batch in order (one group commit), an outcome per draft. */
+  appendAll(drafts: AuditDraft[]): Promise<PromiseSettledResult<unknown>[]>;
 }
 
 /**
@@ -121,9 +122,9 @@ export class VerifierEventIngestor {
   async ingestOnce(): Promise<number> {
     const batch = await this.source.read(this.batch);
     if (batch.events.length === 0) return 0;
-    // All appends are queued at once, in batch order: AuditService group-commits them in that order.
+    // The batch goes in as one group, in batch order: AuditService commits it in that order.
     const drafts = batch.events.map(toDraft);
-    const results = await Promise.allSettled(drafts.map((draft) => this.audit.append(draft)));
+    const results = await this.audit.appendAll(drafts);
     const appended: AuditDraft[] = [];
     const unrecordable: { event: QueuedVerifierEvent; reason: string }[] = [];
     for (const [i, result] of results.entries()) {
@@ -139,7 +140,8 @@ export class VerifierEventIngestor {
     // Dead letters are appended before anything is acked: a failure here also retries the batch.
     for (const { event, reason } of unrecordable) {
       const draft = deadLetterDraft(event, reason);
-      await this.audit.append(draft);
+      const [outcome] = await this.audit.appendAll([draft]);
+      if (outcome?.status !== 'fulfilled') throw outcome?.reason instanceof Error ? outcome.reason : new Error(String(outcome?.reason));
       const printableId = isAcceptableText(event.id) ? event.id : '(unprintable id)';
       this.logger.error(`verifier event ${printableId} cannot be recorded, kept as ${UNRECORDABLE_EVENT_TYPE} (entry sha256 ${String(draft.data!.entry_sha256)}): ${printable(reason)}`);
     }
