@@ -158,11 +158,18 @@ describe.each(backends)('repositories on $name', ({ open }) => {
       expect(await audit.checkpoints()).toEqual([checkpointOf(events[2]!)]);
     });
 
-    it('hands the events already in the chain with the ids asked for', async () => {
+    it('never appends an id already in the chain: what is written was linked knowing the events with the ids asked for', async () => {
       const { audit } = repositories;
-      const known = await audit.extend(['evt_a2', 'evt_none'], (_head, found) => Promise.resolve({ events: [], eventsJson: '[]', checkpoints: [], result: found }));
+      // A linker that appends what it does not know: the event of id evt_a2 again, unless told of it.
+      // A repository may first link without looking ids up and let the store refuse a known one.
+      const known = await audit.extend(['evt_a2', 'evt_none'], async (head, found) => ({
+        ...(await linked(head, found.has('evt_a2') ? [] : ['a2'])),
+        checkpoints: [],
+        result: found,
+      }));
       expect([...known.keys()]).toEqual(['evt_a2']);
       expect(known.get('evt_a2')).toMatchObject({ seq: 2, type: 'a2' });
+      expect((await audit.eventsAfter(0, 10)).map((e) => e.id)).toEqual(['evt_a1', 'evt_a2', 'evt_a3']);
     });
 
     it("writes with the caller's transaction, and nothing when it rolls back", async () => {

@@ -69,7 +69,8 @@ export interface ChainExtension<R> {
 }
 
 /**
- * Links drafts after `head`; `known` holds the chain's events whose ids the drafts carry; `edge`
+ * Links drafts after `head`; `known` holds the chain's events whose ids the drafts carry (or
+ * nothing, on an optimistic first try: see {@link AuditRepository.extend}); `edge`
  * is the Merkle tree's compact range at the head as stored (largest subtree first; see
  * {@link compactRange}), from which the linker goes on.
  */
@@ -78,9 +79,11 @@ export type ChainLinker<R> = (head: AuditHead, known: Map<string, AuditEvent>, e
 /** The audit chain's storage: the only code that reads or writes `audit_events` and `audit_checkpoints` for the chain. */
 export interface AuditRepository {
   /**
-   * Under the chain's append lock (one writer across every registry process), reads the head and
-   * the events with `ids`, lets `link` decide what to append, and writes it: in `tx` when given
-   * (committing with it), or in a transaction of its own, committed before this resolves.
+   * Under the chain's append lock (one writer across every registry process), reads the head, lets
+   * `link` decide what to append, and writes it: in `tx` when given (committing with it), or in a
+   * transaction of its own, committed before this resolves. What is written was linked knowing the
+   * chain's events with `ids`: a repository may first call `link` without them and, when the store
+   * refuses an id it already holds, roll back and call it again with them.
    */
   extend<R>(ids: string[], link: ChainLinker<R>, tx?: Transaction): Promise<R>;
   /**
