@@ -5,6 +5,7 @@ import { systemClock } from '@writ/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditMerkleTree1764000019000 } from '../../../migrations/1764000019000-audit-merkle-tree.js';
 import { AuditLeavesFromEvents1764000020000 } from '../../../migrations/1764000020000-audit-leaves-from-events.js';
+import { AuditLeanIndexes1764000021000 } from '../../../migrations/1764000021000-audit-lean-indexes.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
@@ -76,5 +77,32 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     const last = await service();
     expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
     expect(await last.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
+  });
+
+  it('takes the unique index off hash and compares id, grant_id and txn byte by byte, and back', async () => {
+    const schema = () =>
+      db.dataSource.query<{ indexes: string[]; collations: string[] }[]>(
+        `SELECT (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE tablename = 'audit_events') AS indexes,
+                (SELECT array_agg(column_name || ':' || coalesce(collation_name, '-') ORDER BY column_name) FROM information_schema.columns
+                  WHERE table_name = 'audit_events' AND column_name IN ('id', 'grant_id', 'txn')) AS collations`,
+      );
+    const lean = [{ indexes: ['audit_events_grant_idx', 'audit_events_id_key', 'audit_events_pkey', 'audit_events_txn_idx'], collations: ['grant_id:C', 'id:C', 'txn:C'] }];
+    expect(await schema()).toEqual(lean);
+    const audit = await service();
+    await audit.append({ id: 'evt_lean', type: 'grant.approved', grant_id: 'grt_lean', txn: 'txn_lean', data: {} });
+
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await new AuditLeanIndexes1764000021000().down(runner);
+      expect(await schema()).toEqual([{ indexes: ['audit_events_grant_idx', 'audit_events_hash_key', 'audit_events_id_key', 'audit_events_pkey', 'audit_events_txn_idx'], collations: ['grant_id:-', 'id:-', 'txn:-'] }]);
+      await new AuditLeanIndexes1764000021000().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(await schema()).toEqual(lean);
+    // The same rows are found by each column, and the log still verifies.
+    const found = await db.dataSource.query<{ seq: string }[]>(`SELECT seq FROM audit_events WHERE id = 'evt_lean' AND grant_id = 'grt_lean' AND txn = 'txn_lean'`);
+    expect(found).toHaveLength(1);
+    expect(await (await service()).verify({ full: true })).toMatchObject({ chain: { ok: true, count: 15 } });
   });
 });
