@@ -7,13 +7,13 @@ const bigintAsNumber = { to: (v: number) => v, from: (v: string | number) => Num
 export class AuditEventEntity {
   @PrimaryColumn({ type: 'bigint', transformer: bigintAsNumber }) seq: number;
   // Compared byte by byte (migration 1764000021000): equality is all any query asks of these three.
-  @Column('text', { collation: 'C' }) id: string;
+  @Column({ type: 'text', collation: 'C' }) id: string;
   @Column('text') at: string;
   @Column('text') type: string;
   @Column('text', { nullable: true }) actor: string | null;
   @Column('text', { nullable: true }) subject: string | null;
-  @Column('text', { nullable: true, collation: 'C' }) grant_id: string | null;
-  @Column('text', { nullable: true, collation: 'C' }) txn: string | null;
+  @Column({ type: 'text', nullable: true, collation: 'C' }) grant_id: string | null;
+  @Column({ type: 'text', nullable: true, collation: 'C' }) txn: string | null;
   @Column('text', { nullable: true }) parent_id: string | null;
   @Column('jsonb') data: Record<string, unknown>;
   @Column('char', { length: 64 }) prev_hash: string;
