@@ -11,6 +11,7 @@ import { StepUpBound1764000013000 } from './1764000013000-step-up-bound.js';
 import { AuditMerkleTree1764000019000 } from './1764000019000-audit-merkle-tree.js';
 import { AuditLeavesFromEvents1764000020000 } from './1764000020000-audit-leaves-from-events.js';
 import { AuditLeanIndexes1764000021000 } from './1764000021000-audit-lean-indexes.js';
+import { AuditTreeTiles1764000022000 } from './1764000022000-audit-tree-tiles.js';
 
 /** Every migration, oldest first: the only way the schema changes (never edit a landed one). */
-export const migrations = [AuditChain1764000000000, Agents1764000001000, ServicesGrants1764000002000, DpopProofJtis1764000003000, Revocations1764000004000, Humans1764000005000, StepUps1764000006000, VerifierEventJournal1764000010000, PasskeyManagement1764000011000, StepUpBound1764000013000, AuditMerkleTree1764000019000, AuditLeavesFromEvents1764000020000, AuditLeanIndexes1764000021000];
+export const migrations = [AuditChain1764000000000, Agents1764000001000, ServicesGrants1764000002000, DpopProofJtis1764000003000, Revocations1764000004000, Humans1764000005000, StepUps1764000006000, VerifierEventJournal1764000010000, PasskeyManagement1764000011000, StepUpBound1764000013000, AuditMerkleTree1764000019000, AuditLeavesFromEvents1764000020000, AuditLeanIndexes1764000021000, AuditTreeTiles1764000022000];

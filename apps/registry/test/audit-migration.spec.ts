@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditMerkleTree1764000019000 } from '../../../migrations/1764000019000-audit-merkle-tree.js';
 import { AuditLeavesFromEvents1764000020000 } from '../../../migrations/1764000020000-audit-leaves-from-events.js';
 import { AuditLeanIndexes1764000021000 } from '../../../migrations/1764000021000-audit-lean-indexes.js';
+import { AuditTreeTiles1764000022000 } from '../../../migrations/1764000022000-audit-tree-tiles.js';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
@@ -45,9 +46,9 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     const before = await service();
     for (let i = 0; i < 13; i++) await before.append({ type: 'token.issued', data: { i } });
     const roots = await Promise.all([1, 2, 7, 8, 13].map((size) => before.rootAt(size)));
-    // The inner nodes only: a leaf is its event's (migration 1764000020000).
+    // No rows below level 8 (migration 1764000022000): a leaf is its event's, the nodes above up to level 7 are computed from them.
     const countNodes = () => db.dataSource.query<{ level0: number; inner: number }[]>('SELECT count(*) FILTER (WHERE level = 0)::int AS level0, count(*) FILTER (WHERE level > 0)::int AS inner FROM audit_merkle_nodes');
-    expect(await countNodes()).toEqual([{ level0: 0, inner: 6 + 3 + 1 }]);
+    expect(await countNodes()).toEqual([{ level0: 0, inner: 0 }]);
 
     // Back to the schema before issue 19 (the events stay), then up again.
     const migration = new AuditMerkleTree1764000019000();
@@ -73,10 +74,27 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     } finally {
       await leaves.release();
     }
-    expect(await countNodes()).toEqual([{ level0: 0, inner: 7 + 3 + 1 }]);
+    // The 14th event's append stored no node below level 8: the level-1 node it completed is not a row.
+    expect(await countNodes()).toEqual([{ level0: 0, inner: 6 + 3 + 1 }]);
     const last = await service();
     expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
     expect(await last.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
+
+    // Migration 1764000022000 drops the rows below level 8; its down builds them again, all 7 + 3 + 1 of 14 events.
+    const tiles = db.dataSource.createQueryRunner();
+    try {
+      await new AuditTreeTiles1764000022000().up(tiles);
+      expect(await countNodes()).toEqual([{ level0: 0, inner: 0 }]);
+      expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
+      await new AuditTreeTiles1764000022000().down(tiles);
+      expect(await countNodes()).toEqual([{ level0: 0, inner: 7 + 3 + 1 }]);
+      expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
+      await new AuditTreeTiles1764000022000().up(tiles);
+    } finally {
+      await tiles.release();
+    }
+    expect(await countNodes()).toEqual([{ level0: 0, inner: 0 }]);
+    expect(await (await service()).verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
   });
 
   it('takes the unique index off hash and compares id, grant_id and txn byte by byte, and back', async () => {

@@ -12,7 +12,8 @@ import {
   compactRange,
   eventLeaf,
   hasLeaf,
-  noLeaf,
+  STORED_TREE_LEVEL,
+  subtreeOfLeaves,
 } from '../modules/audit/audit.repository.js';
 import { copy, type InMemoryStore } from './in-memory-store.js';
 
@@ -53,8 +54,8 @@ export class InMemoryAuditRepository implements AuditRepository {
       const head = this.currentHead();
       const { events, checkpoints, nodes = [], result } = await link(head, known, this.edge(head?.seq ?? 0));
       for (const event of events) this.eventTable.set(event.seq, copy(event));
-      // Only the inner nodes are stored; a leaf is its event's.
-      for (const node of nodes) if (node.level > 0) this.putNode(node);
+      // Only the nodes from STORED_TREE_LEVEL up are stored; the others are computed from the events.
+      for (const node of nodes) if (node.level >= STORED_TREE_LEVEL) this.putNode(node);
       for (const checkpoint of checkpoints) this.checkpointTable.set(checkpoint.seq, copy(checkpoint));
       return result;
     };
@@ -127,16 +128,17 @@ export class InMemoryAuditRepository implements AuditRepository {
     });
   }
 
-  /** An inner node from its table; a leaf from its event, as the database computes it (LEAF_HASH_SQL). */
+  /** A node from STORED_TREE_LEVEL up from its table; one below from its events' leaves, as the database computes them. */
   private node(id: MerkleNodeId): MerkleHash | undefined {
-    if (id.level > 0) {
+    if (id.level >= STORED_TREE_LEVEL) {
       const stored = this.nodeTable.get(`${id.level}:${id.index}`);
       return stored && copy(stored);
     }
-    const event = this.eventTable.get(id.index + 1);
-    if (!event) return undefined;
-    if (!hasLeaf(event.hash)) throw noLeaf(event.seq);
-    return copy(eventLeaf(event.hash));
+    return subtreeOfLeaves(id, (index) => {
+      const event = this.eventTable.get(index + 1);
+      if (!event) return undefined;
+      return hasLeaf(event.hash) ? eventLeaf(event.hash) : null;
+    });
   }
 
   private putNode(node: AuditTreeNode): void {

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { type AuditEvent, type MerkleHash, merkleLeafHash, type MerkleNodeId } from '@writ/core';
+import { type AuditEvent, type MerkleHash, merkleLeafHash, merkleNodeHash, type MerkleNodeId } from '@writ/core';
 import type { Pool, QueryResult } from 'pg';
 import { type EntityManager, IsNull, Not } from 'typeorm';
 import type { Database } from '../../infra/database.service.js';
@@ -132,15 +132,14 @@ const HEAD_SQL = 'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1';
 /**
  * A leaf of the tree (level 0) is not stored as a node: it is the RFC 9162 leaf hash of its
  * event's hash, SHA-256 of a 0x00 byte and the hash's 32 bytes, computed where it is read. Event
- * `seq` is leaf `seq - 1`. Only the inner nodes (level 1 and up) are rows of `audit_merkle_nodes`:
- * one per event on average instead of two. An event whose hash is not 64 lowercase hex digits
- * (written outside the registry) has no leaf: NULL, refused by {@link toNodes}.
+ * `seq` is leaf `seq - 1`. An event whose hash is not 64 lowercase hex digits (written outside the
+ * registry) has no leaf: NULL, refused with {@link noLeaf}.
  */
 const LEAF_HASH_SQL = "CASE WHEN e.hash ~ '^[0-9a-f]{64}$' THEN sha256('\\x00'::bytea || decode(e.hash, 'hex')) END";
 
 /** An event's leaf, as {@link LEAF_HASH_SQL} computes it: where the tree is built in process. */
 export function eventLeaf(eventHash: string): MerkleHash {
-  return merkleLeafHash(Buffer.from(eventHash, 'hex'), (bytes) => hash('sha256', bytes, 'buffer'));
+  return merkleLeafHash(Buffer.from(eventHash, 'hex'), nodeDigest);
 }
 
 /** Whether an event's stored hash has a leaf ({@link LEAF_HASH_SQL}'s test). */
@@ -153,21 +152,30 @@ export function noLeaf(seq: number): AuditTreeIncomplete {
   return new AuditTreeIncomplete(`the audit event at seq ${seq} has no leaf: its hash is not a SHA-256 hash in lowercase hex (changed outside the registry)`);
 }
 
-/** The stored compact range at the head ({@link compactRange} in SQL): a primary-key lookup per set bit. */
-const EDGE_SQL = `WITH h AS (SELECT coalesce(max(seq), 0) AS size FROM audit_events)
-  SELECT g.level, m.idx, m.hash FROM h
-    CROSS JOIN generate_series(1, 62) AS g(level)
-    JOIN audit_merkle_nodes m ON m.level = g.level AND m.idx = (h.size >> g.level) - 1
-    WHERE ((h.size >> g.level) & 1) = 1
-  UNION ALL
-  SELECT 0, e.seq - 1, ${LEAF_HASH_SQL} FROM h JOIN audit_events e ON e.seq = h.size WHERE h.size % 2 = 1
-  ORDER BY 1 DESC`;
+/** SHA-256 with node:crypto, answered as a plain Uint8Array (as the database's hashes are read). */
+const nodeDigest = (bytes: Uint8Array): Uint8Array => {
+  const digest = hash('sha256', bytes, 'buffer');
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+};
 
-/** The nodes asked for: inner nodes from `audit_merkle_nodes`, leaves from their events. */
+/**
+ * The lowest level of the tree whose nodes are rows of `audit_merkle_nodes`. A node below it
+ * covers at most 2^7 = 128 events and is computed from their leaves where it is read (a proof
+ * needs at most seven of them, all under one node of this level: 255 leaves at most); a node at
+ * this level or above is stored once, when the append that completes it commits. One row per
+ * 128 events instead of one per event (issue 19, goal 3).
+ */
+export const STORED_TREE_LEVEL = 8;
+
+/**
+ * The nodes asked for that are stored (`$1` levels, `$2` indexes), and the leaves of the events
+ * in the seq ranges `$3`..`$4` (inclusive), from which the others are computed.
+ */
 const NODES_SQL = `SELECT n.level, n.idx, n.hash FROM audit_merkle_nodes n
     JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx
   UNION ALL
-  SELECT 0, e.seq - 1, ${LEAF_HASH_SQL} FROM audit_events e WHERE e.seq = ANY($3::bigint[])`;
+  SELECT 0, e.seq - 1, ${LEAF_HASH_SQL} FROM audit_events e
+    JOIN unnest($3::bigint[], $4::bigint[]) AS r(first, last) ON e.seq BETWEEN r.first AND r.last`;
 
 interface NodeRow {
   level: number | string;
@@ -229,10 +237,10 @@ export class TypeOrmAuditRepository implements AuditRepository {
     const known = await knownEvents(query, ids);
     const [headRow] = await query<{ seq: string | number; hash: string }[]>(HEAD_SQL);
     const head = toHead(headRow);
-    const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
+    const edge = this.keptEdge(head) ?? (await storedEdge(query, head?.seq ?? 0));
     const extension = await link(head, known, edge);
     const { events, eventsJson, checkpoints } = extension;
-    const nodes = innerNodes(extension.nodes);
+    const nodes = storedNodes(extension.nodes);
     if (events.length > 0) await query(insertEventsSql('$1::jsonb'), [eventsJson]);
     if (nodes.length > 0) await query(insertNodesSql('$1::jsonb'), [nodesJson(nodes)]);
     if (checkpoints.length > 0) await query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson(checkpoints)]);
@@ -258,10 +266,10 @@ export class TypeOrmAuditRepository implements AuditRepository {
       const query: Query = async <T>(sql: string, parameters?: unknown[]) => (await client.query(sql, parameters)).rows as T;
       const known = await knownEvents(query, ids);
       const head = toHead(opened[3]!.rows[0] as { seq: string; hash: string } | undefined);
-      const edge = this.keptEdge(head) ?? toNodes(await query<NodeRow[]>(EDGE_SQL));
+      const edge = this.keptEdge(head) ?? (await storedEdge(query, head?.seq ?? 0));
       const extension = await link(head, known, edge);
       const { events, eventsJson, checkpoints, result } = extension;
-      const nodes = innerNodes(extension.nodes);
+      const nodes = storedNodes(extension.nodes);
       const statements: string[] = [];
       if (events.length > 0) statements.push(insertEventsSql(`${sqlText(eventsJson)}::jsonb`));
       if (nodes.length > 0) statements.push(insertNodesSql(`${sqlText(nodesJson(nodes))}::jsonb`));
@@ -286,7 +294,7 @@ export class TypeOrmAuditRepository implements AuditRepository {
       if (!head) return undefined;
       const existing = await manager.getRepository(AuditCheckpointEntity).findOneBy({ seq: head.seq });
       if (existing) return toCheckpoint(existing);
-      const edge = toNodes(await manager.query<NodeRow[]>(EDGE_SQL));
+      const edge = await storedEdge((sql, parameters) => manager.query(sql, parameters), head.seq);
       const checkpoint = await sign({ seq: head.seq, hash: head.hash.trim() }, edge);
       await manager.query(insertCheckpointsSql('$1::jsonb'), [checkpointsJson([checkpoint])]);
       return checkpoint;
@@ -308,19 +316,11 @@ export class TypeOrmAuditRepository implements AuditRepository {
   }
 
   async nodes(ids: MerkleNodeId[]): Promise<MerkleHash[]> {
-    if (ids.length === 0) return [];
-    const inner = ids.filter((id) => id.level > 0);
-    const leaves = ids.filter((id) => id.level === 0);
-    const rows = await this.db.dataSource.query<NodeRow[]>(NODES_SQL, [
-      inner.map((id) => id.level),
-      inner.map((id) => String(id.index)),
-      leaves.map((id) => String(id.index + 1)),
-    ]);
-    const found = new Map(toNodes(rows).map((n) => [nodeKey(n), n.hash]));
-    return ids.map((id) => {
-      const hash = found.get(nodeKey(id));
-      if (!hash) throw new AuditTreeIncomplete(`the audit tree has no node at level ${id.level}, index ${id.index}`);
-      return hash;
+    const hashes = await readNodes((sql, parameters) => this.db.dataSource.query(sql, parameters), ids);
+    return ids.map((id, i) => {
+      const found = hashes[i];
+      if (!found) throw new AuditTreeIncomplete(`the audit tree has no node at level ${id.level}, index ${id.index}`);
+      return found;
     });
   }
 
@@ -417,9 +417,76 @@ function checkpointsJson(checkpoints: AuditCheckpoint[]): string {
   return JSON.stringify(checkpoints.map(({ seq, hash, at, kid, jws, note }) => ({ seq, hash, at, kid: kid ?? null, jws: jws ?? null, note: note ?? null })));
 }
 
-/** The nodes stored: the inner ones (a leaf is its event's, see {@link LEAF_HASH_SQL}). */
-function innerNodes(nodes: AuditTreeNode[] = []): AuditTreeNode[] {
-  return nodes.filter((node) => node.level > 0);
+/** The nodes stored: those at {@link STORED_TREE_LEVEL} and above (the others are computed from leaves). */
+function storedNodes(nodes: AuditTreeNode[] = []): AuditTreeNode[] {
+  return nodes.filter((node) => node.level >= STORED_TREE_LEVEL);
+}
+
+/**
+ * The hashes of these complete subtrees, in the order asked (undefined for one that cannot be
+ * found: a row or an event missing), in one query: the stored ones as rows, the ones below
+ * {@link STORED_TREE_LEVEL} hashed up from the leaves of their events.
+ * @throws {AuditTreeIncomplete} ({@link noLeaf}) when an event needed has no leaf.
+ */
+async function readNodes(query: Query, ids: MerkleNodeId[]): Promise<(MerkleHash | undefined)[]> {
+  if (ids.length === 0) return [];
+  const stored = ids.filter((id) => id.level >= STORED_TREE_LEVEL);
+  // The seq ranges under the computed nodes, merged: event seq is leaf seq - 1.
+  const ranges = ids
+    .filter((id) => id.level < STORED_TREE_LEVEL)
+    .map((id) => [id.index * 2 ** id.level + 1, (id.index + 1) * 2 ** id.level] as const)
+    .sort((a, b) => a[0] - b[0])
+    .reduce<[number, number][]>((merged, [first, last]) => {
+      const previous = merged.at(-1);
+      if (previous && first <= previous[1] + 1) previous[1] = Math.max(previous[1], last);
+      else merged.push([first, last]);
+      return merged;
+    }, []);
+  const rows = await query<NodeRow[]>(NODES_SQL, [
+    stored.map((id) => id.level),
+    stored.map((id) => String(id.index)),
+    ranges.map(([first]) => String(first)),
+    ranges.map(([, last]) => String(last)),
+  ]);
+  const found = new Map<string, MerkleHash | null>();
+  for (const r of rows) found.set(`${Number(r.level)}:${Number(r.idx)}`, r.hash === null ? null : new Uint8Array(r.hash));
+  return ids.map((id) => (id.level >= STORED_TREE_LEVEL ? (found.get(nodeKey(id)) ?? undefined) : subtreeOfLeaves(id, (index) => found.get(`0:${index}`))));
+}
+
+/**
+ * A node below {@link STORED_TREE_LEVEL} from its leaves (RFC 9162 §2.1.1: the subtree of 2^level
+ * leaves from index × 2^level), each given by `leafAt` (null: the event has no leaf; undefined: it
+ * is missing); undefined when one is missing.
+ * @throws {AuditTreeIncomplete} ({@link noLeaf}) when an event has no leaf.
+ */
+export function subtreeOfLeaves(id: MerkleNodeId, leafAt: (index: number) => MerkleHash | null | undefined): MerkleHash | undefined {
+  const first = id.index * 2 ** id.level;
+  let layer: MerkleHash[] = [];
+  for (let i = first; i < first + 2 ** id.level; i++) {
+    const leaf = leafAt(i);
+    if (leaf === undefined) return undefined;
+    if (leaf === null) throw noLeaf(i + 1);
+    layer.push(leaf);
+  }
+  while (layer.length > 1) {
+    const next: MerkleHash[] = [];
+    for (let i = 0; i < layer.length; i += 2) next.push(merkleNodeHash(layer[i]!, layer[i + 1]!, nodeDigest));
+    layer = next;
+  }
+  return layer[0];
+}
+
+/**
+ * The tree's compact range at `size` as stored ({@link compactRange}), largest subtree first; a
+ * node that cannot be found is left out, so that the caller sees the range is not whole.
+ */
+async function storedEdge(query: Query, size: number): Promise<AuditTreeNode[]> {
+  const ids = compactRange(size);
+  const hashes = await readNodes(query, ids);
+  return ids.flatMap((id, i) => {
+    const found = hashes[i];
+    return found ? [{ ...id, hash: found }] : [];
+  });
 }
 
 /** Inserts Merkle tree nodes given as a JSON array of `{l, i, h}` (level, index, hex hash). */
@@ -430,13 +497,6 @@ function insertNodesSql(json: string): string {
 
 function nodesJson(nodes: AuditTreeNode[]): string {
   return `[${nodes.map((n) => `{"l":${n.level},"i":${n.index},"h":"${Buffer.from(n.hash.buffer, n.hash.byteOffset, n.hash.byteLength).toString('hex')}"}`).join(',')}]`;
-}
-
-function toNodes(rows: NodeRow[]): AuditTreeNode[] {
-  return rows.map((r) => {
-    if (r.hash === null) throw noLeaf(Number(r.idx) + 1);
-    return { level: Number(r.level), index: Number(r.idx), hash: new Uint8Array(r.hash) };
-  });
 }
 
 function nodeKey(id: MerkleNodeId): string {
