@@ -97,6 +97,24 @@ describe.each(storages)('ctx.audit batch of ingestion on $name', ({ create }) =>
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.seq : 0))).toEqual(Array.from({ length: 150 }, (_, i) => 1 + i));
     expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 150 });
   });
+
+  it('stores one tree row per 128 events past the first 256, and proves events on either side of it', async () => {
+    await ctx.audit.appendAll(Array.from({ length: 150 }, (_, i) => ({ type: 'verification.allowed', data: { i: 150 + i } })));
+    const rows = await ctx.db.dataSource.query<{ level: number; idx: string }[]>('SELECT level, idx FROM audit_merkle_nodes ORDER BY level, idx');
+    expect(rows.map((r) => `${r.level}:${Number(r.idx)}`)).toEqual(['8:0']);
+    const root = await ctx.audit.rootAt(300);
+    for (const seq of [1, 128, 256, 257, 300]) {
+      const [event] = await ctx.db.dataSource.query<{ hash: string }[]>('SELECT hash FROM audit_events WHERE seq = $1', [seq]);
+      const { leaf, proof } = await ctx.audit.inclusionProof({ seq, size: 300 });
+      expect(Buffer.from(leaf)).toEqual(Buffer.from(merkleLeafHash(Buffer.from(event!.hash, 'hex'))));
+      expect(verifyInclusion({ leafHash: leaf, index: seq - 1, size: 300, proof, root }), `event ${seq}`).toBe(true);
+    }
+    for (const from of [1, 100, 256, 299]) {
+      const { proof } = await ctx.audit.consistencyProof({ from, to: 300 });
+      expect(verifyConsistency({ oldSize: from, newSize: 300, oldRoot: await ctx.audit.rootAt(from), newRoot: root, proof }), `from ${from}`).toBe(true);
+    }
+    expect(await ctx.audit.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 300 }, tree: { size: 300, root: Buffer.from(root).toString('base64') } });
+  });
 });
 
 describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
