@@ -1,6 +1,6 @@
-import { hash } from 'node:crypto';
+import { hash, webcrypto } from 'node:crypto';
 import { InvalidRequest, merkleLeafHash, openNote, parseCheckpoint, signCheckpoint, verifyConsistency, verifyInclusion } from '@writ/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { InMemoryAuditRepository } from '../../testing/in-memory-audit.js';
 import { InMemoryStore } from '../../testing/in-memory-store.js';
 import { inMemoryKeys } from '../../testing/test-keys.js';
@@ -88,6 +88,21 @@ describe('AuditService (in memory)', () => {
     const checkpoint = await body(await repository.latestCheckpoint(), log.vkey);
     expect(checkpoint).toEqual({ origin: ORIGIN, size: 3, root });
     expect(new Uint8Array(await audit.rootAt(3))).toEqual(root);
+  });
+
+  it('imports the log key for signing once, however many checkpoints it signs', async () => {
+    const { repository, audit, log } = await chain(2);
+    const imports = vi.spyOn(webcrypto.subtle, 'importKey');
+    try {
+      for (let i = 0; i < 6; i++) await audit.append({ type: 't', data: { i } });
+      const signingImports = imports.mock.calls.filter(([, , algorithm, , usages]) => (algorithm as { name?: string }).name === 'Ed25519' && usages.includes('sign'));
+      expect(signingImports).toHaveLength(1);
+    } finally {
+      imports.mockRestore();
+    }
+    const checkpoints = await repository.checkpoints();
+    expect(checkpoints.map((c) => c.seq)).toEqual([2, 4, 6]);
+    for (const checkpoint of checkpoints) expect(await body(checkpoint, log.vkey)).toMatchObject({ origin: ORIGIN, size: checkpoint.seq });
   });
 
   it('signs a checkpoint of the head on demand, once, as a C2SP signed note of the tree at that size', async () => {

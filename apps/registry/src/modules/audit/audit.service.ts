@@ -300,7 +300,7 @@ export class AuditService {
   /** The C2SP tlog-checkpoint of the tree of `head.seq` leaves, signed by the log's key. */
   private async sign(head: NonNullable<AuditHead>, root: MerkleHash): Promise<AuditCheckpoint> {
     const text = formatCheckpoint({ origin: this.log.origin, size: head.seq, root });
-    const note = await signNote({ text, name: this.log.origin, privateKey: this.log.privateKey });
+    const note = await signNote({ text, name: this.log.origin, ...(await this.log.noteKey()) });
     return { seq: head.seq, hash: head.hash, at: new Date(this.clock.now()).toISOString(), note };
   }
 
