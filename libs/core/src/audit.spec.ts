@@ -119,6 +119,55 @@ describe('audit hashing', () => {
     );
   });
 
+  it('gives the event the members of the draft spread, in its order, then seq, prev_hash and hash', async () => {
+    const native = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
+    const base = draft(1);
+    const tag = Symbol('tag');
+    const { id, at, ...rest } = base;
+    // The registry's order, the audit vectors' order, an extra member, members the link sets, a symbol.
+    const drafts: Record<string | symbol, unknown>[] = [base, { ...rest, id, at }, { ...base, extra: 'x' }, { ...base, seq: 99, prev_hash: 'x', hash: 'y' }, { ...base, [tag]: 1 }];
+    for (const d of drafts) {
+      const { event } = await linkAuditEvent(null, d as never, native);
+      const spread: Record<string | symbol, unknown> = { ...d, seq: 1, prev_hash: GENESIS_HASH };
+      expect(Reflect.ownKeys(event)).toEqual(Reflect.ownKeys({ ...spread, hash: '' }));
+      expect(JSON.stringify(event)).toBe(JSON.stringify({ ...spread, hash: event.hash }));
+    }
+  });
+
+  it('hands the digest an array of its own, exactly the bytes hashed', async () => {
+    const seen: Uint8Array[] = [];
+    const keep = (bytes: Uint8Array): Uint8Array => {
+      seen.push(bytes);
+      return createHash('sha256').update(bytes).digest();
+    };
+    const previous = (await chain(1))[0]!;
+    for (const note of ['ascii', 'é€', '\ud83d\ude00']) {
+      const { json } = await linkAuditEvent(previous, { ...draft(2), data: { note } }, keep);
+      const text = `${json.slice(0, json.lastIndexOf(',"hash":'))}}`;
+      const bytes = seen.at(-1)!;
+      expect(bytes.byteOffset).toBe(0);
+      expect(bytes.buffer.byteLength).toBe(bytes.length);
+      expect(bytes).toEqual(new Uint8Array([...fromHex(previous.hash), ...new TextEncoder().encode(text)]));
+    }
+    expect(new Set(seen.map((bytes) => bytes.buffer)).size).toBe(3);
+  });
+
+  it('hashes a lone surrogate outside data as its escape, and refuses one in data, as it always has', async () => {
+    const native = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest();
+    // Outside data, the stored shape's strings are written by JSON.stringify, which escapes it.
+    const { event, json } = await linkAuditEvent(null, { ...draft(1), actor: 'agent:\ud800' }, native);
+    expect(json).toContain('"actor":"agent:\\ud800"');
+    expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(event)));
+    const { hash, ...unhashed } = event;
+    expect(await hashAuditEvent(unhashed, native)).toBe(hash);
+    // In data, and anywhere in an event of another shape, it is refused.
+    await expect(linkAuditEvent(null, { ...draft(1), data: { note: 'x\udc00' } }, native)).rejects.toThrow('Lone surrogate is not allowed');
+    await expect(linkAuditEvent(null, { ...draft(1), actor: '\ud800', extra: 1 } as never, native)).rejects.toThrow('Lone surrogate is not allowed');
+    // An error in data names its path from data in the stored shape, from the event in another.
+    await expect(linkAuditEvent(null, { ...draft(1), data: { amount: Number.NaN } }, native)).rejects.toThrow(/^\$\.amount is not a finite number$/);
+    await expect(linkAuditEvent(null, { ...draft(1), data: { amount: Number.NaN }, extra: 1 } as never, native)).rejects.toThrow(/^\$\.data\.amount is not a finite number$/);
+  });
+
   it('links each event to the previous one and numbers them from 1', async () => {
     const events = await chain(3);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);

@@ -122,6 +122,41 @@ describe('canonicalJson (RFC 8785)', () => {
       expect(ours(odd)).toBe(reference(odd));
     }
     expect(canonicalJson(bare)).toBe('{"a":"x","b":1}');
+    // One level of plain objects inside is written in the same pass; anything deeper, or a
+    // nested lone surrogate, non-finite number or array, the general way. (Arrays hold no
+    // undefined here: canonicalJson refuses it where the reference writes null.)
+    const item = fc.oneof(text, fc.double(), fc.boolean(), fc.constant(null));
+    fc.assert(
+      fc.property(fc.dictionary(text, fc.oneof(member, fc.dictionary(text, member, { maxKeys: 6 }), fc.array(item, { maxLength: 2 })), { maxKeys: 8 }), (nested) => {
+        expect(ours(nested)).toBe(reference(nested));
+      }),
+      { numRuns: 1000 },
+    );
+    for (const odd of [{ z: { b: '\uDBFF', a: 1 } }, { z: { '\uDFFF': 1 } }, { z: { a: { b: 1 } } }, { z: { a: Number.POSITIVE_INFINITY } }, { z: bare }, { z: { a: undefined } }]) {
+      expect(ours(odd)).toBe(reference(odd));
+    }
+    expect(canonicalJson({ z: { b: 2, a: 1 }, a: null })).toBe('{"a":null,"z":{"a":1,"b":2}}');
+  });
+
+  it('sorts keys an object would not keep in insertion order, and many keys, as the general canonicaliser does', () => {
+    // Array-index keys come first in an object, in numeric order; "__proto__" is a member here, not the prototype.
+    const indexed = { b: 1, '10': 'ten', '9': 'nine', '-1': 0, '': 'empty', a: { '2': 0, '1': 1 } };
+    expect(canonicalJson(indexed)).toBe('{"":"empty","-1":0,"10":"ten","9":"nine","a":{"1":1,"2":0},"b":1}');
+    expect(canonicalJson(indexed)).toBe(canonicalize(indexed));
+    const proto = JSON.parse('{"__proto__":{"b":1},"a":2}') as object;
+    expect(canonicalJson(proto)).toBe('{"__proto__":{"b":1},"a":2}');
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${(i * 7) % 40}\u00e9`, i]));
+    expect(canonicalJson(many)).toBe(canonicalize(many));
+    expect(canonicalJson({ n: many })).toBe(canonicalize({ n: many }));
+  });
+
+  it('writes a backslash before "ud" as text, and a lone surrogate not at all', () => {
+    // An escaped backslash followed by "ud" is not a lone surrogate: the same text either way.
+    expect(canonicalJson({ a: '\\ud800', b: { c: '\\udc00' } })).toBe('{"a":"\\\\ud800","b":{"c":"\\\\udc00"}}');
+    expect(canonicalJson({ a: '\uD83D\uDE00', b: { '\uD83D\uDE00': 1 } })).toBe('{"a":"\uD83D\uDE00","b":{"\uD83D\uDE00":1}}');
+    for (const lone of [{ a: '\uD800' }, { a: 'x\uDC00' }, { b: { a: '\uDBFF' } }, { b: { '\uD83D': 1 } }]) {
+      expect(() => canonicalJson(lone)).toThrow('Lone surrogate is not allowed');
+    }
   });
 
   it('drops undefined members as JSON does', () => {
@@ -153,6 +188,12 @@ describe('hashing helpers', () => {
     for (const bad of ['0g', 'g0', '\u00e90', '0 ', '-1']) expect(() => fromHex(bad)).toThrow('not a hex string');
     const every = Uint8Array.from({ length: 256 }, (_, i) => i);
     expect(toHex(every)).toBe(Buffer.from(every).toString('hex'));
+    // Every length, so that a last chunk shorter than the others is written too.
+    for (let length = 0; length <= 100; length++) {
+      const bytes = every.slice(256 - length);
+      expect(toHex(bytes)).toBe(Buffer.from(bytes).toString('hex'));
+    }
+    expect(toHex(every.subarray(10, 20))).toBe(Buffer.from(every.subarray(10, 20)).toString('hex'));
     expect(fromHex(Buffer.from(every).toString('hex').toUpperCase())).toEqual(every);
   });
 

@@ -13,6 +13,7 @@ import {
   parseVerifierKey,
   signNote,
   verifyCosignature,
+  type NodeEd25519KeyObject,
   type NoteErrorCode,
 } from './note.js';
 
@@ -108,6 +109,43 @@ describe('signed notes (c2sp.org/signed-note)', () => {
     const vkey = formatVerifierKey({ name: 'example.com/k', publicKey });
     await expect(openNote({ note, verifiers: [vkey] })).resolves.toEqual({ text: 'hello\n', verifiedBy: [vkey] });
     await expectCode(() => signNote({ text: 'hello\n', name: 'example.com/k', privateKey: pair.privateKey }), 'unusable_key');
+  });
+
+  it('imports a KeyObject once for every signature it makes, and again after an import that failed', async () => {
+    let exports = 0;
+    const counted: NodeEd25519KeyObject = {
+      type: 'private',
+      asymmetricKeyType: 'ed25519',
+      export: (options) => {
+        exports += 1;
+        return peterPrivate.export(options);
+      },
+    };
+    // Signatures made together share one import.
+    const together = await Promise.all([1, 2, 3].map(() => signNote({ text: PETER_TEXT, name: 'PeterNeumann', privateKey: counted })));
+    expect(together).toEqual([PETER_NOTE, PETER_NOTE, PETER_NOTE]);
+    expect(await signNote({ text: PETER_TEXT, name: 'PeterNeumann', privateKey: counted })).toBe(PETER_NOTE);
+    const cosignature = await cosignCheckpoint({ checkpointText: 'o\n1\n' + encodeBase64(new Uint8Array(32)) + '\n', name: 'PeterNeumann', privateKey: counted, time: 1 });
+    expect(cosignature.startsWith('\u2014 PeterNeumann ')).toBe(true);
+    expect(exports).toBe(1);
+    // A public key given still names the key, as before.
+    const other = freshKey().publicKey;
+    const note = await signNote({ text: PETER_TEXT, name: 'PeterNeumann', privateKey: counted, publicKey: other });
+    await expectCode(() => openNote({ note, verifiers: [formatVerifierKey({ name: 'PeterNeumann', publicKey: other })] }), 'bad_signature');
+    expect(exports).toBe(1);
+    // A failed import is not kept.
+    let attempts = 0;
+    const broken: NodeEd25519KeyObject = {
+      type: 'private',
+      asymmetricKeyType: 'ed25519',
+      export: () => {
+        attempts += 1;
+        return {};
+      },
+    };
+    await expectCode(() => signNote({ text: 'a\n', name: 'n', privateKey: broken }), 'unusable_key');
+    await expectCode(() => signNote({ text: 'a\n', name: 'n', privateKey: broken }), 'unusable_key');
+    expect(attempts).toBe(2);
   });
 
   it('refuses to sign with a key that is not an Ed25519 private key', async () => {

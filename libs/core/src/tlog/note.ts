@@ -286,25 +286,49 @@ function isNodeKeyObject(key: NoteSigningKey): key is NodeEd25519KeyObject {
  * Node KeyObject always gives and a Web Crypto key gives when it is extractable.
  */
 async function signingKey(privateKey: NoteSigningKey, publicKey?: Uint8Array): Promise<{ key: CryptoKey; publicKey: Uint8Array }> {
-  const unusable = (why: string) => new NoteError('unusable_key', `a note is signed with an Ed25519 private key: ${why}`);
   if (publicKey !== undefined && (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES)) {
-    throw unusable('the public key given is not 32 bytes');
+    throw unusableKey('the public key given is not 32 bytes');
   }
   if (isNodeKeyObject(privateKey)) {
-    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw unusable('this KeyObject is not an Ed25519 private key');
-    const jwk = privateKey.export({ format: 'jwk' }) as { d?: unknown; x?: unknown };
-    if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw unusable('the KeyObject exported no Ed25519 JWK');
-    const key = await crypto.subtle.importKey('jwk', { kty: 'OKP', crv: 'Ed25519', d: jwk.d, x: jwk.x }, { name: 'Ed25519' }, false, ['sign']);
-    return { key, publicKey: publicKey ?? base64url.decode(jwk.x) };
+    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw unusableKey('this KeyObject is not an Ed25519 private key');
+    let imported = importedKeys.get(privateKey);
+    if (!imported) {
+      const importing = importKeyObject(privateKey);
+      importedKeys.set(privateKey, importing);
+      // A failed import is not kept: the next signature tries again.
+      importing.catch(() => {
+        if (importedKeys.get(privateKey) === importing) importedKeys.delete(privateKey);
+      });
+      imported = importing;
+    }
+    const { key, publicKey: own } = await imported;
+    return { key, publicKey: publicKey ?? own };
   }
   if (privateKey.type !== 'private' || privateKey.algorithm.name !== 'Ed25519' || !privateKey.usages.includes('sign')) {
-    throw unusable('this CryptoKey is not an Ed25519 private key that may sign');
+    throw unusableKey('this CryptoKey is not an Ed25519 private key that may sign');
   }
   if (publicKey) return { key: privateKey, publicKey };
-  if (!privateKey.extractable) throw unusable('the CryptoKey is not extractable, so give its publicKey too');
+  if (!privateKey.extractable) throw unusableKey('the CryptoKey is not extractable, so give its publicKey too');
   const jwk = await crypto.subtle.exportKey('jwk', privateKey);
-  if (typeof jwk.x !== 'string') throw unusable('the CryptoKey exported no public key');
+  if (typeof jwk.x !== 'string') throw unusableKey('the CryptoKey exported no public key');
   return { key: privateKey, publicKey: base64url.decode(jwk.x) };
+}
+
+const unusableKey = (why: string) => new NoteError('unusable_key', `a note is signed with an Ed25519 private key: ${why}`);
+
+/**
+ * The Web Crypto keys made from Node KeyObjects so far, by KeyObject: one never changes, and
+ * making its Web Crypto key (a JWK export and an importKey) costs more than a signature, every
+ * checkpoint. The promise is kept, so that signatures made together with one key import it once.
+ */
+const importedKeys = new WeakMap<NodeEd25519KeyObject, Promise<{ key: CryptoKey; publicKey: Uint8Array }>>();
+
+/** The Web Crypto signing key and the public key of a Node Ed25519 private KeyObject. */
+async function importKeyObject(privateKey: NodeEd25519KeyObject): Promise<{ key: CryptoKey; publicKey: Uint8Array }> {
+  const jwk = privateKey.export({ format: 'jwk' }) as { d?: unknown; x?: unknown };
+  if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw unusableKey('the KeyObject exported no Ed25519 JWK');
+  const key = await crypto.subtle.importKey('jwk', { kty: 'OKP', crv: 'Ed25519', d: jwk.d, x: jwk.x }, { name: 'Ed25519' }, false, ['sign']);
+  return { key, publicKey: base64url.decode(jwk.x) };
 }
 
 async function ed25519Sign(key: CryptoKey, message: Uint8Array): Promise<Uint8Array> {
