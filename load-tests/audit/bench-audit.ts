@@ -36,7 +36,7 @@ import { choosePinning } from '../support/cpus.js';
 import { commandCpuSeconds, cpuSecondsBetween, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
 import { stopAll, stopProcess } from '../support/processes.js';
 import { createBenchStorage, freePort, startRegistry } from '../support/registry.js';
-import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, deleteKeys, numberOption, uniquePrefix } from '../verify/setup.js';
+import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, numberOption, releaseRedis, uniquePrefix } from '../verify/setup.js';
 
 const RATE = numberOption('BENCH_AUDIT_RATE', 3000, 0);
 const EVENTS = numberOption('BENCH_AUDIT_EVENTS', 50_000);
@@ -186,10 +186,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopAll();
-    if (redis.status === 'ready') {
-      await deleteKeys(redis, prefix).catch(() => undefined);
-      await redis.quit().catch(() => undefined);
-    } else redis.disconnect();
+    await releaseRedis(redis, prefix);
     await storage.dispose();
   }
 }

@@ -74,7 +74,7 @@ import {
   benchRegistryEnv,
   numberOption,
   countKeys,
-  deleteKeys,
+  releaseRedis,
   holder,
   requestPool,
   seed,
@@ -481,10 +481,7 @@ async function bench(): Promise<void> {
     (cleaned ??= (async () => {
       await inProcess?.close().catch(() => undefined);
       await stopAll();
-      if (redis.status === 'ready') {
-        await deleteKeys(redis, prefix).catch(() => undefined);
-        await redis.quit().catch(() => undefined);
-      } else redis.disconnect();
+      await releaseRedis(redis, prefix);
       await storage.dispose();
     })());
   try {

@@ -29,7 +29,7 @@ import { closedLoop, type Endpoint } from '../support/load.js';
 import { ROOT, type Started, stopAll } from '../support/processes.js';
 import { createBenchStorage, fetchToken, freePort, startRegistry } from '../support/registry.js';
 import { median } from '../support/stats.js';
-import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, deleteKeys, holder, numberOption, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
+import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, holder, numberOption, releaseRedis, requestPool, seed, serviceAuthorization, startVerifier, uniquePrefix, urlOf } from './setup.js';
 
 const SLICES = numberOption('COMPARE_SLICES', 12);
 const SLICE_S = numberOption('COMPARE_SLICE_S', 3);
@@ -129,10 +129,7 @@ async function compare(revision: string): Promise<void> {
     console.log('Below 1 for CPU (above 1 for req/s) means this tree is cheaper. One comparison moves by several per cent from run to run: repeat it.');
   } finally {
     await stopAll();
-    if (redis.status === 'ready') {
-      await deleteKeys(redis, prefix).catch(() => 0);
-      await redis.quit().catch(() => undefined);
-    } else redis.disconnect();
+    await releaseRedis(redis, prefix);
     await storage.dispose();
     try {
       execFileSync('git', ['worktree', 'remove', '--force', worktree], { cwd: ROOT, stdio: 'ignore' });

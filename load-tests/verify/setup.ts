@@ -146,6 +146,14 @@ export async function deleteKeys(redis: Redis, prefix: string): Promise<number> 
   return deleted;
 }
 
+/** At the end of a run: deletes its keys when the connection still works, and closes it either way. */
+export async function releaseRedis(redis: Redis, prefix: string): Promise<void> {
+  if (redis.status === 'ready') {
+    await deleteKeys(redis, prefix).catch(() => undefined);
+    await redis.quit().catch(() => undefined);
+  } else redis.disconnect();
+}
+
 /** How many keys match `pattern`. */
 export async function countKeys(redis: Redis, pattern: string): Promise<number> {
   let n = 0;
