@@ -1,19 +1,19 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Issue 19, goal 3: the Merkle tree's nodes below level 8 are no longer rows of
- * `audit_merkle_nodes`. Each covers at most 128 events and is computed from their leaves where it
- * is read (`STORED_TREE_LEVEL` in audit.repository.ts): one row per 128 events instead of one per
+ * Issue 19, goal 3: the Merkle tree's nodes below level 4 are no longer rows of
+ * `audit_merkle_nodes`. Each covers at most 8 events and is computed from their leaves where it
+ * is read (`STORED_TREE_LEVEL` in audit.repository.ts): one row per 8 events instead of one per
  * event. The roots, proofs and checkpoints are the same.
  */
 export class AuditTreeTiles1764000022000 implements MigrationInterface {
   name = 'AuditTreeTiles1764000022000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query('DELETE FROM audit_merkle_nodes WHERE level BETWEEN 1 AND 7');
+    await q.query('DELETE FROM audit_merkle_nodes WHERE level BETWEEN 1 AND 3');
   }
 
-  /** Builds levels 1 to 7 again, level 1 from the events' leaves and each next from the one below. */
+  /** Builds levels 1 to 3 again, level 1 from the events' leaves and each next from the one below. */
   async down(q: QueryRunner): Promise<void> {
     const leaf = (alias: string) => `sha256('\\x00'::bytea || decode(${alias}.hash, 'hex'))`;
     await q.query(`
@@ -22,7 +22,7 @@ export class AuditTreeTiles1764000022000 implements MigrationInterface {
         FROM audit_events a JOIN audit_events b ON b.seq = a.seq + 1
        WHERE a.seq % 2 = 1
       ON CONFLICT (level, idx) DO NOTHING`);
-    for (let level = 2; level <= 7; level++) {
+    for (let level = 2; level <= 3; level++) {
       await q.query(
         `INSERT INTO audit_merkle_nodes (level, idx, hash)
          SELECT $1::smallint, a.idx / 2, sha256('\\x01'::bytea || a.hash || b.hash)

@@ -10,7 +10,7 @@
  *
  * - `rows as today`: `audit_events` with its primary key, the unique index on `id` and the
  *   indexes on `grant_id` and `txn` (collation "C"), `data` as jsonb, inserted from one JSON
- *   literal per group as the registry does, with one tree row per 128 events;
+ *   literal per group as the registry does, with one tree row per 8 events;
  * - `rows, primary key only`: the same rows without the secondary indexes (what the indexes cost);
  * - `rows, data as text`: the same rows and indexes, `data` kept as the text it was hashed from;
  * - `one row per group`: the group's events as one text value, stored uncompressed (what a
@@ -63,8 +63,8 @@ const insertRows = (data: 'jsonb' | 'text') => (events: BenchEvent[]): string =>
   const rows = `INSERT INTO audit_events SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, ${data === 'jsonb' ? 'data' : 'data::text'}, prev_hash, hash
     FROM jsonb_to_recordset(${literal(JSON.stringify(events))}::jsonb) AS e(seq bigint, id text, at text, type text, actor text, subject text,
       grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`;
-  // One tree row per 128 events, as the registry stores level 8 and up.
-  const nodes = events.filter((e) => e.seq % 128 === 0).map((e) => `(8, ${e.seq / 128 - 1}, decode('${e.hash}', 'hex'))`);
+  // One tree row per 8 events, as the registry stores level 4 and up (there, one per 16 at level 4, per 32 at 5, ...).
+  const nodes = events.filter((e) => e.seq % 8 === 0).map((e) => `(4, ${e.seq / 8 - 1}, decode('${e.hash}', 'hex'))`);
   return nodes.length > 0 ? `${rows}; INSERT INTO audit_merkle_nodes VALUES ${nodes.join(', ')}` : rows;
 };
 

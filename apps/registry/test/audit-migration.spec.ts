@@ -46,7 +46,7 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     const before = await service();
     for (let i = 0; i < 13; i++) await before.append({ type: 'token.issued', data: { i } });
     const roots = await Promise.all([1, 2, 7, 8, 13].map((size) => before.rootAt(size)));
-    // No rows below level 8 (migration 1764000022000): a leaf is its event's, the nodes above up to level 7 are computed from them.
+    // No rows below level 4 (migration 1764000022000): a leaf is its event's, the nodes above up to level 3 are computed from them.
     const countNodes = () => db.dataSource.query<{ level0: number; inner: number }[]>('SELECT count(*) FILTER (WHERE level = 0)::int AS level0, count(*) FILTER (WHERE level > 0)::int AS inner FROM audit_merkle_nodes');
     expect(await countNodes()).toEqual([{ level0: 0, inner: 0 }]);
 
@@ -74,13 +74,13 @@ describe.each(storages)('the audit tree migration on $name', ({ create }) => {
     } finally {
       await leaves.release();
     }
-    // The 14th event's append stored no node below level 8: the level-1 node it completed is not a row.
+    // The 14th event's append stored no node below level 4: the level-1 node it completed is not a row.
     expect(await countNodes()).toEqual([{ level0: 0, inner: 6 + 3 + 1 }]);
     const last = await service();
     expect(await Promise.all([1, 2, 7, 8, 13].map((size) => last.rootAt(size)))).toEqual(roots);
     expect(await last.verify({ full: true })).toMatchObject({ chain: { ok: true, count: 14 }, tree: { size: 14 } });
 
-    // Migration 1764000022000 drops the rows below level 8; its down builds them again, all 7 + 3 + 1 of 14 events.
+    // Migration 1764000022000 drops the rows below level 4; its down builds them again, all 7 + 3 + 1 of 14 events.
     const tiles = db.dataSource.createQueryRunner();
     try {
       await new AuditTreeTiles1764000022000().up(tiles);

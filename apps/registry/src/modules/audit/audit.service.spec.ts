@@ -161,12 +161,12 @@ describe('AuditService (in memory)', () => {
 
   it('refuses to append onto a tree whose nodes were deleted: the append fails, nothing is written', async () => {
     const { store, repository, audit } = await chain(1000);
-    // The first stored node (level 8, STORED_TREE_LEVEL) is complete at 256 events; the ones below are computed from events.
-    await Promise.all(Array.from({ length: 256 }, (_, i) => audit.append({ type: 't', data: { i } })));
-    expect([...store.table<string, Uint8Array>('audit_merkle_nodes').keys()]).toEqual(['8:0']);
-    store.table<string, Uint8Array>('audit_merkle_nodes').delete('8:0');
-    await expect(audit.append({ type: 'after' })).rejects.toThrow("the audit log's Merkle tree does not reach its head (seq 256): nodes are missing");
-    expect(repository.events).toHaveLength(256);
+    // The first stored node (level 4, STORED_TREE_LEVEL) is complete at 16 events; the ones below are computed from events.
+    await Promise.all(Array.from({ length: 16 }, (_, i) => audit.append({ type: 't', data: { i } })));
+    expect([...store.table<string, Uint8Array>('audit_merkle_nodes').keys()]).toEqual(['4:0']);
+    store.table<string, Uint8Array>('audit_merkle_nodes').delete('4:0');
+    await expect(audit.append({ type: 'after' })).rejects.toThrow("the audit log's Merkle tree does not reach its head (seq 16): nodes are missing");
+    expect(repository.events).toHaveLength(16);
   });
 
   it('verifies from the last verified head: the events before it are not re-hashed, a --full verification does', async () => {
