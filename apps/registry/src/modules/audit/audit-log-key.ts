@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatVerifierKey } from '@writ/core';
@@ -14,12 +14,6 @@ export interface AuditLogSigner {
   privateKey: KeyObject;
   /** C2SP signed-note verifier key: `<origin>+<key id>+<base64(0x01 || public key)>`. */
   vkey: string;
-  /**
-   * The same key as `signNote` takes it without converting it again: a Web Crypto key imported
-   * once (not extractable), with its 32-byte public key. A checkpoint is signed every
-   * `WRIT_CHECKPOINT_EVERY` events; importing the key for each cost as much as the signature.
-   */
-  noteKey(): Promise<{ privateKey: CryptoKey; publicKey: Uint8Array }>;
 }
 
 /** The key file under `<dataDir>/keys/`: PKCS #8 PEM, mode 0600. */
@@ -60,17 +54,6 @@ export function ephemeralAuditLogSigner(origin = 'writ.invalid/audit'): AuditLog
 function signerOf(options: { origin: string; privateKey: KeyObject }): AuditLogSigner {
   const { x } = createPublicKey(options.privateKey).export({ format: 'jwk' });
   if (typeof x !== 'string') throw new TypeError('the audit log key has no public part');
-  const publicKey = new Uint8Array(Buffer.from(x, 'base64url'));
-  const vkey = formatVerifierKey({ name: options.origin, publicKey });
-  let imported: Promise<{ privateKey: CryptoKey; publicKey: Uint8Array }> | undefined;
-  const noteKey = () =>
-    (imported ??= webcrypto.subtle.importKey('jwk', options.privateKey.export({ format: 'jwk' }), { name: 'Ed25519' }, false, ['sign']).then(
-      (privateKey) => ({ privateKey, publicKey }),
-      (error: unknown) => {
-        // Not kept: the next checkpoint tries again.
-        imported = undefined;
-        throw error;
-      },
-    ));
-  return { origin: options.origin, privateKey: options.privateKey, vkey, noteKey };
+  const vkey = formatVerifierKey({ name: options.origin, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) });
+  return { origin: options.origin, privateKey: options.privateKey, vkey };
 }

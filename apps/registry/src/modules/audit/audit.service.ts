@@ -105,7 +105,6 @@ export interface AuditServiceOptions {
   log?: AuditLogSigner;
 }
 
-
 /**
  * The one append path of the audit chain. Appends are serialised twice: an in-process lock
  * (so a process does not queue pool connections on the database lock) and a transaction-scoped
@@ -300,7 +299,8 @@ export class AuditService {
   /** The C2SP tlog-checkpoint of the tree of `head.seq` leaves, signed by the log's key. */
   private async sign(head: NonNullable<AuditHead>, root: MerkleHash): Promise<AuditCheckpoint> {
     const text = formatCheckpoint({ origin: this.log.origin, size: head.seq, root });
-    const note = await signNote({ text, name: this.log.origin, ...(await this.log.noteKey()) });
+    // signNote imports a KeyObject for Web Crypto once and keeps it: not once per checkpoint.
+    const note = await signNote({ text, name: this.log.origin, privateKey: this.log.privateKey });
     return { seq: head.seq, hash: head.hash, at: new Date(this.clock.now()).toISOString(), note };
   }
 
