@@ -8,9 +8,11 @@
  * shapes, and reads the CPU time of the one backend doing it from /proc (Linux; PostgreSQL on
  * this machine):
  *
- * - `rows as today`: `audit_events` with its primary key, the unique index on `id` and the
- *   indexes on `grant_id` and `txn` (collation "C"), `data` as jsonb, inserted from one JSON
- *   literal per group as the registry does, with one tree row per 8 events;
+ * - `rows as today (COPY)`: `audit_events` with its primary key, the unique index on `id` and the
+ *   indexes on `grant_id` and `txn` (collation "C"), `data` as jsonb, written with one COPY per
+ *   group as the registry does on PostgreSQL, with one tree row per 8 events;
+ * - `rows by one JSON INSERT`: the same, inserted from one JSON literal per group (as the registry
+ *   did before, and still does on PGlite);
  * - `rows, primary key only`: the same rows without the secondary indexes (what the indexes cost);
  * - `rows, data as text`: the same rows and indexes, `data` kept as the text it was hashed from;
  * - `one row per group`: the group's events as one text value, stored uncompressed (what a
@@ -23,6 +25,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { copyValue } from '../../apps/registry/src/modules/audit/audit.repository.js';
 import { numberOption } from '../verify/setup.js';
 
 const GROUP = numberOption('BENCH_GROUP', 256);
@@ -32,7 +36,9 @@ const WARM_GROUPS = 20;
 interface Shape {
   name: string;
   schema: string[];
+  /** The group's statements after the lock, ending in COMMIT; or, for a COPY, the rows to copy first. */
   insert(events: BenchEvent[]): string;
+  copy?(events: BenchEvent[]): string;
 }
 
 interface BenchEvent {
@@ -59,17 +65,30 @@ const EVENTS_TABLE = (data: 'jsonb' | 'text', indexes: boolean): string[] => [
   'CREATE TABLE audit_merkle_nodes (level smallint, idx bigint, hash bytea NOT NULL, PRIMARY KEY (level, idx))',
 ];
 
+/** One tree row per 8 events, as the registry stores level 4 and up (there, one per 16 at level 4, per 32 at 5, ...). */
+const insertNodes = (events: BenchEvent[]): string => {
+  const nodes = events.filter((e) => e.seq % 8 === 0).map((e) => `(4, ${e.seq / 8 - 1}, decode('${e.hash}', 'hex'))`);
+  return nodes.length > 0 ? `INSERT INTO audit_merkle_nodes VALUES ${nodes.join(', ')}` : 'SELECT 1';
+};
+
 const insertRows = (data: 'jsonb' | 'text') => (events: BenchEvent[]): string => {
   const rows = `INSERT INTO audit_events SELECT seq, id, at, type, actor, subject, grant_id, txn, parent_id, ${data === 'jsonb' ? 'data' : 'data::text'}, prev_hash, hash
     FROM jsonb_to_recordset(${literal(JSON.stringify(events))}::jsonb) AS e(seq bigint, id text, at text, type text, actor text, subject text,
       grant_id text, txn text, parent_id text, data jsonb, prev_hash char(64), hash char(64))`;
-  // One tree row per 8 events, as the registry stores level 4 and up (there, one per 16 at level 4, per 32 at 5, ...).
-  const nodes = events.filter((e) => e.seq % 8 === 0).map((e) => `(4, ${e.seq / 8 - 1}, decode('${e.hash}', 'hex'))`);
-  return nodes.length > 0 ? `${rows}; INSERT INTO audit_merkle_nodes VALUES ${nodes.join(', ')}` : rows;
+  return `${rows}; ${insertNodes(events)}`;
 };
 
 const SHAPES: Shape[] = [
-  { name: 'rows as today', schema: EVENTS_TABLE('jsonb', true), insert: insertRows('jsonb') },
+  {
+    name: 'rows as today (COPY)',
+    schema: EVENTS_TABLE('jsonb', true),
+    copy: (events) =>
+      events
+        .map((e) => [String(e.seq), e.id, e.at, e.type, e.actor, e.subject, e.grant_id, e.txn, e.parent_id, JSON.stringify(e.data), e.prev_hash, e.hash].map(copyValue).join('\t') + '\n')
+        .join(''),
+    insert: insertNodes,
+  },
+  { name: 'rows by one JSON INSERT', schema: EVENTS_TABLE('jsonb', true), insert: insertRows('jsonb') },
   { name: 'rows, primary key only', schema: EVENTS_TABLE('jsonb', false), insert: insertRows('jsonb') },
   { name: 'rows, data as text', schema: EVENTS_TABLE('text', true), insert: insertRows('text') },
   {
@@ -94,6 +113,15 @@ function eventsFrom(first: number, count: number, previous: { hash: string }): B
   return events;
 }
 
+function copyRows(client: pg.Client, rows: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyFrom('COPY audit_events FROM STDIN'));
+    stream.on('error', reject);
+    stream.on('finish', () => resolve());
+    stream.end(rows);
+  });
+}
+
 function backendCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -111,6 +139,7 @@ async function run(client: pg.Client, pid: number, shape: Shape): Promise<number
     const events = eventsFrom(g * GROUP + 1, GROUP, previous);
     // As the registry commits a group: the lock and the head, then the writes and COMMIT.
     await client.query(`BEGIN; SELECT pg_advisory_xact_lock(1); SELECT 1`);
+    if (shape.copy) await copyRows(client, shape.copy(events));
     await client.query(`${shape.insert(events)}; COMMIT`);
   }
   return ((backendCpuSeconds(pid) - before) * 1e6) / (GROUPS * GROUP);

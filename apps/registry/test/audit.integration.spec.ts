@@ -142,16 +142,31 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 201 });
   });
 
+  it("keeps tabs, newlines, backslashes and a literal \\N in every text column exactly (COPY's specials on PostgreSQL)", async () => {
+    const event = await ctx.audit.append({
+      id: 'evt_tab\there\nnext\\',
+      type: 'admin.note',
+      actor: 'agent:a,"data":{"x":1},"grant_id":"g"\\',
+      subject: '\\N',
+      grant_id: 'g_\r1',
+      txn: '\\.',
+      data: { nested: { grant_id: 'inner', '\t': '\\N\n' }, text: ',"grant_id":"fake"' },
+    });
+    const [row] = await ctx.db.dataSource.query<Record<string, unknown>[]>('SELECT id, actor, subject, grant_id, txn, data, hash FROM audit_events WHERE seq = $1', [event.seq]);
+    expect(row).toEqual({ id: event.id, actor: event.actor, subject: '\\N', grant_id: 'g_\r1', txn: '\\.', data: event.data, hash: event.hash });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 202 });
+  });
+
   it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
     const [before, bad, after] = await Promise.allSettled([
       ctx.audit.append({ type: 'admin.note', data: { n: 1 } }),
       ctx.audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
       ctx.audit.append({ type: 'admin.note', data: { n: 3 } }),
     ]);
-    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 202 } });
+    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 203 } });
     expect(bad.status).toBe('rejected');
-    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 203, data: { n: 3 } } });
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 203 });
+    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 204, data: { n: 3 } } });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 204 });
   });
 
   it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
@@ -161,7 +176,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ctx.audit.append({ type: 'admin.note' }),
     ]);
     expect(b).toEqual(a);
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 205 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 206 });
   });
 
   it('looks up no ids for a group of new ones, and links a group again, knowing the chain, when one of its ids is already there', async () => {
@@ -172,7 +187,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       [...pgQuery.mock.calls.map((call) => call[0] as unknown), ...managerQuery.mock.calls.map((call) => call[0])].filter((sql) => typeof sql === 'string' && sql.includes('WHERE id = ANY')).length;
     try {
       const fresh = await Promise.all([1, 2, 3].map((n) => ctx.audit.append({ id: `evt_new_${n}`, type: 'verify.allow', data: { n } })));
-      expect(fresh.map((e) => e.seq)).toEqual([206, 207, 208]);
+      expect(fresh.map((e) => e.seq)).toEqual([207, 208, 209]);
       expect(lookups()).toBe(0);
 
       const [again, next] = await Promise.all([
@@ -180,7 +195,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
         ctx.audit.append({ id: 'evt_new_4', type: 'verify.allow', data: { n: 4 } }),
       ]);
       expect(again).toEqual(fresh[1]);
-      expect(next).toMatchObject({ seq: 209, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
+      expect(next).toMatchObject({ seq: 210, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
       // The optimistic insert was refused by the unique index on id; the second try looked the ids up.
       expect(lookups()).toBe(1);
     } finally {
@@ -189,7 +204,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     }
     const rows = await ctx.db.dataSource.query<{ id: string; n: string }[]>(`SELECT id, count(*) AS n FROM audit_events WHERE id LIKE 'evt_new_%' GROUP BY id ORDER BY id`);
     expect(rows.map((r) => [r.id, Number(r.n)])).toEqual([['evt_new_1', 1], ['evt_new_2', 1], ['evt_new_3', 1], ['evt_new_4', 1]]);
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 209 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 210 });
   });
 
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
@@ -207,7 +222,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
       const result = await ctx.audit.verify({ full: true });
-      expect(result.chain).toMatchObject({ ok: true, count: 339, lastSeq: 339 });
+      expect(result.chain).toMatchObject({ ok: true, count: 340, lastSeq: 340 });
     } finally {
       if (otherDb !== ctx.db) await otherDb.close();
     }

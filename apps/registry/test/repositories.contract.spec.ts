@@ -101,7 +101,7 @@ const backends: { name: string; open: () => Promise<{ repositories: Repositories
 type EventFields = Partial<Pick<AuditEvent, 'id' | 'type' | 'actor' | 'subject' | 'grant_id' | 'txn' | 'data'>>;
 
 /** Events linked after `head` (a type, or the fields that differ from the defaults), with the JSON array text they were hashed as. */
-async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, drafts: (string | EventFields)[]): Promise<{ events: AuditEvent[]; eventsJson: string }> {
+async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, drafts: (string | EventFields)[]): Promise<{ events: AuditEvent[]; eventTexts: string[] }> {
   const events: AuditEvent[] = [];
   const texts: string[] = [];
   let previous = head;
@@ -124,7 +124,7 @@ async function linked(head: Pick<AuditEvent, 'seq' | 'hash'> | null, drafts: (st
     texts.push(json);
     previous = event;
   }
-  return { events, eventsJson: `[${texts.join(',')}]` };
+  return { events, eventTexts: texts };
 }
 
 function checkpointOf(event: Pick<AuditEvent, 'seq' | 'hash'>): AuditCheckpoint {

@@ -280,7 +280,7 @@ export class AuditService {
     const checkpoints = await Promise.all(due.map(({ event, root }) => this.sign({ seq: event.seq, hash: event.hash }, root)));
     const { hashes } = tree.state();
     const after = compactRange(tree.size).map((id, i) => ({ ...id, hash: hashes[i]! }));
-    return { result, events: appended, eventsJson: `[${texts.join(',')}]`, nodes, edge: after, checkpoints };
+    return { result, events: appended, eventTexts: texts, nodes, edge: after, checkpoints };
   }
 
   /** Signs a checkpoint of the current head now (also called on a timer); the existing one when the head has one. */
