@@ -32,9 +32,10 @@ import { loadConfig } from '../../apps/registry/src/config/config.js';
 import { Database } from '../../apps/registry/src/infra/database.service.js';
 import { AuditService } from '../../apps/registry/src/modules/audit/audit.service.js';
 import { createRegistry } from '../../apps/registry/src/registry.js';
-import { choosePinning } from '../support/cpus.js';
+import pg from 'pg';
+import { choosePinning, onRegistryCpus } from '../support/cpus.js';
 import { commandCpuSeconds, cpuSecondsBetween, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
-import { stopAll, stopProcess } from '../support/processes.js';
+import { startProcess, stopAll, stopProcess } from '../support/processes.js';
 import { createBenchStorage, freePort, startRegistry } from '../support/registry.js';
 import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, numberOption, releaseRedis, uniquePrefix } from '../verify/setup.js';
 
@@ -44,6 +45,9 @@ const DURATION_S = numberOption('BENCH_DURATION_S', 10);
 const WARMUP_S = numberOption('BENCH_WARMUP_S', 2, 0);
 const AGENTS = numberOption('BENCH_AGENTS', 16);
 const DRAIN_TIMEOUT_S = numberOption('BENCH_DRAIN_TIMEOUT_S', 120);
+const FLOOR = process.env.BENCH_AUDIT_FLOOR !== '0';
+/** Node options for the ingestion floor alone (for example a CPU profile). */
+const FLOOR_NODE_ARGS = (process.env.BENCH_AUDIT_FLOOR_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
 const TICK_MS = 10;
 /** Issue 19, goal 3: the audit path of one decision, registry plus PostgreSQL. */
 const GOAL_US = 25;
@@ -140,36 +144,12 @@ async function main(): Promise<void> {
     console.log(`registry    ${env.WRIT_ISSUER} (child process ${pid})`);
     const grants = Array.from({ length: AGENTS }, () => `grt_bench_${randomUUID()}`);
     const q = queuer(redis, prefix, grants);
-
-    if (RATE > 0 && WARMUP_S > 0) {
-      await queueAtRate(q, redis, prefix, grants, RATE, WARMUP_S);
-      await drained(redis, prefix, grants);
-    }
-    const warm = q.queued;
-    const before = { registry: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
-    let maxBacklog: number;
-    if (RATE > 0) {
-      console.log(`\nqueueing    ${RATE} decisions/s over ${AGENTS} grants for ${DURATION_S} s (after a warm-up of ${WARMUP_S} s), then until drained`);
-      maxBacklog = await queueAtRate(q, redis, prefix, grants, RATE, DURATION_S);
-    } else {
-      console.log(`\nqueueing    ${EVENTS} decisions over ${AGENTS} grants at once, then until drained`);
-      for (let left = EVENTS; left > 0; left -= 1000) await q.queue(Math.min(1000, left));
-      maxBacklog = await backlog(redis, prefix, grants);
-    }
-    const drainS = await drained(redis, prefix, grants);
-    const after = { registry: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
-    const measured = q.queued - warm;
-    if (drainS === undefined) failures.push(`the backlog did not drain within BENCH_DRAIN_TIMEOUT_S (${DRAIN_TIMEOUT_S} s)`);
-
-    const registryS = before.registry !== undefined && after.registry !== undefined ? after.registry - before.registry : undefined;
-    const postgresS = storage.databaseUrl && before.postgres && after.postgres ? cpuSecondsBetween(before.postgres, after.postgres) : undefined;
-    const redisS = before.redis !== undefined && after.redis !== undefined ? after.redis - before.redis : undefined;
-    const wallS = (after.at - before.at) / 1000;
-    const auditS = registryS !== undefined && postgresS !== undefined ? registryS + postgresS : undefined;
-    console.log(`decisions   ${measured} measured in ${wallS.toFixed(1)} s (${(measured / wallS).toFixed(0)}/s appended on average)`);
-    console.log(`backlog     at most ${maxBacklog} waiting; drained ${drainS === undefined ? 'NOT within the timeout' : `${drainS.toFixed(2)} s after the last was queued`}`);
-    console.log(`cpu us per decision: registry ${us(registryS, measured)}, PostgreSQL ${us(postgresS, measured)} (all its processes), Redis ${us(redisS, measured)} (queueing included)`);
-    console.log(`audit path  ${us(auditS, measured)} us per decision (registry + PostgreSQL); goal <= ${GOAL_US}: ${auditS !== undefined && (auditS * 1e6) / measured <= GOAL_US ? 'met' : 'MISSED'}`);
+    const m = await measure(redis, prefix, grants, q, pid, Boolean(storage.databaseUrl));
+    console.log(`decisions   ${m.measured} measured in ${m.wallS.toFixed(1)} s (${(m.measured / m.wallS).toFixed(0)}/s appended on average)`);
+    console.log(`backlog     at most ${m.maxBacklog} waiting; drained ${m.drainS === undefined ? 'NOT within the timeout' : `${m.drainS.toFixed(2)} s after the last was queued`}`);
+    console.log(`cpu us per decision: registry ${us(m.processS, m.measured)}, PostgreSQL ${us(m.postgresS, m.measured)} (all its processes), Redis ${us(m.redisS, m.measured)} (queueing included)`);
+    const auditS = m.processS !== undefined && m.postgresS !== undefined ? m.processS + m.postgresS : undefined;
+    console.log(`audit path  ${us(auditS, m.measured)} us per decision (registry + PostgreSQL); goal <= ${GOAL_US}: ${auditS !== undefined && (auditS * 1e6) / m.measured <= GOAL_US ? 'met' : 'MISSED'}`);
 
     await stopProcess(registry);
     const { app } = await createRegistry(loadConfig(env), { logger: false });
@@ -184,10 +164,92 @@ async function main(): Promise<void> {
     } finally {
       await app.close();
     }
+    if (storage.databaseUrl && FLOOR) await floorPhase(redis, storage.databaseUrl, auditS === undefined ? undefined : (auditS * 1e6) / m.measured);
+    else console.log(`\nfloor       not run (${storage.databaseUrl ? 'BENCH_AUDIT_FLOOR=0' : 'it needs PostgreSQL: set DATABASE_URL'})`);
   } finally {
     await stopAll();
     await releaseRedis(redis, prefix);
     await storage.dispose();
+  }
+}
+
+interface Measured {
+  measured: number;
+  wallS: number;
+  maxBacklog: number;
+  drainS: number | undefined;
+  processS: number | undefined;
+  postgresS: number | undefined;
+  redisS: number | undefined;
+}
+
+/** Warm-up, then the measured window (queueing to drained): the CPU of `pid`, PostgreSQL and Redis. */
+async function measure(redis: Redis, prefix: string, grants: string[], q: Queuer, pid: number, postgres: boolean): Promise<Measured> {
+  if (RATE > 0 && WARMUP_S > 0) {
+    await queueAtRate(q, redis, prefix, grants, RATE, WARMUP_S);
+    await drained(redis, prefix, grants);
+  }
+  const warm = q.queued;
+  const before = { process: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+  let maxBacklog: number;
+  if (RATE > 0) {
+    console.log(`\nqueueing    ${RATE} decisions/s over ${AGENTS} grants for ${DURATION_S} s (after a warm-up of ${WARMUP_S} s), then until drained`);
+    maxBacklog = await queueAtRate(q, redis, prefix, grants, RATE, DURATION_S);
+  } else {
+    console.log(`\nqueueing    ${EVENTS} decisions over ${AGENTS} grants at once, then until drained`);
+    for (let left = EVENTS; left > 0; left -= 1000) await q.queue(Math.min(1000, left));
+    maxBacklog = await backlog(redis, prefix, grants);
+  }
+  const drainS = await drained(redis, prefix, grants);
+  const after = { process: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+  if (drainS === undefined) failures.push(`the backlog did not drain within BENCH_DRAIN_TIMEOUT_S (${DRAIN_TIMEOUT_S} s)`);
+  return {
+    measured: q.queued - warm,
+    wallS: (after.at - before.at) / 1000,
+    maxBacklog,
+    drainS,
+    processS: before.process !== undefined && after.process !== undefined ? after.process - before.process : undefined,
+    postgresS: postgres && before.postgres && after.postgres ? cpuSecondsBetween(before.postgres, after.postgres) : undefined,
+    redisS: before.redis !== undefined && after.redis !== undefined ? after.redis - before.redis : undefined,
+  };
+}
+
+/**
+ * The same load, on keys of its own, recorded by the ingestion floor (ingest-floor.ts) into tables
+ * of its own in the same database: what recording a decision costs at the least, in a layout of one
+ * row per group, beside what the registry costs in this run.
+ */
+async function floorPhase(redis: Redis, databaseUrl: string, registryPathUs: number | undefined): Promise<void> {
+  const prefix = uniquePrefix();
+  try {
+    const floor = await startProcess({
+      name: 'ingest floor',
+      ...onRegistryCpus(pinning, process.execPath, [...FLOOR_NODE_ARGS, '--import', '@swc-node/register/esm-register', 'load-tests/audit/ingest-floor.ts']),
+      env: { ...process.env, SWC_NODE_PROJECT: 'load-tests/tsconfig.json', NODE_ENV: 'production', REDIS_URL: BENCH_REDIS_URL, WRIT_REDIS_PREFIX: prefix, DATABASE_URL: databaseUrl },
+      ready: /ingest floor ready/,
+    });
+    console.log(`\nfloor       the ingestion floor (audit/ingest-floor.ts, child process ${floor.child.pid}): the same load on keys of its own, one row per group`);
+    const grants = Array.from({ length: AGENTS }, () => `grt_floor_${randomUUID()}`);
+    const q = queuer(redis, prefix, grants);
+    const m = await measure(redis, prefix, grants, q, floor.child.pid!, true);
+    await stopProcess(floor);
+    console.log(`backlog     at most ${m.maxBacklog} waiting; drained ${m.drainS === undefined ? 'NOT within the timeout' : `${m.drainS.toFixed(2)} s after the last was queued`}`);
+    console.log(`cpu us per decision: floor ${us(m.processS, m.measured)}, PostgreSQL ${us(m.postgresS, m.measured)} (all its processes), Redis ${us(m.redisS, m.measured)} (queueing included)`);
+    const floorS = m.processS !== undefined && m.postgresS !== undefined ? m.processS + m.postgresS : undefined;
+    const floorUs = floorS === undefined ? undefined : (floorS * 1e6) / m.measured;
+    console.log(`floor path  ${us(floorS, m.measured)} us per decision; the registry's audit path is ${floorUs && registryPathUs ? (registryPathUs / floorUs).toFixed(2) : '?'} times it`);
+    const db = new pg.Client(databaseUrl);
+    await db.connect();
+    try {
+      const [row] = (await db.query<{ n: string | null; last: string | null }>('SELECT sum(count) AS n, max(first_seq + count - 1) AS last FROM floor_groups')).rows;
+      const stored = Number(row?.n ?? 0);
+      console.log(`stored      ${stored} of ${q.queued} queued, seq 1 to ${row?.last ?? 0}`);
+      if (stored !== q.queued || Number(row?.last ?? 0) !== q.queued) failures.push(`the ingestion floor stored ${stored} decisions (last seq ${row?.last}) of ${q.queued} queued`);
+    } finally {
+      await db.end();
+    }
+  } finally {
+    await releaseRedis(redis, prefix);
   }
 }
 

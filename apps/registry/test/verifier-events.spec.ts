@@ -9,7 +9,7 @@ import { createDataSource, openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
 import { type AuditDraft, AuditService } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
-import { RedisVerifierEventSource } from '../src/modules/audit/redis-verifier-events.js';
+import { entryIdAfter, RedisVerifierEventSource } from '../src/modules/audit/redis-verifier-events.js';
 import { toDraft, VerifierEventIngestor } from '../src/modules/audit/verifier-events.ingestor.js';
 import { KeyStore } from '../src/modules/keys/key-store.js';
 import { storages, type TestDatabase } from './support/databases.js';
@@ -23,6 +23,14 @@ import { deleteKeys, freePort, startRedis } from './support/redis.js';
 const REDIS_URL = process.env.REDIS_URL;
 const REDIS_AVAILABLE = REDIS_URL !== undefined || spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 const quiet = { warn: () => undefined, error: () => undefined };
+
+describe('entryIdAfter', () => {
+  it('names the least stream entry id after the one given, across the sequence part running out', () => {
+    expect(entryIdAfter('1700000000000-0')).toBe('1700000000000-1');
+    expect(entryIdAfter('5-41')).toBe('5-42');
+    expect(entryIdAfter('5-18446744073709551615')).toBe('6-0');
+  });
+});
 
 describe('toDraft', () => {
   it('makes an allowed or denied verification event, the outcome added to the data', () => {
@@ -234,6 +242,40 @@ describe.each(storages)('verifier events into the audit chain on $name', ({ crea
     const stats = await ingestor.stats();
     expect(stats).toMatchObject({ deadLettered: 0, failedRounds: errors.length, failingRounds: errors.length, queueDepth: 1 });
     expect(stats.lastError).toEqual(expect.any(String));
+  });
+
+  it('reads from Redis about what a batch keeps, a share of it per stream, and a lone busy grant still fills the batch', async () => {
+    const prefix = prefixForTest();
+    const grants = Array.from({ length: 16 }, (_, i) => `gs${i}`);
+    const written = new Map<string, string[]>(grants.map((g) => [g, []]));
+    for (let i = 0; i < 40; i++) for (const g of grants) written.get(g)!.push(await queue(prefix, g, 'allow', { i }));
+    const xrange = vi.spyOn(redis, 'xrange');
+    onTestFinished(() => xrange.mockRestore());
+    const returned = async (): Promise<number> => (await Promise.all(xrange.mock.results.map((r) => r.value as Promise<unknown[]>))).reduce((n, entries) => n + entries.length, 0);
+
+    const batch = await new RedisVerifierEventSource(redis, { prefix }).read(64);
+    expect(batch.events).toHaveLength(64);
+    // Before: every stream was asked for 64 and gave its 40, 640 entries read to keep 64.
+    expect(await returned()).toBe(64);
+    for (const g of grants) {
+      const part = batch.events.filter((e) => written.get(g)!.includes(e.id)).map((e) => e.id);
+      expect(part, g).toEqual(written.get(g)!.slice(0, 4));
+    }
+    await batch.ack();
+    expect(await queued(prefix, grants)).toBe(16 * 36);
+
+    // One grant with 300 waiting among grants with one each: the busy one is read again for the rest.
+    const busyPrefix = prefixForTest();
+    const busy: string[] = [];
+    for (let i = 0; i < 300; i++) busy.push(await queue(busyPrefix, 'gbusy', 'allow', { i }));
+    for (let i = 0; i < 15; i++) await queue(busyPrefix, `gone${i}`, 'allow', { i });
+    xrange.mockClear();
+    const full = await new RedisVerifierEventSource(redis, { prefix: busyPrefix }).read(256);
+    expect(full.events).toHaveLength(256);
+    expect(full.events.filter((e) => busy.includes(e.id)).map((e) => e.id)).toEqual(busy.slice(0, 241));
+    expect(await returned()).toBe(256);
+    await full.ack();
+    expect(await redis.xlen(grantStateKey(busyPrefix, 'gbusy', 'events'))).toBe(59);
   });
 
   it("keeps each grant's events in their order, across small batches and grants read in turn", async () => {

@@ -80,21 +80,34 @@ export class RedisVerifierEventSource implements VerifierEventSource {
     for (const grantId of hinted) if (isKeyable(grantId)) this.active.add(grantId);
 
     const located: Located[] = [];
-    if (max > 0) located.push(...(await this.range(verifierKey(this.prefix, 'events'), max)));
+    if (max > 0) located.push(...(await this.range(verifierKey(this.prefix, 'events'), '-', max)));
     const visited: string[] = [];
     const grants = [...this.active];
     for (let i = 0; i < grants.length && located.length < max; i += this.parallel) {
       const chunk = grants.slice(i, i + this.parallel);
-      const want = max - located.length;
-      const ranges = await Promise.all(chunk.map((grantId) => this.range(this.grantStream(grantId), want)));
-      chunk.forEach((grantId, j) => {
-        const entries = ranges[j]!;
-        visited.push(grantId);
-        // An empty stream leaves the set; its next event comes with a new hint (or the next scan).
-        if (entries.length === 0) this.active.delete(grantId);
-        // A grant's events stay contiguous and in stream order; the batch is cut after whole prefixes.
-        else located.push(...entries.slice(0, Math.max(0, max - located.length)));
-      });
+      visited.push(...chunk);
+      // Each stream is asked for its share of what the batch still wants, not for all of it: with
+      // a backlog in every stream, asking each for `max` read (and parsed) up to `parallel` times
+      // what the batch keeps. A stream that gave its whole share may hold more, and is asked again
+      // for its share of the rest, from after the last entry it gave, until the batch is full or
+      // every stream is read to its end.
+      let open = chunk.map((grantId) => ({ grantId, from: '-' }));
+      while (open.length > 0 && located.length < max) {
+        const share = Math.ceil((max - located.length) / open.length);
+        const ranges = await Promise.all(open.map(({ grantId, from }) => this.range(this.grantStream(grantId), from, share)));
+        const more: { grantId: string; from: string }[] = [];
+        open.forEach(({ grantId, from }, j) => {
+          const entries = ranges[j]!;
+          // An empty stream leaves the set; its next event comes with a new hint (or the next scan).
+          if (entries.length === 0 && from === '-') this.active.delete(grantId);
+          // Each grant's part of the batch is a prefix of its stream, in stream order: the batch is
+          // only ever cut at its end.
+          const kept = entries.slice(0, Math.max(0, max - located.length));
+          located.push(...kept);
+          if (kept.length === share) more.push({ grantId, from: entryIdAfter(kept.at(-1)!.entryId) });
+        });
+        open = more;
+      }
     }
     // The grants read this time go to the back, so a busy grant does not starve the others.
     for (const grantId of visited) {
@@ -105,7 +118,11 @@ export class RedisVerifierEventSource implements VerifierEventSource {
       events: located.map(({ stream: _stream, entryId: _entryId, ...event }) => event),
       ack: async () => {
         const byStream = new Map<string, string[]>();
-        for (const e of located) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.entryId]);
+        for (const e of located) {
+          const ids = byStream.get(e.stream);
+          if (ids) ids.push(e.entryId);
+          else byStream.set(e.stream, [e.entryId]);
+        }
         await Promise.all([...byStream].map(([stream, ids]) => this.redis.xdel(stream, ...ids)));
       },
     };
@@ -156,11 +173,25 @@ export class RedisVerifierEventSource implements VerifierEventSource {
     return grantId !== undefined && this.grantStream(grantId) === key ? grantId : undefined;
   }
 
-  private async range(stream: string, count: number): Promise<Located[]> {
-    const entries = await this.redis.xrange(stream, '-', '+', 'COUNT', count);
+  private async range(stream: string, from: string, count: number): Promise<Located[]> {
+    const entries = await this.redis.xrange(stream, from, '+', 'COUNT', count);
     return entries.map(([entryId, fields]) => ({ stream, entryId, ...queuedEventOfStreamEntry(stream, entryId, fields) }));
   }
 }
+
+/**
+ * The least stream entry id after `entryId` (`<ms>-<seq>`: the next sequence number), as an
+ * inclusive XRANGE start: what an exclusive `(` start says, on any Redis with streams.
+ */
+export function entryIdAfter(entryId: string): string {
+  const dash = entryId.indexOf('-');
+  const ms = BigInt(entryId.slice(0, dash));
+  const seq = BigInt(entryId.slice(dash + 1));
+  return seq < MAX_ENTRY_PART ? `${ms}-${seq + 1n}` : `${ms + 1n}-0`;
+}
+
+/** The largest millisecond or sequence part of a stream entry id (an unsigned 64-bit number). */
+const MAX_ENTRY_PART = 2n ** 64n - 1n;
 
 /** Redis glob: `*`, `?`, `[`, `]` and `\` of the prefix match themselves. */
 function escapeGlob(text: string): string {
