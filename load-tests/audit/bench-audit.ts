@@ -34,7 +34,7 @@ import { AuditService } from '../../apps/registry/src/modules/audit/audit.servic
 import { createRegistry } from '../../apps/registry/src/registry.js';
 import pg from 'pg';
 import { choosePinning, onRegistryCpus } from '../support/cpus.js';
-import { commandCpuSeconds, cpuSecondsBetween, processCpuSeconds, redisCpuSeconds } from '../support/cpu.js';
+import { commandCpuSeconds, cpuSecondsBetween, processCpuSeconds, redisCpuSeconds, threadCpuSeconds } from '../support/cpu.js';
 import { startProcess, stopAll, stopProcess } from '../support/processes.js';
 import { createBenchStorage, freePort, startRegistry } from '../support/registry.js';
 import { BENCH_REDIS_URL, BENCH_TRUST_DOMAIN, benchRegistryEnv, numberOption, releaseRedis, uniquePrefix } from '../verify/setup.js';
@@ -122,6 +122,11 @@ async function drained(redis: Redis, prefix: string, grants: string[]): Promise<
   return undefined;
 }
 
+/** CPU µs per decision of the main thread and of the other threads. */
+function byThread(m: Measured): string {
+  return m.threads ? `main thread ${us(m.threads.main, m.measured)}, other threads ${us(m.threads.others, m.measured)}` : '?';
+}
+
 function us(seconds: number | undefined, count: number): string {
   return seconds === undefined || count === 0 ? '?' : ((seconds * 1e6) / count).toFixed(1);
 }
@@ -148,6 +153,7 @@ async function main(): Promise<void> {
     console.log(`decisions   ${m.measured} measured in ${m.wallS.toFixed(1)} s (${(m.measured / m.wallS).toFixed(0)}/s appended on average)`);
     console.log(`backlog     at most ${m.maxBacklog} waiting; drained ${m.drainS === undefined ? 'NOT within the timeout' : `${m.drainS.toFixed(2)} s after the last was queued`}`);
     console.log(`cpu us per decision: registry ${us(m.processS, m.measured)}, PostgreSQL ${us(m.postgresS, m.measured)} (all its processes), Redis ${us(m.redisS, m.measured)} (queueing included)`);
+    console.log(`            registry by thread: ${byThread(m)}`);
     const auditS = m.processS !== undefined && m.postgresS !== undefined ? m.processS + m.postgresS : undefined;
     console.log(`audit path  ${us(auditS, m.measured)} us per decision (registry + PostgreSQL); goal <= ${GOAL_US}: ${auditS !== undefined && (auditS * 1e6) / m.measured <= GOAL_US ? 'met' : 'MISSED'}`);
 
@@ -181,6 +187,8 @@ interface Measured {
   processS: number | undefined;
   postgresS: number | undefined;
   redisS: number | undefined;
+  /** The process's CPU seconds in the window: its main thread's and its other threads'. */
+  threads: { main: number; others: number } | undefined;
 }
 
 /** Warm-up, then the measured window (queueing to drained): the CPU of `pid`, PostgreSQL and Redis. */
@@ -190,7 +198,7 @@ async function measure(redis: Redis, prefix: string, grants: string[], q: Queuer
     await drained(redis, prefix, grants);
   }
   const warm = q.queued;
-  const before = { process: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+  const before = { process: processCpuSeconds(pid), threads: threadCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
   let maxBacklog: number;
   if (RATE > 0) {
     console.log(`\nqueueing    ${RATE} decisions/s over ${AGENTS} grants for ${DURATION_S} s (after a warm-up of ${WARMUP_S} s), then until drained`);
@@ -201,7 +209,7 @@ async function measure(redis: Redis, prefix: string, grants: string[], q: Queuer
     maxBacklog = await backlog(redis, prefix, grants);
   }
   const drainS = await drained(redis, prefix, grants);
-  const after = { process: processCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
+  const after = { process: processCpuSeconds(pid), threads: threadCpuSeconds(pid), postgres: commandCpuSeconds('postgres'), redis: await redisCpuSeconds(redis), at: performance.now() };
   if (drainS === undefined) failures.push(`the backlog did not drain within BENCH_DRAIN_TIMEOUT_S (${DRAIN_TIMEOUT_S} s)`);
   return {
     measured: q.queued - warm,
@@ -211,6 +219,7 @@ async function measure(redis: Redis, prefix: string, grants: string[], q: Queuer
     processS: before.process !== undefined && after.process !== undefined ? after.process - before.process : undefined,
     postgresS: postgres && before.postgres && after.postgres ? cpuSecondsBetween(before.postgres, after.postgres) : undefined,
     redisS: before.redis !== undefined && after.redis !== undefined ? after.redis - before.redis : undefined,
+    threads: before.threads && after.threads ? { main: after.threads.main - before.threads.main, others: after.threads.others - before.threads.others } : undefined,
   };
 }
 
@@ -235,6 +244,7 @@ async function floorPhase(redis: Redis, databaseUrl: string, registryPathUs: num
     await stopProcess(floor);
     console.log(`backlog     at most ${m.maxBacklog} waiting; drained ${m.drainS === undefined ? 'NOT within the timeout' : `${m.drainS.toFixed(2)} s after the last was queued`}`);
     console.log(`cpu us per decision: floor ${us(m.processS, m.measured)}, PostgreSQL ${us(m.postgresS, m.measured)} (all its processes), Redis ${us(m.redisS, m.measured)} (queueing included)`);
+    console.log(`            floor by thread: ${byThread(m)}`);
     const floorS = m.processS !== undefined && m.postgresS !== undefined ? m.processS + m.postgresS : undefined;
     const floorUs = floorS === undefined ? undefined : (floorS * 1e6) / m.measured;
     console.log(`floor path  ${us(floorS, m.measured)} us per decision; the registry's audit path is ${floorUs && registryPathUs ? (registryPathUs / floorUs).toFixed(2) : '?'} times it`);

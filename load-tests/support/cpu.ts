@@ -105,6 +105,33 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /**
+ * User + system CPU seconds of a process's main thread (the one whose id is the process's: Node's
+ * event loop) and of all its other threads together (V8's helpers: the garbage collector's parallel
+ * and concurrent work, compilation; the libuv pool; a loader's worker); undefined once it is gone.
+ */
+export function threadCpuSeconds(pid: number): { main: number; others: number } | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const split = { main: 0, others: 0 };
+  for (const task of tasks) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicks();
+      if (task === String(pid)) split.main += seconds;
+      else split.others += seconds;
+    } catch {
+      // The thread ended between the listing and the read (its time is then counted by neither).
+    }
+  }
+  return split;
+}
+
+/**
  * The whole machine's busy and total CPU time so far, in clock ticks summed over every core (proc(5),
  * the `cpu` line of /proc/stat). `steal` (part of `busy`) is time the hypervisor gave this virtual
  * machine's CPUs to someone else: on a shared host it is the noise no process here caused.
