@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { commandCpuSeconds, cpuSecondsBetween, groupCpuSeconds } from '../support/cpu.js';
+import { commandCpuSeconds, cpuSecondsBetween, groupCpuSeconds, processCpuSeconds, threadCpuSeconds } from '../support/cpu.js';
 
 describe('cpuSecondsBetween', () => {
   it('adds each process of the second reading less what it had at the first, whole when it is new', () => {
@@ -33,6 +33,18 @@ describe.runIf(process.platform === 'linux')('/proc readings', () => {
     const after = commandCpuSeconds(command)!;
     expect(after.get(process.pid)!).toBeGreaterThan(before.get(process.pid)!);
     expect(cpuSecondsBetween(before, after)).toBeGreaterThan(0);
+  });
+
+  it("splits a process's time between its main thread, which this spin charges, and its other threads", () => {
+    const before = threadCpuSeconds(process.pid)!;
+    const start = process.cpuUsage();
+    while (process.cpuUsage(start).user + process.cpuUsage(start).system < 30_000);
+    const after = threadCpuSeconds(process.pid)!;
+    expect(after.main).toBeGreaterThan(before.main);
+    expect(after.others).toBeGreaterThanOrEqual(before.others);
+    // Threads that ended took their time with them: the split adds up to at most the process's.
+    expect(after.main + after.others).toBeLessThanOrEqual(processCpuSeconds(process.pid)! + 0.01);
+    expect(threadCpuSeconds(2 ** 22 + 1)).toBeUndefined();
   });
 
   it('finds no process under a command name nothing has', () => {
