@@ -7,7 +7,7 @@ import { EntityManager } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../src/infra/database.js';
 import { Database } from '../src/infra/database.service.js';
-import { AuditService } from '../src/modules/audit/audit.service.js';
+import { AuditService, unrecordableReason } from '../src/modules/audit/audit.service.js';
 import { TypeOrmAuditRepository } from '../src/modules/audit/audit.repository.js';
 import { auditLogSigner } from '../src/modules/audit/audit-log-key.js';
 import { databaseTransactions } from '../src/infra/transaction.js';
@@ -157,16 +157,31 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 202 });
   });
 
+  it('refuses a NUL in a text column for that draft alone, as a data exception ingestion dead-letters; the rest of its group is committed', async () => {
+    const [before, bad, after] = await Promise.allSettled([
+      ctx.audit.append({ type: 'admin.note', data: { n: 'before NUL' } }),
+      ctx.audit.append({ type: 'admin.note', actor: 'agent:a\u0000b', data: { n: 'NUL' } }),
+      ctx.audit.append({ type: 'admin.note', data: { n: 'after NUL' } }),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(unrecordableReason((bad as PromiseRejectedResult).reason)).toMatch(/^refused by the database \(SQLSTATE 22[0-9A-Z]{3}\)/);
+    expect(before).toMatchObject({ status: 'fulfilled', value: { data: { n: 'before NUL' } } });
+    expect(after).toMatchObject({ status: 'fulfilled', value: { data: { n: 'after NUL' } } });
+    const [row] = await ctx.db.dataSource.query<{ n: string }[]>(`SELECT count(*) AS n FROM audit_events WHERE data->>'n' IN ('before NUL', 'NUL', 'after NUL')`);
+    expect(Number(row!.n)).toBe(2);
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true });
+  });
+
   it('fails only the draft that cannot be hashed; the rest of its group is committed', async () => {
     const [before, bad, after] = await Promise.allSettled([
       ctx.audit.append({ type: 'admin.note', data: { n: 1 } }),
       ctx.audit.append({ type: 'admin.note', data: { n: Number.NaN } }),
       ctx.audit.append({ type: 'admin.note', data: { n: 3 } }),
     ]);
-    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 203 } });
+    expect(before).toMatchObject({ status: 'fulfilled', value: { seq: 205 } });
     expect(bad.status).toBe('rejected');
-    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 204, data: { n: 3 } } });
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 204 });
+    expect(after).toMatchObject({ status: 'fulfilled', value: { seq: 206, data: { n: 3 } } });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 206 });
   });
 
   it('appends an id repeated inside one group once, and answers both callers with that event', async () => {
@@ -176,7 +191,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ctx.audit.append({ type: 'admin.note' }),
     ]);
     expect(b).toEqual(a);
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 206 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 208 });
   });
 
   it('looks up no ids for a group of new ones, and links a group again, knowing the chain, when one of its ids is already there', async () => {
@@ -187,7 +202,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       [...pgQuery.mock.calls.map((call) => call[0] as unknown), ...managerQuery.mock.calls.map((call) => call[0])].filter((sql) => typeof sql === 'string' && sql.includes('WHERE id = ANY')).length;
     try {
       const fresh = await Promise.all([1, 2, 3].map((n) => ctx.audit.append({ id: `evt_new_${n}`, type: 'verify.allow', data: { n } })));
-      expect(fresh.map((e) => e.seq)).toEqual([207, 208, 209]);
+      expect(fresh.map((e) => e.seq)).toEqual([209, 210, 211]);
       expect(lookups()).toBe(0);
 
       const [again, next] = await Promise.all([
@@ -195,7 +210,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
         ctx.audit.append({ id: 'evt_new_4', type: 'verify.allow', data: { n: 4 } }),
       ]);
       expect(again).toEqual(fresh[1]);
-      expect(next).toMatchObject({ seq: 210, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
+      expect(next).toMatchObject({ seq: 212, id: 'evt_new_4', prev_hash: fresh[2]!.hash });
       // The optimistic insert was refused by the unique index on id; the second try looked the ids up.
       expect(lookups()).toBe(1);
     } finally {
@@ -204,7 +219,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
     }
     const rows = await ctx.db.dataSource.query<{ id: string; n: string }[]>(`SELECT id, count(*) AS n FROM audit_events WHERE id LIKE 'evt_new_%' GROUP BY id ORDER BY id`);
     expect(rows.map((r) => [r.id, Number(r.n)])).toEqual([['evt_new_1', 1], ['evt_new_2', 1], ['evt_new_3', 1], ['evt_new_4', 1]]);
-    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 210 });
+    expect((await ctx.audit.verify({ full: true })).chain).toMatchObject({ ok: true, count: 212 });
   });
 
   it('never forks the chain with two writers and appends inside callers\' transactions racing', async () => {
@@ -222,7 +237,7 @@ describe.each(storages)('ctx.audit group commit on $name', ({ create }) => {
       ]);
       expect(new Set(writes.map((e) => e.seq)).size).toBe(130);
       const result = await ctx.audit.verify({ full: true });
-      expect(result.chain).toMatchObject({ ok: true, count: 340, lastSeq: 340 });
+      expect(result.chain).toMatchObject({ ok: true, count: 342, lastSeq: 342 });
     } finally {
       if (otherDb !== ctx.db) await otherDb.close();
     }
