@@ -83,10 +83,10 @@ async function main(): Promise<void> {
       }
     }
     const grantIds = [...txnsByGrant.keys()];
-    // JSON text escapes every newline, so one per line keeps entries apart.
     await db.query('BEGIN');
     try {
       await db.query('SELECT pg_advisory_xact_lock(1)');
+      // JSON text escapes every newline, so one entry per line keeps them apart.
       await db.query('INSERT INTO floor_groups VALUES ($1, $2, $3)', [firstSeq, lines.length, lines.join('\n')]);
       await db.query('INSERT INTO floor_group_grants SELECT g, $2, string_to_array(t, $4) FROM unnest($1::text[], $3::text[]) AS x(g, t)', [
         grantIds,
