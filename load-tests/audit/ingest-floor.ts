@@ -21,7 +21,8 @@
  *
  * Run by bench-audit.ts as a child process (`node --import @swc-node/register/esm-register
  * load-tests/audit/ingest-floor.ts`, environment REDIS_URL, WRIT_REDIS_PREFIX, DATABASE_URL: a
- * database of its own, which it fills); prints `ingest floor ready`, stops on SIGTERM.
+ * database of its own, which it fills; INGEST_FLOOR_UNTIL: see {@link UNTIL}); prints `ingest
+ * floor ready`, stops on SIGTERM.
  */
 import { hash } from 'node:crypto';
 import { MerkleFrontier, merkleLeafHash } from '@writ/core';
@@ -33,6 +34,13 @@ const MAX_GROUP = 256;
 const STORED_TREE_LEVEL = 4;
 const BUSY_DELAY_MS = 100;
 const IDLE_DELAY_MS = 100;
+
+/**
+ * How far the floor goes per batch (INGEST_FLOOR_UNTIL): `read` (read and ack only: the transport),
+ * `hash` (and parse, write and hash every entry, storing nothing), `store` (everything: the default).
+ */
+const UNTIL = process.env.INGEST_FLOOR_UNTIL ?? 'store';
+if (!['read', 'hash', 'store'].includes(UNTIL)) throw new Error(`INGEST_FLOOR_UNTIL must be read, hash or store, not ${JSON.stringify(UNTIL)}`);
 
 const digest = (bytes: Uint8Array): Uint8Array => hash('sha256', bytes, 'buffer');
 
@@ -58,6 +66,10 @@ async function main(): Promise<void> {
   const ingest = async (): Promise<number> => {
     const batch = await source.read(MAX_GROUP);
     if (batch.events.length === 0) return 0;
+    if (UNTIL === 'read') {
+      await batch.ack();
+      return batch.events.length;
+    }
     const at = new Date().toISOString();
     const firstSeq = tree.size + 1;
     const lines: string[] = [];
@@ -81,6 +93,10 @@ async function main(): Promise<void> {
         nodes.idx.push(node.index);
         nodes.hash.push(Buffer.from(node.hash));
       }
+    }
+    if (UNTIL === 'hash') {
+      await batch.ack();
+      return batch.events.length;
     }
     const grantIds = [...txnsByGrant.keys()];
     await db.query('BEGIN');
