@@ -23,10 +23,9 @@
  * dropped at the end.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { copyValue } from '../../apps/registry/src/modules/audit/audit.repository.js';
+import { copyIn, copyValue } from '../../apps/registry/src/modules/audit/audit.repository.js';
+import { processCpuSeconds } from '../support/cpu.js';
 import { numberOption } from '../verify/setup.js';
 
 const GROUP = numberOption('BENCH_GROUP', 256);
@@ -36,8 +35,9 @@ const WARM_GROUPS = 20;
 interface Shape {
   name: string;
   schema: string[];
-  /** The group's statements after the lock, ending in COMMIT; or, for a COPY, the rows to copy first. */
+  /** The group's statements after the lock (and after the COPY, if any); COMMIT is added to them. */
   insert(events: BenchEvent[]): string;
+  /** For a shape written by COPY: the group's rows in COPY's text format, copied first. */
   copy?(events: BenchEvent[]): string;
 }
 
@@ -113,19 +113,11 @@ function eventsFrom(first: number, count: number, previous: { hash: string }): B
   return events;
 }
 
-function copyRows(client: pg.Client, rows: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stream = client.query(copyFrom('COPY audit_events FROM STDIN'));
-    stream.on('error', reject);
-    stream.on('finish', () => resolve());
-    stream.end(rows);
-  });
-}
-
+/** The backend's CPU seconds so far (it lives as long as the connection). */
 function backendCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const seconds = processCpuSeconds(pid);
+  if (seconds === undefined) throw new Error(`the PostgreSQL backend ${pid} is gone`);
+  return seconds;
 }
 
 /** CPU µs per event of one run of `shape` on a fresh table. */
@@ -139,7 +131,7 @@ async function run(client: pg.Client, pid: number, shape: Shape): Promise<number
     const events = eventsFrom(g * GROUP + 1, GROUP, previous);
     // As the registry commits a group: the lock and the head, then the writes and COMMIT.
     await client.query(`BEGIN; SELECT pg_advisory_xact_lock(1); SELECT 1`);
-    if (shape.copy) await copyRows(client, shape.copy(events));
+    if (shape.copy) await copyIn(client, 'COPY audit_events FROM STDIN', shape.copy(events));
     await client.query(`${shape.insert(events)}; COMMIT`);
   }
   return ((backendCpuSeconds(pid) - before) * 1e6) / (GROUPS * GROUP);

@@ -44,7 +44,7 @@ function readProcesses(take: (command: string, fields: string[]) => boolean): Ma
     const close = stat.lastIndexOf(')');
     const fields = stat.slice(close + 2).split(' ');
     if (!take(stat.slice(stat.indexOf('(') + 1, close), fields)) continue;
-    seconds.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / clockTicks());
+    seconds.set(Number(entry), cpuSecondsOf(fields));
   }
   return seconds;
 }
@@ -93,15 +93,24 @@ export function ownCpuSeconds(): number {
   return (user + system) / 1e6;
 }
 
-/** User + system CPU seconds of one process, or undefined once it is gone. */
-export function processCpuSeconds(pid: number): number | undefined {
+/** User + system CPU seconds (utime and stime, fields 14 and 15) from the fields after a stat's command name. */
+function cpuSecondsOf(fields: string[]): number {
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+}
+
+/** User + system CPU seconds of a /proc `stat` file (a process's or a thread's), or undefined once it is gone. */
+function statCpuSeconds(path: string): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+    const stat = readFileSync(path, 'latin1');
+    return cpuSecondsOf(stat.slice(stat.lastIndexOf(')') + 2).split(' '));
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU seconds of one process, or undefined once it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`);
 }
 
 /**
@@ -118,15 +127,10 @@ export function threadCpuSeconds(pid: number): { main: number; others: number } 
   }
   const split = { main: 0, others: 0 };
   for (const task of tasks) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicks();
-      if (task === String(pid)) split.main += seconds;
-      else split.others += seconds;
-    } catch {
-      // The thread ended between the listing and the read (its time is then counted by neither).
-    }
+    // A thread that ended between the listing and the read is counted by neither.
+    const seconds = statCpuSeconds(`/proc/${pid}/task/${task}/stat`) ?? 0;
+    if (task === String(pid)) split.main += seconds;
+    else split.others += seconds;
   }
   return split;
 }

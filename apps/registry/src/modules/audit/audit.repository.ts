@@ -588,8 +588,13 @@ function copyEvents(client: PoolClient, events: AuditEvent[], texts: string[]): 
     const e = events[i]!;
     rows += `${e.seq}\t${copyValue(e.id)}\t${copyValue(e.at)}\t${copyValue(e.type)}\t${copyValue(e.actor)}\t${copyValue(e.subject)}\t${copyValue(e.grant_id)}\t${copyValue(e.txn)}\t${copyValue(e.parent_id)}\t${copyValue(dataOfEventText(texts[i]!))}\t${e.prev_hash}\t${e.hash}\n`;
   }
+  return copyIn(client, COPY_EVENTS_SQL, rows);
+}
+
+/** Runs `copySql` (a `COPY ... FROM STDIN`) with `rows` as its data; settles when PostgreSQL has taken them or refused them. */
+export function copyIn(client: Pick<PoolClient, 'query'>, copySql: string, rows: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const stream = client.query(copyFrom(COPY_EVENTS_SQL));
+    const stream = client.query(copyFrom(copySql));
     stream.on('error', reject);
     stream.on('finish', () => resolve());
     stream.end(rows);
